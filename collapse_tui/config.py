@@ -1,0 +1,368 @@
+"""The run configuration: one schema that validates YAML, names every error by its field path, and
+describes each field (the descriptions and bounds are also what a form or the docs show).
+
+A config file holds one run (``name``, ``seed``, ``data``, ``vae``, ``sae``, ``eval``) and, optionally,
+a ``sweep:`` block: dotted keys mapped to lists of values, expanded as a grid (a list of such blocks
+is the union of their grids), e.g.::
+
+    sweep:
+      - {sae.method: [topk], sae.k: [100, 50, 25]}
+      - {sae.method: [l1], sae.l1_coefficient: [0.01, 0.03, 0.1]}
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SPARSITY_METHODS = ("topk", "l1")
+DATASET_SIZES = {"dsprites": 737_280}
+
+
+class ConfigError(ValueError):
+    """An invalid configuration. ``errors`` holds one ``"field.path: what is wrong"`` line per problem."""
+
+    def __init__(self, errors: list[str], source: str | None = None):
+        self.errors = list(errors)
+        self.source = source
+        head = f"invalid config{f' {source}' if source else ''}"
+        super().__init__(head + ":\n" + "\n".join(f"  {e}" for e in self.errors))
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    dataset: Literal["dsprites"] = Field(
+        "dsprites", description="Ground-truth dataset whose factors MIG is measured against."
+    )
+    source: Literal["procedural"] = Field(
+        "procedural", description="Where images come from: 'procedural' renders them offline."
+    )
+    n_train: int = Field(
+        20_000, ge=64, le=737_280,
+        description="Images the VAE and the SAE train on, sampled without replacement.",
+    )
+
+
+class VAEConfig(Section):
+    latent_dim: int = Field(10, ge=1, le=256, description="Number of latent dimensions.")
+    hidden_units: int = Field(256, ge=8, le=4096, description="Width of the encoder's hidden layer.")
+    beta: float = Field(4.0, ge=0.0, le=1000.0, description="Weight of the KL term (beta-VAE).")
+    epochs: int = Field(10, ge=1, le=10_000, description="Training epochs of the VAE.")
+    batch_size: int = Field(64, ge=1, le=65_536, description="VAE minibatch size.")
+    learning_rate: float = Field(1e-4, gt=0.0, le=1.0, description="Adam learning rate of the VAE.")
+
+
+class ScheduleConfig(Section):
+    kind: Literal["constant", "linear", "cosine", "exponential"] = Field(
+        "constant", description="How the sparsity (k or L1 coefficient) moves from start to its final value."
+    )
+    start: float | None = Field(
+        None, gt=0.0,
+        description="Sparsity at the first epoch (k for Top-k, coefficient for L1); empty = the final value.",
+    )
+    epochs: int = Field(
+        1, ge=1, le=100_000,
+        description="Epochs over which the schedule reaches the final value (sae.k or sae.l1_coefficient).",
+    )
+
+
+class SAEConfig(Section):
+    source: Literal["encoder_hidden", "latent_mean"] = Field(
+        "encoder_hidden", description="SAE input: the VAE's encoder hidden layer or its latent means."
+    )
+    normalization: Literal["none", "centre", "standardise"] = Field(
+        "none", description="Input normalisation of the SAE: none, centre (subtract mean) or standardise."
+    )
+    n_neurons: int = Field(500, ge=1, le=100_000, description="Dictionary size (neurons) of the SAE.")
+    method: Literal["topk", "l1"] = Field(
+        "topk", description="Sparsification: keep the k largest activations (topk) or penalise them (l1)."
+    )
+    k: int = Field(50, ge=1, le=100_000, description="Active neurons per input at the end (Top-k).")
+    l1_coefficient: float = Field(
+        1e-3, gt=0.0, le=1e3, description="Final L1 penalty coefficient (L1 method)."
+    )
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    epochs: int = Field(20, ge=1, le=100_000, description="Training epochs of the SAE.")
+    batch_size: int = Field(256, ge=1, le=65_536, description="SAE minibatch size.")
+    learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate of the SAE.")
+
+    @model_validator(mode="after")
+    def _check_sparsity(self) -> "SAEConfig":
+        errors = []
+        if self.method == "topk":
+            if self.k > self.n_neurons:
+                errors.append(f"k: {self.k} exceeds sae.n_neurons ({self.n_neurons})")
+            start = self.schedule.start
+            if start is not None and (start != int(start) or start > self.n_neurons):
+                errors.append(
+                    f"schedule.start: {start} must be a whole number of neurons between 1 and "
+                    f"sae.n_neurons ({self.n_neurons}) for method topk"
+                )
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+
+class EvalConfig(Section):
+    n_samples: int = Field(
+        10_000, ge=10, le=737_280, description="Size of the fixed evaluation set (held apart from training)."
+    )
+    every: int = Field(
+        1, ge=0, le=100_000,
+        description="Evaluate every N SAE epochs (0 = only at the end; the end is always evaluated).",
+    )
+    thresholds: list[float] = Field(
+        default_factory=lambda: [0.0, 1e-6, 1e-3, 1e-2],
+        min_length=1, max_length=16,
+        description="Dead-neuron thresholds: a neuron is dead if it never exceeds the threshold.",
+    )
+    n_bins: int = Field(20, ge=2, le=1000, description="Equal-width bins per code for MIG.")
+    specialized_tau: float = Field(
+        0.1, ge=0.0, le=1.0,
+        description="Specialized neuron: normalised MI with one factor at least this (and twice any other).",
+    )
+
+    @model_validator(mode="after")
+    def _check_thresholds(self) -> "EvalConfig":
+        bad = [t for t in self.thresholds if t < 0]
+        if bad:
+            raise ValueError(f"thresholds: {bad[0]} is negative (thresholds must be >= 0)")
+        return self
+
+
+class RunConfig(Section):
+    name: str = Field(
+        "run", min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Run name (letters, digits, . _ -); the run directory is <timestamp>-<name>.",
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed for data sampling and initialisation.")
+    runs_dir: str = Field("runs", min_length=1, description="Directory where runs are written.")
+    models_dir: str = Field(
+        "models", min_length=1, description="Directory of trained VAEs reused across runs with identical config."
+    )
+    data: DataConfig = Field(default_factory=DataConfig)
+    vae: VAEConfig = Field(default_factory=VAEConfig)
+    sae: SAEConfig = Field(default_factory=SAEConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> "RunConfig":
+        size = DATASET_SIZES[self.data.dataset]
+        if self.data.n_train > size:
+            raise ValueError(f"data.n_train: {self.data.n_train} exceeds the {size} images of {self.data.dataset}")
+        if self.eval.n_samples > size:
+            raise ValueError(
+                f"eval.n_samples: {self.eval.n_samples} exceeds the {size} images of {self.data.dataset}"
+            )
+        return self
+
+    @property
+    def sparsity(self) -> float:
+        """The final sparsity parameter of the configured method (k or the L1 coefficient)."""
+        return float(self.sae.k) if self.sae.method == "topk" else self.sae.l1_coefficient
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self, extra: dict[str, Any] | None = None) -> str:
+        data = self.to_dict()
+        if extra:
+            data.update(extra)
+        return yaml.safe_dump(data, sort_keys=False)
+
+
+# --------------------------------------------------------------------------- validation and errors
+
+def _path(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys a section accepts, found by walking the schema along ``loc`` (the unknown key's parent)."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return []
+    return list(model.model_fields)
+
+
+def _format_errors(exc: ValidationError, prefix: str = "") -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path = prefix + _path(loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(RunConfig, loc[:-1])
+            lines.append(f"{path}: unknown key; allowed: {', '.join(allowed)}")
+        elif kind == "value_error":
+            # Our own cross-field checks already name the field relative to the section.
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            for part in msg.split("; "):
+                head = path + "." if path else prefix
+                lines.append(f"{head}{part}")
+        else:
+            lines.append(f"{path}: {err['msg']} (got {err.get('input')!r})")
+    return lines
+
+
+def validate(data: dict[str, Any] | None, source: str | None = None) -> RunConfig:
+    """Validate a run's dict (no ``sweep`` key) into a :class:`RunConfig`, raising :class:`ConfigError`."""
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError([f"the top level must be a mapping of keys to values, got {type(data).__name__}"], source)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc), source) from None
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError([f"sweep.{key}: {part} is not a section"])
+        node = child
+    node[parts[-1]] = value
+
+
+def _check_sweep_key(key: str) -> str | None:
+    model: type[BaseModel] = RunConfig
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            allowed = ", ".join(model.model_fields)
+            where = ".".join(parts[:i]) or "the top level"
+            return f"sweep.{key}: unknown key {part!r} in {where}; allowed: {allowed}"
+        ann = field.annotation
+        last = i == len(parts) - 1
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            if last:
+                return f"sweep.{key}: is a section; sweep one of its fields ({', '.join(ann.model_fields)})"
+            model = ann
+        elif not last:
+            return f"sweep.{key}: {part} is not a section"
+    if parts[0] in ("runs_dir", "models_dir", "name"):
+        return f"sweep.{key}: cannot be swept (all runs of a sweep share it)"
+    return None
+
+
+def _grids(sweep: Any) -> list[dict[str, list]]:
+    blocks = sweep if isinstance(sweep, list) else [sweep]
+    grids = []
+    for i, block in enumerate(blocks):
+        where = f"sweep[{i}]" if isinstance(sweep, list) else "sweep"
+        if not isinstance(block, dict) or not block:
+            raise ConfigError([f"{where}: must be a non-empty mapping of dotted keys to lists of values"])
+        errors = []
+        for key, values in block.items():
+            problem = _check_sweep_key(str(key))
+            if problem:
+                errors.append(problem)
+            elif not isinstance(values, list) or not values:
+                errors.append(f"sweep.{key}: must be a non-empty list of values, got {values!r}")
+        if errors:
+            raise ConfigError(errors)
+        grids.append(block)
+    return grids
+
+
+def _label(overrides: dict[str, Any]) -> str:
+    short = {"sae.method": "", "sae.k": "k", "sae.l1_coefficient": "lam", "seed": "s"}
+    parts = []
+    for key, value in overrides.items():
+        tag = short.get(key, key.split(".")[-1].replace("_", ""))
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+        parts.append(f"{tag}{text}")
+    return "-".join(p.replace("/", "_") for p in parts)
+
+
+def expand(data: dict[str, Any] | None, source: str | None = None) -> list[tuple[RunConfig, dict[str, Any]]]:
+    """Validate a config file's dict and expand its sweep: ``[(config, overrides), ...]`` in grid order.
+
+    Every expanded run is validated on its own, so an error names the sweep values that caused it.
+    """
+    data = copy.deepcopy(data) if data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"the top level must be a mapping of keys to values, got {type(data).__name__}"], source)
+    sweep = data.pop("sweep", None)
+    base = validate(data, source)
+    if sweep is None:
+        return [(base, {})]
+    runs = []
+    try:
+        grids = _grids(sweep)
+    except ConfigError as exc:
+        raise ConfigError(exc.errors, source) from None
+    for grid in grids:
+        keys = list(grid)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            overrides = dict(zip(keys, values))
+            run = copy.deepcopy(data)
+            for key, value in overrides.items():
+                _set_dotted(run, key, value)
+            run["name"] = f"{base.name}-{_label(overrides)}"[:80]
+            try:
+                cfg = RunConfig.model_validate(run)
+            except ValidationError as exc:
+                where = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+                raise ConfigError([f"{line} (sweep run {where})" for line in _format_errors(exc)], source) from None
+            runs.append((cfg, overrides))
+    return runs
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file, turning I/O and syntax problems into :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read {path}: {exc.strerror or exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError([f"YAML syntax error{where}: {getattr(exc, 'problem', exc)}"], str(path)) from None
+    return {} if data is None else data
+
+
+def load(path: str | Path) -> list[tuple[RunConfig, dict[str, Any]]]:
+    """Load, validate and expand a config file."""
+    return expand(load_yaml(path), str(path))
+
+
+def field_docs() -> list[tuple[str, str, str, str]]:
+    """``(dotted path, type, default, description)`` for every field: a form or reference table is built from it."""
+    rows = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{prefix}{name}.")
+                continue
+            default = field.get_default(call_default_factory=True)
+            type_name = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+            rows.append((prefix + name, type_name, repr(default), field.description or ""))
+
+    walk(RunConfig, "")
+    return rows

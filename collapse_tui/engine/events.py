@@ -1,0 +1,119 @@
+"""Typed events that a run emits. Every listener (run store, batch console, TUI) gets the same ones.
+
+Events are plain dataclasses that round-trip through JSON (``to_dict`` / :func:`event_from_dict`), so a
+reader of ``events.jsonl`` rebuilds exactly what a live listener saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+Listener = Callable[["Event"], None]
+
+PHASES = ("data", "vae", "codes", "sae", "evaluate")
+
+
+@dataclass
+class Event:
+    kind: ClassVar[str] = "event"
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclass
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    run_id: str
+    name: str
+    run_dir: str
+    config: dict[str, Any]
+    environment: dict[str, Any]
+
+
+@dataclass
+class PhaseStarted(Event):
+    """A phase begins: ``data``, ``vae``, ``codes``, ``sae`` or ``evaluate``. ``epochs`` for training phases."""
+
+    kind: ClassVar[str] = "phase_started"
+    phase: str
+    detail: str = ""
+    epochs: int | None = None
+    steps_per_epoch: int | None = None
+
+
+@dataclass
+class Progress(Event):
+    """Long work inside a phase (rendering images, training steps): ``done`` of ``total``."""
+
+    kind: ClassVar[str] = "progress"
+    phase: str
+    done: int
+    total: int
+    epoch: int | None = None
+
+
+@dataclass
+class EpochEnd(Event):
+    kind: ClassVar[str] = "epoch_end"
+    phase: str
+    epoch: int  # 1-based
+    epochs: int
+    logs: dict[str, float]
+    seconds: float
+    sparsity: float | None = None  # the schedule's k or L1 coefficient during this epoch (SAE phase)
+
+
+@dataclass
+class Evaluation(Event):
+    """Every metric of one evaluation. ``epoch`` is the SAE epoch (0 for the VAE's own evaluation)."""
+
+    kind: ClassVar[str] = "evaluation"
+    phase: str
+    epoch: int
+    metrics: dict[str, Any]
+
+
+@dataclass
+class Message(Event):
+    kind: ClassVar[str] = "message"
+    text: str
+    level: str = "info"
+
+
+@dataclass
+class RunFinished(Event):
+    """The run ended: ``status`` is ``ok`` or ``stopped``."""
+
+    kind: ClassVar[str] = "run_finished"
+    status: str
+    summary: dict[str, Any]
+
+
+@dataclass
+class RunFailed(Event):
+    kind: ClassVar[str] = "run_failed"
+    reason: str
+    traceback: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (RunStarted, PhaseStarted, Progress, EpochEnd, Evaluation, Message, RunFinished, RunFailed)
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from its ``to_dict`` form; unknown fields are ignored so old readers survive new writers."""
+    data = dict(data)
+    kind = data.pop("type", None)
+    cls = EVENT_TYPES.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown event type {kind!r}; known: {', '.join(EVENT_TYPES)}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
