@@ -1,0 +1,157 @@
+"""Layers of the sparse autoencoder, written with ``keras.ops`` only so they run on every backend."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import keras
+from keras import ops
+
+
+def _check_k(k: Any) -> int:
+    """``k`` as a Python int, or a ValueError naming what is allowed (whole numbers >= 1)."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Real):
+        raise ValueError(f"k must be a whole number >= 1, got {k!r}")
+    if int(k) != k or k < 1:
+        raise ValueError(f"k must be a whole number >= 1, got {k!r}")
+    return int(k)
+
+
+# A dunder name, set around Keras' attribute tracking: Keras' saving skips such attributes, so the
+# views (which reference their owner, not the other way round) are never saved with it.
+_VIEWS_ATTRIBUTE = "__inference_views__"
+
+
+def _views(owner) -> dict:
+    views = owner.__dict__.get(_VIEWS_ATTRIBUTE)
+    if views is None:
+        views = {}
+        object.__setattr__(owner, _VIEWS_ATTRIBUTE, views)
+    return views
+
+
+def inference_view(owner: keras.layers.Layer, method: str, output_key: str | None = None) -> "InferenceView":
+    """The cached :class:`InferenceView` of ``owner.<method>`` (one per method and key)."""
+    views = _views(owner)
+    key = (method, output_key)
+    if key not in views:
+        views[key] = InferenceView(owner, method, output_key)
+    return views[key]
+
+
+def reset_compiled_functions(model: keras.Model) -> None:
+    """Make ``model``'s next training step, prediction and evaluation use freshly traced functions.
+
+    Needed after changing a Python value that a compiled step captured at trace time (TopK's ``k`` is a
+    static shape under TensorFlow and JAX). It is safe in the middle of ``fit``: the trainers of the
+    TensorFlow, JAX and PyTorch backends read ``model.train_function`` anew before every step, so a
+    rebuild made in ``on_epoch_begin`` (or ``on_train_batch_begin``) is used from the next step on;
+    ``predict`` and ``evaluate`` build their functions again when they find ``None``.
+    """
+    if getattr(model, "train_function", None) is not None:
+        model.make_train_function(force=True)
+    model.test_function = None
+    model.predict_function = None
+    for view in model.__dict__.get(_VIEWS_ATTRIBUTE, {}).values():
+        view.predict_function = None
+
+
+@keras.saving.register_keras_serializable(package="collapse_tui")
+class TopK(keras.layers.Layer):
+    """ReLU, then keep the ``k`` largest activations of each sample and zero the others.
+
+    The threshold of a sample is its k-th largest value, taken as the minimum of ``ops.top_k``'s k
+    values (slicing the k-th entry out of top_k's output makes XLA sort the whole row, several times
+    slower); every entry at or above it is kept.
+
+    Ties: all entries equal to the k-th largest value are kept, so a sample may keep more than ``k``
+    non-zeros when several activations tie exactly at its threshold (not expected with continuous
+    activations). A sample with fewer than ``k`` positive pre-activations keeps only those: it has
+    fewer than ``k`` non-zeros, never negative ones.
+
+    Gradients flow only through the kept entries (the threshold itself is only compared against).
+
+    ``k`` can be changed with :meth:`set_k` between training epochs; compiled train/predict/test
+    functions traced with the old ``k`` must then be rebuilt (see :func:`reset_compiled_functions`).
+
+    Args:
+        k: number of activations kept per sample, a whole number >= 1 and at most the input width.
+    """
+
+    def __init__(self, k: int, **kwargs):
+        super().__init__(**kwargs)
+        self.k = _check_k(k)
+        self.input_dim: int | None = None
+
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        if dim is not None and self.k > dim:
+            raise ValueError(f"k must be at most the number of features ({dim}), got {self.k}")
+        self.input_dim = dim
+
+    def set_k(self, k: int) -> None:
+        """Change ``k`` (a whole number >= 1 and at most the input width)."""
+        k = _check_k(k)
+        if self.input_dim is not None and k > self.input_dim:
+            raise ValueError(f"k must be at most the number of features ({self.input_dim}), got {k}")
+        self.k = k
+
+    def call(self, inputs):
+        x = ops.relu(inputs)
+        values, _ = ops.top_k(x, self.k, sorted=False)
+        threshold = ops.min(values, axis=-1, keepdims=True)
+        return ops.where(x >= threshold, x, ops.zeros_like(x))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"k": self.k})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="collapse_tui")
+class InferenceView(keras.Model):
+    """A model whose ``call`` is one method of another model, for batched, compiled inference.
+
+    ``InferenceView(vae, "encode", "hidden").predict(x)`` runs ``vae.encode(x)["hidden"]`` through
+    Keras' ``predict`` (batching, and a traced function under TensorFlow and JAX) without a second copy
+    of any weight: the owner is a tracked sub-layer, so the view's variables are the owner's.
+
+    Args:
+        owner: the model (or layer) whose method is run.
+        method: name of a method of ``owner`` taking one input tensor (or structure of tensors).
+        output_key: when the method returns a dict, the entry to return.
+    """
+
+    def __init__(self, owner: keras.layers.Layer, method: str, output_key: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not callable(getattr(owner, method, None)):
+            raise ValueError(f"method must name a method of {type(owner).__name__}, got {method!r}")
+        self.owner = owner
+        self.method = method
+        self.output_key = output_key
+        self.built = owner.built
+
+    def call(self, inputs):
+        outputs = getattr(self.owner, self.method)(inputs)
+        if self.output_key is not None:
+            outputs = outputs[self.output_key]
+        return outputs
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({
+            "owner": keras.saving.serialize_keras_object(self.owner),
+            "method": self.method,
+            "output_key": self.output_key,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "InferenceView":
+        config = dict(config)
+        config["owner"] = keras.saving.deserialize_keras_object(config["owner"])
+        return cls(**config)

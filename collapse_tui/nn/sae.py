@@ -1,0 +1,314 @@
+"""The sparse autoencoder trained on a VAE's representation."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from collapse_tui.nn.layers import TopK, _check_k, inference_view, reset_compiled_functions
+from collapse_tui.nn.regularizers import L1ActivityRegularizer, _check_coefficient
+
+SAE_METHODS = ("topk", "l1")
+NORMALIZATIONS = ("none", "centre", "standardise")
+# A feature whose spread is below this is only centred when standardising (dividing by ~0 would blow
+# it up; a constant feature carries nothing to reconstruct anyway).
+MIN_STD = 1e-6
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def _check_seed(seed: Any) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be None or a whole number >= 0, got {seed!r}")
+    return int(seed)
+
+
+def _check_batch_size(batch_size: Any) -> int:
+    return _check_positive_int("batch_size", batch_size)
+
+
+@keras.saving.register_keras_serializable(package="collapse_tui")
+class SparseAutoencoder(keras.Model):
+    """A sparse autoencoder with an overcomplete dictionary of unit-norm decoder vectors.
+
+    Forward pass, for an input ``x`` of ``input_dim`` features::
+
+        z     = (x - mean) / std                      # input normalisation, set by adapt()
+        codes = act((z - b_dec) @ W_enc + b_enc)      # act: TopK(k), or ReLU with an L1 penalty
+        z_hat = codes @ W_dec + b_dec                 # W_dec: n_neurons x input_dim, unit-norm rows
+        x_hat = z_hat * std + mean                    # back in the original input space
+
+    Loss (through ``compute_loss``, so ``fit`` works unchanged on every backend)::
+
+        reconstruction = mean over the batch of  sum over features of (z_hat - z)^2
+        sparsity       = l1_coefficient * mean over the batch of sum over neurons of |codes|  (l1 only)
+        loss           = reconstruction + sparsity
+
+    The reconstruction error is measured in the normalised space and summed over features (the
+    usual SAE objective: both terms are per-sample sums, so the L1 coefficient weighs one sample's
+    total activation against its squared error). Logged metrics: ``loss``, ``reconstruction``,
+    ``sparsity_loss`` (0 for Top-k) and ``l0`` (mean number of non-zero codes per sample).
+    ``sparsity`` itself is left to :class:`~collapse_tui.nn.SparsityScheduler`, which logs the
+    current k or coefficient under that name.
+
+    Each dictionary vector (a row of ``W_dec``, one per neuron) starts at unit norm and is projected
+    back to unit norm after every optimiser step (``keras.constraints.UnitNorm(axis=1)``).
+
+    Args:
+        input_dim: number of input features.
+        n_neurons: dictionary size.
+        method: ``"topk"`` (keep the k largest codes) or ``"l1"`` (ReLU and an L1 penalty).
+        k: active neurons per sample for Top-k (1 .. n_neurons).
+        l1_coefficient: L1 penalty weight (>= 0).
+        normalization: ``"none"``, ``"centre"`` (subtract the mean) or ``"standardise"`` (subtract
+            the mean, divide by the standard deviation); the statistics come from :meth:`adapt`.
+        seed: seed of the weight initialisation (None: Keras' global random state).
+    """
+
+    def __init__(self, input_dim: int, n_neurons: int = 500, method: str = "topk", k: int = 50,
+                 l1_coefficient: float = 1e-3, normalization: str = "none", seed: int | None = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = _check_positive_int("input_dim", input_dim)
+        self.n_neurons = _check_positive_int("n_neurons", n_neurons)
+        if method not in SAE_METHODS:
+            raise ValueError(f"method must be one of {', '.join(SAE_METHODS)}; got {method!r}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}; got {normalization!r}")
+        self.method = method
+        self.normalization = normalization
+        self.seed = _check_seed(seed)
+        self._k = _check_k(k)
+        if method == "topk" and self._k > self.n_neurons:
+            raise ValueError(f"k must be at most n_neurons ({self.n_neurons}), got {self._k}")
+        self._l1_coefficient = _check_coefficient(l1_coefficient)
+
+        self.topk = TopK(self._k, name="topk") if method == "topk" else None
+        self.l1_regularizer = L1ActivityRegularizer(self._l1_coefficient) if method == "l1" else None
+        if self.l1_regularizer is not None:
+            # Tracked by the model, so compiled steps (JAX's stateless ones included) read its value.
+            self.l1_coefficient_variable = self.l1_regularizer.variable
+
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.sparsity_tracker = keras.metrics.Mean(name="sparsity_loss")
+        self.l0_tracker = keras.metrics.Mean(name="l0")
+        object.__setattr__(self, "_step_cache", None)
+        self.build((None, self.input_dim))
+
+    # ------------------------------------------------------------------ weights
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        if dim is not None and dim != self.input_dim:
+            raise ValueError(f"inputs must have input_dim={self.input_dim} features, got {dim}")
+        seed = self.seed
+        self.norm_mean = self.add_weight(shape=(self.input_dim,), initializer="zeros", trainable=False,
+                                         name="norm_mean")
+        self.norm_std = self.add_weight(shape=(self.input_dim,), initializer="ones", trainable=False,
+                                        name="norm_std")
+        self.b_dec = self.add_weight(shape=(self.input_dim,), initializer="zeros", name="b_dec")
+        self.W_enc = self.add_weight(
+            shape=(self.input_dim, self.n_neurons),
+            initializer=keras.initializers.GlorotUniform(seed=seed),
+            name="W_enc",
+        )
+        self.b_enc = self.add_weight(shape=(self.n_neurons,), initializer="zeros", name="b_enc")
+        self.W_dec = self.add_weight(
+            shape=(self.n_neurons, self.input_dim),
+            initializer=keras.initializers.RandomNormal(seed=None if seed is None else seed + 1),
+            constraint=keras.constraints.UnitNorm(axis=1),
+            name="W_dec",
+        )
+        self.W_dec.assign(self.W_dec.constraint(self.W_dec))
+        if self.topk is not None:
+            self.topk.build((None, self.n_neurons))
+
+    # ------------------------------------------------------------------ sparsity
+    @property
+    def sparsity(self) -> int | float:
+        """The current k (Top-k) or L1 coefficient (L1)."""
+        if self.topk is not None:
+            return self.topk.k
+        return self.l1_regularizer.coefficient
+
+    @property
+    def k(self) -> int:
+        """Active neurons per sample (Top-k); the constructor's value for L1."""
+        return self.topk.k if self.topk is not None else self._k
+
+    @property
+    def l1_coefficient(self) -> float:
+        """The L1 coefficient (L1); the constructor's value for Top-k."""
+        return self.l1_regularizer.coefficient if self.l1_regularizer is not None else self._l1_coefficient
+
+    def set_sparsity(self, value: float) -> None:
+        """Set k (Top-k: a whole number 1 .. n_neurons) or the L1 coefficient (L1: >= 0).
+
+        Safe between epochs of ``fit`` on every backend: a new k rebuilds the compiled train, test and
+        predict functions (k is a static shape under TensorFlow and JAX); the L1 coefficient is a
+        variable the compiled step reads, so it needs no rebuild.
+        """
+        if self.topk is not None:
+            k = _check_k(value)
+            if k != self.topk.k:
+                self.topk.set_k(k)
+                reset_compiled_functions(self)
+        else:
+            self.l1_regularizer.set_coefficient(value)
+
+    # ------------------------------------------------------------------ normalisation
+    def adapt(self, x: np.ndarray) -> None:
+        """Set the input normalisation from data ``x`` (n_samples x input_dim) and start ``b_dec`` at
+        the mean of the normalised data. Call it before training: until then the normalisation is
+        the identity and ``b_dec`` is zero, whatever ``normalization`` says.
+
+        ``none``: mean 0, std 1. ``centre``: the per-feature mean, std 1. ``standardise``: the
+        per-feature mean and population standard deviation (ddof 0); features whose standard
+        deviation is below ``MIN_STD`` get 1 (they are only centred).
+        """
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.input_dim:
+            raise ValueError(f"x must have shape (n_samples, {self.input_dim}), got {x.shape}")
+        if x.shape[0] < 1:
+            raise ValueError("x must hold at least one sample")
+        x = x.astype(np.float64)
+        if not np.isfinite(x).all():
+            raise ValueError("x must be finite (it holds NaN or infinite values)")
+        mean = np.zeros(self.input_dim)
+        std = np.ones(self.input_dim)
+        if self.normalization in ("centre", "standardise"):
+            mean = x.mean(axis=0)
+        if self.normalization == "standardise":
+            std = x.std(axis=0)
+            std = np.where(std < MIN_STD, 1.0, std)
+        normalised_mean = ((x - mean) / std).mean(axis=0)
+        self.norm_mean.assign(mean.astype("float32"))
+        self.norm_std.assign(std.astype("float32"))
+        self.b_dec.assign(normalised_mean.astype("float32"))
+
+    # ------------------------------------------------------------------ forward pass
+    def _normalize(self, x):
+        x = ops.cast(x, self.compute_dtype)
+        return (x - self.norm_mean) / self.norm_std
+
+    def _encode_normalized(self, z):
+        pre = ops.matmul(z - self.b_dec, self.W_enc) + self.b_enc
+        if self.topk is not None:
+            return self.topk(pre)
+        return ops.relu(pre)
+
+    def _decode_normalized(self, codes):
+        return ops.matmul(codes, self.W_dec) + self.b_dec
+
+    def encode(self, x):
+        """Codes (neuron activations, n x n_neurons) of inputs ``x`` in the original space."""
+        return self._encode_normalized(self._normalize(x))
+
+    def decode(self, codes):
+        """Reconstruction, in the original input space, of ``codes``."""
+        z_hat = self._decode_normalized(ops.cast(codes, self.compute_dtype))
+        return z_hat * self.norm_std + self.norm_mean
+
+    def call(self, inputs):
+        z = self._normalize(inputs)
+        codes = self._encode_normalized(z)
+        z_hat = self._decode_normalized(codes)
+        outputs = z_hat * self.norm_std + self.norm_mean
+        # compute_loss runs in the same step (and trace) right after this call: it reuses these
+        # tensors, keyed by the output, instead of encoding the batch a second time.
+        object.__setattr__(self, "_step_cache", (outputs, z, codes, z_hat))
+        return outputs
+
+    # ------------------------------------------------------------------ loss
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        cache = self.__dict__.get("_step_cache")
+        object.__setattr__(self, "_step_cache", None)
+        if cache is not None and cache[0] is y_pred:
+            _, z, codes, z_hat = cache
+        else:
+            z = self._normalize(x)
+            codes = self._encode_normalized(z)
+            z_hat = self._decode_normalized(codes)
+
+        if sample_weight is None:
+            def batch_mean(per_sample):
+                return ops.mean(per_sample)
+            weighted_codes = codes
+            total_weight = ops.cast(ops.shape(codes)[0], codes.dtype)
+        else:
+            w = ops.cast(ops.reshape(sample_weight, (-1,)), codes.dtype)
+            total_weight = ops.maximum(ops.sum(w), 1e-12)
+
+            def batch_mean(per_sample):
+                return ops.sum(per_sample * w) / total_weight
+            weighted_codes = codes * ops.expand_dims(w, -1)
+
+        reconstruction = batch_mean(ops.sum(ops.square(z_hat - z), axis=-1))
+        if self.l1_regularizer is not None:
+            sparsity = self.l1_regularizer(weighted_codes) / total_weight
+        else:
+            sparsity = ops.zeros((), dtype=reconstruction.dtype)
+        loss = reconstruction + sparsity
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        l0 = batch_mean(ops.sum(ops.cast(ops.not_equal(codes, 0), codes.dtype), axis=-1))
+
+        self.loss_tracker.update_state(loss)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.sparsity_tracker.update_state(sparsity)
+        self.l0_tracker.update_state(l0)
+        return loss
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.sparsity_tracker, self.l0_tracker]
+
+    # ------------------------------------------------------------------ host helpers
+    def _host_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.input_dim:
+            raise ValueError(f"x must have shape (n_samples, {self.input_dim}), got {x.shape}")
+        return x
+
+    def codes(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Codes of ``x`` (n x input_dim) as a float32 numpy array (n x n_neurons), in batches."""
+        x = self._host_input(x)
+        batch_size = _check_batch_size(batch_size)
+        if len(x) == 0:
+            return np.zeros((0, self.n_neurons), np.float32)
+        out = inference_view(self, "encode").predict(x, batch_size=batch_size, verbose=0)
+        return np.asarray(out, dtype=np.float32)
+
+    def reconstruct(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Reconstruction of ``x`` in the original input space, as a float32 numpy array, in batches."""
+        x = self._host_input(x)
+        batch_size = _check_batch_size(batch_size)
+        if len(x) == 0:
+            return np.zeros((0, self.input_dim), np.float32)
+        out = self.predict(x, batch_size=batch_size, verbose=0)
+        return np.asarray(out, dtype=np.float32)
+
+    # ------------------------------------------------------------------ serialisation
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({
+            "input_dim": self.input_dim,
+            "n_neurons": self.n_neurons,
+            "method": self.method,
+            "k": self.k,
+            "l1_coefficient": self.l1_coefficient,
+            "normalization": self.normalization,
+            "seed": self.seed,
+        })
+        return config
+

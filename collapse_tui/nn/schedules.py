@@ -1,0 +1,146 @@
+"""Sparsity schedules (how k or the L1 coefficient moves over the epochs) and the callback applying them.
+
+The paper's schedule keeps 500 neurons active at the first epoch and 50 at the last of 50 epochs::
+
+    SparsitySchedule("linear", start=500, end=50, epochs=50, integer=True)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import keras
+
+SCHEDULE_KINDS = ("constant", "linear", "cosine", "exponential")
+
+
+def _check_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+@keras.saving.register_keras_serializable(package="collapse_tui")
+class SparsitySchedule:
+    """A sparsity value per epoch, going from ``start`` (epoch 0) to ``end`` (epoch ``epochs - 1``).
+
+    Kinds, with ``t = epoch / (epochs - 1)`` clipped to [0, 1]:
+
+    - ``constant``: ``end`` at every epoch (``start`` is ignored);
+    - ``linear``: ``start + (end - start) * t``;
+    - ``cosine``: ``end + (start - end) * (1 + cos(pi * t)) / 2`` (slow at both ends);
+    - ``exponential`` (geometric): ``start * (end / start) ** t``, the same ratio every epoch; needs
+      ``start`` and ``end`` > 0.
+
+    With ``epochs`` <= 1 every epoch has ``end``; epochs after ``epochs - 1`` keep ``end``.
+    ``integer=True`` (for k) rounds each value half up to a whole number and returns ints.
+
+    Args:
+        kind: one of ``constant``, ``linear``, ``cosine``, ``exponential``.
+        start: value at epoch 0 (>= 0; >= 1 when ``integer``; > 0 for ``exponential``).
+        end: value from epoch ``epochs - 1`` on (same bounds as ``start``).
+        epochs: number of epochs over which the value moves (whole number >= 0).
+        integer: round values to whole numbers (Top-k's k).
+    """
+
+    def __init__(self, kind: str = "constant", start: float = 1.0, end: float = 1.0, epochs: int = 1,
+                 integer: bool = False):
+        if kind not in SCHEDULE_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(SCHEDULE_KINDS)}; got {kind!r}")
+        start = _check_number("start", start)
+        end = _check_number("end", end)
+        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+            raise ValueError(f"epochs must be a whole number >= 0, got {epochs!r}")
+        lowest = 1.0 if integer else 0.0
+        for name, value in (("start", start), ("end", end)):
+            if value < lowest:
+                what = "a whole-number schedule (k) needs values >= 1" if integer else "values must be >= 0"
+                raise ValueError(f"{name} must be >= {lowest:g} ({what}), got {value:g}")
+            if kind == "exponential" and value <= 0:
+                raise ValueError(f"{name} must be > 0 for an exponential schedule, got {value:g}")
+        self.kind = kind
+        self.start = start
+        self.end = end
+        self.epochs = int(epochs)
+        self.integer = bool(integer)
+
+    def value(self, epoch: int) -> float | int:
+        """The value at 0-based ``epoch`` (an int when ``integer``)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+            raise ValueError(f"epoch must be a whole number >= 0, got {epoch!r}")
+        if self.kind == "constant" or self.epochs <= 1:
+            value = self.end
+        else:
+            t = min(epoch / (self.epochs - 1), 1.0)
+            if t >= 1.0:
+                value = self.end  # exact, whatever rounding the formulas below would leave
+            elif self.kind == "linear":
+                value = self.start + (self.end - self.start) * t
+            elif self.kind == "cosine":
+                value = self.end + (self.start - self.end) * 0.5 * (1.0 + math.cos(math.pi * t))
+            else:
+                value = self.start * (self.end / self.start) ** t
+        if self.integer:
+            return int(math.floor(value + 0.5))
+        return float(value)
+
+    def values(self, n_epochs: int | None = None) -> list[float | int]:
+        """The values of epochs 0 .. ``n_epochs - 1`` (default: the schedule's own ``epochs``)."""
+        n = self.epochs if n_epochs is None else n_epochs
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+            raise ValueError(f"n_epochs must be a whole number >= 0, got {n_epochs!r}")
+        return [self.value(e) for e in range(n)]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "start": self.start, "end": self.end, "epochs": self.epochs,
+                "integer": self.integer}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "SparsitySchedule":
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return (f"SparsitySchedule(kind={self.kind!r}, start={self.start:g}, end={self.end:g}, "
+                f"epochs={self.epochs}, integer={self.integer})")
+
+
+@keras.saving.register_keras_serializable(package="collapse_tui")
+class SparsityScheduler(keras.callbacks.Callback):
+    """Applies a :class:`SparsitySchedule` to a model during ``fit``.
+
+    On each epoch's start it calls ``model.set_sparsity(schedule.value(epoch))`` (k for Top-k, the
+    coefficient for L1: see :class:`~collapse_tui.nn.SparseAutoencoder`); on each epoch's end it
+    writes the model's current ``sparsity`` into the logs under ``"sparsity"``, so callbacks after it
+    (and the ``History``) see the value that epoch trained with.
+    """
+
+    def __init__(self, schedule: SparsitySchedule):
+        super().__init__()
+        if not isinstance(schedule, SparsitySchedule):
+            raise ValueError(f"schedule must be a SparsitySchedule, got {type(schedule).__name__}")
+        self.schedule = schedule
+
+    def _target(self):
+        model = self.model
+        if not callable(getattr(model, "set_sparsity", None)):
+            raise ValueError(
+                f"SparsityScheduler needs a model with set_sparsity() and sparsity (such as "
+                f"SparseAutoencoder); got {type(model).__name__}"
+            )
+        return model
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._target().set_sparsity(self.schedule.value(epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["sparsity"] = self._target().sparsity
+
+    def get_config(self) -> dict[str, Any]:
+        return {"schedule": self.schedule.get_config()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "SparsityScheduler":
+        return cls(SparsitySchedule.from_config(config["schedule"]))
