@@ -1,0 +1,27 @@
+"""Metrics of codes and reconstructions (numpy only; arrays are samples x units)."""
+
+from collapse_tui.metrics.disentanglement import (
+    discretize,
+    entropy,
+    mig,
+    mig_per_factor,
+    mutual_info_matrix,
+    normalized_mi,
+)
+from collapse_tui.metrics.neurons import (
+    DensityHistogram,
+    Specialization,
+    activation_density_histogram,
+    activation_frequency,
+    dead_fraction,
+    dead_mask,
+    l0,
+    specialized_neurons,
+)
+from collapse_tui.metrics.reconstruction import bce, bce_from_logits, explained_variance, mse
+
+__all__ = [
+    "DensityHistogram", "Specialization", "activation_density_histogram", "activation_frequency", "bce",
+    "bce_from_logits", "dead_fraction", "dead_mask", "discretize", "entropy", "explained_variance", "l0",
+    "mig", "mig_per_factor", "mse", "mutual_info_matrix", "normalized_mi", "specialized_neurons",
+]
