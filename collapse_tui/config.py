@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -361,8 +362,18 @@ def field_docs() -> list[tuple[str, str, str, str]]:
                 walk(ann, f"{prefix}{name}.")
                 continue
             default = field.get_default(call_default_factory=True)
-            type_name = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
-            rows.append((prefix + name, type_name, repr(default), field.description or ""))
+            rows.append((prefix + name, _type_name(ann), repr(default), field.description or ""))
 
     walk(RunConfig, "")
     return rows
+
+
+def _type_name(ann: Any) -> str:
+    args = typing.get_args(ann)
+    if typing.get_origin(ann) is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if args and type(None) in args:
+        return " or ".join(_type_name(a) for a in args if a is not type(None)) + " (or empty)"
+    if typing.get_origin(ann) is list:
+        return f"list of {_type_name(args[0])}" if args else "list"
+    return getattr(ann, "__name__", str(ann))

@@ -1,0 +1,163 @@
+"""Headless front end: run a config file (and its sweep) with rich progress and a result table."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from collapse_tui import config as config_mod
+from collapse_tui.engine import events as ev
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: Any, fmt: str = ".3f") -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+class ConsoleListener:
+    """Shows one run's events: a progress bar per phase, a line per epoch and evaluation."""
+
+    def __init__(self, console: Console, progress: Progress):
+        self.console = console
+        self.progress = progress
+        self.task = None
+        self.phase = ""
+        self.last_dead: float | None = None
+
+    def _task(self, description: str, total: float | None) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(description, total=total)
+
+    def __call__(self, event: ev.Event) -> None:
+        print_ = self.console.print
+        if isinstance(event, ev.RunStarted):
+            self.last_dead = None
+            print_(f"[bold]▶ {event.name}[/]  [dim]{event.run_dir}  ({event.environment.get('backend')}, "
+                   f"{event.environment.get('device')})[/]")
+        elif isinstance(event, ev.Message):
+            style = "yellow" if event.level == "warning" else "dim"
+            print_(f"  [{style}]{event.text}[/]")
+        elif isinstance(event, ev.PhaseStarted):
+            self.phase = event.phase
+            total = event.epochs * event.steps_per_epoch if event.epochs and event.steps_per_epoch else None
+            self._task(f"{event.phase}: {event.detail}", total)
+        elif isinstance(event, ev.Progress):
+            if self.task is not None:
+                self.progress.update(self.task, completed=event.done, total=event.total)
+        elif isinstance(event, ev.EpochEnd):
+            logs = "  ".join(f"{k} {v:.4g}" for k, v in event.logs.items())
+            extra = ""
+            if event.sparsity is not None:
+                extra += f"  sparsity {event.sparsity:g}"
+            if event.phase == "sae" and self.last_dead is not None:
+                extra += f"  dead {_pct(self.last_dead)}"
+            print_(f"  {event.phase} epoch {event.epoch}/{event.epochs}  {logs}{extra}  [dim]{event.seconds:.1f}s[/]")
+            if self.task is not None and self.progress.tasks[-1].total:
+                self.progress.update(self.task, description=f"{event.phase}: epoch {event.epoch}/{event.epochs}"
+                                     f"  loss {event.logs.get('loss', float('nan')):.4g}{extra}")
+        elif isinstance(event, ev.Evaluation):
+            m = event.metrics
+            if event.phase == "vae":
+                print_(f"  [cyan]VAE[/]  MIG {_num(m.get('mig'))}  BCE {_num(m.get('bce'), '.2f')}  "
+                       f"active latents {m.get('active_latents')}")
+            else:
+                self.last_dead = m.get("dead_fraction")
+                print_(f"  [cyan]eval @ epoch {event.epoch}[/]  dead {_pct(m.get('dead_fraction'))}  "
+                       f"L0 {_num(m.get('l0'), '.1f')}  EV {_num(m.get('explained_variance'))}  "
+                       f"MIG {_num(m.get('mig'))}  specialized {m.get('specialized')}")
+        elif isinstance(event, (ev.RunFinished, ev.RunFailed)):
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+                self.task = None
+            if isinstance(event, ev.RunFailed):
+                print_(f"  [red]✗ failed: {event.reason}[/]")
+            elif event.status == "stopped":
+                print_("  [yellow]■ stopped: what was measured is kept[/]")
+            else:
+                print_(f"  [green]✓ done in {event.summary.get('seconds', 0):.1f}s[/]")
+
+
+def results_table(results, thresholds: list[float]) -> Table:
+    """One row per run of the sweep: the final metrics side by side."""
+    from collapse_tui.engine.evaluation import threshold_key
+
+    table = Table(title="Runs", show_lines=False)
+    for col in ("run", "method", "k / λ", "status", *(f"dead@{t:g}" for t in thresholds),
+                "L0", "EV", "MIG", "MIG (VAE)", "spec.", "time"):
+        table.add_column(col, justify="left" if col in ("run", "method", "status") else "right")
+    for r in results:
+        s = r.summary
+        final = s.get("final", {})
+        status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "stopped": "[yellow]stopped[/]"}.get(
+            r.status, r.status)
+        table.add_row(
+            s.get("name", r.run_dir.name), str(s.get("method", "")), f"{s.get('sparsity', 0):g}", status,
+            *(_pct(final.get(threshold_key(t))) for t in thresholds),
+            _num(final.get("l0"), ".1f"), _num(final.get("explained_variance")), _num(final.get("mig")),
+            _num(s.get("vae", {}).get("mig")), str(final.get("specialized", "–")),
+            f"{s.get('seconds', 0):.0f}s",
+        )
+    return table
+
+
+def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False) -> int:
+    # Piped into a log file, rich would wrap at 80 columns and cut the result table: use a wide page.
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+    try:
+        runs = config_mod.load(config_path)
+    except config_mod.ConfigError as exc:
+        err.print(str(exc), style="red", markup=False, highlight=False)
+        return EXIT_INVALID
+    if runs_dir is not None:
+        runs = [(cfg.model_copy(update={"runs_dir": runs_dir}), o) for cfg, o in runs]
+    if dry_run:
+        for i, (cfg, overrides) in enumerate(runs, 1):
+            console.print(f"# run {i}/{len(runs)}: {cfg.name}", markup=False)
+            console.print(cfg.to_yaml(), markup=False)
+        return EXIT_OK
+
+    from collapse_tui.engine.sweep import run_sweep
+
+    console.print(f"[bold]collapse-tui[/] {config_path}: {len(runs)} run(s) → {Path(runs[0][0].runs_dir)}/")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=console, transient=True)
+    listener = ConsoleListener(console, progress)
+    stop = threading.Event()
+    started = time.time()
+
+    def announce(i, cfg, overrides):
+        console.rule(f"run {i + 1}/{len(runs)}" + (f": {overrides}" if overrides else ""))
+
+    try:
+        with progress:
+            results = run_sweep(runs, [listener], stop_event=stop, on_run_start=announce)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return EXIT_INTERRUPTED
+    console.print(results_table(results, runs[0][0].eval.thresholds))
+    console.print(f"{len(results)} run(s) in {time.time() - started:.0f}s; results in "
+                  f"{Path(runs[0][0].runs_dir)}/")
+    if any(r.interrupted or r.status == "stopped" for r in results):
+        err.print("stopped before the end: the runs above are on disk with status 'stopped'")
+        return EXIT_INTERRUPTED
+    if any(r.status == "failed" for r in results):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1]))

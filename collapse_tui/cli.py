@@ -1,0 +1,67 @@
+"""Command line: ``collapse-tui --batch CONFIG`` runs headless. The backend is chosen here, before keras loads."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+DESCRIPTION = """\
+Study interpretability collapse: train a VAE on a ground-truth dataset, train sparse autoencoders on its
+representation at increasing sparsity (Top-k or L1), and measure dead neurons, L0, reconstruction and MIG.
+Every run is written to RUNS_DIR/<timestamp>-<name>/ (config.yaml, events.jsonl, summary.json, sae.keras)."""
+
+EPILOG = """\
+examples:
+  collapse-tui --batch configs/quick.yaml                 the embedded default (a few minutes on a CPU)
+  collapse-tui --batch my.yaml --backend jax --runs-dir /scratch/runs
+  collapse-tui --batch my.yaml --dry-run                  validate and print every resolved run
+
+exit status: 0 all runs ok, 1 a run failed, 2 invalid config, 130 stopped with Ctrl-C.
+The Keras backend is KERAS_BACKEND unless --backend is given."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="collapse-tui", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--batch", metavar="CONFIG", help="run CONFIG (a YAML file, sweep included) headless")
+    parser.add_argument("--runs-dir", metavar="DIR", help="write runs here instead of the config's runs_dir")
+    parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
+    parser.add_argument("--dry-run", action="store_true", help="with --batch: validate, print the resolved runs, exit")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from collapse_tui import __version__
+
+        print(f"collapse-tui {__version__}")
+        return 0
+    # Both must be set before anything imports keras (or TensorFlow, which logs to stderr at import).
+    if args.backend:
+        os.environ["KERAS_BACKEND"] = args.backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "keras" in sys.modules and args.backend:
+        import keras
+
+        if keras.backend.backend() != args.backend:
+            print(f"collapse-tui: keras is already loaded with backend {keras.backend.backend()}", file=sys.stderr)
+            return 2
+    if args.batch:
+        from collapse_tui import batch
+
+        return batch.main(args.batch, runs_dir=args.runs_dir, dry_run=args.dry_run)
+    parser.print_help()
+    print("\nThe interactive terminal UI is not in this version yet: use --batch CONFIG.")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

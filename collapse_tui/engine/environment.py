@@ -1,0 +1,66 @@
+"""What a run ran on: backend, device and package versions (recorded in every run's config.yaml)."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def device_name() -> str:
+    """The accelerator Keras will use under the active backend, or ``CPU``.
+
+    Only the active backend's framework is asked (it is already imported by keras).
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            dev = jax.devices()[0]
+            return "CPU" if dev.platform == "cpu" else f"{dev.platform.upper()} {dev.device_kind}"
+        if backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return f"GPU {torch.cuda.get_device_name(0)}"
+            return "CPU"
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                details = tf.config.experimental.get_device_details(gpus[0])
+                return f"GPU {details.get('device_name', gpus[0].name)}"
+            return "CPU"
+    except Exception:  # a broken driver must not stop a run from starting
+        return "unknown"
+    return "CPU"
+
+
+def environment() -> dict[str, object]:
+    import keras
+
+    from collapse_tui import __version__
+
+    backend = keras.backend.backend()
+    framework = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend, backend)
+    return {
+        "collapse_tui": __version__,
+        "backend": backend,
+        "device": device_name(),
+        "keras": keras.__version__,
+        framework: _version(framework),
+        "numpy": _version("numpy"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }

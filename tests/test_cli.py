@@ -1,0 +1,108 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import pytest
+import yaml
+
+from collapse_tui import cli, store
+from tests.helpers import tiny_config, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, timeout=300, **kwargs):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.update(kwargs.pop("env", {}))
+    return subprocess.run([sys.executable, "-m", "collapse_tui", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=ROOT, **kwargs)
+
+
+def test_no_arguments_prints_usage_and_exits_zero():
+    out = run_cli()
+    assert out.returncode == 0
+    assert "--batch" in out.stdout and "--backend" in out.stdout
+
+
+def test_help_explains_the_options():
+    out = run_cli("--help")
+    assert out.returncode == 0 and "exit status" in out.stdout and "KERAS_BACKEND" in out.stdout
+
+
+def test_invalid_config_exits_2_naming_the_field(tmp_path, capsys):
+    path = write_config(tmp_path, tiny_config(tmp_path, sae={"k": 900}))
+    assert cli.main(["--batch", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "sae.k: 900 exceeds sae.n_neurons (24)" in err
+    assert cli.main(["--batch", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_dry_run_prints_every_resolved_run(tmp_path, capsys):
+    path = write_config(tmp_path, tiny_config(tmp_path, sweep={"sae.k": [3, 2]}))
+    assert cli.main(["--batch", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    docs = [yaml.safe_load(part) for part in out.split("# run ")[1:]]
+    assert [d["sae"]["k"] for d in docs] == [3, 2]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_batch_runs_the_sweep_and_prints_a_table(tmp_path, capsys):
+    data = tiny_config(tmp_path, sweep={"sae.method": ["topk", "l1"]}, sae={"epochs": 1})
+    path = write_config(tmp_path, data)
+    other = tmp_path / "elsewhere"
+    assert cli.main(["--batch", str(path), "--runs-dir", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-topk" in out and "tiny-l1" in out and "dead@0" in out
+    runs = store.list_runs(other)
+    assert sorted(r.summary["method"] for r in runs) == ["l1", "topk"]
+    assert all(r.status == "ok" for r in runs)
+
+
+def test_a_failed_run_exits_1(tmp_path, capsys):
+    (tmp_path / "models").write_text("not a directory")
+    path = write_config(tmp_path, tiny_config(tmp_path))
+    assert cli.main(["--batch", str(path)]) == 1
+    assert "failed" in capsys.readouterr().out
+
+
+def test_backend_flag_selects_the_backend_before_keras_loads(tmp_path):
+    other = "torch" if keras.backend.backend() != "torch" else "tensorflow"
+    path = write_config(tmp_path, tiny_config(tmp_path, sae={"epochs": 1}))
+    out = run_cli("--batch", str(path), "--backend", other, env={"KERAS_BACKEND": keras.backend.backend()})
+    assert out.returncode == 0, out.stderr[-2000:]
+    (record,) = store.list_runs(tmp_path / "runs")
+    assert record.config["environment"]["backend"] == other
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_was_measured(tmp_path):
+    data = tiny_config(tmp_path, vae={"epochs": 1000})
+    path = write_config(tmp_path, data)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen([sys.executable, "-m", "collapse_tui", "--batch", str(path)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        events_file = None
+        while time.time() < deadline:
+            found = list((tmp_path / "runs").glob("*/events.jsonl"))
+            if found and '"epoch_end"' in found[0].read_text():
+                events_file = found[0]
+                break
+            time.sleep(0.2)
+        assert events_file is not None, "the run never reached its first epoch"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    summary = json.loads((events_file.parent / "summary.json").read_text())
+    assert summary["status"] == "stopped"
+    lines = events_file.read_text().splitlines()
+    assert json.loads(lines[-1])["type"] == "run_finished"
+    assert any(json.loads(line)["type"] == "epoch_end" for line in lines)

@@ -1,0 +1,157 @@
+import threading
+
+import keras
+import numpy as np
+import pytest
+
+from collapse_tui import store
+from collapse_tui.config import expand, validate
+from collapse_tui.engine import events as ev
+from collapse_tui.engine.runner import Engine
+from collapse_tui.engine.sweep import run_sweep
+from tests.helpers import tiny_config
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def __call__(self, event):
+        self.events.append(event)
+
+    def of(self, cls):
+        return [e for e in self.events if isinstance(e, cls)]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("engine")
+    rec = Recorder()
+    config = validate(tiny_config(tmp, sae={"schedule": {"kind": "linear", "start": 12, "epochs": 2}}))
+    result = Engine().run(config, [rec])
+    return config, result, rec
+
+
+def test_run_writes_a_complete_run_directory(finished_run):
+    config, result, rec = finished_run
+    assert result.status == "ok", result.summary.get("reason")
+    run_dir = result.run_dir
+    assert {"config.yaml", "events.jsonl", "summary.json", "sae.keras"} <= {p.name for p in run_dir.iterdir()}
+    record = store.load_run(run_dir)
+    assert record.status == "ok"
+    assert record.config["sae"]["k"] == 4
+    assert record.config["environment"]["backend"] == keras.backend.backend()
+    assert record.config["environment"]["keras"] == keras.__version__
+    # What the listener saw is exactly what the file holds.
+    on_disk = list(store.iter_events(run_dir))
+    assert [e.to_dict() for e in on_disk] == [store._jsonable(e.to_dict()) for e in rec.events]
+
+
+def test_events_follow_the_phases_in_order(finished_run):
+    _, result, rec = finished_run
+    assert isinstance(rec.events[0], ev.RunStarted) and isinstance(rec.events[-1], ev.RunFinished)
+    phases = [e.phase for e in rec.of(ev.PhaseStarted)]
+    assert phases[:2] == ["data", "vae"] and phases.index("sae") < phases.index("evaluate")
+    sae_epochs = [e for e in rec.of(ev.EpochEnd) if e.phase == "sae"]
+    assert [e.epoch for e in sae_epochs] == [1, 2]
+    # The linear schedule moves k from 12 to the final 4 over the two epochs.
+    assert [e.sparsity for e in sae_epochs] == [12.0, 4.0]
+    assert all(np.isfinite(e.logs["loss"]) for e in sae_epochs)
+
+
+def test_evaluations_carry_every_metric(finished_run):
+    config, result, rec = finished_run
+    evals = [e for e in rec.of(ev.Evaluation) if e.phase == "sae"]
+    assert [e.epoch for e in evals] == [1, 2]  # every epoch, the last one being the final evaluation
+    m = evals[-1].metrics
+    for t in config.eval.thresholds:
+        assert 0.0 <= m[f"dead@{t:g}"] <= 1.0
+    dead = [m[f"dead@{t:g}"] for t in sorted(config.eval.thresholds)]
+    assert dead == sorted(dead), "a higher threshold never has fewer dead neurons"
+    assert m["l0"] <= 4 + 1e-9 and m["sparsity"] == 4
+    assert np.array(m["nmi"]).shape == (24, 5)
+    assert 0.0 <= m["mig"] <= 1.0 and 0.0 <= m["mig_vae"] <= 1.0
+    assert m["explained_variance"] <= 1.0 and m["mse"] >= 0.0 and m["bce"] > 0.0
+    assert "bce" not in evals[0].metrics  # decoding through the VAE is kept for the final evaluation
+    vae_eval = [e for e in rec.of(ev.Evaluation) if e.phase == "vae"][0].metrics
+    assert set(vae_eval) >= {"mig", "bce", "active_latents"}
+    summary = result.summary
+    assert summary["final"]["dead@0"] == m["dead@0"] and summary["vae"]["mig"] == vae_eval["mig"]
+    assert summary["sae_epochs"] == 2 and set(summary["durations"]) >= {"data", "vae", "codes", "sae"}
+
+
+def test_saved_sae_reproduces_the_final_codes(finished_run):
+    _, result, rec = finished_run
+    sae = keras.saving.load_model(result.run_dir / "sae.keras", compile=False)
+    assert sae.sparsity == 4
+    x = np.random.RandomState(0).normal(size=(8, sae.input_dim)).astype("float32")
+    assert np.count_nonzero(sae.codes(x), axis=1).max() <= 4
+
+
+def test_identical_vae_is_loaded_from_models_dir(finished_run, tmp_path):
+    config, result, _ = finished_run
+    rec = Recorder()
+    again = Engine().run(config.model_copy(update={"runs_dir": str(tmp_path)}), [rec])
+    assert again.status == "ok"
+    texts = [m.text for m in rec.of(ev.Message)]
+    assert any(t.startswith("vae: loaded") for t in texts), texts
+    assert not [e for e in rec.of(ev.EpochEnd) if e.phase == "vae"], "the VAE was not retrained"
+    assert again.summary["vae"]["mig"] == pytest.approx(result.summary["vae"]["mig"])
+
+
+def test_sweep_trains_its_vae_once(tmp_path):
+    rec = Recorder()
+    runs = expand(tiny_config(tmp_path, sweep={"sae.k": [6, 2]}, sae={"epochs": 1}))
+    results = run_sweep(runs, [rec])
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert len([e for e in rec.of(ev.EpochEnd) if e.phase == "vae"]) == 1
+    assert [r.summary["final"]["l0"] <= k for r, k in zip(results, (6, 2))] == [True, True]
+    assert len(store.list_runs(tmp_path / "runs")) == 2
+
+
+def test_stop_event_ends_the_run_cleanly_keeping_measurements(tmp_path):
+    stop = threading.Event()
+
+    def stopper(event):
+        if isinstance(event, ev.EpochEnd) and event.phase == "sae" and event.epoch == 1:
+            stop.set()
+
+    config = validate(tiny_config(tmp_path, sae={"epochs": 50}))
+    result = Engine(stop).run(config, [stopper])
+    assert result.status == "stopped"
+    record = store.load_run(result.run_dir)
+    assert record.status == "stopped" and record.summary["sae_epochs"] < 50
+    assert "dead@0" in record.summary["final"], "the model as stopped is evaluated"
+    assert (result.run_dir / "sae.keras").exists()
+    assert isinstance(list(store.iter_events(result.run_dir))[-1], ev.RunFinished)
+
+
+def test_keyboard_interrupt_marks_the_run_stopped(tmp_path):
+    def interrupt(event):
+        if isinstance(event, ev.EpochEnd) and event.phase == "vae":
+            raise KeyboardInterrupt
+
+    result = Engine().run(validate(tiny_config(tmp_path)), [interrupt])
+    assert result.status == "stopped" and result.interrupted
+    assert store.load_run(result.run_dir).status == "stopped"
+
+
+def test_failure_is_recorded_with_its_reason(tmp_path):
+    blocker = tmp_path / "models"
+    blocker.write_text("a file where the models directory should be")
+    result = Engine().run(validate(tiny_config(tmp_path)))
+    assert result.status == "failed"
+    record = store.load_run(result.run_dir)
+    assert record.status == "failed" and record.summary["reason"]
+    last = list(store.iter_events(result.run_dir))[-1]
+    assert isinstance(last, ev.RunFailed) and "Traceback" in last.traceback
+
+
+def test_a_broken_listener_is_detached_not_fatal(tmp_path):
+    def broken(event):
+        raise RuntimeError("display went away")
+
+    result = Engine().run(validate(tiny_config(tmp_path, sae={"epochs": 1})), [broken])
+    assert result.status == "ok"
+    texts = [e.text for e in store.iter_events(result.run_dir) if isinstance(e, ev.Message)]
+    assert any("detached" in t for t in texts)
