@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.batch:
         from collapse_tui import batch
+        from collapse_tui.engine.environment import quiet_native_logs
+
+        if not args.dry_run:
+            with quiet_native_logs():
+                import keras  # noqa: F401  (loads the backend now, without its start-up chatter)
 
         return batch.main(args.batch, runs_dir=args.runs_dir, dry_run=args.dry_run)
     parser.print_help()

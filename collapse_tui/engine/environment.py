@@ -2,9 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
 import sys
+import tempfile
 from importlib import metadata
+
+
+@contextlib.contextmanager
+def quiet_native_logs():
+    """Hold back what native code writes to file descriptor 2 (TensorFlow's C++ start-up lines, which
+    recent releases print whatever TF_CPP_MIN_LOG_LEVEL says); it is shown if the block raises."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to quieten
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _version(package: str) -> str | None:
@@ -37,7 +64,8 @@ def device_name() -> str:
         if backend == "tensorflow":
             import tensorflow as tf
 
-            gpus = tf.config.list_physical_devices("GPU")
+            with quiet_native_logs():  # probing CUDA logs an error on machines without a GPU
+                gpus = tf.config.list_physical_devices("GPU")
             if gpus:
                 details = tf.config.experimental.get_device_details(gpus[0])
                 return f"GPU {details.get('device_name', gpus[0].name)}"
