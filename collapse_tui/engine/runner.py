@@ -61,7 +61,8 @@ class _Data:
     description: str
 
 
-def _seed_offsets(seed: int, salt: str) -> int:
+def _derived_seed(seed: int, salt: str) -> int:
+    """Independent seeds for data sampling and each model from the run's one seed."""
     digest = hashlib.sha256(f"{seed}:{salt}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
@@ -72,6 +73,7 @@ def vae_key(config: RunConfig, data_fingerprint: str) -> str:
         "vae": config.vae.model_dump(mode="json"),
         "dataset": data_fingerprint,
         "n_train": config.data.n_train,
+        # The training images are the first n_train of one draw of n_train + n_eval indices.
         "n_eval": config.eval.n_samples,
         "seed": config.seed,
         "version": VAE_CACHE_VERSION,
@@ -164,7 +166,7 @@ class Engine:
             return self._data[key]
         s.emit(PhaseStarted(phase="data", detail=f"{cfg.data.n_train} training + {cfg.eval.n_samples} "
                             f"evaluation images of {dataset.name}"))
-        rng = np.random.RandomState(_seed_offsets(cfg.seed, "data"))
+        rng = np.random.RandomState(_derived_seed(cfg.seed, "data"))
         n_train, n_eval = cfg.data.n_train, cfg.eval.n_samples
         if n_train + n_eval > len(dataset):
             raise ValueError(f"data.n_train + eval.n_samples = {n_train + n_eval} exceeds the "
@@ -215,7 +217,7 @@ class Engine:
         v = cfg.vae
         vae = ConvVAE(image_shape=data.train_images.shape[1:], latent_dim=v.latent_dim,
                       hidden_units=v.hidden_units, beta=v.beta, input_scale=data.input_scale,
-                      seed=_seed_offsets(cfg.seed, "vae"))
+                      seed=_derived_seed(cfg.seed, "vae"))
         vae.compile(optimizer=keras.optimizers.Adam(v.learning_rate))
         steps = -(-len(data.train_images) // v.batch_size)
         s.emit(PhaseStarted(phase="vae", detail=f"training the VAE (beta={v.beta:g})", epochs=v.epochs,
@@ -268,7 +270,7 @@ class Engine:
         sae = SparseAutoencoder(input_dim=train_codes.shape[1], n_neurons=c.n_neurons, method=c.method,
                                 k=int(first) if c.method == "topk" else c.k,
                                 l1_coefficient=float(first) if c.method == "l1" else c.l1_coefficient,
-                                normalization=c.normalization, seed=_seed_offsets(cfg.seed, "sae"))
+                                normalization=c.normalization, seed=_derived_seed(cfg.seed, "sae"))
         sae.adapt(train_codes)
         s.sae = sae
         sae.compile(optimizer=keras.optimizers.Adam(c.learning_rate))
