@@ -66,7 +66,7 @@ def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None
     metrics["explained_variance"] = float(explained_variance(codes, recon))
     mi = mutual_info_matrix(acts, factors, n_bins=eval_cfg.n_bins)
     nmi = normalized_mi(mi, factors)
-    metrics["mig"] = float(mig(acts, factors, n_bins=eval_cfg.n_bins))
+    metrics["mig"] = float(mig(acts, factors, n_bins=eval_cfg.n_bins, mi=mi))
     spec = specialized_neurons(acts, factors, tau=eval_cfg.specialized_tau, n_bins=eval_cfg.n_bins, mi=mi)
     metrics["specialized"] = int(spec.count)
     if vae is not None and eval_images is not None:

@@ -1,13 +1,17 @@
 """Mutual information between codes and ground-truth factors, and the Mutual Information Gap (MIG).
 
-Matches disentanglement_lib's discrete MIG: each code column is discretised into ``n_bins`` equal-width
-bins between its min and max, mutual information is in nats, and per factor the gap between the two
-codes with the most information about it is divided by the factor's entropy, then averaged.
+Follows disentanglement_lib's discrete MIG: each code column is cut into ``n_bins`` equal-width bins
+between its min and max, mutual information is in nats, and per factor the gap between the two codes
+holding the most information about it is divided by the factor's entropy, then averaged over factors.
+
+Arrays are samples x columns. A 1-D ``codes`` or ``factors`` is read as a single column.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+__all__ = ["discretize", "entropy", "mutual_info_matrix", "normalized_mi", "mig_per_factor", "mig"]
 
 
 def _as_2d(name: str, a) -> np.ndarray:
@@ -15,7 +19,11 @@ def _as_2d(name: str, a) -> np.ndarray:
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (samples x columns), got shape {a.shape}")
+        raise ValueError(f"{name} must be a 1-D or 2-D array (samples x columns), got shape {a.shape}")
+    if a.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one sample, got shape {a.shape}")
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric (bool, integer or float), got dtype {a.dtype}")
     return a
 
 
@@ -23,127 +31,191 @@ def _pair(codes, factors) -> tuple[np.ndarray, np.ndarray]:
     codes = _as_2d("codes", codes)
     factors = _as_2d("factors", factors)
     if codes.shape[0] != factors.shape[0]:
-        raise ValueError(f"codes and factors must have the same number of samples, got {codes.shape[0]} "
-                         f"and {factors.shape[0]}")
-    if codes.shape[0] == 0:
-        raise ValueError("codes and factors must hold at least one sample")
+        raise ValueError(f"codes and factors must have the same number of samples (rows), got "
+                         f"{codes.shape[0]} in codes and {factors.shape[0]} in factors")
     return codes, factors
 
 
-def discretize(codes, n_bins: int = 20) -> np.ndarray:
-    """Bin index (1..n_bins) of every entry, per column, on ``n_bins`` equal-width bins from min to max.
+def _check_n_bins(n_bins) -> int:
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
+    return int(n_bins)
 
-    Identical to ``np.digitize(z, np.histogram(z, n_bins)[1][:-1])`` column by column, vectorised.
-    A constant column gets one bin for all its samples (np.histogram widens its range by ±0.5, so the
-    value sits mid-range), hence zero mutual information with anything, and no warning.
+
+def discretize(codes, n_bins: int = 20) -> np.ndarray:
+    """Bin index in 1..n_bins of every entry, per column, on ``n_bins`` equal-width bins from min to max.
+
+    Bit-identical to ``np.digitize(z, np.histogram(z, n_bins)[1][:-1])`` applied column by column (the
+    discretisation of disentanglement_lib), but vectorised over columns: the edges are built with the
+    same arithmetic and dtype as ``np.histogram`` (float32 codes get float32 edges), and each value's bin
+    is found arithmetically, then corrected against the actual edges so rounding never moves a value.
+    The maximum of a column lands in bin ``n_bins``.
+
+    A constant column is binned as ``np.histogram`` would (range widened to value ± 0.5), so all its
+    samples share one bin. Where ``np.histogram`` would refuse (a range narrower than ``n_bins`` float
+    steps), the repeated edges are still counted the same way and a result is returned.
+
+    Returns an int64 array shaped like ``codes`` (2-D; a 1-D input becomes one column).
+    Raises ValueError for non-finite codes, no samples, or ``n_bins`` < 1.
     """
-    if int(n_bins) != n_bins or n_bins < 1:
-        raise ValueError(f"n_bins must be a whole number >= 1, got {n_bins!r}")
-    n_bins = int(n_bins)
-    z = _as_2d("codes", codes).astype(np.float64)
+    n_bins = _check_n_bins(n_bins)
+    z = _as_2d("codes", codes)
+    # np.histogram computes edges in the data's float type, and in float64 for integer or bool data.
+    work = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
+    z = z.astype(work, copy=False)
     lo = z.min(axis=0)
     hi = z.max(axis=0)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        bad = int(np.flatnonzero(~(np.isfinite(lo) & np.isfinite(hi)))[0])
+        raise ValueError(f"codes must be finite; column {bad} holds NaN or inf")
     const = lo == hi
-    # np.histogram's range for a constant column is [v - 0.5, v + 0.5].
-    lo = np.where(const, lo - 0.5, lo)
-    hi = np.where(const, hi + 0.5, hi)
-    # Build the edges as np.histogram does (linspace), so bins agree to the last bit.
-    steps = np.linspace(0.0, 1.0, n_bins + 1)
-    edges = lo[None, :] + (hi - lo)[None, :] * steps[:, None]  # (n_bins + 1, units)
+    lo = np.where(const, lo - work.type(0.5), lo)
+    hi = np.where(const, hi + work.type(0.5), hi)
+
+    # np.linspace's arithmetic, one column at a time as np.histogram would do it: i * step + lo, last edge
+    # set to hi; a step that underflows to 0 takes linspace's (i / n) * delta branch instead.
+    delta = hi - lo
+    step = delta / work.type(n_bins)
+    ramp = np.arange(n_bins + 1, dtype=work)[:, None]
+    with np.errstate(under="ignore"):
+        edges = np.where(step == 0, (ramp / work.type(n_bins)) * delta, ramp * step) + lo
     edges[-1] = hi
-    left = edges[:-1]  # the left edges digitize compares against
-    # count of left edges <= value (edges increase monotonically), i.e. np.digitize with right=False
-    out = np.empty(z.shape, dtype=np.int64)
-    for start in range(0, z.shape[1], 256):
-        sl = slice(start, start + 256)
-        out[:, sl] = (z[:, None, sl] >= left[None, :, sl]).sum(axis=1)
-    return out
+
+    # First guess from the arithmetic (float64, so it is off by at most one bin near an edge), then move
+    # each guess until it is the count of left edges <= value: exactly what np.digitize returns.
+    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
+        guess = (z - lo) / np.where(delta > 0, delta, 1).astype(np.float64) * n_bins
+    count = np.clip(np.floor(guess), 0, n_bins - 1).astype(np.int64) + 1
+    cols = np.arange(z.shape[1])
+    # The left edges, with +inf in place of the right edge so the last bin has no upper bound.
+    bounds = edges.copy()
+    bounds[-1] = np.inf
+    for _ in range(n_bins + 1):
+        # Right when bounds[count-1] <= value < bounds[count]; each pass moves a wrong guess one bin.
+        too_high = bounds[count - 1, cols] > z
+        too_low = bounds[count, cols] <= z
+        if not (too_high.any() or too_low.any()):
+            break
+        count -= too_high
+        count += too_low
+    return count
 
 
-def _factor_labels(factors: np.ndarray) -> list[tuple[np.ndarray, int]]:
-    """Each factor column as labels 0..V-1 (any integer or float values are accepted) and V."""
-    out = []
-    for j in range(factors.shape[1]):
-        _, labels = np.unique(factors[:, j], return_inverse=True)
-        out.append((labels.reshape(-1).astype(np.int64), int(labels.max()) + 1))
-    return out
+def _labels(column: np.ndarray) -> tuple[np.ndarray, int]:
+    """A factor column as labels 0..V-1 (its distinct values in sorted order) and V."""
+    values, labels = np.unique(column, return_inverse=True)
+    return labels.reshape(-1).astype(np.int64), int(values.size)
 
 
-def _entropy_of_counts(counts: np.ndarray, total: int) -> np.ndarray:
-    p = counts / total
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
-    return -terms.sum(axis=-1)
+def _check_factors(factors: np.ndarray) -> None:
+    if factors.dtype.kind == "f" and not np.isfinite(factors).all():
+        raise ValueError("factors must be finite (NaN or inf found)")
+
+
+def _entropy_from_counts(counts: np.ndarray, n: int) -> float:
+    nz = counts[counts > 0].astype(np.float64)
+    return float(-(nz / n * (np.log(nz) - np.log(n))).sum())
 
 
 def entropy(factors) -> np.ndarray:
-    """Entropy in nats of each (discrete) factor column: shape (n_factors,)."""
+    """Entropy in nats of each discrete factor column: shape (n_factors,).
+
+    Values are treated as labels (any integers, or floats that take few values). A single-valued
+    factor has entropy 0.
+    """
     factors = _as_2d("factors", factors)
-    if factors.shape[0] == 0:
-        raise ValueError("factors must hold at least one sample")
+    _check_factors(factors)
     n = factors.shape[0]
-    return np.array([_entropy_of_counts(np.bincount(labels, minlength=v), n) for labels, v in _factor_labels(factors)])
+    out = np.empty(factors.shape[1])
+    for j in range(factors.shape[1]):
+        labels, v = _labels(factors[:, j])
+        out[j] = _entropy_from_counts(np.bincount(labels, minlength=v), n)
+    return out
 
 
 def mutual_info_matrix(codes, factors, n_bins: int = 20) -> np.ndarray:
-    """Mutual information in nats between every discretised code column and every factor: (units, factors).
+    """Mutual information in nats between each discretised code column and each factor: (units, factors).
 
-    Joint histograms of all units with one factor come from a single ``np.bincount`` over combined indices,
-    so the cost is a few passes over ``samples x units`` per factor.
+    Codes are binned with :func:`discretize`; factor values are labels. The joint histogram of every unit
+    with one factor comes from a single ``np.bincount`` over combined (unit, bin, label) indices, so the
+    work is a few passes over ``samples x units`` per factor, with no loop over units.
+    Values are >= 0 (rounding residue below 0 is clipped, as sklearn's ``mutual_info_score`` does).
     """
     codes, factors = _pair(codes, factors)
+    _check_factors(factors)
     n, units = codes.shape
-    bins = discretize(codes, n_bins)  # 1..n_bins
-    n_cells = n_bins + 1
-    unit_offset = (np.arange(units, dtype=np.int64) * n_cells)[None, :]
-    cell = bins + unit_offset  # (n, units): each unit's bin in its own range
-    p_code = np.bincount(cell.ravel(), minlength=units * n_cells).reshape(units, n_cells) / n
+    n_bins = _check_n_bins(n_bins)
+    bins = discretize(codes, n_bins) - 1  # 0..n_bins-1
+    # Each unit's bins get their own index range, so one bincount histograms all units at once.
+    cell = bins + (np.arange(units, dtype=np.int64) * n_bins)[None, :]
+    code_counts = np.bincount(cell.ravel(), minlength=units * n_bins).reshape(units, n_bins)
+    log_n = np.log(n)
     mi = np.zeros((units, factors.shape[1]))
-    for j, (labels, v) in enumerate(_factor_labels(factors)):
-        joint = np.bincount((cell * v + labels[:, None]).ravel(), minlength=units * n_cells * v)
-        p_joint = joint.reshape(units, n_cells, v) / n
-        p_factor = np.bincount(labels, minlength=v) / n
-        nz = p_joint > 0
-        denom = p_code[:, :, None] * p_factor[None, None, :]
-        ratio = np.ones_like(p_joint)
-        ratio[nz] = p_joint[nz] / denom[nz]
-        mi[:, j] = (p_joint * np.log(ratio)).sum(axis=(1, 2))
-    # Rounding can leave tiny negatives where the true value is 0.
+    for j in range(factors.shape[1]):
+        labels, v = _labels(factors[:, j])
+        if v == 1:
+            continue  # a single-valued factor shares no information with anything
+        joint = np.bincount((cell * v + labels[:, None]).ravel(), minlength=units * n_bins * v)
+        joint = joint.reshape(units, n_bins, v)
+        factor_counts = np.bincount(labels, minlength=v)
+        u, b, f = np.nonzero(joint)
+        n_cf = joint[u, b, f].astype(np.float64)
+        # p(c,f) log(p(c,f) / (p(c) p(f))) with counts: n_cf/n * (log n_cf + log n - log n_c - log n_f)
+        terms = n_cf / n * (np.log(n_cf) + log_n - np.log(code_counts[u, b]) - np.log(factor_counts[f]))
+        mi[:, j] = np.bincount(u, weights=terms, minlength=units)
     return np.maximum(mi, 0.0)
 
 
+def _check_mi(mi, units: int | None, n_factors: int) -> np.ndarray:
+    mi = np.asarray(mi, dtype=np.float64)
+    if mi.ndim == 1:
+        mi = mi[:, None]
+    expected = (units if units is not None else mi.shape[0], n_factors)
+    if mi.ndim != 2 or mi.shape != expected:
+        raise ValueError(f"mi must have shape (units, factors) = {expected}, got {mi.shape}")
+    if not np.isfinite(mi).all():
+        raise ValueError("mi must be finite (NaN or inf found)")
+    return mi
+
+
 def normalized_mi(mi, factors) -> np.ndarray:
-    """MI divided by each factor's entropy; a single-valued factor (entropy 0) gives 0."""
-    mi = _as_2d("mi", mi)
+    """``mi`` (units x factors, nats) divided by each factor's entropy, so 1 means the unit determines it.
+
+    A single-valued factor (entropy 0) gives 0 for every unit.
+    """
     h = entropy(factors)
-    if mi.shape[1] != h.shape[0]:
-        raise ValueError(f"mi has {mi.shape[1]} factor columns but factors has {h.shape[0]}")
+    mi = _check_mi(mi, None, h.shape[0])
     safe = np.where(h > 0, h, 1.0)
     return np.where(h[None, :] > 0, mi / safe[None, :], 0.0)
 
 
 def mig_per_factor(codes, factors, n_bins: int = 20, mi=None) -> np.ndarray:
-    """Per factor: (largest MI − second largest MI over codes) / H(factor). NaN for a single-valued factor.
+    """Per factor: (largest MI - second largest MI over code columns) / H(factor); shape (factors,).
 
-    With one code column the second largest MI is taken as 0.
+    With a single code column the second largest MI is 0. A single-valued factor (entropy 0) has
+    nothing to disentangle: its gap is 0.0 here and :func:`mig` leaves it out of the mean.
+    ``mi`` (units x factors, nats, from :func:`mutual_info_matrix`) can be passed to skip recomputing it.
     """
     codes, factors = _pair(codes, factors)
-    mi = mutual_info_matrix(codes, factors, n_bins) if mi is None else np.asarray(mi, dtype=np.float64)
+    if mi is None:
+        mi = mutual_info_matrix(codes, factors, n_bins)
+    else:
+        mi = _check_mi(mi, codes.shape[1], factors.shape[1])
     h = entropy(factors)
-    top = np.sort(mi, axis=0)[::-1]
-    second = top[1] if top.shape[0] > 1 else np.zeros_like(top[0])
-    gaps = np.full(h.shape, np.nan)
-    ok = h > 0
-    gaps[ok] = (top[0][ok] - second[ok]) / h[ok]
-    return gaps
+    ranked = np.sort(mi, axis=0)
+    top = ranked[-1]
+    second = ranked[-2] if ranked.shape[0] > 1 else np.zeros_like(top)
+    safe = np.where(h > 0, h, 1.0)
+    return np.where(h > 0, (top - second) / safe, 0.0)
 
 
 def mig(codes, factors, n_bins: int = 20, mi=None) -> float:
-    """Mutual Information Gap (disentanglement_lib's discrete MIG), mean over factors with entropy > 0.
+    """Mutual Information Gap (disentanglement_lib's discrete MIG) in [0, 1].
 
-    Single-valued factors carry no information to disentangle and are left out of the mean; if every
-    factor is single-valued the MIG is 0.0.
+    The mean over factors of :func:`mig_per_factor`, leaving out single-valued factors (entropy 0, which
+    disentanglement_lib would turn into NaN); if every factor is single-valued the MIG is 0.0.
     """
+    codes, factors = _pair(codes, factors)
     gaps = mig_per_factor(codes, factors, n_bins, mi=mi)
-    gaps = gaps[~np.isnan(gaps)]
-    return float(gaps.mean()) if gaps.size else 0.0
+    varied = entropy(factors) > 0
+    return float(gaps[varied].mean()) if varied.any() else 0.0
