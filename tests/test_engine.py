@@ -75,6 +75,8 @@ def test_evaluations_carry_every_metric(finished_run):
     assert "bce" not in evals[0].metrics  # decoding through the VAE is kept for the final evaluation
     vae_eval = [e for e in rec.of(ev.Evaluation) if e.phase == "vae"][0].metrics
     assert set(vae_eval) >= {"mig", "bce", "active_latents"}
+    assert vae_eval["factors"] == ["shape", "scale", "orientation", "pos_x", "pos_y"]
+    assert np.array(vae_eval["nmi"]).shape == (10, 5)
     summary = result.summary
     assert summary["final"]["dead@0"] == m["dead@0"] and summary["vae"]["mig"] == vae_eval["mig"]
     assert summary["sae_epochs"] == 2 and set(summary["durations"]) >= {"data", "vae", "codes", "sae"}

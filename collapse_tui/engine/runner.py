@@ -7,6 +7,7 @@ in ``models/`` is loaded instead of retrained.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -58,7 +59,6 @@ class _Data:
     factor_names: tuple[str, ...]
     input_scale: float
     fingerprint: str
-    description: str
 
 
 def _derived_seed(seed: int, salt: str) -> int:
@@ -188,7 +188,6 @@ class Engine:
             factor_names=tuple(dataset.factor_names),
             input_scale=float(dataset.input_scale),
             fingerprint=dataset.fingerprint(),
-            description=dataset.description,
         )
         self._data = {key: data}  # keep one dataset in memory: a sweep varies the SAE, not the data
         return data
@@ -240,7 +239,7 @@ class Engine:
             from collapse_tui.engine.evaluation import evaluate_vae
 
             self._vae_metrics[key] = evaluate_vae(vae, data.eval_images, data.eval_factors, cfg.eval.n_bins)
-        metrics = self._vae_metrics[key]
+        metrics = dict(self._vae_metrics[key], factors=list(data.factor_names))  # labels of the nmi columns
         s.emit(Evaluation(phase="vae", epoch=0, metrics=metrics))
         return metrics
 
@@ -342,18 +341,14 @@ class _RunState:
         self.sae = None
         self.sae_saved = False
 
+    @contextlib.contextmanager
     def phase(self, name: str):
-        state = self
-
-        class _Timer:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
-
-            def __exit__(self, *exc):
-                state.durations[name] = state.durations.get(name, 0.0) + time.perf_counter() - self.t0
-                return False
-
-        return _Timer()
+        """Adds the time spent in the block to the phase's duration."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.durations[name] = self.durations.get(name, 0.0) + time.perf_counter() - t0
 
     def summary(self, status: str) -> dict[str, Any]:
         cfg = self.config
