@@ -90,26 +90,38 @@ class ConsoleListener:
                 print_(f"  [green]✓ done in {event.summary.get('seconds', 0):.1f}s[/]")
 
 
-def results_table(results, thresholds: list[float]) -> Table:
-    """One row per run of the sweep: the final metrics side by side."""
+def results_table(results, thresholds: list[float], width: int = 200) -> Table:
+    """One row per run of the sweep: the final metrics side by side. Below 120 columns the table keeps
+    the essentials (dead % at the first threshold only) so that no number is cut short."""
     from collapse_tui.engine.evaluation import threshold_key
 
-    table = Table(title="Runs", show_lines=False)
-    for col in ("run", "method", "k / λ", "status", *(f"dead@{t:g}" for t in thresholds),
-                "L0", "EV", "MIG", "MIG (VAE)", "spec.", "time"):
-        table.add_column(col, justify="left" if col in ("run", "method", "status") else "right")
+    compact = width < 120
+    shown = thresholds[:1] if compact else thresholds
+    caption = "dead %: neurons never above " + " / ".join(f"{t:g}" for t in shown) + " on the evaluation set"
+    table = Table(title="Runs", caption=caption)
+    table.add_column("run", overflow="fold")
+    columns = ["method", "k / λ", "status", "dead %", "L0", "EV", "MIG", "VAE MIG", "spec.", "time"]
+    if compact:
+        columns = [c for c in columns if c not in ("status", "VAE MIG", "time")]
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("method", "status") else "right", no_wrap=True)
     for r in results:
         s = r.summary
         final = s.get("final", {})
         status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "stopped": "[yellow]stopped[/]"}.get(
             r.status, r.status)
-        table.add_row(
-            s.get("name", r.run_dir.name), str(s.get("method", "")), f"{s.get('sparsity', 0):g}", status,
-            *(_pct(final.get(threshold_key(t))) for t in thresholds),
-            _num(final.get("l0"), ".1f"), _num(final.get("explained_variance")), _num(final.get("mig")),
-            _num(s.get("vae", {}).get("mig")), str(final.get("specialized", "–")),
-            f"{s.get('seconds', 0):.0f}s",
-        )
+        dead = " / ".join(_num(None if final.get(threshold_key(t)) is None else 100 * final[threshold_key(t)], ".1f")
+                          for t in shown)
+        values = {
+            "method": str(s.get("method", "")), "k / λ": f"{s.get('sparsity', 0):g}", "status": status,
+            "dead %": dead, "L0": _num(final.get("l0"), ".1f"), "EV": _num(final.get("explained_variance")),
+            "MIG": _num(final.get("mig")), "VAE MIG": _num(s.get("vae", {}).get("mig")),
+            "spec.": str(final.get("specialized", "–")), "time": f"{s.get('seconds', 0):.0f}s",
+        }
+        name = s.get("name", r.run_dir.name)
+        if compact and r.status != "ok":
+            name = f"{name} ({status})"
+        table.add_row(name, *(values[c] for c in columns))
     return table
 
 
@@ -148,7 +160,7 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False) -
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
-    console.print(results_table(results, runs[0][0].eval.thresholds))
+    console.print(results_table(results, runs[0][0].eval.thresholds, width=console.width))
     console.print(f"{len(results)} run(s) in {time.time() - started:.0f}s; results in "
                   f"{Path(runs[0][0].runs_dir)}/")
     if any(r.interrupted or r.status == "stopped" for r in results):

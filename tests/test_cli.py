@@ -57,7 +57,7 @@ def test_batch_runs_the_sweep_and_prints_a_table(tmp_path, capsys):
     other = tmp_path / "elsewhere"
     assert cli.main(["--batch", str(path), "--runs-dir", str(other)]) == 0
     out = capsys.readouterr().out
-    assert "tiny-topk" in out and "tiny-l1" in out and "dead@0" in out
+    assert "tiny-topk" in out and "tiny-l1" in out and "never above 0 / 1e-06 / 0.001 / 0.01" in out
     runs = store.list_runs(other)
     assert sorted(r.summary["method"] for r in runs) == ["l1", "topk"]
     assert all(r.status == "ok" for r in runs)

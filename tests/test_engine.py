@@ -101,6 +101,13 @@ def test_identical_vae_is_loaded_from_models_dir(finished_run, tmp_path):
     assert again.summary["vae"]["mig"] == pytest.approx(result.summary["vae"]["mig"])
 
 
+def test_same_seed_reproduces_the_run(finished_run, tmp_path):
+    config, result, _ = finished_run
+    again = Engine().run(config.model_copy(update={"runs_dir": str(tmp_path)}))
+    for key in ("dead@0", "l0", "mse", "mig", "explained_variance"):
+        assert again.summary["final"][key] == pytest.approx(result.summary["final"][key], rel=1e-5), key
+
+
 def test_sweep_trains_its_vae_once(tmp_path):
     rec = Recorder()
     runs = expand(tiny_config(tmp_path, sweep={"sae.k": [6, 2]}, sae={"epochs": 1}))

@@ -67,6 +67,21 @@ def _derived_seed(seed: int, salt: str) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
+def _seed_globals(seed: int, phase: str) -> None:
+    """Seed the generators fit shuffles with (Python, numpy, the backend's) at the start of a phase.
+
+    Per phase, so that the SAE trains the same whether the VAE before it was trained or loaded.
+    ``keras.utils.set_random_seed`` imports TensorFlow on every backend; it is installed anyway
+    (datasets), and its start-up lines are held back.
+    """
+    import keras
+
+    from collapse_tui.engine.environment import quiet_native_logs
+
+    with quiet_native_logs():
+        keras.utils.set_random_seed(_derived_seed(seed, f"global-{phase}"))
+
+
 def vae_key(config: RunConfig, data_fingerprint: str) -> str:
     """The identity of a trained VAE: everything that changes its weights, nothing that does not."""
     ident = {
@@ -218,6 +233,7 @@ class Engine:
                       hidden_units=v.hidden_units, beta=v.beta, input_scale=data.input_scale,
                       seed=_derived_seed(cfg.seed, "vae"))
         vae.compile(optimizer=keras.optimizers.Adam(v.learning_rate))
+        _seed_globals(cfg.seed, "vae")
         steps = -(-len(data.train_images) // v.batch_size)
         s.emit(PhaseStarted(phase="vae", detail=f"training the VAE (beta={v.beta:g})", epochs=v.epochs,
                             steps_per_epoch=steps))
@@ -273,6 +289,7 @@ class Engine:
         sae.adapt(train_codes)
         s.sae = sae
         sae.compile(optimizer=keras.optimizers.Adam(c.learning_rate))
+        _seed_globals(cfg.seed, "sae")
         steps = -(-len(train_codes) // c.batch_size)
         label = f"k={c.k}" if c.method == "topk" else f"l1={c.l1_coefficient:g}"
         s.emit(PhaseStarted(phase="sae", detail=f"training the SAE ({c.method}, {label}, {c.n_neurons} neurons)",
