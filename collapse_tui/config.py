@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SPARSITY_METHODS = ("topk", "l1")
-DATASET_SIZES = {"dsprites": 737_280}
+DATASET_SIZES = {"dsprites": 737_280, "shapes3d": 480_000}
 
 
 class ConfigError(ValueError):
@@ -40,7 +40,7 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    dataset: Literal["dsprites"] = Field(
+    dataset: Literal["dsprites", "shapes3d"] = Field(
         "dsprites", description="Ground-truth dataset whose factors MIG is measured against."
     )
     source: Literal["procedural"] = Field(

@@ -11,6 +11,7 @@ from typing import Callable
 
 from collapse_tui.data.base import GroundTruthDataset
 from collapse_tui.data.dsprites import ProceduralDSprites
+from collapse_tui.data.shapes3d import ProceduralShapes3D
 
 Factory = Callable[..., GroundTruthDataset]
 
@@ -53,5 +54,6 @@ def get_dataset(name: str, source: str = "procedural", **options) -> GroundTruth
 
 DATASET_NAMES: tuple[str, ...] = ()
 register("dsprites", "procedural", ProceduralDSprites)
+register("shapes3d", "procedural", ProceduralShapes3D)
 
-__all__ = ["DATASET_NAMES", "GroundTruthDataset", "ProceduralDSprites", "get_dataset", "register", "sources"]
+__all__ = ["DATASET_NAMES", "GroundTruthDataset", "ProceduralDSprites", "ProceduralShapes3D", "get_dataset", "register", "sources"]
