@@ -169,7 +169,3 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False) -
     if any(r.status == "failed" for r in results):
         return EXIT_FAILED
     return EXIT_OK
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main(sys.argv[1]))

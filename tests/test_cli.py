@@ -106,3 +106,23 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_measured(tmp_path):
     lines = events_file.read_text().splitlines()
     assert json.loads(lines[-1])["type"] == "run_finished"
     assert any(json.loads(line)["type"] == "epoch_end" for line in lines)
+
+
+def test_native_start_up_lines_are_held_back_unless_loading_fails(tmp_path):
+    # Writes straight to file descriptor 2, as TensorFlow's C++ start-up does.
+    code = (
+        "import os, sys\n"
+        "from collapse_tui.engine.environment import quiet_native_logs\n"
+        "with quiet_native_logs():\n"
+        "    os.write(2, b'chatter\\n')\n"
+        "sys.stderr.write('after\\n'); sys.stderr.flush()\n"
+        "try:\n"
+        "    with quiet_native_logs():\n"
+        "        os.write(2, b'why it failed\\n')\n"
+        "        raise RuntimeError('load failed')\n"
+        "except RuntimeError:\n"
+        "    pass\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == "after\nwhy it failed\n"
