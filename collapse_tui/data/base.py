@@ -214,3 +214,25 @@ class GroundTruthDataset(abc.ABC):
         """``n`` factor rows drawn uniformly and their float32 images in [0, 1] (disentanglement_lib)."""
         factors = self.sample_factors(n, random_state)
         return factors, self.sample_observations_from_factors(factors, random_state)
+
+
+class ProceduralDataset(GroundTruthDataset):
+    """A dataset whose images a renderer generates from factor classes.
+
+    Subclasses set ``renderer_version`` (bump it whenever any image changes: it keys cached models)
+    and implement ``render(factors) -> uint8 (n, H, W, C)``.
+    """
+
+    source = "procedural"
+    renderer_version: int = 0
+
+    @staticmethod
+    @abc.abstractmethod
+    def render(factors: np.ndarray) -> np.ndarray:
+        """uint8 images for factor classes (n, K)."""
+
+    def fingerprint(self) -> str:
+        return f"{self.name}-{self.source}-v{self.renderer_version}"
+
+    def _images_batch(self, indices: np.ndarray) -> np.ndarray:
+        return self.render(self.index_to_factors(indices))

@@ -14,12 +14,14 @@ import numpy as np
 __all__ = ["discretize", "entropy", "mutual_info_matrix", "normalized_mi", "mig_per_factor", "mig"]
 
 
-def _as_2d(name: str, a) -> np.ndarray:
+def _as_2d(name: str, a, allow_1d: bool = True) -> np.ndarray:
+    """``a`` as a non-empty numeric (samples x columns) array; a 1-D array is one column if allowed."""
     a = np.asarray(a)
-    if a.ndim == 1:
+    if a.ndim == 1 and allow_1d:
         a = a[:, None]
     if a.ndim != 2:
-        raise ValueError(f"{name} must be a 1-D or 2-D array (samples x columns), got shape {a.shape}")
+        shapes = "a 1-D or 2-D array (samples x columns)" if allow_1d else "a 2-D array (samples x units)"
+        raise ValueError(f"{name} must be {shapes}, got shape {a.shape}")
     if a.shape[0] == 0:
         raise ValueError(f"{name} must hold at least one sample, got shape {a.shape}")
     if a.dtype.kind not in "biuf":

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collapse_tui.metrics.disentanglement import _check_mi, _check_n_bins, _pair, mutual_info_matrix, normalized_mi
+from collapse_tui.metrics.disentanglement import (
+    _as_2d,
+    _check_mi,
+    _check_n_bins,
+    _pair,
+    mutual_info_matrix,
+    normalized_mi,
+)
 
 __all__ = [
     "DensityHistogram", "Specialization", "activation_frequency", "dead_mask", "dead_fraction", "l0",
@@ -20,14 +27,7 @@ __all__ = [
 
 
 def _acts(acts, name: str = "acts") -> np.ndarray:
-    a = np.asarray(acts)
-    if a.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (samples x units), got shape {a.shape}")
-    if a.shape[0] == 0:
-        raise ValueError(f"{name} must hold at least one sample, got shape {a.shape}")
-    if a.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
-    return a
+    return _as_2d(name, acts, allow_1d=False)
 
 
 def _threshold(threshold, name: str = "threshold") -> float:
