@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import abc
+from pathlib import Path
 from typing import Callable, Union
 
 import numpy as np
 
 ProgressFn = Callable[[int, int], None]
+
+
+class DatasetFileError(ValueError):
+    """A dataset file that cannot be used. The message names the file and says what is wrong with it."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class DatasetUnavailable(LookupError):
+    """A source has no data on this machine (no file found, a tfds dataset not prepared); the message
+    says how to provide it."""
 RandomStateLike = Union[np.random.RandomState, np.random.Generator, int, None]
 
 
@@ -68,6 +83,8 @@ class GroundTruthDataset(abc.ABC):
 
     #: Short identifier, e.g. "dsprites".
     name: str = ""
+    #: How people write its name, e.g. "dSprites".
+    title: str = ""
     factor_names: tuple[str, ...] = ()
     factor_sizes: tuple[int, ...] = ()
     #: The real value of each class of each factor (``factor_values[j][c]``).
@@ -93,8 +110,19 @@ class GroundTruthDataset(abc.ABC):
     def _images_batch(self, indices: np.ndarray) -> np.ndarray:
         """uint8 images (n, H, W, C) for valid ``indices`` (int64, any order, repeats allowed)."""
 
+    def provenance(self) -> dict:
+        """Where the images come from, as recorded beside a run: dataset, source, fingerprint, description
+        and, for a file, its path and sha256."""
+        record = {"dataset": self.name, "source": self.source, "fingerprint": self.fingerprint(),
+                  "description": self.description, "images": self.num_available}
+        for attr in ("path", "sha256", "official", "data_dir", "version"):
+            value = getattr(self, attr, None)
+            if value is not None:
+                record[attr] = str(value) if isinstance(value, Path) else value
+        return record
+
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.fingerprint()}: {len(self)} images {self.image_shape}>"
+        return f"<{type(self).__name__} {self.fingerprint()}: {self.num_available} images {self.image_shape}>"
 
     # ------------------------------------------------------------------ the grid
     @property
@@ -112,7 +140,17 @@ class GroundTruthDataset(abc.ABC):
         return list(self.image_shape)
 
     def __len__(self) -> int:
+        """The size of the full factor grid (a file may hold only some rows: see ``available``)."""
         return int(np.prod(self.factor_sizes, dtype=np.int64))
+
+    #: Sorted grid indices whose images this dataset can produce; None means every index. A file that
+    #: holds a subset of the official rows sets it, and sampling then draws only from those rows.
+    available: np.ndarray | None = None
+
+    @property
+    def num_available(self) -> int:
+        """How many distinct images this dataset can produce."""
+        return len(self) if self.available is None else int(self.available.size)
 
     @property
     def strides(self) -> np.ndarray:
@@ -129,6 +167,11 @@ class GroundTruthDataset(abc.ABC):
         if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
             bad = idx[(idx < 0) | (idx >= len(self))][0]
             raise ValueError(f"indices must be in [0, {len(self) - 1}] for {self.name}, got {bad}")
+        if self.available is not None and idx.size:
+            held = np.isin(idx, self.available)
+            if not held.all():
+                raise ValueError(f"index {idx[~held][0]} is not among the {self.num_available} images of "
+                                 f"{self.description}")
         return idx
 
     def index_to_factors(self, indices) -> np.ndarray:
@@ -164,18 +207,26 @@ class GroundTruthDataset(abc.ABC):
 
     # ------------------------------------------------------------------ sampling
     def sample_factors(self, n: int, random_state: RandomStateLike = None) -> np.ndarray:
-        """``n`` factor rows drawn uniformly and independently over the grid: int64 (n, K)."""
+        """``n`` factor rows drawn uniformly and independently over the grid (over the available rows, with
+        replacement, when the dataset holds a subset): int64 (n, K)."""
         n = _check_count(n)
         rs = as_random_state(random_state)
+        if self.available is not None:
+            return self.index_to_factors(self.sample_indices(n, rs, replace=True))
         return np.stack([rs.randint(0, size, size=n) for size in self.factor_sizes], axis=1).astype(np.int64)
 
     def sample_indices(self, n: int, random_state: RandomStateLike = None, replace: bool = False) -> np.ndarray:
         """``n`` indices drawn uniformly: int64 (n,), all distinct unless ``replace``."""
         n = _check_count(n)
-        if not replace and n > len(self):
-            raise ValueError(f"n must be at most {len(self)} (the size of {self.name}) without replacement, "
-                             f"got {n}")
+        if not replace and n > self.num_available:
+            raise ValueError(f"n must be at most {self.num_available} (the images of {self.name} available) "
+                             f"without replacement, got {n}")
         rs = as_random_state(random_state)
+        if self.available is not None:
+            if n and not self.available.size:
+                raise ValueError(f"no images of {self.name} are available to sample")
+            picks = rs.randint(0, self.available.size, size=n) if replace else rs.permutation(self.available.size)[:n]
+            return self.available[picks].astype(np.int64)
         if replace:
             return rs.randint(0, len(self), size=n).astype(np.int64)
         if n * 4 < len(self):
@@ -236,3 +287,82 @@ class ProceduralDataset(GroundTruthDataset):
 
     def _images_batch(self, indices: np.ndarray) -> np.ndarray:
         return self.render(self.index_to_factors(indices))
+
+
+class StoredDataset(GroundTruthDataset):
+    """A dataset whose images are rows of storage (a file, a prepared tfds dataset) labelled with their
+    factor classes. The rows may be any subset of the grid, in any order; ``available`` lists the grid
+    indices held and ``_rows`` the storage row of each. Subclasses call ``_set_rows`` once and implement
+    ``_read_rows``."""
+
+    _rows: np.ndarray
+
+    def _set_rows(self, classes: np.ndarray, where: str) -> None:
+        """Index the storage rows by their factor classes (int (n, K)); ``where`` names the storage in errors.
+        Raises ValueError for classes off the grid or two rows with the same factors."""
+        classes = np.asarray(classes)
+        sizes = np.asarray(self.factor_sizes, dtype=np.int64)
+        if classes.ndim != 2 or classes.shape[1] != self.num_factors:
+            raise ValueError(f"factor classes must have shape (n, {self.num_factors}), got {classes.shape}")
+        bad = (classes < 0) | (classes >= sizes[None, :])
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"row {row}: {self.factor_names[col]} class {classes[row, col]} is outside "
+                             f"[0, {sizes[col] - 1}]")
+        index = classes.astype(np.int64) @ self.strides
+        order = np.argsort(index, kind="stable")
+        sorted_index = index[order]
+        dup = np.flatnonzero(sorted_index[1:] == sorted_index[:-1])
+        if dup.size:
+            a, b = sorted(order[dup[0]:dup[0] + 2])
+            raise ValueError(f"rows {a} and {b} have the same factors {classes[a].tolist()}")
+        self.available = sorted_index
+        self.available.setflags(write=False)
+        self._rows = order.astype(np.int64)
+
+    @abc.abstractmethod
+    def _read_rows(self, rows: np.ndarray) -> np.ndarray:
+        """uint8 images (n, H, W, C) of storage ``rows`` (sorted, distinct)."""
+
+    def _images_batch(self, indices: np.ndarray) -> np.ndarray:
+        rows = self._rows[np.searchsorted(self.available, indices)]
+        unique, inverse = np.unique(rows, return_inverse=True)
+        return self._read_rows(unique)[inverse.reshape(-1)]
+
+    def images(self, indices, progress: ProgressFn | None = None, batch_size: int = 2048) -> np.ndarray:
+        """As ``GroundTruthDataset.images``, but storage is read in row order, each row once, whatever the
+        order asked for: batches of random indices would each touch most storage chunks again."""
+        idx = self._check_indices(indices)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        rows = self._rows[np.searchsorted(self.available, idx)]
+        unique, inverse = np.unique(rows, return_inverse=True)
+        block = np.empty((unique.size, *self.image_shape), dtype=np.uint8)
+        for start in range(0, unique.size, batch_size):
+            stop = min(start + batch_size, unique.size)
+            block[start:stop] = self._read_rows(unique[start:stop])
+            if progress is not None:
+                progress(stop * idx.size // unique.size, idx.size)
+        if idx.size == 0 and progress is not None:
+            progress(0, 0)
+        return block[inverse.reshape(-1)]
+
+
+def classes_from_values(values: np.ndarray, grid: tuple[np.ndarray, ...], names: tuple[str, ...]) -> np.ndarray:
+    """Factor classes (int64 (n, K)) of real factor values (n, K) that lie on ``grid`` (``grid[j]`` the values
+    of factor j). Raises ValueError naming the first value that is on no grid point."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.empty(values.shape, dtype=np.int64)
+    for j, points in enumerate(grid):
+        points = np.asarray(points, dtype=np.float64)
+        # Half the smallest gap between grid points, shrunk: rounding in a file never reaches it, a wrong
+        # value does. A factor of one value accepts only (nearly) that value.
+        tol = 1e-6 if points.size < 2 else float(np.min(np.diff(np.sort(points)))) * 1e-3
+        nearest = np.abs(values[:, j, None] - points[None, :]).argmin(axis=1)
+        off = np.abs(values[:, j] - points[nearest]) > tol
+        if off.any():
+            row = int(np.flatnonzero(off)[0])
+            raise ValueError(f"row {row}: {names[j]} value {float(values[row, j]):g} is not on its grid "
+                             f"({', '.join(f'{v:g}' for v in points[:4])}{', ...' if points.size > 4 else ''})")
+        out[:, j] = nearest
+    return out

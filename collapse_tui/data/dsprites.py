@@ -114,16 +114,22 @@ def render(factors: np.ndarray) -> np.ndarray:
     return out[..., None]
 
 
-class ProceduralDSprites(ProceduralDataset):
-    """dSprites rendered on demand for any of its 737,280 factor combinations (5 factors; colour, of size
-    1, is dropped as disentanglement_lib does, which leaves the official index unchanged)."""
+class DSpritesGrid:
+    """The dSprites factor grid, shared by every source of dSprites (5 factors; colour, of size 1, is
+    dropped as disentanglement_lib does, which leaves the official index unchanged)."""
 
     name = "dsprites"
+    title = "dSprites"
     factor_names = FACTOR_NAMES
     factor_sizes = FACTOR_SIZES
     factor_values = FACTOR_VALUES
     image_shape = (64, 64, 1)
     input_scale = 1.0  # pixels are 0/1, as in the official file
+
+
+class ProceduralDSprites(DSpritesGrid, ProceduralDataset):
+    """dSprites rendered on demand for any of its 737,280 factor combinations."""
+
     renderer_version = RENDERER_VERSION
     render = staticmethod(render)
 

@@ -289,16 +289,22 @@ def render(factors: np.ndarray) -> np.ndarray:
     return out.reshape(n, _SIZE, _SIZE, 3)
 
 
-class ProceduralShapes3D(ProceduralDataset):
-    """Shapes3D rendered on demand for any of its 480,000 factor combinations (6 factors, official order:
+class Shapes3DGrid:
+    """The Shapes3D factor grid, shared by every source of Shapes3D (6 factors, official order:
     floor_hue, wall_hue, object_hue, scale, shape, orientation; the last fastest)."""
 
     name = "shapes3d"
+    title = "Shapes3D"
     factor_names = FACTOR_NAMES
     factor_sizes = FACTOR_SIZES
     factor_values = FACTOR_VALUES
     image_shape = (64, 64, 3)
     input_scale = 1.0 / 255.0
+
+
+class ProceduralShapes3D(Shapes3DGrid, ProceduralDataset):
+    """Shapes3D rendered on demand for any of its 480,000 factor combinations."""
+
     renderer_version = RENDERER_VERSION
     render = staticmethod(render)
 
