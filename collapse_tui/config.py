@@ -43,8 +43,19 @@ class DataConfig(Section):
     dataset: Literal["dsprites", "shapes3d"] = Field(
         "dsprites", description="Ground-truth dataset whose factors MIG is measured against."
     )
-    source: Literal["procedural"] = Field(
-        "procedural", description="Where images come from: 'procedural' renders them offline."
+    source: Literal["auto", "official", "tfds", "procedural"] = Field(
+        "auto",
+        description="Where images come from: 'official' (the published file), 'tfds' (a prepared "
+                    "tensorflow-datasets copy), 'procedural' (rendered offline), or 'auto': the first of "
+                    "these found.",
+    )
+    path: str | None = Field(
+        None,
+        description="The official file, or a directory holding it or a prepared tfds copy; empty = "
+                    "--data-dir, then $COLLAPSE_TUI_DATA.",
+    )
+    cache: bool = Field(
+        True, description="Keep procedural renders on disk ($COLLAPSE_TUI_CACHE) so the next run starts at once."
     )
     n_train: int = Field(
         20_000, ge=64, le=737_280,

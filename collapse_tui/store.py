@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from collapse_tui.engine.events import Event, RunFailed, RunFinished, RunStarted, event_from_dict
+from collapse_tui.engine.events import DataSource, Event, RunFailed, RunFinished, RunStarted, event_from_dict
 
 CONFIG_FILE = "config.yaml"
 EVENTS_FILE = "events.jsonl"
@@ -86,15 +86,20 @@ class RunWriter:
         self.run_dir = Path(run_dir)
         self._events = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")
         self._started: float | None = None
+        self._config: dict[str, Any] | None = None
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self._started = event.time
-            config = dict(event.config)
-            config["environment"] = event.environment
-            write_atomic(self.run_dir / CONFIG_FILE, yaml.safe_dump(_jsonable(config), sort_keys=False))
+            self._config = dict(event.config)
+            self._config["environment"] = event.environment
+            self._write_config()
             self._write_summary({"status": "running", "run_id": event.run_id, "name": event.name,
                                  "started": event.time})
+        elif isinstance(event, DataSource) and self._config is not None:
+            # Beside the config that asked for the data, what it resolved to: source, file and checksum.
+            self._config["data_source"] = event.provenance
+            self._write_config()
         self._events.write(dumps(event.to_dict()) + "\n")
         self._events.flush()
         if isinstance(event, (RunFinished, RunFailed)):
@@ -106,6 +111,9 @@ class RunWriter:
                 summary["status"] = event.status
             self._write_summary(summary)
             self.close()
+
+    def _write_config(self) -> None:
+        write_atomic(self.run_dir / CONFIG_FILE, yaml.safe_dump(_jsonable(self._config), sort_keys=False))
 
     def _write_summary(self, summary: dict[str, Any]) -> None:
         write_atomic(self.run_dir / SUMMARY_FILE, json.dumps(_jsonable(summary), indent=2, allow_nan=False))

@@ -1,7 +1,8 @@
 """Ground-truth datasets: the interface and the sources that provide it.
 
-A dataset is reached by name and source through ``get_dataset``; a new dataset or source (an official
-file loader, tensorflow-datasets) plugs in with ``register``.
+``open_dataset`` finds a dataset the way a run asks for it: from the official file, a prepared
+tensorflow-datasets copy, or the procedural renderer (``source="auto"`` tries them in that order).
+``get_dataset`` builds one by name and source directly; a new source plugs in with ``register``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from __future__ import annotations
 import inspect
 from typing import Callable
 
-from collapse_tui.data.base import GroundTruthDataset
+import os
+from pathlib import Path
+
+from collapse_tui.data.base import DatasetFileError, DatasetUnavailable, GroundTruthDataset
 from collapse_tui.data.dsprites import ProceduralDSprites
 from collapse_tui.data.shapes3d import ProceduralShapes3D
 
@@ -52,8 +56,101 @@ def get_dataset(name: str, source: str = "procedural", **options) -> GroundTruth
     return factory(**options)
 
 
-DATASET_NAMES: tuple[str, ...] = ()
-register("dsprites", "procedural", ProceduralDSprites)
-register("shapes3d", "procedural", ProceduralShapes3D)
+def _official(name: str):
+    def factory(path):
+        from collapse_tui.data.files import open_official
 
-__all__ = ["DATASET_NAMES", "GroundTruthDataset", "ProceduralDSprites", "ProceduralShapes3D", "get_dataset", "register", "sources"]
+        return open_official(name, path)
+
+    return factory
+
+
+def _tfds(name: str):
+    def factory(data_dir=None):
+        from collapse_tui.data import tfds_source
+
+        return tfds_source.open_tfds(name, data_dir=data_dir)
+
+    return factory
+
+
+DATASET_NAMES: tuple[str, ...] = ()
+for _name, _procedural in (("dsprites", ProceduralDSprites), ("shapes3d", ProceduralShapes3D)):
+    register(_name, "procedural", _procedural)
+    register(_name, "official", _official(_name))
+    register(_name, "tfds", _tfds(_name))
+
+SOURCES = ("auto", "official", "tfds", "procedural")
+
+
+def search_directories(path: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None
+                       ) -> list[Path]:
+    """Where official files and prepared tfds datasets are looked for, in order: ``path`` (when it is a
+    directory), ``data_dir``, then each directory in ``$COLLAPSE_TUI_DATA``."""
+    from collapse_tui.data.files import directories_from_env
+
+    dirs = [Path(p).expanduser() for p in (path, data_dir) if p and Path(p).expanduser().is_dir()]
+    for extra in directories_from_env():
+        if extra not in dirs:
+            dirs.append(extra)
+    return dirs
+
+
+def open_dataset(name: str, source: str = "auto", path: str | os.PathLike | None = None,
+                 data_dir: str | os.PathLike | None = None, cache: bool = True,
+                 cache_dir: str | os.PathLike | None = None, log=None, progress=None) -> GroundTruthDataset:
+    """Dataset ``name`` from ``source``: "official" (the published file: ``path`` if it is a file, else
+    found in the search directories), "tfds" (a prepared tensorflow-datasets copy in the search directories
+    or tfds' own data dir), "procedural" (rendered here; with ``cache`` the renders are kept on disk) or
+    "auto", which takes the first of these that exists. ``log(text)`` receives notes on what was skipped;
+    ``progress(done, total)`` follows the one slow opening step, indexing a prepared tfds copy.
+
+    Raises DatasetUnavailable (saying what was searched and how to provide the data) when the requested
+    source has no data here, DatasetFileError for a file that is there but unusable, ValueError for an
+    unknown name or source.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASET_NAMES)}")
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; available: {', '.join(SOURCES)}")
+    from collapse_tui.data import files
+
+    dirs = search_directories(path, data_dir)
+    explicit_file = Path(path).expanduser() if path and not Path(path).expanduser().is_dir() else None
+
+    if source in ("official", "auto"):
+        if explicit_file is not None:
+            return files.open_official(name, explicit_file)  # a file the user named: its problems are errors
+        found = files.find_official(name, dirs)
+        if found is not None:
+            return files.open_official(name, found)
+        if source == "official":
+            raise DatasetUnavailable(_not_found(name, dirs))
+    if source in ("tfds", "auto"):
+        from collapse_tui.data import tfds_source
+
+        for directory in [*dirs, None]:  # None: tfds' own default data dir
+            if tfds_source.find_prepared(name, directory) is not None:
+                return tfds_source.open_tfds(name, data_dir=directory, progress=progress)
+        if source == "tfds":
+            return tfds_source.open_tfds(name, data_dir=dirs[0] if dirs else None)  # raises, saying how
+    procedural = get_dataset(name, "procedural")
+    if not cache:
+        return procedural
+    from collapse_tui.data.cache import CachedDataset
+
+    return CachedDataset(procedural, cache_dir, log=log)
+
+
+def _not_found(name: str, dirs: list[Path]) -> str:
+    from collapse_tui.data.files import OFFICIAL_FILES
+
+    where = ", ".join(str(d) for d in dirs) if dirs else "nowhere (no data.path, --data-dir or $COLLAPSE_TUI_DATA given)"
+    return (f"no official {name} file found; searched {where}. Put "
+            f"{' or '.join(OFFICIAL_FILES[name])} in a directory and pass it as --data-dir, set "
+            "$COLLAPSE_TUI_DATA to it, or set data.path to the file")
+
+
+__all__ = ["DATASET_NAMES", "SOURCES", "DatasetFileError", "DatasetUnavailable", "GroundTruthDataset",
+           "ProceduralDSprites", "ProceduralShapes3D", "get_dataset", "open_dataset", "register",
+           "search_directories", "sources"]

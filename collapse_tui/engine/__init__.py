@@ -1,6 +1,7 @@
 """The headless engine: runs configs and emits typed events to listeners (run store, console, TUI)."""
 
 from collapse_tui.engine.events import (
+    DataSource,
     EpochEnd,
     Evaluation,
     Event,
@@ -15,7 +16,7 @@ from collapse_tui.engine.events import (
 )
 
 __all__ = [
-    "EpochEnd", "Evaluation", "Event", "Listener", "Message", "PhaseStarted", "Progress", "RunFailed",
+    "DataSource", "EpochEnd", "Evaluation", "Event", "Listener", "Message", "PhaseStarted", "Progress", "RunFailed",
     "RunFinished", "RunStarted", "event_from_dict", "Engine", "RunResult", "run", "run_sweep",
 ]
 

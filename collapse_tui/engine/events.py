@@ -79,6 +79,15 @@ class Evaluation(Event):
 
 
 @dataclass
+class DataSource(Event):
+    """Where the run's images come from (dataset, source, fingerprint, description; for a file its path,
+    sha256 and whether it is the published release)."""
+
+    kind: ClassVar[str] = "data_source"
+    provenance: dict[str, Any]
+
+
+@dataclass
 class Message(Event):
     kind: ClassVar[str] = "message"
     text: str
@@ -104,7 +113,7 @@ class RunFailed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (RunStarted, PhaseStarted, Progress, EpochEnd, Evaluation, Message, RunFinished, RunFailed)
+    for cls in (RunStarted, DataSource, PhaseStarted, Progress, EpochEnd, Evaluation, Message, RunFinished, RunFailed)
 }
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from collapse_tui.config import RunConfig
 from collapse_tui.engine.events import (
+    DataSource,
     Event,
     Evaluation,
     Listener,
@@ -105,6 +106,7 @@ class Engine:
     def __init__(self, stop_event: threading.Event | None = None):
         self.stop_event = stop_event or threading.Event()
         self._data: dict[tuple, _Data] = {}
+        self._opened: dict[tuple, object] = {}
         self._vaes: dict[str, Any] = {}
         self._codes: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._vae_metrics: dict[str, dict[str, Any]] = {}
@@ -171,31 +173,41 @@ class Engine:
             raise _Stopped()
 
     def _load_data(self, cfg: RunConfig, s: "_RunState") -> _Data:
-        from collapse_tui.data import get_dataset
+        from collapse_tui.data import open_dataset
 
-        dataset = get_dataset(cfg.data.dataset, source=cfg.data.source)
-        key = (dataset.fingerprint(), cfg.seed, cfg.data.n_train, cfg.eval.n_samples)
-        s.emit(Message(text=f"data: {dataset.description}"))
-        s.data_source = {"dataset": dataset.name, "source": dataset.source, "fingerprint": dataset.fingerprint()}
-        if key in self._data:
-            return self._data[key]
         s.emit(PhaseStarted(phase="data", detail=f"{cfg.data.n_train} training + {cfg.eval.n_samples} "
-                            f"evaluation images of {dataset.name}"))
-        rng = np.random.RandomState(_derived_seed(cfg.seed, "data"))
-        n_train, n_eval = cfg.data.n_train, cfg.eval.n_samples
-        if n_train + n_eval > len(dataset):
-            raise ValueError(f"data.n_train + eval.n_samples = {n_train + n_eval} exceeds the "
-                             f"{len(dataset)} images of {dataset.name}")
-        indices = dataset.sample_indices(n_train + n_eval, rng)
-        total = n_train + n_eval
+                            f"evaluation images of {cfg.data.dataset}"))
 
-        def progress(done: int, _total: int, offset: int = 0) -> None:
-            s.emit(Progress(phase="data", done=offset + done, total=total))
+        def progress(done: int, total: int) -> None:  # opening (tfds indexing), then reading or rendering
+            s.emit(Progress(phase="data", done=done, total=total))
             self._check_stop()
 
-        train_images = dataset.images(indices[:n_train], progress=progress)
-        eval_images = dataset.images(indices[n_train:],
-                                     progress=lambda d, t: progress(d, t, offset=n_train))
+        # A kept dataset (below) notes cache repairs to whichever run is reading it now.
+        self._note = lambda text: s.emit(Message(text=text, level="warning"))
+        # Opening a prepared tfds copy indexes all its labels (tens of seconds): once per sweep, not per run.
+        where = (cfg.data.dataset, cfg.data.source, cfg.data.path, cfg.data.cache)
+        dataset = self._opened.get(where)
+        if dataset is None:
+            dataset = open_dataset(cfg.data.dataset, source=cfg.data.source, path=cfg.data.path,
+                                   cache=cfg.data.cache, progress=progress,
+                                   log=lambda text: self._note(text))
+            self._opened = {where: dataset}
+        s.data_source = dataset.provenance()
+        s.emit(DataSource(provenance=s.data_source))
+        s.emit(Message(text=f"data: {dataset.description}"))
+        key = (dataset.fingerprint(), cfg.seed, cfg.data.n_train, cfg.eval.n_samples)
+        if key in self._data:
+            return self._data[key]
+        rng = np.random.RandomState(_derived_seed(cfg.seed, "data"))
+        n_train, n_eval = cfg.data.n_train, cfg.eval.n_samples
+        if n_train + n_eval > dataset.num_available:
+            raise ValueError(f"data.n_train + eval.n_samples = {n_train + n_eval} exceeds the "
+                             f"{dataset.num_available} images of {dataset.description}")
+        indices = dataset.sample_indices(n_train + n_eval, rng)
+
+        # One call for both sets: a source that streams its storage or writes a cache does so once.
+        images = dataset.images(indices, progress=progress)
+        train_images, eval_images = images[:n_train], images[n_train:]
         data = _Data(
             train_images=train_images,
             eval_images=eval_images,
