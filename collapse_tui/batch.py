@@ -125,7 +125,15 @@ def results_table(results, thresholds: list[float], width: int = 200) -> Table:
     return table
 
 
-def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False) -> int:
+def with_data_dir(runs, data_dir: str | None):
+    """Runs whose config names no data.path search ``data_dir`` for their dataset."""
+    if not data_dir:
+        return runs
+    return [(cfg if cfg.data.path else cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": data_dir})}),
+             overrides) for cfg, overrides in runs]
+
+
+def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, data_dir: str | None = None) -> int:
     # Piped into a log file, rich would wrap at 80 columns and cut the result table: use a wide page.
     console = Console(width=None if sys.stdout.isatty() else 200)
     err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -136,6 +144,7 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False) -
         return EXIT_INVALID
     if runs_dir is not None:
         runs = [(cfg.model_copy(update={"runs_dir": runs_dir}), o) for cfg, o in runs]
+    runs = with_data_dir(runs, data_dir)
     if dry_run:
         for i, (cfg, overrides) in enumerate(runs, 1):
             console.print(f"# run {i}/{len(runs)}: {cfg.name}", markup=False)

@@ -18,6 +18,12 @@ examples:
   collapse-tui --batch configs/quick.yaml                 the embedded default (a few minutes on a CPU)
   collapse-tui --batch my.yaml --backend jax --runs-dir /scratch/runs
   collapse-tui --batch my.yaml --dry-run                  validate and print every resolved run
+  collapse-tui --batch configs/quick.yaml --data-dir ~/data   use the official files in ~/data
+  collapse-tui --prepare-tfds dsprites --manual-dir ~/data    build a tensorflow-datasets copy offline
+
+data: with data.source auto (the default) a run takes the official file if it finds one (data.path,
+--data-dir, then $COLLAPSE_TUI_DATA), else a prepared tensorflow-datasets copy, else renders the images
+procedurally (cached under $COLLAPSE_TUI_CACHE, default ~/.cache/collapse-tui); it says which it used.
 
 exit status: 0 all runs ok, 1 a run failed, 2 invalid config, 130 stopped with Ctrl-C.
 The Keras backend is KERAS_BACKEND unless --backend is given."""
@@ -32,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs-dir", metavar="DIR", help="write runs here instead of the config's runs_dir")
     parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
     parser.add_argument("--dry-run", action="store_true", help="with --batch: validate, print the resolved runs, exit")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="where to look for official dataset files and prepared tfds copies "
+                             "(for runs whose config sets no data.path)")
+    parser.add_argument("--prepare-tfds", metavar="DATASET", choices=("dsprites", "shapes3d"),
+                        help="prepare a tensorflow-datasets copy of DATASET from its official file in "
+                             "--manual-dir, offline, into --data-dir (default: tfds' own data dir)")
+    parser.add_argument("--manual-dir", metavar="DIR", help="with --prepare-tfds: the directory holding the official file")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser
 
@@ -62,9 +75,29 @@ def main(argv: list[str] | None = None) -> int:
             with quiet_native_logs():
                 import keras  # noqa: F401  (loads the backend now, without its start-up chatter)
 
-        return batch.main(args.batch, runs_dir=args.runs_dir, dry_run=args.dry_run)
+        return batch.main(args.batch, runs_dir=args.runs_dir, dry_run=args.dry_run, data_dir=args.data_dir)
+    if args.prepare_tfds:
+        return _prepare_tfds(parser, args)
     parser.print_help()
     print("\nThe interactive terminal UI is not in this version yet: use --batch CONFIG.")
+    return 0
+
+
+def _prepare_tfds(parser: argparse.ArgumentParser, args) -> int:
+    if not args.manual_dir:
+        parser.error("--prepare-tfds needs --manual-dir DIR, the directory holding the official file")
+    from collapse_tui.data import DatasetFileError, DatasetUnavailable, tfds_source
+    from collapse_tui.engine.environment import quiet_native_logs
+
+    with quiet_native_logs():  # TensorFlow's start-up lines; preparation's own progress stays visible
+        import tensorflow_datasets  # noqa: F401
+    try:
+        target = tfds_source.prepare(args.prepare_tfds, args.manual_dir, data_dir=args.data_dir)
+    except (DatasetFileError, DatasetUnavailable) as err:
+        print(f"collapse-tui: {err}", file=sys.stderr)
+        return 1
+    print(f"prepared {args.prepare_tfds} in {target}; runs with data.source tfds or auto will use it"
+          + (f" when given --data-dir {args.data_dir}" if args.data_dir else ""))
     return 0
 
 

@@ -34,6 +34,19 @@ def test_help_explains_the_options():
     assert out.returncode == 0 and "exit status" in out.stdout and "KERAS_BACKEND" in out.stdout
 
 
+def test_prepare_tfds_needs_a_manual_dir_holding_the_official_file(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--prepare-tfds", "dsprites"])
+    assert exit_info.value.code == 2 and "--manual-dir" in capsys.readouterr().err
+    empty = tmp_path / "manual"
+    empty.mkdir()
+    assert cli.main(["--prepare-tfds", "shapes3d", "--manual-dir", str(empty),
+                     "--data-dir", str(tmp_path / "tfds")]) == 1
+    err = capsys.readouterr().err
+    assert "3dshapes.h5" in err and str(empty) in err
+    assert not (tmp_path / "tfds" / "shapes3d").exists()  # nothing half-prepared, nothing downloaded
+
+
 def test_invalid_config_exits_2_naming_the_field(tmp_path, capsys):
     path = write_config(tmp_path, tiny_config(tmp_path, sae={"k": 900}))
     assert cli.main(["--batch", str(path)]) == 2
