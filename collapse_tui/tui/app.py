@@ -1,0 +1,238 @@
+"""The collapse-tui terminal application: configure, train live, follow, list and compare runs.
+
+It reads and writes the same run directories as ``--batch``: training runs in a thread worker through
+the same engine (whose run store writes the directory), and any run directory can be opened and
+followed while another process writes it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from collapse_tui.tui.screens.configure import ConfigureScreen, find_presets
+from collapse_tui.tui.screens.help import HelpScreen
+from collapse_tui.tui.screens.run import RunScreen
+from collapse_tui.tui.screens.runs import RunsScreen
+from collapse_tui.tui.state import FileFeed, LiveFeed
+
+DEFAULT_PRESET = "quick.yaml"
+# Native libraries print start-up lines to fd 2, which would scribble over the screen; holding them
+# back swaps fd 2, so two threads must not do it at once.
+_NATIVE_LOGS = threading.Lock()
+
+
+def load_keras() -> Any:
+    """Import keras (and its backend) with native start-up chatter held back."""
+    from collapse_tui.engine.environment import quiet_native_logs
+
+    with _NATIVE_LOGS, quiet_native_logs():
+        import keras
+
+    return keras
+_REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+class CollapseApp(App):
+    """The TUI. ``runs_dir``: where runs are listed (and, when given, written); ``config_path``: a YAML
+    config to load into the form; ``presets_dir``: where presets are found (default ``./configs`` and
+    the package's ``configs/``); ``environment_label``: fixed header text instead of probing Keras."""
+
+    TITLE = "collapse-tui"
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
+    BINDINGS = [
+        Binding("f1,question_mark", "help", "Help"),
+        Binding("f2", "show_configure", "Configure"),
+        Binding("f3", "show_runs", "Runs"),
+        Binding("f4", "show_live", "Live run"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, runs_dir: str | None = None, config_path: str | None = None,
+                 presets_dir: str | Path | None = None, environment_label: str | None = None,
+                 follow: str | Path | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.follow = follow
+        self.runs_dir_arg = runs_dir
+        self.config_path = config_path
+        dirs = [Path(presets_dir)] if presets_dir is not None else [Path.cwd() / "configs", _REPO_CONFIGS]
+        self.presets = find_presets(*dirs)
+        self.initial_preset = DEFAULT_PRESET if DEFAULT_PRESET in self.presets else next(iter(self.presets), None)
+        if config_path is not None:
+            path = Path(config_path)
+            self.presets = {path.name: path, **{k: v for k, v in self.presets.items() if k != path.name}}
+            self.initial_preset = path.name
+        self.environment_label = environment_label
+        self.training: LiveFeed | None = None
+        self.live_screen: RunScreen | None = None
+        self._quitting = False
+
+    @property
+    def runs_dir(self) -> Path:
+        """The runs dir the runs table shows: the one given, else the form's ``runs_dir``."""
+        if self.runs_dir_arg:
+            return Path(self.runs_dir_arg)
+        try:
+            screen = self.get_configure_screen()
+            value = screen.form_data().get("runs_dir")
+            if value:
+                return Path(value)
+        except Exception:  # the form is not built yet
+            pass
+        return Path("runs")
+
+    # ------------------------------------------------------------------ start-up
+    def on_mount(self) -> None:
+        if self.environment_label is not None:
+            self.sub_title = self.environment_label
+        else:
+            self.sub_title = f"{os.environ.get('KERAS_BACKEND', 'tensorflow')} · probing device…"
+            self._probe_environment()
+        self.push_screen(ConfigureScreen(self.presets, self.initial_preset, runs_dir=self.runs_dir_arg))
+        if self.follow is not None:
+            self.open_run(self.follow)
+
+    @work(thread=True, exit_on_error=False, group="probe")
+    def _probe_environment(self) -> None:
+        """Loading Keras takes seconds: do it off the UI thread, then show backend and device."""
+        from collapse_tui.engine.environment import device_name
+
+        keras = load_keras()
+        with _NATIVE_LOGS:
+            label = f"{keras.backend.backend()} · {device_name()}"
+        self.call_from_thread(setattr, self, "sub_title", label)
+
+    def get_configure_screen(self) -> ConfigureScreen:
+        for screen in self.screen_stack:
+            if isinstance(screen, ConfigureScreen):
+                return screen
+        raise LookupError("no configure screen")
+
+    # ------------------------------------------------------------------ training
+    def start_training(self, runs: list) -> LiveFeed | None:
+        """Train ``runs`` (``config.expand`` output) in a thread worker and show the live screen."""
+        if self.training is not None and self.training.running:
+            self.notify("a run is already in progress: stop it first (s on its screen)", severity="warning")
+            self.action_show_live()
+            return None
+        feed = LiveFeed(runs)
+        self.training = feed
+        self.live_screen = RunScreen(feed)
+        self.push_screen(self.live_screen)
+        self._train(feed)
+        return feed
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="training")
+    def _train(self, feed: LiveFeed) -> None:
+        from collapse_tui.engine.sweep import run_sweep
+
+        try:
+            load_keras()
+            results = run_sweep(feed.runs, [feed.listener], stop_event=feed.stop_event)
+            statuses = [r.status for r in results]
+            message = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+            self.call_from_thread(self.notify, f"{len(results)} run(s) ended: {message}", title="training")
+        except Exception as exc:  # the engine records run failures; this is anything around it
+            feed.error = f"{type(exc).__name__}: {exc}"
+            self.call_from_thread(self.notify, feed.error, title="training failed", severity="error")
+        finally:
+            feed.finished = True
+            if feed.notify is not None:
+                feed.notify()
+
+    async def action_quit(self) -> None:
+        """Quit; a run in progress is stopped first (evaluated as it stands, kept as ``stopped``).
+        A second quit while it stops does not wait."""
+        if self.training is not None and self.training.running and not self._quitting:
+            self._quitting = True
+            self.training.stop()
+            self.notify("stopping the run in progress, then quitting…")
+            self.set_interval(0.2, self._exit_when_stopped)
+            return
+        self.exit()
+
+    def _exit_when_stopped(self) -> None:
+        if self.training is None or not self.training.running:
+            self.exit()
+
+    def on_unmount(self) -> None:
+        # The training thread must end for the process to exit: never leave it running.
+        if self.training is not None:
+            self.training.stop()
+
+    # ------------------------------------------------------------------ navigation
+    def _pop_to(self, kind: type[Screen]) -> bool:
+        if not any(isinstance(s, kind) for s in self.screen_stack):
+            return False
+        while not isinstance(self.screen, kind):
+            self.pop_screen()
+        return True
+
+    def action_show_configure(self) -> None:
+        self._pop_to(ConfigureScreen)
+
+    def action_show_runs(self) -> None:
+        if not self._pop_to(RunsScreen):
+            self.push_screen(RunsScreen(self.runs_dir))
+
+    def action_show_live(self) -> None:
+        if self.training is None:
+            self.notify("no run started in this session: start one from the configure screen (F2)")
+            return
+        if self.live_screen is not None and self.live_screen in self.screen_stack:
+            while self.screen is not self.live_screen:
+                self.pop_screen()
+            return
+        self.live_screen = RunScreen(self.training)
+        self.push_screen(self.live_screen)
+
+    def open_run(self, run_dir: str | Path) -> RunScreen:
+        """Show a run directory, following it while it grows."""
+        screen = RunScreen(FileFeed(run_dir))
+        self.push_screen(screen)
+        return screen
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        # Textual saves to ~/Downloads by default, which a server often lacks (the save then fails);
+        # the runs dir is where the compare exports go too.
+        if path is None and not self.is_web:
+            target = self.runs_dir
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+                path = str(target)
+            except OSError:
+                path = str(Path.cwd())
+        return super().deliver_screenshot(filename, path, time_format)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Configure", "Edit a run config and start it", self.action_show_configure)
+        yield SystemCommand("Runs", "List, open, compare and delete runs", self.action_show_runs)
+        yield SystemCommand("Live run", "Show the run in progress", self.action_show_live)
+        yield SystemCommand("Help", "Keys and what the panels show", self.action_help)
+        if isinstance(screen, RunScreen):
+            yield SystemCommand("Stop run", "Stop the run in progress (it is marked stopped)", screen.action_stop)
+            yield SystemCommand("Next threshold", "Dead fraction at the next threshold", screen.action_next_threshold)
+        if isinstance(screen, ConfigureScreen):
+            yield SystemCommand("Start", "Start training the form's config", screen.action_start)
+            yield SystemCommand("Save as YAML", "Write the form to a YAML file", screen.action_save)
+
+
+def run_app(runs_dir: str | None = None, config_path: str | None = None, follow: str | None = None) -> int:
+    """Run the TUI until the user quits; returns the process exit status. ``follow``: a run directory
+    to show first (Escape leads back to the configure screen)."""
+    app = CollapseApp(runs_dir=runs_dir, config_path=config_path, follow=follow)
+    app.run()
+    return int(app.return_code or 0)

@@ -1,0 +1,1 @@
+"""The TUI's screens: configure, run (live or followed), runs, compare, help."""

@@ -1,0 +1,162 @@
+"""Compare screen: configs (differing keys), final metrics and overlaid curves of two or more runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static, TabbedContent, TabPane
+
+from collapse_tui.store import RunRecord
+from collapse_tui.tui.runs_table import config_rows, export_path, load_compared, metric_rows, to_csv, to_markdown
+from collapse_tui.tui.widgets.charts import PALETTE, LineChart, Series
+
+
+class CompareScreen(Screen):
+    """Side by side view of the given runs; each run keeps one colour everywhere on the screen."""
+
+    BINDINGS = [
+        Binding("a", "toggle_all", "All keys"),
+        Binding("m", "export('md')", "Export MD"),
+        Binding("v", "export('csv')", "Export CSV"),
+        Binding("g", "export('svg')", "Export SVG"),
+        Binding("1", "tab('config')", "Config", show=False),
+        Binding("2", "tab('metrics')", "Metrics", show=False),
+        Binding("3", "tab('curves')", "Curves", show=False),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, records: list[RunRecord], export_dir: str | Path = ".", **kwargs) -> None:
+        if len(records) < 2:
+            raise ValueError(f"compare needs at least two runs, got {len(records)}")
+        super().__init__(**kwargs)
+        self.runs = load_compared(records)
+        self.export_dir = Path(export_dir)
+        self.only_differing = True
+        self.exported: list[Path] = []
+
+    def color(self, i: int) -> str:
+        return PALETTE[i % len(PALETTE)]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        legend = Text()
+        for i, c in enumerate(self.runs):
+            legend.append("■ ", style=self.color(i))
+            legend.append(c.label + "  ")
+        yield Static(legend, id="cmp-legend")
+        with TabbedContent(id="cmp-tabs", initial="config"):
+            with TabPane("Config", id="config"):
+                yield DataTable(id="cmp-config", zebra_stripes=True, cursor_type="row")
+            with TabPane("Metrics", id="metrics"):
+                yield DataTable(id="cmp-metrics", zebra_stripes=True, cursor_type="row")
+            with TabPane("Curves", id="curves"):
+                with Vertical(classes="charts"):
+                    with Horizontal():
+                        yield LineChart("SAE loss", id="cmp-loss", legend=False)
+                        yield LineChart("dead fraction", id="cmp-dead", y_range=(0.0, 1.0), legend=False)
+                    yield LineChart("MIG (SAE codes)", id="cmp-mig", legend=False)
+        with Horizontal(id="export-row"):
+            yield Label("export to ")
+            yield Input(str(self.export_dir), id="export-dir", compact=True)
+            yield Button("MD", id="export-md", compact=True)
+            yield Button("CSV", id="export-csv", compact=True)
+            yield Button("SVG", id="export-svg", compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.fill_tables()
+        self.fill_curves()
+
+    def _header(self, table: DataTable, first: str) -> None:
+        table.clear(columns=True)
+        table.add_column(first, key="key")
+        for i, c in enumerate(self.runs):
+            table.add_column(Text(c.label, style=self.color(i)), key=f"run{i}")
+
+    def fill_tables(self) -> None:
+        table = self.query_one("#cmp-config", DataTable)
+        self._header(table, "config key" + (" (differing)" if self.only_differing else " (all)"))
+        rows = config_rows(self.runs, self.only_differing)
+        for key, values in rows:
+            table.add_row(key, *values)
+        if not rows:
+            table.add_row("(identical configs)", *["" for _ in self.runs])
+        metrics = self.query_one("#cmp-metrics", DataTable)
+        self._header(metrics, "final metric")
+        for key, values in metric_rows(self.runs):
+            metrics.add_row(key, *values)
+
+    def fill_curves(self) -> None:
+        loss, dead, mig = [], [], []
+        for i, c in enumerate(self.runs):
+            st, color = c.state, self.color(i)
+            if st.sae_loss:
+                loss.append(Series(c.label, [p[0] for p in st.sae_loss], [p[1] for p in st.sae_loss], color))
+            thresholds = st.thresholds
+            points = st.dead_series(thresholds[0]) if thresholds else []
+            if points:
+                dead.append(Series(c.label, [p[0] for p in points], [p[1] for p in points], color))
+            points = st.metric_series("mig")
+            if points:
+                mig.append(Series(c.label, [p[0] for p in points], [p[1] for p in points], color))
+        self.query_one("#cmp-loss", LineChart).set_series(loss)
+        first = self.runs[0].state.thresholds
+        self.query_one("#cmp-dead", LineChart).title = (
+            f"dead fraction @ {first[0]:g}" if first else "dead fraction")
+        self.query_one("#cmp-dead", LineChart).set_series(dead)
+        self.query_one("#cmp-mig", LineChart).set_series(mig)
+
+    # ------------------------------------------------------------------ actions
+    def action_toggle_all(self) -> None:
+        self.only_differing = not self.only_differing
+        self.fill_tables()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#cmp-tabs", TabbedContent).active = tab
+
+    @on(Button.Pressed, "#export-md")
+    def _md(self) -> None:
+        self.action_export("md")
+
+    @on(Button.Pressed, "#export-csv")
+    def _csv(self) -> None:
+        self.action_export("csv")
+
+    @on(Button.Pressed, "#export-svg")
+    def _svg(self) -> None:
+        self.action_export("svg")
+
+    def export(self, fmt: str, directory: str | Path | None = None) -> Path:
+        """Write the comparison as ``md``, ``csv`` or ``svg`` (a screenshot) into ``directory`` (default:
+        the export field's directory) and return the file's path."""
+        if fmt not in ("md", "csv", "svg"):
+            raise ValueError(f"unknown export format {fmt!r}; use md, csv or svg")
+        target = Path(directory if directory is not None else self.query_one("#export-dir", Input).value
+                      or self.export_dir).expanduser()
+        target.mkdir(parents=True, exist_ok=True)
+        path = export_path(target, "." + fmt)
+        if fmt == "md":
+            path.write_text(to_markdown(self.runs, self.only_differing), encoding="utf-8")
+        elif fmt == "csv":
+            path.write_text(to_csv(self.runs), encoding="utf-8")
+        else:
+            self.app.save_screenshot(filename=path.name, path=str(path.parent))
+        self.exported.append(path)
+        return path
+
+    def action_export(self, fmt: str) -> None:
+        try:
+            path = self.export(fmt)
+        except OSError as exc:
+            self.notify(f"cannot export: {exc}", severity="error")
+            return
+        self.notify(f"wrote {path}")
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,51 @@
+"""Help screen: what each screen shows and its keys."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# collapse-tui
+
+Train a VAE on a ground-truth dataset, then sparse autoencoders on its representation at rising
+sparsity, and watch neurons die while reconstruction stays good.
+
+| key | where | what |
+|---|---|---|
+| F2 | anywhere | configure a run (form from the config schema) |
+| F3 | anywhere | the runs table |
+| F4 | anywhere | the run in progress |
+| F1 / ? | anywhere | this help |
+| ctrl+p | anywhere | command palette |
+| ctrl+g | configure | start (refused while the form has errors) |
+| ctrl+s | configure | save the form as YAML |
+| s | run | stop: the run is evaluated as it stands and marked *stopped* |
+| t | run | next dead-neuron threshold |
+| 1 2 3 | run, compare | switch panel |
+| enter | runs | open a run (a run still being written is followed) |
+| space / c | runs | mark runs / compare the marked ones |
+| / , o , click header | runs | filter / sort |
+| d | runs | delete a run (asks first) |
+| a | compare | all config keys or only the differing ones |
+| m / v / g | compare | export Markdown / CSV / SVG screenshot |
+| escape | | back |
+| ctrl+q | | quit |
+
+**Panels.** *Loss*: VAE and SAE loss per epoch with the terms it sums (reconstruction, KL, sparsity). *Dead neurons*: the fraction of neurons that never
+fire above the chosen threshold on the evaluation set, the histogram of log10 activation density of the
+live ones, L0 and the current k or λ. *MIG*: mutual information gap of the VAE latents and of the SAE
+codes, and the neuron × factor normalised mutual information, neurons sorted by their best factor,
+dead neurons as grey dots.
+"""
+
+
+class HelpScreen(ModalScreen):
+    BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Markdown(HELP)

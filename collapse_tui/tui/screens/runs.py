@@ -1,0 +1,265 @@
+"""Runs screen: every run directory in the runs dir, sortable, filterable; open, compare, delete."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
+
+from collapse_tui.store import RunRecord, list_runs
+from collapse_tui.tui.runs_table import COLUMNS, format_cell, matches, row_values, sort_key
+
+
+STATUS_STYLES = {"failed": "red", "unreadable": "red", "stopped": "yellow", "running": "cyan", "ok": "green"}
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Yes / no question; dismissed with True only on an explicit yes."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, question: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm"):
+            yield Static(self.question, markup=False)
+            with Horizontal():
+                yield Button("Yes, delete", id="yes", variant="error", compact=True)
+                yield Button("No", id="no", compact=True)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class RunsScreen(Screen):
+    """The run directories of ``runs_dir`` as a table."""
+
+    BINDINGS = [
+        Binding("enter", "open", "Open/follow"),
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare marked"),
+        Binding("d", "delete", "Delete"),
+        Binding("r", "reload", "Reload"),
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("o", "cycle_sort", "Sort"),
+        Binding("escape", "back", "Back", show=False),
+    ]
+
+    def __init__(self, runs_dir: str | Path, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.runs_dir = Path(runs_dir)
+        self.records: list[RunRecord] = []
+        self.values: dict[str, dict] = {}
+        self.marked: list[str] = []
+        self.sort_column: str = "date"
+        self.sort_reverse = True
+        self.filter_text = ""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="runs-top"):
+            yield Label("filter ")
+            yield Input(placeholder="text in any column, e.g. topk ok", id="filter", compact=True)
+            yield Static("", id="runs-count")
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="runs-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        self.reload()
+        table.focus()
+        self.set_interval(3.0, self._refresh_running)
+
+    def _refresh_running(self) -> None:
+        """While some listed run is still being written, its row follows its summary."""
+        if self.is_current and any(v.get("status") == "running" for v in self.values.values()):
+            self.reload()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    # ------------------------------------------------------------------ data
+    def reload(self) -> None:
+        """Re-read the runs dir; never raises for a bad run directory (it is listed as unreadable)."""
+        try:
+            self.records = list_runs(self.runs_dir, include_unreadable=True)
+        except OSError as exc:
+            self.records = []
+            self.notify(f"cannot list {self.runs_dir}: {exc}", severity="error")
+        self.values = {r.run_id: row_values(r) for r in self.records}
+        self.marked = [m for m in self.marked if m in self.values]
+        self.populate()
+
+    def visible_ids(self) -> list[str]:
+        ids = [r.run_id for r in self.records if matches(self.values[r.run_id], self.filter_text)]
+        ids.sort(key=lambda i: sort_key(self.values[i].get(self.sort_column)), reverse=False)
+        if self.sort_reverse:
+            # Missing values stay last whichever way the column is sorted.
+            present = [i for i in ids if self.values[i].get(self.sort_column) is not None]
+            missing = [i for i in ids if self.values[i].get(self.sort_column) is None]
+            ids = present[::-1] + missing
+        return ids
+
+    def populate(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        current = None
+        if table.row_count and table.cursor_row is not None and table.cursor_row < table.row_count:
+            current = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        table.clear()
+        ids = self.visible_ids()
+        for run_id in ids:
+            values = self.values[run_id]
+            cells = []
+            for column in COLUMNS:
+                text = format_cell(column, values.get(column))
+                if column == "run":
+                    text = ("✓ " if run_id in self.marked else "  ") + text
+                style = STATUS_STYLES.get(text, "") if column == "status" else ""
+                cells.append(Text(text, style=style))  # never markup: directory names are arbitrary
+            table.add_row(*cells, key=run_id)
+        if current in ids:
+            table.move_cursor(row=ids.index(current))
+        arrow = "▼" if self.sort_reverse else "▲"
+        self.query_one("#runs-count", Static).update(
+            f" {len(ids)}/{len(self.records)} runs · sort {self.sort_column} {arrow} · {len(self.marked)} marked")
+        self._show_detail()
+
+    def selected_id(self) -> str | None:
+        table = self.query_one("#runs", DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+
+    def selected_record(self) -> RunRecord | None:
+        run_id = self.selected_id()
+        return next((r for r in self.records if r.run_id == run_id), None)
+
+    def _show_detail(self) -> None:
+        record = self.selected_record()
+        detail = self.query_one("#runs-detail", Static)
+        if record is None:
+            detail.update(f"no runs in {self.runs_dir}" if not self.records else "no run matches the filter")
+        elif record.error:
+            detail.update(f"unreadable: {record.error}")
+        else:
+            reason = record.summary.get("reason")
+            detail.update(f"{record.path}" + (f"\nreason: {reason}" if reason else ""))
+
+    # ------------------------------------------------------------------ events
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self._show_detail()
+
+    @on(DataTable.RowSelected)
+    def _selected(self) -> None:
+        self.action_open()
+
+    @on(DataTable.HeaderSelected)
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        column = str(event.column_key.value)
+        if column in COLUMNS:
+            self.sort_by(column)
+
+    @on(Input.Changed, "#filter")
+    def _filter(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        self.populate()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.query_one("#runs", DataTable).focus()
+
+    # ------------------------------------------------------------------ actions
+    def sort_by(self, column: str) -> None:
+        """Sort by ``column``; choosing the sorted column again reverses the order."""
+        if column not in COLUMNS:
+            raise ValueError(f"unknown column {column!r}; columns: {', '.join(COLUMNS)}")
+        if column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+        self.populate()
+
+    def action_cycle_sort(self) -> None:
+        i = COLUMNS.index(self.sort_column)
+        self.sort_column, self.sort_reverse = COLUMNS[(i + 1) % len(COLUMNS)], False
+        self.populate()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def action_mark(self) -> None:
+        run_id = self.selected_id()
+        if run_id is None:
+            return
+        if run_id in self.marked:
+            self.marked.remove(run_id)
+        else:
+            self.marked.append(run_id)
+        self.populate()
+
+    def action_open(self) -> None:
+        record = self.selected_record()
+        if record is None:
+            return
+        if not (record.path / "events.jsonl").exists():
+            self.notify(f"{record.run_id} has no events.jsonl to show", severity="warning")
+            return
+        self.app.open_run(record.path)
+
+    def action_compare(self) -> None:
+        chosen = [r for m in self.marked for r in self.records if r.run_id == m and not r.error]
+        if len(chosen) < 2:
+            self.notify("mark two or more readable runs with space, then press c", severity="warning")
+            return
+        from collapse_tui.tui.screens.compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(chosen, export_dir=self.runs_dir))
+
+    def action_delete(self) -> None:
+        record = self.selected_record()
+        if record is None:
+            return
+        warn = "  It is still running." if record.status == "running" else ""
+
+        def done(answer: bool | None) -> None:
+            if answer:
+                self.delete_run(record)
+
+        self.app.push_screen(ConfirmScreen(f"Delete run {record.run_id} and all its files?{warn}"), done)
+
+    def delete_run(self, record: RunRecord) -> None:
+        path = record.path.resolve()
+        if path.parent != self.runs_dir.resolve():
+            self.notify(f"refusing to delete {path}: not inside {self.runs_dir}", severity="error")
+            return
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            self.notify(f"cannot delete {record.run_id}: {exc}", severity="error")
+        else:
+            self.notify(f"deleted {record.run_id}")
+        self.reload()
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 2:
+            self.app.pop_screen()

@@ -1,0 +1,273 @@
+"""What the run panels show, folded from a run's events.
+
+The same :class:`RunState` is fed by a live engine (events from the training thread) or by a run
+directory's ``events.jsonl`` (another process may still be writing it), so the live and the follow
+views are one view.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from collapse_tui.engine import events as ev
+from collapse_tui.engine.evaluation import threshold_key
+
+TERMINAL = ("ok", "stopped", "failed")
+# The loss and the terms it is the sum of, as the VAE and SAE log them each epoch (chart labels).
+LOSS_TERMS = {"loss": "loss", "reconstruction": "reconstruction", "kl": "KL", "sparsity_loss": "sparsity"}
+
+
+def dead_neurons(metrics: dict[str, Any]) -> list[bool]:
+    """Per-neuron dead flags: the evaluation's ``dead_mask`` if it has one, else neurons whose
+    normalised MI with every factor is exactly 0 (a neuron that never fires carries no information)."""
+    mask = metrics.get("dead_mask")
+    if isinstance(mask, list):
+        return [bool(m) for m in mask]
+    return [all(v == 0 for v in row) for row in metrics.get("nmi") or []]
+
+
+@dataclass
+class RunState:
+    """One run as the panels see it. ``version`` grows with every applied event."""
+
+    run_id: str = ""
+    name: str = ""
+    run_dir: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    status: str = "waiting"
+    reason: str = ""
+    phase: str = ""
+    phase_detail: str = ""
+    phase_started: float | None = None
+    epoch: int = 0
+    epochs: int = 0
+    done: int = 0
+    total: int = 0
+    progress_started: tuple[float, int] | None = None
+    last_time: float | None = None
+    # Per phase, each logged term ("loss", "reconstruction", "kl", "sparsity_loss", ...) per epoch.
+    vae_terms: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    sae_terms: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    sae_l0: list[tuple[int, float]] = field(default_factory=list)
+    sparsity: float | None = None
+    evaluations: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    vae_metrics: dict[str, Any] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    data_source: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+    # Grows only with events that change what the panels draw (not progress ticks), so the charts are
+    # redrawn when their data changed rather than with every progress report.
+    panel_version: int = 0
+
+    # ------------------------------------------------------------------ folding events
+    def apply(self, event: ev.Event) -> None:
+        self.version += 1
+        if not isinstance(event, (ev.Progress, ev.PhaseStarted)):
+            self.panel_version += 1
+        self.last_time = event.time
+        if isinstance(event, ev.RunStarted):
+            self.run_id, self.name, self.run_dir = event.run_id, event.name, event.run_dir
+            self.config, self.environment = dict(event.config), dict(event.environment)
+            self.status = "running"
+        elif isinstance(event, ev.PhaseStarted):
+            self.phase, self.phase_detail, self.phase_started = event.phase, event.detail, event.time
+            self.epochs = event.epochs or 0
+            self.epoch = 0
+            self.done, self.total = 0, (event.epochs or 0) * (event.steps_per_epoch or 0)
+            self.progress_started = None
+        elif isinstance(event, ev.Progress):
+            self.done, self.total = event.done, event.total
+            if event.epoch is not None:
+                self.epoch = max(self.epoch, event.epoch)
+            if self.progress_started is None or event.done < self.progress_started[1]:
+                self.progress_started = (event.time, event.done)
+        elif isinstance(event, ev.EpochEnd):
+            self.epoch, self.epochs = event.epoch, event.epochs
+            terms = self.vae_terms if event.phase == "vae" else self.sae_terms
+            for name, value in event.logs.items():
+                if name in LOSS_TERMS and value is not None:
+                    terms.setdefault(name, []).append((event.epoch, float(value)))
+            if event.phase == "sae":
+                if event.sparsity is not None:
+                    self.sparsity = event.sparsity
+                if event.logs.get("l0") is not None:
+                    self.sae_l0.append((event.epoch, float(event.logs["l0"])))
+        elif isinstance(event, ev.Evaluation):
+            if event.phase == "vae":
+                self.vae_metrics = dict(event.metrics)
+            else:
+                self.evaluations.append((event.epoch, dict(event.metrics)))
+                if event.metrics.get("sparsity") is not None:
+                    self.sparsity = event.metrics["sparsity"]
+        elif isinstance(event, ev.Message):
+            self.messages.append(f"{event.level}: {event.text}" if event.level != "info" else event.text)
+        elif event.kind == "data_source":
+            self.data_source = dict(getattr(event, "provenance", {}) or {})
+        elif isinstance(event, ev.RunFinished):
+            self.status, self.summary = event.status, dict(event.summary)
+        elif isinstance(event, ev.RunFailed):
+            self.status, self.reason, self.summary = "failed", event.reason, dict(event.summary)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def vae_loss(self) -> list[tuple[int, float]]:
+        return self.vae_terms.get("loss", [])
+
+    @property
+    def sae_loss(self) -> list[tuple[int, float]]:
+        return self.sae_terms.get("loss", [])
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def thresholds(self) -> list[float]:
+        found = self.config.get("eval", {}).get("thresholds")
+        if found:
+            return [float(t) for t in found]
+        if self.evaluations:
+            keys = [k for k in self.evaluations[-1][1] if k.startswith("dead@")]
+            return [float(k.split("@", 1)[1]) for k in keys]
+        return []
+
+    @property
+    def method(self) -> str:
+        return str(self.config.get("sae", {}).get("method", ""))
+
+    @property
+    def latest(self) -> dict[str, Any]:
+        return self.evaluations[-1][1] if self.evaluations else {}
+
+    def dead_series(self, threshold: float) -> list[tuple[int, float]]:
+        key = threshold_key(threshold)
+        return [(e, m[key]) for e, m in self.evaluations if m.get(key) is not None]
+
+    def metric_series(self, key: str) -> list[tuple[int, float]]:
+        return [(e, m[key]) for e, m in self.evaluations if isinstance(m.get(key), (int, float))]
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds left in the current phase, from the progress rate since the phase's first report."""
+        if self.finished or self.progress_started is None or not self.total:
+            return None
+        t0, d0 = self.progress_started
+        now = self.last_time if now is None else now
+        if now is None or self.done <= d0 or now <= t0:
+            return None
+        rate = (self.done - d0) / (now - t0)
+        return max(0.0, (self.total - self.done) / rate) if rate > 0 else None
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+class EventFeed:
+    """Where a run view's events come from. ``poll()`` folds what arrived into ``states`` and says
+    whether anything changed; the view calls it on a timer."""
+
+    live = False
+
+    def __init__(self) -> None:
+        self.states: list[RunState] = []
+        self.error: str | None = None
+
+    @property
+    def current(self) -> RunState:
+        return self.states[-1] if self.states else RunState()
+
+    def _apply(self, events: list[ev.Event]) -> None:
+        for event in events:
+            if isinstance(event, ev.RunStarted) or not self.states:
+                self.states.append(RunState())
+            self.states[-1].apply(event)
+
+    def poll(self) -> bool:  # pragma: no cover - overridden
+        return False
+
+    @property
+    def running(self) -> bool:
+        return False
+
+    def stop(self) -> bool:
+        return False
+
+
+class FileFeed(EventFeed):
+    """Follows a run directory's ``events.jsonl`` from byte offset 0, as ``tail -f`` would."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.offset = 0
+
+    def poll(self) -> bool:
+        from collapse_tui.store import read_events
+
+        try:
+            events, self.offset = read_events(self.run_dir, self.offset)
+        except (OSError, ValueError) as exc:
+            self.error = f"cannot read {self.run_dir.name}/events.jsonl: {exc}"
+            return False
+        self._apply(events)
+        return bool(events)
+
+    @property
+    def running(self) -> bool:
+        return bool(self.states) and not self.current.finished
+
+
+class LiveFeed(EventFeed):
+    """Events from an engine running in another thread: the listener only appends to a queue (it
+    must not slow training); ``notify`` tells the UI that the queue went from empty to non-empty."""
+
+    live = True
+
+    def __init__(self, runs: list, notify: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self.runs = runs
+        self.stop_event = threading.Event()
+        self.notify = notify
+        self.finished = False
+        self.started = time.time()
+        self._queue: collections.deque[ev.Event] = collections.deque()
+        self._lock = threading.Lock()
+
+    def listener(self, event: ev.Event) -> None:
+        with self._lock:
+            was_empty = not self._queue
+            self._queue.append(event)
+        if was_empty and self.notify is not None:
+            self.notify()
+
+    def poll(self) -> bool:
+        with self._lock:
+            events = list(self._queue)
+            self._queue.clear()
+        self._apply(events)
+        return bool(events)
+
+    @property
+    def running(self) -> bool:
+        return not self.finished
+
+    def stop(self) -> bool:
+        if self.finished:
+            return False
+        self.stop_event.set()
+        return True

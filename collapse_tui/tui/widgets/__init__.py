@@ -1,0 +1,1 @@
+"""The TUI's own widgets: text line charts, histogram and heatmap."""

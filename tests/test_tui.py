@@ -1,0 +1,519 @@
+"""The TUI driven headless with Pilot: configure and start a real tiny run, stop one, follow a run
+another process writes, list, sort, filter, compare, export and delete runs."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from collapse_tui import config as config_mod
+from collapse_tui.store import load_run
+from tests.helpers import tiny_config
+from tests.test_tui_fixtures import make_run, make_runs
+
+pytest.importorskip("textual")
+
+from textual.widgets import Button, DataTable, Input, Static  # noqa: E402
+
+from collapse_tui.tui.app import CollapseApp  # noqa: E402
+from collapse_tui.tui.screens.compare import CompareScreen  # noqa: E402
+from collapse_tui.tui.screens.configure import ConfigureScreen  # noqa: E402
+from collapse_tui.tui.screens.help import HelpScreen  # noqa: E402
+from collapse_tui.tui.screens.run import REDRAW_HZ, RunScreen  # noqa: E402
+from collapse_tui.tui.screens.runs import ConfirmScreen, RunsScreen  # noqa: E402
+from collapse_tui.tui.widgets.charts import Heatmap, Histogram, LineChart  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = (100, 30)
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> Path:
+    """One models dir for the module: the tiny VAE is trained once and loaded by later tests."""
+    return tmp_path_factory.mktemp("models")
+
+
+def make_app(tmp_path: Path, **kwargs) -> CollapseApp:
+    presets = tmp_path / "presets"
+    presets.mkdir(exist_ok=True)
+    return CollapseApp(presets_dir=presets, environment_label="test · CPU", **kwargs)
+
+
+async def wait_for(pilot, condition, timeout: float = 60.0, step: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await pilot.pause(step)
+
+
+async def type_into(pilot, widget: Input, text: str) -> None:
+    """Replace an input's text by key presses, as a user would."""
+    widget.focus()
+    await pilot.pause()
+    widget.value = ""
+    await pilot.press(*text)
+    await pilot.pause()
+
+
+# --------------------------------------------------------------------------- configure
+
+
+def test_form_is_generated_from_the_schema(tmp_path):
+    async def scenario():
+        app = make_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, ConfigureScreen)
+            # Every leaf of the schema has a widget, shown with its description.
+            for path, _type, _default, description in config_mod.field_docs():
+                widget_id = "field-" + path.replace(".", "-").replace("_", "-")
+                assert screen.query_one(f"#{widget_id}") is not None
+                docs = [str(s.render()) for s in screen.query(".field-doc")]
+                assert description in docs
+            # Bounds are shown beside the field: vae.epochs is 1..10000 in the schema.
+            row = screen.query_one("#field-vae-epochs").parent
+            assert "≥ 1, ≤ 10000" in str(row.query_one(".field-bounds", Static).render())
+            # With no preset the form holds the schema defaults, which are valid.
+            assert screen.errors == [] and screen.n_runs == 1
+            assert config_mod.validate(screen.form_data()) == config_mod.RunConfig()
+
+    asyncio.run(scenario())
+
+
+def test_invalid_input_shows_the_schema_error_and_start_is_refused(tmp_path):
+    async def scenario():
+        app = make_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            await type_into(pilot, screen.query_one("#field-sae-k", Input), "900")
+            expected = "sae.k: 900 exceeds sae.n_neurons (500)"
+            assert screen.errors == [expected]
+            # The schema's own words, beside the field.
+            shown = str(screen.query_one("#err-field-sae-k", Static).render())
+            assert "900 exceeds sae.n_neurons (500)" in shown
+            assert screen.query_one("#err-field-sae-k").has_class("shown")
+            assert screen.query_one("#start", Button).disabled
+            await type_into(pilot, screen.query_one("#field-vae-epochs", Input), "ten")
+            try:
+                config_mod.validate({"sae": {"k": "900"}, "vae": {"epochs": "ten"}})
+            except config_mod.ConfigError as exc:
+                schema_lines = exc.errors
+            assert sorted(screen.errors) == sorted(schema_lines)
+            assert "valid integer" in str(screen.query_one("#err-field-vae-epochs", Static).render())
+            # Refused by the key binding too, not only by the disabled button.
+            await pilot.press("ctrl+g")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfigureScreen) and app.training is None
+            # Fixing both fields clears the errors and enables Start.
+            await type_into(pilot, screen.query_one("#field-sae-k", Input), "50")
+            await type_into(pilot, screen.query_one("#field-vae-epochs", Input), "10")
+            assert screen.errors == [] and not screen.query_one("#start", Button).disabled
+            # A sweep is validated run by run: the error names the sweep values.
+            screen.query_one("#sweep").text = "- {sae.k: [10, 600]}\n"
+            await pilot.pause()
+            assert any("sae.k: 600 exceeds" in e and "sweep run" in e for e in screen.sweep_errors)
+            assert screen.query_one("#start", Button).disabled
+            screen.query_one("#sweep").text = "- {sae.k: [10, 20]\n"
+            await pilot.pause()
+            assert screen.sweep_errors and screen.sweep_errors[0].startswith("sweep: YAML syntax error")
+
+    asyncio.run(scenario())
+
+
+def test_preset_loads_and_save_as_yaml_round_trips(tmp_path):
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    data = tiny_config(tmp_path, sae={"n_neurons": 30})
+    data["sweep"] = [{"sae.method": ["topk"], "sae.k": [4, 8]}, {"sae.method": ["l1"], "sae.l1_coefficient": [0.1]}]
+    (presets / "quick.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+    async def scenario():
+        app = CollapseApp(presets_dir=presets, environment_label="test · CPU")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            # quick.yaml is the preset selected on first launch.
+            assert str(screen.query_one("#preset").value) == "quick.yaml"
+            assert screen.query_one("#field-sae-n-neurons", Input).value == "30"
+            assert screen.n_runs == 3
+            target = tmp_path / "out" / "mine.yaml"
+            screen.query_one("#save-path", Input).value = str(target)
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            saved = config_mod.load(target)
+            assert [c.name for c, _ in saved] == [c.name for c, _ in config_mod.expand(data)]
+            assert [c for c, _ in saved] == [c for c, _ in config_mod.expand(data)]
+        # A config file given on the command line is loaded and selected.
+        app = CollapseApp(config_path=str(target), presets_dir=presets, environment_label="test · CPU")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert str(app.screen.query_one("#preset").value) == "mine.yaml"
+            assert app.screen.query_one("#field-sae-n-neurons", Input).value == "30"
+            assert app.screen.n_runs == 3
+
+    asyncio.run(scenario())
+
+
+# --------------------------------------------------------------------------- live runs
+
+
+def test_tiny_run_started_from_the_form_fills_every_panel(tmp_path, models_dir):
+    data = tiny_config(tmp_path, models_dir=str(models_dir), runs_dir=str(tmp_path / "runs"))
+
+    async def scenario():
+        app = make_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            app.screen.set_values(data)
+            await pilot.pause()
+            started = time.monotonic()
+            await pilot.click("#start")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, RunScreen) and screen.feed.live
+            # Leaving the run screen does not stop training (the run still ends "ok" below; it may
+            # already be over on a fast machine); F4 comes back to it.
+            await pilot.press("escape")
+            await pilot.pause(0.3)
+            assert isinstance(app.screen, ConfigureScreen) and not app.training.stop_event.is_set()
+            await pilot.press("f4")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, RunScreen) and screen.feed is app.training
+            await wait_for(pilot, lambda: not app.training.running, timeout=120)
+            await pilot.pause(2 / REDRAW_HZ)
+            elapsed = time.monotonic() - started
+            state = screen.run_state
+            assert state.status == "ok", (state.reason, app.training.error)
+            # Loss panel: one point per epoch of each model.
+            await pilot.press("1")
+            await pilot.pause()
+            vae_loss = screen.query_one("#vae-loss", LineChart).series
+            assert [(s.label, len(s.xs)) for s in vae_loss] == [("loss", 1), ("reconstruction", 1), ("KL", 1)]
+            # Top-k has no sparsity term: its all-zero line is not drawn.
+            sae_loss = screen.query_one("#sae-loss", LineChart).series
+            assert [(s.label, len(s.xs)) for s in sae_loss] == [("loss", 2), ("reconstruction", 2)]
+            # Dead panel: one dead fraction per evaluation (every epoch), a histogram covering all neurons.
+            await pilot.press("2")
+            await pilot.pause()
+            assert screen.query_one("#dead-chart", LineChart).series[0].xs == [1, 2]
+            hist = state.latest["density_histogram"]
+            assert sum(screen.query_one("#density", Histogram).counts) + hist["dead"] == 24
+            assert "L0:" in str(screen.query_one("#dead-stats", Static).render())
+            assert "k = 4" in str(screen.query_one("#dead-stats", Static).render())
+            # MIG panel: VAE and SAE series, the 24 x 5 NMI matrix, the specialized count.
+            await pilot.press("3")
+            await pilot.pause()
+            mig = screen.query_one("#mig-chart", LineChart).series
+            assert [s.label for s in mig] == ["VAE latents", "SAE codes"] and len(mig[1].xs) == 2
+            heat = screen.query_one("#nmi", Heatmap)
+            assert len(heat.nmi) == 24 and len(heat.nmi[0]) == 5 and heat.factors[0] == "shape"
+            assert "specialized neurons:" in str(screen.query_one("#mig-stats", Static).render())
+            # Redrawn on the timer (and on the three panel switches), not once per event.
+            assert screen.redraws <= elapsed * REDRAW_HZ + 3 + 3
+            record = load_run(state.run_dir)
+            assert record.status == "ok" and record.summary["final"]["n_neurons"] == 24
+
+    asyncio.run(scenario())
+
+
+def test_stop_key_ends_the_run_as_stopped_and_the_sweep_with_it(tmp_path, models_dir):
+    data = tiny_config(tmp_path, models_dir=str(models_dir), sae={"epochs": 2000}, eval={"every": 0})
+    data["sweep"] = [{"sae.k": [4, 8]}]
+
+    async def scenario():
+        app = make_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            app.screen.set_values(data)
+            await pilot.pause()
+            assert app.screen.n_runs == 2
+            await pilot.press("ctrl+g")
+            await pilot.pause()
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.run_state.sae_loss or not app.training.running, timeout=120)
+            assert screen.run_state.sae_loss, screen.run_state.reason
+            assert str(screen.query_one("#run-title", Static).render()).startswith("run 1/2")
+            await pilot.press("s")
+            await wait_for(pilot, lambda: not app.training.running, timeout=60)
+            await pilot.pause(2 / REDRAW_HZ)
+            state = screen.run_state
+            assert state.status == "stopped"
+            assert len(state.sae_loss) < 2000
+            assert load_run(state.run_dir).summary["status"] == "stopped"
+            assert "[stopped]" in str(screen.query_one("#run-title", Static).render())
+            assert screen.query_one("#stop", Button).disabled
+            vae_chart = screen.query_one("#vae-loss", LineChart)
+            if not state.vae_loss:  # the VAE was loaded from models_dir (an earlier test trained it)
+                assert not vae_chart.series and "not trained in this run" in vae_chart.empty
+            # The sweep's second run never started.
+            assert len(app.training.states) == 1
+            assert [p.name for p in (tmp_path / "runs").iterdir()] == [Path(state.run_dir).name]
+
+    asyncio.run(scenario())
+
+
+def test_quitting_mid_run_stops_it_and_keeps_it(tmp_path, models_dir):
+    data = tiny_config(tmp_path, models_dir=str(models_dir), sae={"epochs": 2000}, eval={"every": 0})
+
+    async def scenario():
+        app = make_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            app.screen.set_values(data)
+            await pilot.pause()
+            await pilot.press("ctrl+g")
+            await pilot.pause()
+            feed = app.training
+            await wait_for(pilot, lambda: feed.current.sae_loss or not feed.running, timeout=120)
+            assert feed.running, "the run ended before it could be quit"
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: not feed.running, timeout=60)
+            await pilot.pause(0.5)
+            return feed
+
+    feed = asyncio.run(scenario())
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and load_run(runs[0]).summary["status"] == "stopped"
+    assert feed.stop_event.is_set()
+
+
+# --------------------------------------------------------------------------- follow
+
+FOLLOWER = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from collapse_tui.store import RunWriter
+from tests.test_tui_fixtures import run_events
+tmp, run_dir = Path({tmp!r}), Path({run_dir!r})
+run_dir.mkdir(parents=True)
+events = run_events(tmp, run_dir, "followed", epochs=4, n_neurons=12)
+writer = RunWriter(run_dir)
+cut = [i for i, e in enumerate(events) if e.kind == "evaluation" and getattr(e, "epoch", 0) == 2][0] + 1
+for e in events[:cut]:
+    writer(e)
+(tmp / "half").touch()
+while not (tmp / "go").exists():
+    time.sleep(0.02)
+for e in events[cut:]:
+    writer(e)
+    time.sleep(0.01)
+writer.close()
+"""
+
+
+def test_follow_a_run_another_process_is_writing(tmp_path):
+    run_dir = tmp_path / "runs" / "20260101-120000-followed"
+    script = tmp_path / "writer.py"
+    script.write_text(FOLLOWER.format(repo=str(REPO), tmp=str(tmp_path), run_dir=str(run_dir)))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "half").exists():
+            assert proc.poll() is None, "writer process died"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+        async def scenario():
+            app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"))
+            async with app.run_test(size=SIZE) as pilot:
+                await pilot.pause()
+                await pilot.press("f3")
+                await pilot.pause()
+                runs = app.screen
+                assert isinstance(runs, RunsScreen)
+                assert runs.values[run_dir.name]["status"] == "running"
+                await pilot.press("enter")
+                await pilot.pause()
+                screen = app.screen
+                assert isinstance(screen, RunScreen) and not screen.feed.live
+                await wait_for(pilot, lambda: screen.run_state.evaluations, timeout=10)
+                assert screen.run_state.status == "running"
+                assert [e for e, _ in screen.run_state.evaluations] == [1, 2]
+                assert not screen.query_one("#stop").display  # a followed run is stopped where it runs
+                (tmp_path / "go").touch()
+                await wait_for(pilot, lambda: screen.run_state.finished, timeout=30)
+                await pilot.pause(2 / REDRAW_HZ)
+                assert screen.run_state.status == "ok"
+                assert [len(s.xs) for s in screen.query_one("#sae-loss", LineChart).series] == [4, 4, 4]
+                await pilot.press("2")
+                await pilot.pause()
+                assert screen.query_one("#dead-chart", LineChart).series[0].xs == [1, 2, 3, 4]
+
+        asyncio.run(scenario())
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+# --------------------------------------------------------------------------- runs and compare
+
+
+def row_ids(table: DataTable) -> list[str]:
+    return [table.coordinate_to_cell_key((r, 0)).row_key.value for r in range(table.row_count)]
+
+
+def test_runs_table_sorts_filters_and_lists_unreadable_runs(tmp_path):
+    runs = make_runs(tmp_path)
+
+    async def scenario():
+        app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("f3")
+            await pilot.pause()
+            screen = app.screen
+            table = screen.query_one("#runs", DataTable)
+            assert table.row_count == 5
+            assert screen.values[runs["broken"].name]["status"] == "unreadable"
+            # Newest first by default.
+            assert row_ids(table)[0] == runs["broken"].name
+            # Final dead %: k8 10%, failed run 13.3% (2 of 6 epochs), k2 50%, l1 70%; unreadable last.
+            screen.sort_by("dead %")
+            await pilot.pause()
+            expected = [runs[k].name for k in ("k8", "failed", "k2", "l1", "broken")]
+            assert row_ids(table) == expected
+            screen.sort_by("dead %")  # again: descending, missing values still last
+            await pilot.pause()
+            assert row_ids(table) == [runs[k].name for k in ("l1", "k2", "failed", "k8", "broken")]
+            # Clicking a header sorts by it.
+            await pilot.click("#runs", offset=(5, 0))
+            await pilot.pause()
+            assert screen.sort_column == "run"
+            assert row_ids(table)[:2] == [runs["broken"].name, runs["l1"].name]  # "broken" < "quick-…"
+            screen.query_one("#filter", Input).focus()
+            await pilot.press(*"topk")
+            await pilot.pause()
+            assert sorted(row_ids(table)) == sorted([runs["k8"].name, runs["k2"].name])
+            await pilot.press(*" k2")
+            await pilot.pause()
+            assert row_ids(table) == [runs["k2"].name]
+
+    asyncio.run(scenario())
+
+
+def test_compare_two_runs_and_export(tmp_path):
+    runs = make_runs(tmp_path)
+    export_dir = tmp_path / "exports"
+
+    async def scenario():
+        app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("f3")
+            await pilot.pause()
+            runs_screen = app.screen
+            runs_screen.sort_by("run")
+            await pilot.pause()
+            # Rows: broken, quick-l1-lam0.3, quick-l1-lam9, quick-topk-k2, quick-topk-k8.
+            await pilot.press("down", "down", "down", "space", "down", "space")
+            assert runs_screen.marked == [runs["k2"].name, runs["k8"].name]
+            await pilot.press("c")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, CompareScreen)
+            config_table = screen.query_one("#cmp-config", DataTable)
+            keys = [config_table.get_row_at(r)[0] for r in range(config_table.row_count)]
+            assert keys == ["name", "sae.k"]  # all else is equal
+            assert config_table.get_row_at(1)[1:] == ["2", "8"]
+            await pilot.press("a")
+            await pilot.pause()
+            assert config_table.row_count > 20 and not screen.only_differing
+            await pilot.press("a")
+            # Overlaid curves: one series per run, in the run's colour.
+            dead = screen.query_one("#cmp-dead", LineChart).series
+            assert [s.label for s in dead] == ["quick-topk-k2", "quick-topk-k8"]
+            assert dead[0].color != dead[1].color
+            assert dead[0].ys[-1] == pytest.approx(0.5) and dead[1].ys[-1] == pytest.approx(0.1)
+            screen.query_one("#export-dir", Input).value = str(export_dir)
+            md = screen.export("md")
+            text = md.read_text()
+            assert "| sae.k | 2 | 8 |" in text
+            assert "| dead@0 | 0.5 | 0.1 |" in text
+            rows = list(csv.DictReader(io.StringIO(screen.export("csv").read_text())))
+            assert [r["run_id"] for r in rows] == [runs["k2"].name, runs["k8"].name]
+            assert [float(r["dead_fraction"]) for r in rows] == [0.5, 0.1]
+            assert [r["sae.k"] for r in rows] == ["2", "8"]
+            svg = screen.export("svg")
+            assert svg.read_text().lstrip().startswith("<svg") and "quick-topk-k2" in svg.read_text()
+            assert [p.parent for p in (md, svg)] == [export_dir] * 2 and md.name.startswith("compare-")
+
+    asyncio.run(scenario())
+
+
+def test_delete_asks_first(tmp_path):
+    run = make_run(tmp_path, "victim")
+    make_run(tmp_path, "keeper", stamp="20260101-110000")
+
+    async def scenario():
+        app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("f3")
+            await pilot.pause()
+            screen = app.screen
+            assert screen.selected_id() == run.name  # newest first
+            await pilot.press("d")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")
+            await pilot.pause()
+            assert run.exists()
+            await pilot.press("d")
+            await pilot.pause()
+            await pilot.press("y")
+            await pilot.pause()
+            assert not run.exists()
+            assert row_ids(screen.query_one("#runs", DataTable)) == ["20260101-110000-keeper"]
+
+    asyncio.run(scenario())
+
+
+def test_help_screen_and_palette_commands(tmp_path):
+    async def scenario():
+        app = make_app(tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await pilot.press("f1")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            await pilot.pause()
+            titles = [c.title for c in app.get_system_commands(app.screen)]
+            assert {"Configure", "Runs", "Live run", "Start", "Save as YAML"} <= set(titles)
+            await pilot.press("f4")  # nothing running: a notice, no crash
+            await pilot.pause()
+            assert isinstance(app.screen, ConfigureScreen)
+
+    asyncio.run(scenario())
+
+
+def test_palette_screenshot_is_saved_in_the_runs_dir(tmp_path):
+    # Textual's default target (~/Downloads) is often missing on a server; the runs dir is not.
+    runs = tmp_path / "runs"
+
+    async def scenario():
+        app = make_app(tmp_path, runs_dir=str(runs))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            app.deliver_screenshot(filename="shot.svg")
+            await wait_for(pilot, lambda: (runs / "shot.svg").exists(), timeout=10)
+            await pilot.pause()
+            text = (runs / "shot.svg").read_text()
+            assert text.startswith("<svg") and "valid" in text
+
+    asyncio.run(scenario())
