@@ -1,4 +1,5 @@
-"""Command line: ``collapse-tui --batch CONFIG`` runs headless. The backend is chosen here, before keras loads."""
+"""Command line: ``collapse-tui`` opens the terminal UI, ``collapse-tui --batch CONFIG`` runs headless.
+The backend is chosen here, before keras loads."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ Every run is written to RUNS_DIR/<timestamp>-<name>/ (config.yaml, events.jsonl,
 
 EPILOG = """\
 examples:
+  collapse-tui                                            the terminal UI: configure, train, watch, compare
+  collapse-tui my.yaml --runs-dir /scratch/runs           the UI with my.yaml in its form, runs listed from there
+  collapse-tui --follow runs/20261124-101500-quick-topk-k50   watch a run another process is writing
   collapse-tui --batch configs/quick.yaml                 the embedded default (a few minutes on a CPU)
   collapse-tui --batch my.yaml --backend jax --runs-dir /scratch/runs
   collapse-tui --batch my.yaml --dry-run                  validate and print every resolved run
@@ -34,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="collapse-tui", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("config", nargs="?", metavar="CONFIG",
+                        help="a YAML config to load into the terminal UI's form (default: the quick preset)")
     parser.add_argument("--batch", metavar="CONFIG", help="run CONFIG (a YAML file, sweep included) headless")
+    parser.add_argument("--follow", metavar="RUN_DIR", help="open the terminal UI on RUN_DIR's live view, "
+                                                           "following it while another process writes it")
     parser.add_argument("--runs-dir", metavar="DIR", help="write runs here instead of the config's runs_dir")
     parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
     parser.add_argument("--dry-run", action="store_true", help="with --batch: validate, print the resolved runs, exit")
@@ -78,9 +86,24 @@ def main(argv: list[str] | None = None) -> int:
         return batch.main(args.batch, runs_dir=args.runs_dir, dry_run=args.dry_run, data_dir=args.data_dir)
     if args.prepare_tfds:
         return _prepare_tfds(parser, args)
-    parser.print_help()
-    print("\nThe interactive terminal UI is not in this version yet: use --batch CONFIG.")
-    return 0
+    return _terminal_ui(parser, args)
+
+
+def _terminal_ui(parser: argparse.ArgumentParser, args) -> int:
+    if args.batch is None and args.dry_run:
+        parser.error("--dry-run goes with --batch CONFIG")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        parser.print_usage(sys.stderr)
+        print("collapse-tui: the terminal UI needs an interactive terminal; to run without one use "
+              "--batch CONFIG", file=sys.stderr)
+        return 2
+    for path, what in ((args.config, "config file"), (args.follow, "run directory")):
+        if path is not None and not os.path.exists(path):
+            print(f"collapse-tui: {what} {path} does not exist", file=sys.stderr)
+            return 2
+    from collapse_tui.tui.app import run_app
+
+    return run_app(runs_dir=args.runs_dir, config_path=args.config, follow=args.follow)
 
 
 def _prepare_tfds(parser: argparse.ArgumentParser, args) -> int:

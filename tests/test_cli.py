@@ -23,10 +23,25 @@ def run_cli(*args, timeout=300, **kwargs):
                           timeout=timeout, env=env, cwd=ROOT, **kwargs)
 
 
-def test_no_arguments_prints_usage_and_exits_zero():
-    out = run_cli()
-    assert out.returncode == 0
-    assert "--batch" in out.stdout and "--backend" in out.stdout
+def test_the_terminal_ui_without_a_terminal_says_to_use_batch():
+    # Run from a pipe (no tty), the UI would draw into nothing: usage and the headless alternative instead.
+    out = run_cli(stdin=subprocess.DEVNULL)
+    assert out.returncode == 2
+    assert "needs an interactive terminal" in out.stderr and "--batch CONFIG" in out.stderr
+
+
+def test_the_terminal_ui_gets_its_config_runs_dir_and_followed_run(monkeypatch, tmp_path, capsys):
+    from collapse_tui.tui import app
+
+    calls = []
+    monkeypatch.setattr(app, "run_app", lambda **kw: calls.append(kw) or 0)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    config = write_config(tmp_path, tiny_config(tmp_path))
+    assert cli.main([str(config), "--runs-dir", str(tmp_path / "runs"), "--follow", str(tmp_path)]) == 0
+    assert calls == [{"runs_dir": str(tmp_path / "runs"), "config_path": str(config), "follow": str(tmp_path)}]
+    assert cli.main([str(tmp_path / "nope.yaml")]) == 2
+    assert "config file" in capsys.readouterr().err and len(calls) == 1
 
 
 def test_help_explains_the_options():
