@@ -21,7 +21,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SPARSITY_METHODS = ("topk", "l1")
+SPARSITY_METHODS = ("topk", "l1", "batchtopk", "jumprelu")
+# Methods whose sparsity parameter is k (a number of neurons); the others are set by a penalty weight.
+K_METHODS = ("topk", "batchtopk")
 DATASET_SIZES = {"dsprites": 737_280, "shapes3d": 480_000}
 
 
@@ -78,11 +80,31 @@ class ScheduleConfig(Section):
     )
     start: float | None = Field(
         None, gt=0.0,
-        description="Sparsity at the first epoch (k for Top-k, coefficient for L1); empty = the final value.",
+        description="Sparsity at the first epoch (k for topk / batchtopk, else the coefficient); empty = the final value.",
     )
     epochs: int = Field(
         1, ge=1, le=100_000,
         description="Epochs over which the schedule reaches the final value (sae.k or sae.l1_coefficient).",
+    )
+
+
+class RemediesConfig(Section):
+    auxk: bool = Field(
+        False, description="AuxK loss (Gao et al. 2024): the top auxk_k dead neurons reconstruct the residual.",
+    )
+    auxk_k: int = Field(256, ge=1, le=100_000, description="Dead neurons that take part in the AuxK loss.")
+    auxk_coefficient: float = Field(1 / 32, ge=0.0, le=100.0, description="Weight of the AuxK loss.")
+    dead_steps: int = Field(
+        200, ge=1, le=10_000_000,
+        description="Training steps without firing after which a neuron counts as dead (AuxK, resampling).",
+    )
+    resample_epochs: list[int] = Field(
+        default_factory=list, max_length=1000,
+        description="SAE epochs after which dead neurons are resampled toward badly reconstructed inputs "
+                    "(Bricken et al. 2023); empty = never.",
+    )
+    tied_init: bool = Field(
+        False, description="Encoder starts as the decoder transposed; decoder-row gradients kept tangent to the unit sphere.",
     )
 
 
@@ -94,13 +116,19 @@ class SAEConfig(Section):
         "none", description="Input normalisation of the SAE: none, centre (subtract mean) or standardise."
     )
     n_neurons: int = Field(500, ge=1, le=100_000, description="Dictionary size (neurons) of the SAE.")
-    method: Literal["topk", "l1"] = Field(
-        "topk", description="Sparsification: keep the k largest activations (topk) or penalise them (l1)."
+    method: Literal["topk", "l1", "batchtopk", "jumprelu"] = Field(
+        "topk", description="Sparsification: the k largest per input (topk) or per batch (batchtopk), an L1 "
+                            "penalty (l1), or a learned threshold with an L0 penalty (jumprelu)."
     )
-    k: int = Field(50, ge=1, le=100_000, description="Active neurons per input at the end (Top-k).")
+    k: int = Field(50, ge=1, le=100_000, description="Active neurons per input at the end (topk, batchtopk).")
     l1_coefficient: float = Field(
-        1e-3, gt=0.0, le=1e3, description="Final L1 penalty coefficient (L1 method)."
+        1e-3, gt=0.0, le=1e3, description="Final penalty coefficient: on summed activations (l1) or on L0 (jumprelu)."
     )
+    jumprelu_threshold: float = Field(1e-3, gt=0.0, le=1e3, description="Initial threshold of every JumpReLU neuron.")
+    jumprelu_bandwidth: float = Field(
+        1e-3, gt=0.0, le=1e3, description="Window width of JumpReLU's straight-through gradient estimate.",
+    )
+    remedies: RemediesConfig = Field(default_factory=RemediesConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     epochs: int = Field(20, ge=1, le=100_000, description="Training epochs of the SAE.")
     batch_size: int = Field(256, ge=1, le=65_536, description="SAE minibatch size.")
@@ -109,14 +137,18 @@ class SAEConfig(Section):
     @model_validator(mode="after")
     def _check_sparsity(self) -> "SAEConfig":
         errors = []
-        if self.method == "topk":
+        outside = [e for e in self.remedies.resample_epochs if not 1 <= e <= self.epochs]
+        if outside:
+            errors.append(f"remedies.resample_epochs: {outside[0]} is not an epoch of the SAE (1 .. sae.epochs = "
+                          f"{self.epochs})")
+        if self.method in K_METHODS:
             if self.k > self.n_neurons:
                 errors.append(f"k: {self.k} exceeds sae.n_neurons ({self.n_neurons})")
             start = self.schedule.start
             if start is not None and (start != int(start) or start > self.n_neurons):
                 errors.append(
                     f"schedule.start: {start} must be a whole number of neurons between 1 and "
-                    f"sae.n_neurons ({self.n_neurons}) for method topk"
+                    f"sae.n_neurons ({self.n_neurons}) for method {self.method}"
                 )
         if errors:
             raise ValueError("; ".join(errors))
@@ -178,8 +210,8 @@ class RunConfig(Section):
 
     @property
     def sparsity(self) -> float:
-        """The final sparsity parameter of the configured method (k or the L1 coefficient)."""
-        return float(self.sae.k) if self.sae.method == "topk" else self.sae.l1_coefficient
+        """The final sparsity parameter of the configured method (k or the penalty coefficient)."""
+        return float(self.sae.k) if self.sae.method in K_METHODS else self.sae.l1_coefficient
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -302,6 +334,9 @@ def _label(overrides: dict[str, Any]) -> str:
     parts = []
     for key, value in overrides.items():
         tag = short.get(key, key.split(".")[-1].replace("_", ""))
+        if isinstance(value, bool):  # a switch: "auxk" when on, "noauxk" when off
+            parts.append(tag if value else f"no{tag}")
+            continue
         text = f"{value:g}" if isinstance(value, float) else str(value)
         parts.append(f"{tag}{text}")
     return "-".join(p.replace("/", "_") for p in parts)

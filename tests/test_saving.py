@@ -80,8 +80,8 @@ def weight_groups(path):
 
 def test_saved_weights_hold_the_models_state_only(saved):
     directory, _, _ = saved
-    # norm_mean, norm_std, b_dec, W_enc, b_enc, W_dec (+ the L1 coefficient); no inference views.
-    for name, n_vars in (("sae_topk", 6), ("sae_l1", 7)):
+    # norm_mean, norm_std, b_dec, W_enc, b_enc, W_dec, idle_steps (+ the L1 coefficient); no inference views.
+    for name, n_vars in (("sae_topk", 7), ("sae_l1", 8)):
         groups = weight_groups(directory / f"{name}.keras")
         assert not [g for g in groups if "inference" in g], groups
         assert len([g for g in groups if g.startswith("vars/")]) == n_vars, groups

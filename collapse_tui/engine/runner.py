@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from collapse_tui.config import RunConfig
+from collapse_tui.config import K_METHODS, RunConfig
 from collapse_tui.engine.events import (
     DataSource,
     Event,
@@ -95,6 +95,18 @@ def vae_key(config: RunConfig, data_fingerprint: str) -> str:
         "version": VAE_CACHE_VERSION,
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def remedy_names(cfg: RunConfig) -> list[str]:
+    """The dead-neuron remedies a run uses, by name ("auxk", "tied_init", "resampling", input
+    normalisation); the method itself (batchtopk, jumprelu) is reported as the method."""
+    r = cfg.sae.remedies
+    names = [name for name in ("auxk", "tied_init") if getattr(r, name)]
+    if r.resample_epochs:
+        names.append("resampling")
+    if cfg.sae.normalization != "none":
+        names.append(cfg.sae.normalization)
+    return names
 
 
 class Engine:
@@ -289,21 +301,29 @@ class Engine:
         from collapse_tui.nn import SparseAutoencoder, SparsitySchedule, SparsityScheduler
 
         c = cfg.sae
-        final = float(c.k) if c.method == "topk" else c.l1_coefficient
+        by_k = c.method in K_METHODS
+        final = float(c.k) if by_k else c.l1_coefficient
         start = c.schedule.start if c.schedule.start is not None else final
         schedule = SparsitySchedule(kind=c.schedule.kind, start=start, end=final, epochs=c.schedule.epochs,
-                                    integer=c.method == "topk")
+                                    integer=by_k)
         first = schedule.value(0)
+        r = c.remedies
         sae = SparseAutoencoder(input_dim=train_codes.shape[1], n_neurons=c.n_neurons, method=c.method,
-                                k=int(first) if c.method == "topk" else c.k,
-                                l1_coefficient=float(first) if c.method == "l1" else c.l1_coefficient,
-                                normalization=c.normalization, seed=_derived_seed(cfg.seed, "sae"))
+                                k=int(first) if by_k else c.k,
+                                l1_coefficient=c.l1_coefficient if by_k else float(first),
+                                normalization=c.normalization, seed=_derived_seed(cfg.seed, "sae"),
+                                auxk=r.auxk, auxk_k=r.auxk_k, auxk_coefficient=r.auxk_coefficient,
+                                dead_steps=r.dead_steps, tied_init=r.tied_init,
+                                jumprelu_threshold=c.jumprelu_threshold, jumprelu_bandwidth=c.jumprelu_bandwidth)
         sae.adapt(train_codes)
         s.sae = sae
         sae.compile(optimizer=keras.optimizers.Adam(c.learning_rate))
         _seed_globals(cfg.seed, "sae")
         steps = -(-len(train_codes) // c.batch_size)
-        label = f"k={c.k}" if c.method == "topk" else f"l1={c.l1_coefficient:g}"
+        label = f"k={c.k}" if by_k else f"λ={c.l1_coefficient:g}"
+        remedies = remedy_names(cfg)
+        if remedies:
+            label += ", " + " + ".join(remedies)
         s.emit(PhaseStarted(phase="sae", detail=f"training the SAE ({c.method}, {label}, {c.n_neurons} neurons)",
                             epochs=c.epochs, steps_per_epoch=steps))
 
@@ -318,9 +338,20 @@ class Engine:
             s.emit(Evaluation(phase="sae", epoch=epoch, metrics=metrics))
 
         periodic = PeriodicCallback(cfg.eval.every, evaluate, skip_epoch=c.epochs)  # the last: final=True
+        callbacks = [SparsityScheduler(schedule), periodic]
+        if r.resample_epochs:
+            from collapse_tui.nn.resampling import DeadNeuronResampler
+
+            def resampled(epoch: int, indices) -> None:
+                s.resampled += len(indices)
+                s.emit(Message(text=f"sae: resampled {len(indices)} dead neurons after epoch {epoch}"))
+
+            # Before the periodic evaluation of the same epoch, so that it measures the resampled model.
+            callbacks.insert(1, DeadNeuronResampler(train_codes, r.resample_epochs,
+                                                    seed=_derived_seed(cfg.seed, "resample"), on_resample=resampled))
         callback = fit_with_events(sae, train_codes, "sae", s.emit, epochs=c.epochs, batch_size=c.batch_size,
                                    stop_event=self.stop_event, sparsity=lambda: sae.sparsity,
-                                   callbacks=[SparsityScheduler(schedule), periodic])
+                                   callbacks=callbacks)
         s.epochs_done = len(sae.history.history.get("loss", [])) if sae.history else 0
         # What was measured stays, even when stopped: evaluate the model as it is and keep it.
         if s.epochs_done > 0:
@@ -365,6 +396,7 @@ class _RunState:
         self.last_eval: dict[str, Any] | None = None
         self.last_eval_epoch = 0
         self.epochs_done = 0
+        self.resampled = 0
         self.vae_source = ""
         self.data_source: dict[str, Any] = {}
         self.sae = None
@@ -392,6 +424,8 @@ class _RunState:
             "sparsity": cfg.sparsity,
             "n_neurons": cfg.sae.n_neurons,
             "source": cfg.sae.source,
+            "remedies": remedy_names(cfg),
+            "resampled": self.resampled,
             "started": self.started,
             "finished": time.time(),
             "seconds": time.time() - self.started,

@@ -9,10 +9,14 @@ import keras
 import numpy as np
 from keras import ops
 
+from collapse_tui.nn.activations import BatchTopK, JumpReLU
 from collapse_tui.nn.layers import TopK, _check_k, inference_view, reset_compiled_functions
 from collapse_tui.nn.regularizers import L1ActivityRegularizer, _check_coefficient
 
-SAE_METHODS = ("topk", "l1")
+SAE_METHODS = ("topk", "l1", "batchtopk", "jumprelu")
+# Methods whose sparsity is a count of active neurons (k), and those whose sparsity is a penalty weight.
+K_METHODS = ("topk", "batchtopk")
+PENALTY_METHODS = ("l1", "jumprelu")
 NORMALIZATIONS = ("none", "centre", "standardise")
 # A feature whose spread is below this is only centred when standardising (dividing by ~0 would blow
 # it up; a constant feature carries nothing to reconstruct anyway).
@@ -35,6 +39,13 @@ def _check_seed(seed: Any) -> int | None:
 
 def _check_batch_size(batch_size: Any) -> int:
     return _check_positive_int("batch_size", batch_size)
+
+
+def _check_positive_number(name: str, value: Any, allow_zero: bool = False) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {value!r}")
+    return float(value)
 
 
 @keras.saving.register_keras_serializable(package="collapse_tui")
@@ -64,6 +75,25 @@ class SparseAutoencoder(keras.Model):
     Each dictionary vector (a row of ``W_dec``, one per neuron) starts at unit norm and is projected
     back to unit norm after every optimiser step (``keras.constraints.UnitNorm(axis=1)``).
 
+    Methods: ``topk`` keeps each sample's k largest pre-activations; ``batchtopk`` keeps the k × batch
+    largest across the batch while training and cuts at a learned threshold afterwards (Bussmann et al.
+    2024); ``l1`` is a ReLU with the L1 penalty above; ``jumprelu`` zeroes pre-activations below a
+    learned per-neuron threshold and penalises the number of active neurons, L0, with a straight-through
+    estimator (Rajamanoharan et al. 2024): ``sparsity = coefficient * mean over the batch of L0``.
+
+    Remedies for dead neurons (each off by default):
+
+    - ``auxk``: the AuxK loss of Gao et al. (2024). A neuron that has not fired for ``dead_steps``
+      training steps counts as dead; the ``auxk_k`` largest pre-activations among dead neurons, through
+      ReLU and the decoder *without* its bias, reconstruct the main reconstruction's residual
+      ``z - z_hat`` (held constant: the aux loss trains only the dead neurons' path, and ``b_dec`` is
+      counted once, in ``z_hat``). ``loss += auxk_coefficient * mean over the batch of
+      sum over features of (residual - aux_reconstruction)^2``, 0 while no neuron is dead. Logged
+      as ``auxk_loss`` (before the coefficient) and ``auxk_dead`` (the fraction counted dead).
+    - ``tied_init``: ``W_enc`` starts as ``W_dec`` transposed, and the gradient of each decoder row is
+      stripped of its component along the row, so the optimiser moves rows along the unit sphere
+      instead of fighting the renormalisation.
+
     Args:
         input_dim: number of input features.
         n_neurons: dictionary size.
@@ -73,11 +103,17 @@ class SparseAutoencoder(keras.Model):
         normalization: ``"none"``, ``"centre"`` (subtract the mean) or ``"standardise"`` (subtract
             the mean, divide by the standard deviation); the statistics come from :meth:`adapt`.
         seed: seed of the weight initialisation (None: Keras' global random state).
+        auxk, auxk_k, auxk_coefficient, dead_steps: the AuxK remedy (above).
+        tied_init: tied initialisation and decoder-row gradient projection (above).
+        jumprelu_threshold, jumprelu_bandwidth: JumpReLU's initial threshold and the width of the
+            straight-through estimator's window.
     """
 
     def __init__(self, input_dim: int, n_neurons: int = 500, method: str = "topk", k: int = 50,
                  l1_coefficient: float = 1e-3, normalization: str = "none", seed: int | None = None,
-                 **kwargs):
+                 auxk: bool = False, auxk_k: int = 256, auxk_coefficient: float = 1 / 32,
+                 dead_steps: int = 200, tied_init: bool = False, jumprelu_threshold: float = 1e-3,
+                 jumprelu_bandwidth: float = 1e-3, **kwargs):
         super().__init__(**kwargs)
         self.input_dim = _check_positive_int("input_dim", input_dim)
         self.n_neurons = _check_positive_int("n_neurons", n_neurons)
@@ -89,20 +125,40 @@ class SparseAutoencoder(keras.Model):
         self.normalization = normalization
         self.seed = _check_seed(seed)
         self._k = _check_k(k)
-        if method == "topk" and self._k > self.n_neurons:
+        if method in K_METHODS and self._k > self.n_neurons:
             raise ValueError(f"k must be at most n_neurons ({self.n_neurons}), got {self._k}")
         self._l1_coefficient = _check_coefficient(l1_coefficient)
+        self.auxk = bool(auxk)
+        self.auxk_k = _check_positive_int("auxk_k", auxk_k)
+        self.auxk_coefficient = _check_positive_number("auxk_coefficient", auxk_coefficient, allow_zero=True)
+        self.dead_steps = _check_positive_int("dead_steps", dead_steps)
+        self.tied_init = bool(tied_init)
+        self.jumprelu_threshold = _check_positive_number("jumprelu_threshold", jumprelu_threshold)
+        self.jumprelu_bandwidth = _check_positive_number("jumprelu_bandwidth", jumprelu_bandwidth)
 
-        self.topk = TopK(self._k, name="topk") if method == "topk" else None
-        self.l1_regularizer = L1ActivityRegularizer(self._l1_coefficient) if method == "l1" else None
+        self.topk = None
+        if method == "topk":
+            self.topk = TopK(self._k, name="topk")
+        elif method == "batchtopk":
+            self.topk = BatchTopK(self._k, name="batchtopk")
+        self.jumprelu = (JumpReLU(self.n_neurons, initial_threshold=self.jumprelu_threshold,
+                                  bandwidth=self.jumprelu_bandwidth, name="jumprelu")
+                         if method == "jumprelu" else None)
+        # The penalty weight of l1 and jumprelu lives in the regularizer's variable, which a schedule
+        # changes between epochs without retracing the step.
+        self.l1_regularizer = L1ActivityRegularizer(self._l1_coefficient) if method in PENALTY_METHODS else None
         if self.l1_regularizer is not None:
             # Tracked by the model, so compiled steps (JAX's stateless ones included) read its value.
             self.l1_coefficient_variable = self.l1_regularizer.variable
+        # Neurons' idle streaks only matter to a remedy that acts on dead neurons.
+        self.aux_topk = TopK(min(self.auxk_k, self.n_neurons), name="aux_topk") if self.auxk else None
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.sparsity_tracker = keras.metrics.Mean(name="sparsity_loss")
         self.l0_tracker = keras.metrics.Mean(name="l0")
+        self.auxk_tracker = keras.metrics.Mean(name="auxk_loss") if self.auxk else None
+        self.dead_tracker = keras.metrics.Mean(name="auxk_dead") if self.auxk else None
         object.__setattr__(self, "_step_cache", None)
         self.build((None, self.input_dim))
 
@@ -130,20 +186,26 @@ class SparseAutoencoder(keras.Model):
             name="W_dec",
         )
         self.W_dec.assign(self.W_dec.constraint(self.W_dec))
-        if self.topk is not None:
-            self.topk.build((None, self.n_neurons))
+        if self.tied_init:
+            self.W_enc.assign(ops.transpose(self.W_dec))
+        # Training steps since each neuron last fired (counted on training batches only).
+        self.idle_steps = self.add_weight(shape=(self.n_neurons,), initializer="zeros", trainable=False,
+                                          name="idle_steps")
+        for layer in (self.topk, self.jumprelu, self.aux_topk):
+            if layer is not None:
+                layer.build((None, self.n_neurons))
 
     # ------------------------------------------------------------------ sparsity
     @property
     def sparsity(self) -> int | float:
-        """The current k (Top-k) or L1 coefficient (L1)."""
+        """The current k (Top-k, BatchTopK) or penalty coefficient (L1, JumpReLU)."""
         if self.topk is not None:
             return self.topk.k
         return self.l1_regularizer.coefficient
 
     @property
     def k(self) -> int:
-        """Active neurons per sample (Top-k); the constructor's value for L1."""
+        """Active neurons per sample (Top-k, BatchTopK: on average); the constructor's value otherwise."""
         return self.topk.k if self.topk is not None else self._k
 
     @property
@@ -152,7 +214,8 @@ class SparseAutoencoder(keras.Model):
         return self.l1_regularizer.coefficient if self.l1_regularizer is not None else self._l1_coefficient
 
     def set_sparsity(self, value: float) -> None:
-        """Set k (Top-k: a whole number 1 .. n_neurons) or the L1 coefficient (L1: >= 0).
+        """Set k (Top-k, BatchTopK: a whole number 1 .. n_neurons) or the penalty coefficient (L1,
+        JumpReLU: >= 0).
 
         Safe between epochs of ``fit`` on every backend: a new k rebuilds the compiled train, test and
         predict functions (k is a static shape under TensorFlow and JAX); the L1 coefficient is a
@@ -201,14 +264,32 @@ class SparseAutoencoder(keras.Model):
         x = ops.cast(x, self.compute_dtype)
         return (x - self.norm_mean) / self.norm_std
 
-    def _encode_normalized(self, z):
-        pre = ops.matmul(z - self.b_dec, self.W_enc) + self.b_enc
+    def _pre_activations(self, z):
+        return ops.matmul(z - self.b_dec, self.W_enc) + self.b_enc
+
+    def _activate(self, pre, training=False):
+        if self.method == "batchtopk":
+            return self.topk(pre, training=training)
         if self.topk is not None:
             return self.topk(pre)
+        if self.jumprelu is not None:
+            return self.jumprelu(pre)
         return ops.relu(pre)
 
+    def _encode_normalized(self, z, training=False):
+        return self._activate(self._pre_activations(z), training=training)
+
+    def _decoder(self):
+        if not self.tied_init:
+            return self.W_dec
+        # Same value as W_dec; its gradient reaches W_dec without the component along each row
+        # (d/dW of W - w <W, w> is I - w w^T), so Adam steps stay tangent to the unit sphere.
+        w = ops.stop_gradient(self.W_dec)
+        along = ops.sum(self.W_dec * w, axis=1, keepdims=True) - ops.sum(w * w, axis=1, keepdims=True)
+        return self.W_dec - w * along
+
     def _decode_normalized(self, codes):
-        return ops.matmul(codes, self.W_dec) + self.b_dec
+        return ops.matmul(codes, self._decoder()) + self.b_dec
 
     def encode(self, x):
         """Codes (neuron activations, n x n_neurons) of inputs ``x`` in the original space."""
@@ -219,25 +300,41 @@ class SparseAutoencoder(keras.Model):
         z_hat = self._decode_normalized(ops.cast(codes, self.compute_dtype))
         return z_hat * self.norm_std + self.norm_mean
 
-    def call(self, inputs):
+    def call(self, inputs, training=False):
         z = self._normalize(inputs)
-        codes = self._encode_normalized(z)
+        pre = self._pre_activations(z)
+        codes = self._activate(pre, training=training)
         z_hat = self._decode_normalized(codes)
         outputs = z_hat * self.norm_std + self.norm_mean
         # compute_loss runs in the same step (and trace) right after this call: it reuses these
         # tensors, keyed by the output, instead of encoding the batch a second time.
-        object.__setattr__(self, "_step_cache", (outputs, z, codes, z_hat))
+        object.__setattr__(self, "_step_cache", (outputs, z, pre, codes, z_hat))
         return outputs
+
+    def dead_mask(self):
+        """Neurons counted dead by the remedies: idle for at least ``dead_steps`` training steps."""
+        return ops.greater_equal(ops.convert_to_tensor(self.idle_steps), float(self.dead_steps))
+
+    def _auxk_loss(self, z, pre, z_hat, batch_mean):
+        dead = self.dead_mask()
+        # Only dead neurons compete: live ones enter as 0, which TopK's ReLU never keeps as a code.
+        aux_codes = self.aux_topk(ops.where(dead, pre, ops.zeros_like(pre)))
+        residual = ops.stop_gradient(z - z_hat)
+        aux_reconstruction = ops.matmul(aux_codes, self._decoder())  # no b_dec: z_hat already has it
+        loss = batch_mean(ops.sum(ops.square(residual - aux_reconstruction), axis=-1))
+        any_dead = ops.cast(ops.any(dead), loss.dtype)
+        return loss * any_dead, ops.mean(ops.cast(dead, loss.dtype))
 
     # ------------------------------------------------------------------ loss
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         cache = self.__dict__.get("_step_cache")
         object.__setattr__(self, "_step_cache", None)
         if cache is not None and cache[0] is y_pred:
-            _, z, codes, z_hat = cache
+            _, z, pre, codes, z_hat = cache
         else:
             z = self._normalize(x)
-            codes = self._encode_normalized(z)
+            pre = self._pre_activations(z)
+            codes = self._activate(pre, training=training)
             z_hat = self._decode_normalized(codes)
 
         if sample_weight is None:
@@ -254,11 +351,23 @@ class SparseAutoencoder(keras.Model):
             weighted_codes = codes * ops.expand_dims(w, -1)
 
         reconstruction = batch_mean(ops.sum(ops.square(z_hat - z), axis=-1))
-        if self.l1_regularizer is not None:
+        if self.jumprelu is not None:
+            coefficient = ops.cast(self.l1_regularizer.variable, reconstruction.dtype)
+            sparsity = coefficient * batch_mean(ops.sum(self.jumprelu.step(pre), axis=-1))
+        elif self.l1_regularizer is not None:
             sparsity = self.l1_regularizer(weighted_codes) / total_weight
         else:
             sparsity = ops.zeros((), dtype=reconstruction.dtype)
         loss = reconstruction + sparsity
+        if training:
+            fired = ops.any(ops.greater(codes, 0), axis=0)
+            idle = ops.convert_to_tensor(self.idle_steps)
+            self.idle_steps.assign(ops.where(fired, ops.zeros_like(idle), idle + 1.0))
+        if self.auxk:
+            auxk_loss, dead = self._auxk_loss(z, pre, z_hat, batch_mean)
+            loss = loss + self.auxk_coefficient * auxk_loss
+            self.auxk_tracker.update_state(auxk_loss)
+            self.dead_tracker.update_state(dead)
         if self.losses:
             loss = loss + ops.sum(self.losses)
         l0 = batch_mean(ops.sum(ops.cast(ops.not_equal(codes, 0), codes.dtype), axis=-1))
@@ -271,7 +380,8 @@ class SparseAutoencoder(keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.reconstruction_tracker, self.sparsity_tracker, self.l0_tracker]
+        extra = [self.auxk_tracker, self.dead_tracker] if self.auxk else []
+        return [self.loss_tracker, self.reconstruction_tracker, self.sparsity_tracker, self.l0_tracker, *extra]
 
     # ------------------------------------------------------------------ host helpers
     def _host_input(self, x: np.ndarray) -> np.ndarray:
@@ -309,6 +419,13 @@ class SparseAutoencoder(keras.Model):
             "l1_coefficient": self.l1_coefficient,
             "normalization": self.normalization,
             "seed": self.seed,
+            "auxk": self.auxk,
+            "auxk_k": self.auxk_k,
+            "auxk_coefficient": self.auxk_coefficient,
+            "dead_steps": self.dead_steps,
+            "tied_init": self.tied_init,
+            "jumprelu_threshold": self.jumprelu_threshold,
+            "jumprelu_bandwidth": self.jumprelu_bandwidth,
         })
         return config
 
