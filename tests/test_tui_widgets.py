@@ -80,7 +80,11 @@ def test_heatmap_sorts_live_neurons_by_best_factor_and_greys_the_dead():
 
 def test_form_fields_follow_the_schema_and_errors_map_to_fields():
     fields = {f.path: f for f in form_fields()}
-    assert fields["sae.method"].kind == "choice" and fields["sae.method"].choices == ("topk", "l1")
+    assert fields["sae.method"].kind == "choice"
+    assert fields["sae.method"].choices == ("topk", "l1", "batchtopk", "jumprelu")
+    # A nested section's fields appear with no form code of their own.
+    assert fields["sae.remedies.auxk"].kind == "bool" and fields["sae.remedies.auxk"].default is False
+    assert fields["sae.remedies.resample_epochs"].kind == "list"
     assert fields["sae.schedule.start"].optional and fields["sae.schedule.start"].from_text(" ") is None
     assert fields["eval.thresholds"].from_text("0, 1e-6;0.01") == ["0", "1e-6", "0.01"]
     assert fields["vae.epochs"].bounds == "≥ 1, ≤ 10000"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collapse_tui.config import K_METHODS
 from collapse_tui.store import RunRecord, iter_events
 from collapse_tui.tui.schema import flatten
 from collapse_tui.tui.state import RunState
@@ -47,7 +48,7 @@ def row_values(record: RunRecord) -> dict[str, Any]:
     method = s.get("method") or sae.get("method")
     sparsity = s.get("sparsity")
     if sparsity is None and method:
-        sparsity = sae.get("k") if method == "topk" else sae.get("l1_coefficient")
+        sparsity = sae.get("k") if method in K_METHODS else sae.get("l1_coefficient")
     dead = final.get("dead_fraction")
     return {
         "run": str(s.get("name") or cfg.get("name") or record.run_id),

@@ -20,7 +20,8 @@ from collapse_tui.engine.evaluation import threshold_key
 
 TERMINAL = ("ok", "stopped", "failed")
 # The loss and the terms it is the sum of, as the VAE and SAE log them each epoch (chart labels).
-LOSS_TERMS = {"loss": "loss", "reconstruction": "reconstruction", "kl": "KL", "sparsity_loss": "sparsity"}
+LOSS_TERMS = {"loss": "loss", "reconstruction": "reconstruction", "kl": "KL", "sparsity_loss": "sparsity",
+              "auxk_loss": "AuxK (unweighted)"}
 
 
 def dead_neurons(metrics: dict[str, Any]) -> list[bool]:

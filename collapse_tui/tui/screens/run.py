@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, ProgressBar, Static, TabbedContent, TabPane
 
+from collapse_tui.config import K_METHODS
 from collapse_tui.tui.state import LOSS_TERMS, EventFeed, RunState, dead_neurons, format_seconds
 from collapse_tui.tui.widgets.charts import PALETTE, Heatmap, Histogram, LineChart, Series
 
@@ -45,7 +46,7 @@ def loss_series(terms: dict[str, list[tuple[int, float]]]) -> list[Series]:
 def sparsity_label(state: RunState) -> str:
     if state.sparsity is None:
         return "–"
-    return f"k = {state.sparsity:g}" if state.method == "topk" else f"λ = {state.sparsity:g}"
+    return f"k = {state.sparsity:g}" if state.method in K_METHODS else f"λ = {state.sparsity:g}"
 
 
 class RunScreen(Screen):
