@@ -156,7 +156,26 @@ def read_h5_rows(ds, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-class _H5File(StoredDataset):
+class _FileIdentity:
+    """What a dataset read from a file says about itself: keyed by the file's checksum."""
+
+    name: str
+    path: Path
+    sha256: str
+
+    @property
+    def official(self) -> bool:
+        return is_official_release(self.name, self.path, self.sha256)
+
+    def fingerprint(self) -> str:
+        return f"{self.name}-file-{self.sha256[:16]}"
+
+    def _held(self) -> str:
+        return (f"all {self.num_available:,} images" if self.num_available == len(self)
+                else f"{self.num_available:,} of the {len(self):,} images")
+
+
+class _H5File(_FileIdentity, StoredDataset):
     """A dataset in an HDF5 file: labels read and checked on opening, images read per request."""
 
     source = "official"
@@ -197,18 +216,9 @@ class _H5File(StoredDataset):
         raise NotImplementedError
 
     @property
-    def official(self) -> bool:
-        return is_official_release(self.name, self.path, self.sha256)
-
-    def fingerprint(self) -> str:
-        return f"{self.name}-file-{self.sha256[:16]}"
-
-    @property
     def description(self) -> str:
-        held = (f"all {self.num_available:,} images" if self.num_available == len(self)
-                else f"{self.num_available:,} of the {len(self):,} images")
         which = "the official file" if self.official else "a file in the official layout"
-        return f"{self.title} from {which} {self.path} ({held}, sha256 {self.sha256[:12]})"
+        return f"{self.title} from {which} {self.path} ({self._held()}, sha256 {self.sha256[:12]})"
 
     def _read_rows(self, rows: np.ndarray) -> np.ndarray:
         h5py = _h5py()
@@ -325,7 +335,7 @@ def _read_member(zf: zipfile.ZipFile, member: str, path: Path, ndim: int, kinds:
         return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
-class NpzDSprites(DSpritesGrid, StoredDataset):
+class NpzDSprites(DSpritesGrid, _FileIdentity, StoredDataset):
     """dSprites from ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` (arrays ``imgs``, ``latents_classes``,
     ``latents_values``; the pickled ``metadata`` is never read) or a file in its layout holding some rows."""
 
@@ -378,17 +388,8 @@ class NpzDSprites(DSpritesGrid, StoredDataset):
         return fh, shape, dtype
 
     @property
-    def official(self) -> bool:
-        return is_official_release(self.name, self.path, self.sha256)
-
-    def fingerprint(self) -> str:
-        return f"{self.name}-file-{self.sha256[:16]}"
-
-    @property
     def description(self) -> str:
-        held = (f"all {self.num_available:,} images" if self.num_available == len(self)
-                else f"{self.num_available:,} of the {len(self):,} images")
-        return f"{self.title} from the npz file {self.path} ({held}, sha256 {self.sha256[:12]})"
+        return f"{self.title} from the npz file {self.path} ({self._held()}, sha256 {self.sha256[:12]})"
 
     def _unpack_all(self, progress: ProgressFn | None) -> np.ndarray:
         """Stream the compressed ``imgs`` member once into memory at a bit per pixel."""
