@@ -131,6 +131,11 @@ class SAEConfig(Section):
     remedies: RemediesConfig = Field(default_factory=RemediesConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     epochs: int = Field(20, ge=1, le=100_000, description="Training epochs of the SAE.")
+    extended_epochs: int = Field(
+        0, ge=0, le=100_000,
+        description="Further epochs at the final sparsity after sae.epochs, reporting how many dead neurons "
+                    "revive (0 = none).",
+    )
     batch_size: int = Field(256, ge=1, le=65_536, description="SAE minibatch size.")
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate of the SAE.")
 

@@ -330,3 +330,35 @@ def test_a_run_with_every_remedy_switched_on(tmp_path, method):
     assert "auxk + tied_init + resampling" in started
     loaded = keras.saving.load_model(result.run_dir / "sae.keras")
     assert loaded.method == method and loaded.auxk and loaded.tied_init
+
+
+def test_extended_training_reports_revived_and_newly_dead_neurons(tmp_path):
+    from collapse_tui import store
+    from collapse_tui.engine import events as ev
+    from collapse_tui.engine.runner import Engine
+    from tests.helpers import tiny_config
+
+    data = tiny_config(tmp_path, sae={"epochs": 2, "extended_epochs": 2}, eval={"every": 0})
+    events = []
+    result = Engine().run(config_mod.validate(data), [events.append])
+    assert result.status == "ok", result.summary.get("reason")
+    evaluations = [e for e in events if isinstance(e, ev.Evaluation) and e.phase == "sae"]
+    # Measured at the end of the scheduled training and after the extension, nowhere else.
+    assert [e.epoch for e in evaluations] == [2, 4]
+    before, after = (np.asarray(e.metrics["dead_mask"]) for e in evaluations)
+    final = store.load_run(result.run_dir).summary["final"]
+    assert final["revived"] == int(np.sum(before & ~after))
+    assert final["newly_dead"] == int(np.sum(~before & after))
+    assert final["dead_before_extension"] == pytest.approx(before.mean())
+    assert final["dead_fraction"] == pytest.approx(after.mean())
+    assert final["specialized_before_extension"] == evaluations[0].metrics["specialized"]
+    assert [e.epoch for e in events if isinstance(e, ev.EpochEnd) and e.phase == "sae"] == [1, 2, 3, 4]
+
+
+def test_extension_report_counts_changes_of_the_dead_mask():
+    from collapse_tui.engine.runner import extension_report
+
+    before = {"dead_mask": [True, True, False, False], "dead_fraction": 0.5, "specialized": 3}
+    after = {"dead_mask": [True, False, True, False]}
+    assert extension_report(before, after) == {"dead_before_extension": 0.5, "specialized_before_extension": 3,
+                                               "revived": 1, "newly_dead": 1}

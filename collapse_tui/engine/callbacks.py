@@ -78,14 +78,18 @@ class PeriodicCallback(keras.callbacks.Callback):
     """Calls ``fn(epoch)`` (1-based) after every ``every``-th epoch; ``every`` = 0 never.
     ``skip_epoch`` is left out (the caller handles it itself, e.g. the final evaluation)."""
 
-    def __init__(self, every: int, fn: Callable[[int], None], skip_epoch: int | None = None):
+    def __init__(self, every: int, fn: Callable[[int], None], skip_epoch: int | None = None,
+                 only_first: bool = False):
         super().__init__()
         self.every = every
         self.fn = fn
         self.skip_epoch = skip_epoch
+        self.only_first = only_first  # call at epoch ``every`` alone
         self.last_epoch = 0
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.only_first and self.last_epoch:
+            return
         if self.every and (epoch + 1) % self.every == 0 and epoch + 1 != self.skip_epoch:
             self.fn(epoch + 1)
             self.last_epoch = epoch + 1

@@ -10,6 +10,7 @@ from collapse_tui.metrics import (
     activation_density_histogram,
     bce_from_logits,
     dead_fraction,
+    dead_mask,
     explained_variance,
     l0,
     mig,
@@ -60,6 +61,8 @@ def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None
     for t in eval_cfg.thresholds:
         metrics[threshold_key(t)] = float(dead_fraction(acts, threshold=t))
     metrics["dead_fraction"] = metrics[threshold_key(eval_cfg.thresholds[0])]
+    # Which neurons, not only how many: extended training reports revivals from it, the heatmap greys them.
+    metrics["dead_mask"] = np.asarray(dead_mask(acts, threshold=eval_cfg.thresholds[0])).astype(bool).tolist()
     metrics["n_neurons"] = int(acts.shape[1])
     metrics["l0"] = float(l0(acts))
     metrics["mse"] = float(mse(codes, recon))

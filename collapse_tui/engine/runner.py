@@ -97,6 +97,19 @@ def vae_key(config: RunConfig, data_fingerprint: str) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def extension_report(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What extended training changed, from the evaluations before and after it: dead fraction and
+    specialized neurons before, and how many dead neurons revived or live ones died (at the first
+    threshold)."""
+    was, now = np.asarray(before["dead_mask"], bool), np.asarray(after["dead_mask"], bool)
+    return {
+        "dead_before_extension": before["dead_fraction"],
+        "specialized_before_extension": before["specialized"],
+        "revived": int(np.sum(was & ~now)),
+        "newly_dead": int(np.sum(~was & now)),
+    }
+
+
 def remedy_names(cfg: RunConfig) -> list[str]:
     """The dead-neuron remedies a run uses, by name ("auxk", "tied_init", "resampling", input
     normalisation); the method itself (batchtopk, jumprelu) is reported as the method."""
@@ -324,21 +337,34 @@ class Engine:
         remedies = remedy_names(cfg)
         if remedies:
             label += ", " + " + ".join(remedies)
+        # Extended training: further epochs at the final sparsity, to see whether dead neurons revive.
+        total_epochs = c.epochs + c.extended_epochs
+        if c.extended_epochs:
+            label += f", then {c.extended_epochs} extended epochs"
         s.emit(PhaseStarted(phase="sae", detail=f"training the SAE ({c.method}, {label}, {c.n_neurons} neurons)",
-                            epochs=c.epochs, steps_per_epoch=steps))
+                            epochs=total_epochs, steps_per_epoch=steps))
+        before_extension: dict[str, Any] = {}
 
         def evaluate(epoch: int, final: bool = False) -> None:
+            if not final and epoch == s.last_eval_epoch:
+                return  # already measured at this epoch
             # Decoding every evaluation image through the VAE is the costly part: only the final one does.
             metrics = evaluate_sae(sae, eval_codes, data.eval_factors, cfg.eval, vae=vae, source=c.source,
                                    eval_images=data.eval_images if final else None)
             metrics["sparsity"] = float(sae.sparsity)
             metrics["mig_vae"] = s.vae_metrics.get("mig")
+            if c.extended_epochs and epoch == c.epochs:
+                before_extension.update(metrics)
+            elif final and before_extension:
+                metrics.update(extension_report(before_extension, metrics))
             s.last_eval = metrics
             s.last_eval_epoch = epoch
             s.emit(Evaluation(phase="sae", epoch=epoch, metrics=metrics))
 
-        periodic = PeriodicCallback(cfg.eval.every, evaluate, skip_epoch=c.epochs)  # the last: final=True
+        periodic = PeriodicCallback(cfg.eval.every, evaluate, skip_epoch=total_epochs)  # the last: final=True
         callbacks = [SparsityScheduler(schedule), periodic]
+        if c.extended_epochs:
+            callbacks.append(PeriodicCallback(c.epochs, evaluate, skip_epoch=total_epochs, only_first=True))
         if r.resample_epochs:
             from collapse_tui.nn.resampling import DeadNeuronResampler
 
@@ -349,7 +375,7 @@ class Engine:
             # Before the periodic evaluation of the same epoch, so that it measures the resampled model.
             callbacks.insert(1, DeadNeuronResampler(train_codes, r.resample_epochs,
                                                     seed=_derived_seed(cfg.seed, "resample"), on_resample=resampled))
-        callback = fit_with_events(sae, train_codes, "sae", s.emit, epochs=c.epochs, batch_size=c.batch_size,
+        callback = fit_with_events(sae, train_codes, "sae", s.emit, epochs=total_epochs, batch_size=c.batch_size,
                                    stop_event=self.stop_event, sparsity=lambda: sae.sparsity,
                                    callbacks=callbacks)
         s.epochs_done = len(sae.history.history.get("loss", [])) if sae.history else 0
