@@ -335,14 +335,17 @@ def _grids(sweep: Any) -> list[dict[str, list]]:
 
 
 def _label(overrides: dict[str, Any]) -> str:
-    short = {"sae.method": "", "sae.k": "k", "sae.l1_coefficient": "lam", "seed": "s"}
+    short = {"sae.method": "", "data.dataset": "", "sae.k": "k", "sae.l1_coefficient": "lam", "seed": "s"}
     parts = []
     for key, value in overrides.items():
         tag = short.get(key, key.split(".")[-1].replace("_", ""))
         if isinstance(value, bool):  # a switch: "auxk" when on, "noauxk" when off
             parts.append(tag if value else f"no{tag}")
             continue
-        text = f"{value:g}" if isinstance(value, float) else str(value)
+        if isinstance(value, (list, tuple)):  # e.g. resample_epochs [4, 8] -> "4_8"
+            text = "_".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        else:
+            text = f"{value:g}" if isinstance(value, float) else str(value)
         parts.append(f"{tag}{text}")
     return "-".join(p.replace("/", "_") for p in parts)
 

@@ -179,3 +179,13 @@ def test_shapes3d_runs_end_to_end_on_rgb_images(tmp_path):
     # RGB pixels are scaled to [0, 1] for the Bernoulli loss: a per-image BCE of 64*64*3 values at most ln 2 each
     # for an untrained decoder, never the thousands that unscaled 0-255 targets would give.
     assert 0 < vae_eval["bce"] < 64 * 64 * 3 * 1.0
+
+
+def test_engine_keeps_the_two_newest_datasets_vaes_and_codes():
+    from collapse_tui.engine.runner import _keep
+
+    cache = {}
+    for key in ("dsprites", "shapes3d", "dsprites", "other"):
+        _keep(cache, key, key.upper())
+    # "dsprites" was used again after "shapes3d", so "shapes3d" is the one dropped.
+    assert list(cache) == ["dsprites", "other"] and cache["dsprites"] == "DSPRITES"

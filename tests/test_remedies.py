@@ -362,3 +362,26 @@ def test_extension_report_counts_changes_of_the_dead_mask():
     after = {"dead_mask": [True, False, True, False]}
     assert extension_report(before, after) == {"dead_before_extension": 0.5, "specialized_before_extension": 3,
                                                "revived": 1, "newly_dead": 1}
+
+
+def test_a_schedule_measures_specialized_and_dead_neurons_before_it_sparsifies(tmp_path):
+    from collapse_tui import store
+    from collapse_tui.engine import events as ev
+    from collapse_tui.engine.runner import Engine
+    from tests.helpers import tiny_config
+
+    data = tiny_config(tmp_path, sae={"epochs": 3, "k": 2, "schedule": {"kind": "linear", "start": 20, "epochs": 3}},
+                       eval={"every": 0})
+    events = []
+    result = Engine().run(config_mod.validate(data), [events.append])
+    assert result.status == "ok", result.summary.get("reason")
+    evaluations = [e for e in events if isinstance(e, ev.Evaluation) and e.phase == "sae"]
+    # After the first epoch (k still near its start), then at the end only.
+    assert [e.epoch for e in evaluations] == [1, 3]
+    assert evaluations[0].metrics["sparsity"] > evaluations[1].metrics["sparsity"] == 2
+    final = store.load_run(result.run_dir).summary["final"]
+    assert final["specialized_before_sparsification"] == evaluations[0].metrics["specialized"]
+    assert final["dead_before_sparsification"] == pytest.approx(evaluations[0].metrics["dead_fraction"])
+    # Without a schedule there is no "before" to report.
+    plain = Engine().run(config_mod.validate(tiny_config(tmp_path, eval={"every": 0})))
+    assert "specialized_before_sparsification" not in plain.summary["final"]

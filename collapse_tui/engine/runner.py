@@ -216,12 +216,13 @@ class Engine:
             dataset = open_dataset(cfg.data.dataset, source=cfg.data.source, path=cfg.data.path,
                                    cache=cfg.data.cache, progress=progress,
                                    log=lambda text: self._note(text))
-            self._opened = {where: dataset}
+            _keep(self._opened, where, dataset)
         s.data_source = dataset.provenance()
         s.emit(DataSource(provenance=s.data_source))
         s.emit(Message(text=f"data: {dataset.description}"))
         key = (dataset.fingerprint(), cfg.seed, cfg.data.n_train, cfg.eval.n_samples)
         if key in self._data:
+            _keep(self._data, key, self._data[key])
             return self._data[key]
         rng = np.random.RandomState(_derived_seed(cfg.seed, "data"))
         n_train, n_eval = cfg.data.n_train, cfg.eval.n_samples
@@ -241,7 +242,7 @@ class Engine:
             input_scale=float(dataset.input_scale),
             fingerprint=dataset.fingerprint(),
         )
-        self._data = {key: data}  # keep one dataset in memory: a sweep varies the SAE, not the data
+        _keep(self._data, key, data)
         return data
 
     def _vae(self, cfg: RunConfig, data: _Data, s: "_RunState"):
@@ -263,7 +264,7 @@ class Engine:
             else:
                 s.emit(Message(text=f"vae: loaded {path} (same config, data and seed)"))
                 s.vae_source = str(path)
-                self._vaes = {key: vae}
+                _keep(self._vaes, key, vae)
                 return vae, key
         v = cfg.vae
         vae = ConvVAE(image_shape=data.train_images.shape[1:], latent_dim=v.latent_dim,
@@ -284,7 +285,7 @@ class Engine:
         os.replace(tmp, path)
         s.emit(Message(text=f"vae: saved {path}"))
         s.vae_source = str(path)
-        self._vaes = {key: vae}
+        _keep(self._vaes, key, vae)
         return vae, key
 
     def _evaluate_vae(self, key: str, vae, data: _Data, cfg: RunConfig, s: "_RunState") -> dict[str, Any]:
@@ -303,7 +304,7 @@ class Engine:
             train = vae.representation(data.train_images, source=cfg.sae.source)
             self._check_stop()
             evaluation = vae.representation(data.eval_images, source=cfg.sae.source)
-            self._codes = {ckey: (train, evaluation)}
+            _keep(self._codes, ckey, (train, evaluation))
         return self._codes[ckey]
 
     def _train_sae(self, cfg: RunConfig, data: _Data, vae, train_codes, eval_codes, s: "_RunState") -> None:
@@ -344,6 +345,10 @@ class Engine:
         s.emit(PhaseStarted(phase="sae", detail=f"training the SAE ({c.method}, {label}, {c.n_neurons} neurons)",
                             epochs=total_epochs, steps_per_epoch=steps))
         before_extension: dict[str, Any] = {}
+        # With a schedule, the first epoch is (nearly) dense: measured there, it is the "before
+        # sparsification" the final evaluation is set against.
+        sparsifies = c.schedule.kind != "constant" and c.schedule.start is not None and start != final
+        before_sparsification: dict[str, Any] = {}
 
         def evaluate(epoch: int, final: bool = False) -> None:
             if not final and epoch == s.last_eval_epoch:
@@ -353,10 +358,15 @@ class Engine:
                                    eval_images=data.eval_images if final else None)
             metrics["sparsity"] = float(sae.sparsity)
             metrics["mig_vae"] = s.vae_metrics.get("mig")
+            if sparsifies and epoch == 1 and not final:
+                before_sparsification.update(metrics)
             if c.extended_epochs and epoch == c.epochs:
                 before_extension.update(metrics)
             elif final and before_extension:
                 metrics.update(extension_report(before_extension, metrics))
+            if final and before_sparsification:
+                metrics["dead_before_sparsification"] = before_sparsification["dead_fraction"]
+                metrics["specialized_before_sparsification"] = before_sparsification["specialized"]
             s.last_eval = metrics
             s.last_eval_epoch = epoch
             s.emit(Evaluation(phase="sae", epoch=epoch, metrics=metrics))
@@ -365,6 +375,8 @@ class Engine:
         callbacks = [SparsityScheduler(schedule), periodic]
         if c.extended_epochs:
             callbacks.append(PeriodicCallback(c.epochs, evaluate, skip_epoch=total_epochs, only_first=True))
+        if sparsifies:
+            callbacks.append(PeriodicCallback(1, evaluate, skip_epoch=total_epochs, only_first=True))
         if r.resample_epochs:
             from collapse_tui.nn.resampling import DeadNeuronResampler
 
@@ -403,6 +415,19 @@ def fit_with_events(model, x: np.ndarray, phase: str, emit: Callable[[Event], No
     callback = EventCallback(phase, emit, epochs, steps, stop_event, sparsity=sparsity)
     model.fit(x, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[callback, *callbacks])
     return callback
+
+
+# A sweep varies mostly the SAE; one that alternates two datasets (or seeds) keeps both in memory, and
+# no more, so that a long sweep over many seeds does not grow without bound.
+_KEEP = 2
+
+
+def _keep(cache: dict, key: Any, value: Any) -> None:
+    """Insert ``key`` as the newest entry of ``cache``, dropping the oldest beyond ``_KEEP``."""
+    cache.pop(key, None)
+    cache[key] = value
+    while len(cache) > _KEEP:
+        del cache[next(iter(cache))]
 
 
 class _Stopped(Exception):
