@@ -159,19 +159,31 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
     listener = ConsoleListener(console, progress)
     stop = threading.Event()
     started = time.time()
+    recorder = None
+    if len(runs) > 1:  # a sweep: its table goes into a directory of its own, kept current run by run
+        from collapse_tui.report import SweepRecorder, sweep_name
+
+        recorder = SweepRecorder(runs[0][0].runs_dir, sweep_name(cfg.name for cfg, _ in runs),
+                                 config_path=str(Path(config_path).resolve()), n_runs=len(runs))
+        console.print(f"sweep table: {recorder.path}/results.md (and .csv), updated after each run")
 
     def announce(i, cfg, overrides):
         console.rule(f"run {i + 1}/{len(runs)}" + (f": {overrides}" if overrides else ""))
 
     try:
         with progress:
-            results = run_sweep(runs, [listener], stop_event=stop, on_run_start=announce)
+            results = run_sweep(runs, [listener], stop_event=stop, on_run_start=announce, recorder=recorder)
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
     console.print(results_table(results, runs[0][0].eval.thresholds, width=console.width))
     console.print(f"{len(results)} run(s) in {time.time() - started:.0f}s; results in "
                   f"{Path(runs[0][0].runs_dir)}/")
+    if recorder is not None:
+        from collapse_tui.report import RESULTS_CSV, RESULTS_MD
+
+        console.print(f"sweep table: {recorder.path / RESULTS_MD} and {RESULTS_CSV} (mean ± std over seeds, "
+                      f"the paper's numbers beside); compare its runs with: collapse-tui --compare {recorder.path}")
     if any(r.interrupted or r.status == "stopped" for r in results):
         err.print("stopped before the end: the runs above are on disk with status 'stopped'")
         return EXIT_INTERRUPTED

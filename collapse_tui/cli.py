@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -22,6 +23,9 @@ examples:
   collapse-tui --batch configs/quick.yaml                 the embedded default (a few minutes on a CPU)
   collapse-tui --batch my.yaml --backend jax --runs-dir /scratch/runs
   collapse-tui --batch my.yaml --dry-run                  validate and print every resolved run
+  collapse-tui --batch configs/paper_quick.yaml           the paper's study, scaled down (~20 min on a CPU)
+  collapse-tui --table runs/sweeps/20261124-101500-paper-quick    its table again, from the run directories
+  collapse-tui --compare runs/sweeps/20261124-101500-paper-quick  its runs side by side in the terminal UI
   collapse-tui --batch configs/quick.yaml --data-dir ~/data   use the official files in ~/data
   collapse-tui --prepare-tfds dsprites --manual-dir ~/data    build a tensorflow-datasets copy offline
 
@@ -43,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", metavar="CONFIG", help="run CONFIG (a YAML file, sweep included) headless")
     parser.add_argument("--follow", metavar="RUN_DIR", help="open the terminal UI on RUN_DIR's live view, "
                                                            "following it while another process writes it")
+    parser.add_argument("--compare", metavar="DIR", nargs="+",
+                        help="open the terminal UI's compare screen on these run directories; a sweep "
+                             "directory (RUNS_DIR/sweeps/...) stands for all its runs")
+    parser.add_argument("--table", metavar="DIR",
+                        help="print the results table (Markdown, mean ± std over seeds, the paper's numbers "
+                             "beside) of a sweep directory, rewriting its results.md and results.csv, or of "
+                             "every run in a runs dir")
     parser.add_argument("--runs-dir", metavar="DIR", help="write runs here instead of the config's runs_dir")
     parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
     parser.add_argument("--dry-run", action="store_true", help="with --batch: validate, print the resolved runs, exit")
@@ -86,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return batch.main(args.batch, runs_dir=args.runs_dir, dry_run=args.dry_run, data_dir=args.data_dir)
     if args.prepare_tfds:
         return _prepare_tfds(parser, args)
+    if args.table:
+        return _table(args.table)
     return _terminal_ui(parser, args)
 
 
@@ -97,13 +110,77 @@ def _terminal_ui(parser: argparse.ArgumentParser, args) -> int:
         print("collapse-tui: the terminal UI needs an interactive terminal; to run without one use "
               "--batch CONFIG", file=sys.stderr)
         return 2
-    for path, what in ((args.config, "config file"), (args.follow, "run directory")):
+    for path, what in ((args.config, "config file"), (args.follow, "run directory"),
+                       *((p, "run directory") for p in args.compare or ())):
         if path is not None and not os.path.exists(path):
             print(f"collapse-tui: {what} {path} does not exist", file=sys.stderr)
             return 2
+    compare = None
+    if args.compare:
+        try:
+            compare = compared_runs(args.compare)
+        except ValueError as exc:
+            print(f"collapse-tui: {exc}", file=sys.stderr)
+            return 2
     from collapse_tui.tui.app import run_app
 
-    return run_app(runs_dir=args.runs_dir, config_path=args.config, follow=args.follow)
+    return run_app(runs_dir=args.runs_dir, config_path=args.config, follow=args.follow, compare=compare)
+
+
+def compared_runs(paths: list[str]):
+    """The run records behind ``--compare``: run directories as given, sweep directories expanded.
+    At least two must be readable; raises ValueError saying what is wrong otherwise."""
+    from collapse_tui.report import is_sweep_dir, sweep_records
+    from collapse_tui.store import load_run
+
+    records, problems = [], []
+    for path in paths:
+        for rec in sweep_records(path) if is_sweep_dir(path) else [_try_load(load_run, path)]:
+            if rec.error:
+                problems.append(rec.error)
+            else:
+                records.append(rec)
+    if len(records) < 2:
+        detail = f" ({'; '.join(problems)})" if problems else ""
+        raise ValueError(f"--compare needs at least two readable run directories, got {len(records)}{detail}")
+    return records
+
+
+def _try_load(load_run, path):
+    from collapse_tui.store import RunRecord
+
+    try:
+        return load_run(path)
+    except ValueError as exc:
+        return RunRecord(path=Path(path), error=str(exc))
+
+
+def _table(path: str) -> int:
+    """Print a sweep's (or a runs dir's) results table; a sweep directory's files are rewritten too."""
+    from collapse_tui.report import (RESULTS_CSV, RESULTS_MD, build_rows, is_sweep_dir, report_markdown,
+                                     sweep_records, write_report)
+    from collapse_tui.store import list_runs
+
+    target = Path(path)
+    if not target.is_dir():
+        print(f"collapse-tui: {path} is not a directory (a sweep directory or a runs dir)", file=sys.stderr)
+        return 2
+    if is_sweep_dir(target):
+        try:
+            records = sweep_records(target)
+        except ValueError as exc:
+            print(f"collapse-tui: {exc}", file=sys.stderr)
+            return 2
+        write_report(target, records, title=f"{target.name}: results")
+        print(report_markdown(*build_rows(records), title=f"{target.name}: results"))
+        print(f"written: {target / RESULTS_MD}, {target / RESULTS_CSV}", file=sys.stderr)
+        return 0
+    records = list_runs(target, include_unreadable=True)
+    if not records:
+        print(f"collapse-tui: no runs in {path}", file=sys.stderr)
+        return 2
+    print(report_markdown(*build_rows(records), title=f"{target}: results"))
+    return 0
 
 
 def _prepare_tfds(parser: argparse.ArgumentParser, args) -> int:

@@ -166,7 +166,9 @@ def list_runs(runs_dir: str | Path, include_unreadable: bool = False) -> list[Ru
     if not runs_dir.is_dir():
         return []
     records = []
-    for path in sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    # "sweeps" holds the sweep directories (their tables), not runs; a run's name starts with its date.
+    for path in sorted(p for p in runs_dir.iterdir()
+                       if p.is_dir() and not p.name.startswith(".") and p.name != "sweeps"):
         try:
             records.append(load_run(path))
         except ValueError as exc:

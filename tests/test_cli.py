@@ -39,7 +39,8 @@ def test_the_terminal_ui_gets_its_config_runs_dir_and_followed_run(monkeypatch, 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     config = write_config(tmp_path, tiny_config(tmp_path))
     assert cli.main([str(config), "--runs-dir", str(tmp_path / "runs"), "--follow", str(tmp_path)]) == 0
-    assert calls == [{"runs_dir": str(tmp_path / "runs"), "config_path": str(config), "follow": str(tmp_path)}]
+    assert calls == [{"runs_dir": str(tmp_path / "runs"), "config_path": str(config), "follow": str(tmp_path),
+                      "compare": None}]
     assert cli.main([str(tmp_path / "nope.yaml")]) == 2
     assert "config file" in capsys.readouterr().err and len(calls) == 1
 

@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable
 from collapse_tui.config import RunConfig
 from collapse_tui.engine.events import Listener
 from collapse_tui.engine.runner import Engine, RunResult
+from collapse_tui.report import SweepRecorder
 
 
 def run_sweep(
@@ -15,10 +16,12 @@ def run_sweep(
     listeners: Iterable[Listener] = (),
     stop_event: threading.Event | None = None,
     on_run_start: Callable[[int, RunConfig, dict[str, Any]], None] | None = None,
+    recorder: "SweepRecorder | None" = None,
 ) -> list[RunResult]:
     """Run each config in turn; the VAE, images and codes are computed once and shared.
 
-    A failed run does not stop the sweep; a stopped one (Ctrl-C or the stop event) does.
+    A failed run does not stop the sweep; a stopped one (Ctrl-C or the stop event) does. With a
+    ``recorder``, each run is added to the sweep's directory as it ends, and its table rewritten.
     """
     engine = Engine(stop_event)
     results = []
@@ -27,6 +30,8 @@ def run_sweep(
             on_run_start(i, config, overrides)
         result = engine.run(config, listeners)
         results.append(result)
+        if recorder is not None:
+            recorder.add(result.run_dir)
         if result.status == "stopped":
             break
     return results

@@ -57,9 +57,10 @@ class CollapseApp(App):
 
     def __init__(self, runs_dir: str | None = None, config_path: str | None = None,
                  presets_dir: str | Path | None = None, environment_label: str | None = None,
-                 follow: str | Path | None = None, **kwargs: Any) -> None:
+                 follow: str | Path | None = None, compare: list | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.follow = follow
+        self.compare = compare  # run records to open the compare screen on
         self.runs_dir_arg = runs_dir
         self.config_path = config_path
         dirs = [Path(presets_dir)] if presets_dir is not None else [Path.cwd() / "configs", _REPO_CONFIGS]
@@ -98,6 +99,10 @@ class CollapseApp(App):
         self.push_screen(ConfigureScreen(self.presets, self.initial_preset, runs_dir=self.runs_dir_arg))
         if self.follow is not None:
             self.open_run(self.follow)
+        if self.compare:
+            from collapse_tui.tui.screens.compare import CompareScreen
+
+            self.push_screen(CompareScreen(self.compare, export_dir=self.runs_dir))
 
     @work(thread=True, exit_on_error=False, group="probe")
     def _probe_environment(self) -> None:
@@ -135,7 +140,13 @@ class CollapseApp(App):
 
         try:
             load_keras()
-            results = run_sweep(feed.runs, [feed.listener], stop_event=feed.stop_event)
+            recorder = None
+            if len(feed.runs) > 1:  # as --batch does: the sweep's table in a directory of its own
+                from collapse_tui.report import SweepRecorder, sweep_name
+
+                recorder = SweepRecorder(feed.runs[0][0].runs_dir, sweep_name(c.name for c, _ in feed.runs),
+                                         n_runs=len(feed.runs))
+            results = run_sweep(feed.runs, [feed.listener], stop_event=feed.stop_event, recorder=recorder)
             statuses = [r.status for r in results]
             message = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
             self.call_from_thread(self.notify, f"{len(results)} run(s) ended: {message}", title="training")
@@ -230,9 +241,10 @@ class CollapseApp(App):
             yield SystemCommand("Save as YAML", "Write the form to a YAML file", screen.action_save)
 
 
-def run_app(runs_dir: str | None = None, config_path: str | None = None, follow: str | None = None) -> int:
+def run_app(runs_dir: str | None = None, config_path: str | None = None, follow: str | None = None,
+            compare: list | None = None) -> int:
     """Run the TUI until the user quits; returns the process exit status. ``follow``: a run directory
-    to show first (Escape leads back to the configure screen)."""
-    app = CollapseApp(runs_dir=runs_dir, config_path=config_path, follow=follow)
+    to show first; ``compare``: run records to compare first (Escape leads back to the configure screen)."""
+    app = CollapseApp(runs_dir=runs_dir, config_path=config_path, follow=follow, compare=compare)
     app.run()
     return int(app.return_code or 0)
