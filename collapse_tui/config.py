@@ -335,7 +335,8 @@ def _grids(sweep: Any) -> list[dict[str, list]]:
 
 
 def _label(overrides: dict[str, Any]) -> str:
-    short = {"sae.method": "", "data.dataset": "", "sae.k": "k", "sae.l1_coefficient": "lam", "seed": "s"}
+    short = {"sae.method": "", "data.dataset": "", "sae.k": "k", "sae.l1_coefficient": "lam", "seed": "s",
+             "sae.schedule.kind": "", "sae.schedule.start": "from", "sae.normalization": ""}
     parts = []
     for key, value in overrides.items():
         tag = short.get(key, key.split(".")[-1].replace("_", ""))

@@ -93,3 +93,12 @@ def test_form_fields_follow_the_schema_and_errors_map_to_fields():
     assert by_field == {"sae.k": ["900 exceeds sae.n_neurons (500)"], "sae.schedule.start": ["bad"]}
     assert rest == ["something else"]
     assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": {}}) == {"a.b": 1, "a.c.d": [1, 2], "e": {}}
+
+
+def test_compare_legend_says_a_shared_leading_name_once():
+    from collapse_tui.tui.screens.compare import common_prefix
+
+    assert common_prefix(["paper-quick-dsprites-s0-topk", "paper-quick-shapes3d-s0-topk"]) == "paper-quick-"
+    assert common_prefix(["quick-topk-k2", "quick-topk-k8"]) == "quick-topk-"
+    assert common_prefix(["quick-k2", "quick-k2-auxk"]) == "quick-"  # whole words only: "k2" stays in both
+    assert common_prefix(["a-b", "c-d"]) == "" and common_prefix(["solo-run"]) == ""

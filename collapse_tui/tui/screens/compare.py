@@ -17,6 +17,18 @@ from collapse_tui.tui.runs_table import config_rows, export_path, load_compared,
 from collapse_tui.tui.widgets.charts import PALETTE, LineChart, Series
 
 
+def common_prefix(labels: list[str]) -> str:
+    """The leading words (up to and including a "-") that all labels share, leaving each some text."""
+    if len(labels) < 2:
+        return ""
+    prefix = labels[0]
+    for label in labels[1:]:
+        while not label.startswith(prefix):
+            prefix = prefix[:-1]
+    prefix = prefix[: prefix.rfind("-") + 1]
+    return prefix if all(len(label) > len(prefix) for label in labels) else ""
+
+
 class CompareScreen(Screen):
     """Side by side view of the given runs; each run keeps one colour everywhere on the screen."""
 
@@ -38,6 +50,7 @@ class CompareScreen(Screen):
         self.runs = load_compared(records)
         self.export_dir = Path(export_dir)
         self.only_differing = True
+        self.prefix = common_prefix([c.label for c in self.runs])  # shown once, in the legend
         self.exported: list[Path] = []
 
     def color(self, i: int) -> str:
@@ -45,10 +58,14 @@ class CompareScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        # A sweep's runs share a long leading name: say it once, so a dozen runs fit in two lines.
+        prefix = self.prefix
         legend = Text()
+        if prefix:
+            legend.append(f"{prefix}…  ", style="dim")
         for i, c in enumerate(self.runs):
             legend.append("■ ", style=self.color(i))
-            legend.append(c.label + "  ")
+            legend.append(c.label[len(prefix):] + "  ")
         yield Static(legend, id="cmp-legend")
         with TabbedContent(id="cmp-tabs", initial="config"):
             with TabPane("Config", id="config"):
@@ -77,7 +94,7 @@ class CompareScreen(Screen):
         table.clear(columns=True)
         table.add_column(first, key="key")
         for i, c in enumerate(self.runs):
-            table.add_column(Text(c.label, style=self.color(i)), key=f"run{i}")
+            table.add_column(Text(c.label[len(self.prefix):], style=self.color(i)), key=f"run{i}")
 
     def fill_tables(self) -> None:
         table = self.query_one("#cmp-config", DataTable)
