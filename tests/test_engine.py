@@ -181,11 +181,19 @@ def test_shapes3d_runs_end_to_end_on_rgb_images(tmp_path):
     assert 0 < vae_eval["bce"] < 64 * 64 * 3 * 1.0
 
 
-def test_engine_keeps_the_two_newest_datasets_vaes_and_codes():
-    from collapse_tui.engine.runner import _keep
+def test_engine_keeps_the_newest_datasets_vaes_and_codes_within_bounds(monkeypatch):
+    from collapse_tui.engine import runner
 
+    monkeypatch.setattr(runner, "_KEEP", 2)
     cache = {}
     for key in ("dsprites", "shapes3d", "dsprites", "other"):
-        _keep(cache, key, key.upper())
+        runner._keep(cache, key, key.upper())
     # "dsprites" was used again after "shapes3d", so "shapes3d" is the one dropped.
     assert list(cache) == ["dsprites", "other"] and cache["dsprites"] == "DSPRITES"
+    # With sizes, the oldest go while the total is over budget; the newest stays even if alone too big.
+    sized = {}
+    for key, nbytes in (("a", 4), ("b", 4), ("c", 3)):
+        runner._keep(sized, key, nbytes, size=lambda v: v, budget=8)
+    assert list(sized) == ["b", "c"]
+    runner._keep(sized, "huge", 100, size=lambda v: v, budget=8)
+    assert list(sized) == ["huge"]

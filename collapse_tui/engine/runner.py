@@ -222,7 +222,7 @@ class Engine:
         s.emit(Message(text=f"data: {dataset.description}"))
         key = (dataset.fingerprint(), cfg.seed, cfg.data.n_train, cfg.eval.n_samples)
         if key in self._data:
-            _keep(self._data, key, self._data[key])
+            _keep(self._data, key, self._data[key], size=_data_bytes, budget=DATA_MEMORY_BYTES)
             return self._data[key]
         rng = np.random.RandomState(_derived_seed(cfg.seed, "data"))
         n_train, n_eval = cfg.data.n_train, cfg.eval.n_samples
@@ -242,7 +242,7 @@ class Engine:
             input_scale=float(dataset.input_scale),
             fingerprint=dataset.fingerprint(),
         )
-        _keep(self._data, key, data)
+        _keep(self._data, key, data, size=_data_bytes, budget=DATA_MEMORY_BYTES)
         return data
 
     def _vae(self, cfg: RunConfig, data: _Data, s: "_RunState"):
@@ -417,17 +417,26 @@ def fit_with_events(model, x: np.ndarray, phase: str, emit: Callable[[Event], No
     return callback
 
 
-# A sweep varies mostly the SAE; one that alternates two datasets (or seeds) keeps both in memory, and
-# no more, so that a long sweep over many seeds does not grow without bound.
-_KEEP = 2
+# A sweep that alternates datasets or seeds (dataset × seed × remedy grids) reuses what it computed for
+# each: up to four of each kind in memory, images only while they fit in DATA_MEMORY_BYTES (the
+# full-size protocol's 200,000 Shapes3D images alone take 2.5 GB), so a long sweep never grows unbounded.
+_KEEP = 4
+DATA_MEMORY_BYTES = 3 * 2**30
 
 
-def _keep(cache: dict, key: Any, value: Any) -> None:
-    """Insert ``key`` as the newest entry of ``cache``, dropping the oldest beyond ``_KEEP``."""
+def _keep(cache: dict, key: Any, value: Any, size: Callable[[Any], int] | None = None,
+          budget: int | None = None) -> None:
+    """Insert ``key`` as the newest entry of ``cache``, dropping the oldest beyond ``_KEEP`` entries or,
+    with ``size``, while the entries' total size exceeds ``budget`` (the newest always stays)."""
     cache.pop(key, None)
     cache[key] = value
-    while len(cache) > _KEEP:
+    while len(cache) > _KEEP or (size is not None and len(cache) > 1
+                                 and sum(size(v) for v in cache.values()) > budget):
         del cache[next(iter(cache))]
+
+
+def _data_bytes(data: "_Data") -> int:
+    return data.train_images.nbytes + data.eval_images.nbytes
 
 
 class _Stopped(Exception):
