@@ -52,6 +52,7 @@ _METRICS = (
     ("specialized_before_sparsification", "spec. dense", 1.0, 0),
     ("specialized", "spec.", 1.0, 0),
     ("revived", "revived", 1.0, 0),
+    ("newly_dead", "newly dead", 1.0, 0),
 )
 
 
@@ -199,7 +200,8 @@ def report_markdown(rows: list[Row], left_out: list[RunRecord], title: str) -> s
         "spec. dense: specialized neurons after the first epoch, before the schedule sparsified the SAE "
         "(only for runs with a schedule); spec.: at the end. A specialized neuron (our definition) is a live "
         "neuron whose normalised MI with one factor is ≥ τ and at least twice that with any other factor.",
-        "revived: neurons dead before the extended epochs and alive after them (runs with extended epochs).",
+        "revived / newly dead: neurons dead before the extended epochs and alive after them, and the other "
+        "way round (runs with extended epochs).",
         f"paper: {PAPER_SOURCE}, at k = {PAPER_FINAL_K} (L1 at a comparable sparsity); the paper does not say "
         "which method its specialized-neuron counts come from.",
     ]
