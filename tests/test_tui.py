@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from collapse_tui import config as config_mod
-from collapse_tui.store import load_run
+from collapse_tui.report import sweep_run_dirs
+from collapse_tui.store import list_runs, load_run
 from tests.helpers import tiny_config
 from tests.test_tui_fixtures import make_run, make_runs
 
@@ -260,7 +261,10 @@ def test_stop_key_ends_the_run_as_stopped_and_the_sweep_with_it(tmp_path, models
                 assert not vae_chart.series and "not trained in this run" in vae_chart.empty
             # The sweep's second run never started.
             assert len(app.training.states) == 1
-            assert [p.name for p in (tmp_path / "runs").iterdir()] == [Path(state.run_dir).name]
+            assert [Path(r.path).name for r in list_runs(tmp_path / "runs")] == [Path(state.run_dir).name]
+            # The sweep's record holds the stopped run, and only it.
+            (sweep_dir,) = (tmp_path / "runs" / "sweeps").iterdir()
+            assert [p.name for p in sweep_run_dirs(sweep_dir)] == [Path(state.run_dir).name]
 
     asyncio.run(scenario())
 
@@ -451,6 +455,30 @@ def test_compare_two_runs_and_export(tmp_path):
             svg = screen.export("svg")
             assert svg.read_text().lstrip().startswith("<svg") and "quick-topk-k2" in svg.read_text()
             assert [p.parent for p in (md, svg)] == [export_dir] * 2 and md.name.startswith("compare-")
+
+    asyncio.run(scenario())
+
+
+def test_compare_opens_first_on_the_runs_of_a_sweep(tmp_path):
+    from collapse_tui import cli
+    from collapse_tui.report import SweepRecorder
+
+    runs = make_runs(tmp_path)
+    recorder = SweepRecorder(tmp_path / "runs", "quick", n_runs=3)
+    for key in ("k8", "k2", "l1"):
+        recorder.add(runs[key])
+
+    async def scenario():
+        app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"), compare=cli.compared_runs([str(recorder.path)]))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, CompareScreen)
+            dead = screen.query_one("#cmp-dead", LineChart).series
+            assert [s.label for s in dead] == ["quick-topk-k8", "quick-topk-k2", "quick-l1-lam0.3"]
+            await pilot.press("escape")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfigureScreen)
 
     asyncio.run(scenario())
 
