@@ -145,14 +145,20 @@ def _sparsity(row: Row) -> str:
     return f"k={row.sparsity:g}" if row.method in ("topk", "batchtopk") else f"λ={row.sparsity:g}"
 
 
+def _measured(rows: list[Row]) -> list[tuple[str, str, float, int]]:
+    """The metrics some run of ``rows`` has: a sweep without extended epochs or schedules should not
+    carry columns of dashes for them."""
+    return [m for m in _METRICS if any(m[0] in final for row in rows for final in row.finals)]
+
+
 def table_columns(rows: list[Row]) -> list[str]:
     dead = [f"dead % @{k[5:]}" for k in _thresholds(rows)]
-    return ["dataset", "method", "remedy", "k / λ", "seeds", *dead, *(m[1] for m in _METRICS),
+    return ["dataset", "method", "remedy", "k / λ", "seeds", *dead, *(m[1] for m in _measured(rows)),
             "paper dead %", "paper spec."]
 
 
 def markdown_table(rows: list[Row]) -> str:
-    """The table as GitHub Markdown, mean ± std over seeds."""
+    """The table as GitHub Markdown, mean ± std over seeds; metrics no run measured are left out."""
     columns = table_columns(rows)
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     dead_keys = _thresholds(rows)
@@ -160,7 +166,7 @@ def markdown_table(rows: list[Row]) -> str:
         n = len(row.finals)
         cells = [row.dataset, row.method, row.remedy, _sparsity(row), str(n)]
         cells += [_fmt(row.stat(k, 100.0), 1, n) for k in dead_keys]
-        cells += [_fmt(row.stat(key, scale), digits, n) for key, _, scale, digits in _METRICS]
+        cells += [_fmt(row.stat(key, scale), digits, n) for key, _, scale, digits in _measured(rows)]
         paper = row.paper_dead
         cells.append(f"{paper[0]:.1f} ± {paper[1]:.1f}" if paper else "")
         cells.append(str(row.paper_specialized) if row.paper_specialized is not None else "")

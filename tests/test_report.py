@@ -150,3 +150,17 @@ def test_batch_sweep_writes_its_table_and_table_and_compare_read_it(tmp_path, ca
     assert len(cli.compared_runs([str(sweeps[0])])) == 4
     with pytest.raises(ValueError, match="at least two readable"):
         cli.compared_runs([str(tmp_path / "runs" / "sweeps")])
+
+
+def test_extended_training_columns_show_revived_and_newly_dead_only_when_measured(tmp_path):
+    runs = [record(tmp_path, "a", seed=0, revived=2, newly_dead=5),
+            record(tmp_path, "b", seed=1, revived=4, newly_dead=9)]
+    rows, _ = build_rows(runs)
+    # revived 2, 4 → 3 ± √2; newly dead 5, 9 → 7 ± √8
+    assert rows[0].stat("revived") == pytest.approx((3.0, 2 ** 0.5))
+    assert rows[0].stat("newly_dead") == pytest.approx((7.0, 8 ** 0.5))
+    md = markdown_table(rows)
+    assert "revived" in md and "newly dead" in md and "| 3 ± 1 | 7 ± 3 |" in md
+    # Runs without extended epochs measure neither, and the table drops both columns.
+    plain, _ = build_rows([record(tmp_path, "c")])
+    assert "revived" not in markdown_table(plain) and "newly dead" not in markdown_table(plain)
