@@ -112,8 +112,11 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_measured(tmp_path):
     data = tiny_config(tmp_path, vae={"epochs": 1000})
     path = write_config(tmp_path, data)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    # A shell without job control starts background jobs with SIGINT ignored, and a Python started so
+    # never raises KeyboardInterrupt; give the child the default disposition, as a terminal would.
     proc = subprocess.Popen([sys.executable, "-m", "collapse_tui", "--batch", str(path)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 240
         events_file = None
