@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import threading
 import time
@@ -15,7 +17,32 @@ from rich.table import Table
 from collapse_tui import config as config_mod
 from collapse_tui.engine import events as ev
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered the way Ctrl-C is, so that the run in progress stops and is kept."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """Yields an event set once SIGTERM arrived."""
+    # Job schedulers and `timeout` end a job with SIGTERM, whose default kills the process on the spot
+    # and leaves the run marked 'running' for ever; turn it into the same clean stop as Ctrl-C.
+    terminated = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield terminated
+        return
+
+    def handler(signum, frame):
+        terminated.set()
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield terminated
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _pct(value: Any) -> str:
@@ -171,8 +198,11 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
         console.rule(f"run {i + 1}/{len(runs)}" + (f": {overrides}" if overrides else ""))
 
     try:
-        with progress:
+        with _terminate_as_interrupt() as terminated, progress:
             results = run_sweep(runs, [listener], stop_event=stop, on_run_start=announce, recorder=recorder)
+    except _Terminated:
+        err.print("terminated")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
@@ -186,7 +216,7 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
                       f"the paper's numbers beside); compare its runs with: collapse-tui --compare {recorder.path}")
     if any(r.interrupted or r.status == "stopped" for r in results):
         err.print("stopped before the end: the runs above are on disk with status 'stopped'")
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated.is_set() else EXIT_INTERRUPTED
     if any(r.status == "failed" for r in results):
         return EXIT_FAILED
     return EXIT_OK

@@ -108,7 +108,8 @@ def test_backend_flag_selects_the_backend_before_keras_loads(tmp_path):
     assert record.config["environment"]["backend"] == other
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_what_was_measured(tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl_c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_cleanly_and_keeps_what_was_measured(tmp_path, signum, code):
     data = tiny_config(tmp_path, vae={"epochs": 1000})
     path = write_config(tmp_path, data)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -127,12 +128,12 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_measured(tmp_path):
                 break
             time.sleep(0.2)
         assert events_file is not None, "the run never reached its first epoch"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err[-2000:]
+    assert proc.returncode == code, err[-2000:]
     summary = json.loads((events_file.parent / "summary.json").read_text())
     assert summary["status"] == "stopped"
     lines = events_file.read_text().splitlines()
