@@ -158,7 +158,7 @@ def _try_load(load_run, path):
 def _table(path: str) -> int:
     """Print a sweep's (or a runs dir's) results table; a sweep directory's files are rewritten too."""
     from collapse_tui.report import (RESULTS_CSV, RESULTS_MD, build_rows, is_sweep_dir, report_markdown,
-                                     sweep_records, write_report)
+                                     sweep_records, sweep_title, write_report)
     from collapse_tui.store import list_runs
 
     target = Path(path)
@@ -171,8 +171,9 @@ def _table(path: str) -> int:
         except ValueError as exc:
             print(f"collapse-tui: {exc}", file=sys.stderr)
             return 2
-        write_report(target, records, title=f"{target.name}: results")
-        print(report_markdown(*build_rows(records), title=f"{target.name}: results"))
+        title = sweep_title(target)
+        write_report(target, records, title=title)
+        print(report_markdown(*build_rows(records), title=title))
         print(f"written: {target / RESULTS_MD}, {target / RESULTS_CSV}", file=sys.stderr)
         return 0
     records = list_runs(target, include_unreadable=True)

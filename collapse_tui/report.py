@@ -248,7 +248,7 @@ class SweepRecorder:
         info = {"name": self.name, "config": self.config_path, "started": self.started, "updated": time.time(),
                 "n_runs": self.n_runs, "runs": self.runs}
         write_atomic(self.path / SWEEP_FILE, dumps(info))
-        write_report(self.path, sweep_records(self.path), title=f"{self.name}: results")
+        write_report(self.path, sweep_records(self.path), title=sweep_title(self.path))
 
 
 def sweep_name(names: Iterable[str]) -> str:
@@ -264,6 +264,17 @@ def sweep_name(names: Iterable[str]) -> str:
     if len(names) > 1 and not all(n == prefix or n[len(prefix):].startswith("-") for n in names):
         prefix = prefix.rsplit("-", 1)[0] if "-" in prefix else prefix
     return prefix.strip("-") or "sweep"
+
+
+def sweep_title(path: str | Path) -> str:
+    """The heading of a sweep's table: its name as recorded, so that --table writes the same file again."""
+    import json
+
+    try:
+        name = json.loads((Path(path) / SWEEP_FILE).read_text(encoding="utf-8"))["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        name = Path(path).name
+    return f"{name}: results"
 
 
 def is_sweep_dir(path: str | Path) -> bool:

@@ -139,10 +139,12 @@ def test_batch_sweep_writes_its_table_and_table_and_compare_read_it(tmp_path, ca
     assert len(sweeps) == 1 and f"--compare {sweeps[0]}" in out.replace("\n", "")
     csv_rows = list(csv.DictReader(open(sweeps[0] / "results.csv")))
     assert [(r["method"], r["n_seeds"], r["seeds"]) for r in csv_rows] == [("topk", "2", "1 2"), ("l1", "2", "1 2")]
+    written = (sweeps[0] / "results.md").read_text()
+    assert written.startswith("# tiny: results\n")
     (sweeps[0] / "results.md").unlink()
     assert cli.main(["--table", str(sweeps[0])]) == 0
     assert "| dsprites | topk | none | k=4 | 2 |" in capsys.readouterr().out
-    assert (sweeps[0] / "results.md").is_file()
+    assert (sweeps[0] / "results.md").read_text() == written  # --table writes the same file again
     assert cli.main(["--table", str(tmp_path / "runs")]) == 0  # every run of a runs dir
     assert "| dsprites | l1 | none |" in capsys.readouterr().out
     assert cli.main(["--table", str(tmp_path / "nothing")]) == 2
