@@ -25,24 +25,34 @@ class _Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt():
-    """Yields an event set once SIGTERM arrived."""
-    # Job schedulers and `timeout` end a job with SIGTERM, whose default kills the process on the spot
-    # and leaves the run marked 'running' for ever; turn it into the same clean stop as Ctrl-C.
+def _stop_on_signals(stop: threading.Event):
+    """Ctrl-C (SIGINT) and SIGTERM end the run in progress cleanly; yields an event set once SIGTERM came.
+
+    Python's own Ctrl-C raises KeyboardInterrupt wherever the main thread is, and an exception raised
+    inside a garbage-collector callback (JAX registers one) is printed and dropped: the run went on.
+    Setting the engine's stop event as well makes the stop certain; it takes effect at the next step.
+    SIGTERM (job schedulers, `timeout`) would otherwise kill the process and leave the run 'running'.
+    SIGINT is handled even if the process started with it ignored (a background job of a shell without
+    job control): Ctrl-C in a terminal never reaches such a job, so only an explicit kill -INT does.
+    """
     terminated = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield terminated
         return
 
     def handler(signum, frame):
-        terminated.set()
-        raise _Terminated()
+        stop.set()
+        if signum == signal.SIGTERM:
+            terminated.set()
+            raise _Terminated()
+        raise KeyboardInterrupt()
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield terminated
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _pct(value: Any) -> str:
@@ -198,7 +208,7 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
         console.rule(f"run {i + 1}/{len(runs)}" + (f": {overrides}" if overrides else ""))
 
     try:
-        with _terminate_as_interrupt() as terminated, progress:
+        with _stop_on_signals(stop) as terminated, progress:
             results = run_sweep(runs, [listener], stop_event=stop, on_run_start=announce, recorder=recorder)
     except _Terminated:
         err.print("terminated")

@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -113,11 +114,8 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_keeps_what_was_measured(tmp_path, s
     data = tiny_config(tmp_path, vae={"epochs": 1000})
     path = write_config(tmp_path, data)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    # A shell without job control starts background jobs with SIGINT ignored, and a Python started so
-    # never raises KeyboardInterrupt; give the child the default disposition, as a terminal would.
     proc = subprocess.Popen([sys.executable, "-m", "collapse_tui", "--batch", str(path)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 240
         events_file = None
@@ -159,3 +157,22 @@ def test_native_start_up_lines_are_held_back_unless_loading_fails(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stderr == "after\nwhy it failed\n"
+
+
+def test_a_stop_signal_sets_the_stop_event_even_when_its_exception_is_swallowed():
+    from collapse_tui import batch
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop = threading.Event()
+    with batch._stop_on_signals(stop) as terminated:
+        try:  # as a garbage-collector callback would: the KeyboardInterrupt is caught and dropped
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        assert stop.is_set() and not terminated.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        assert terminated.is_set()
+    assert {sig: signal.getsignal(sig) for sig in before} == before
