@@ -8,7 +8,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static, TabbedContent, TabPane
 
@@ -66,7 +66,9 @@ class CompareScreen(Screen):
         for i, c in enumerate(self.runs):
             legend.append("■ ", style=self.color(i))
             legend.append(c.label[len(prefix):] + "  ")
-        yield Static(legend, id="cmp-legend")
+        # A sweep of dozens of runs would push the panels off the screen: the legend scrolls instead.
+        with VerticalScroll(id="cmp-legend", can_focus=False):
+            yield Static(legend)
         with TabbedContent(id="cmp-tabs", initial="config"):
             with TabPane("Config", id="config"):
                 yield DataTable(id="cmp-config", zebra_stripes=True, cursor_type="row")
