@@ -162,11 +162,12 @@ def markdown_table(rows: list[Row]) -> str:
     columns = table_columns(rows)
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     dead_keys = _thresholds(rows)
+    measured = _measured(rows)
     for row in rows:
         n = len(row.finals)
         cells = [row.dataset, row.method, row.remedy, _sparsity(row), str(n)]
         cells += [_fmt(row.stat(k, 100.0), 1, n) for k in dead_keys]
-        cells += [_fmt(row.stat(key, scale), digits, n) for key, _, scale, digits in _measured(rows)]
+        cells += [_fmt(row.stat(key, scale), digits, n) for key, _, scale, digits in measured]
         paper = row.paper_dead
         cells.append(f"{paper[0]:.1f} ± {paper[1]:.1f}" if paper else "")
         cells.append(str(row.paper_specialized) if row.paper_specialized is not None else "")
@@ -248,7 +249,7 @@ class SweepRecorder:
         info = {"name": self.name, "config": self.config_path, "started": self.started, "updated": time.time(),
                 "n_runs": self.n_runs, "runs": self.runs}
         write_atomic(self.path / SWEEP_FILE, dumps(info))
-        write_report(self.path, sweep_records(self.path), title=sweep_title(self.path))
+        write_report(self.path, sweep_records(self.path), title=_title(self.name))
 
 
 def sweep_name(names: Iterable[str]) -> str:
@@ -274,6 +275,10 @@ def sweep_title(path: str | Path) -> str:
         name = json.loads((Path(path) / SWEEP_FILE).read_text(encoding="utf-8"))["name"]
     except (OSError, ValueError, KeyError, TypeError):
         name = Path(path).name
+    return _title(name)
+
+
+def _title(name: str) -> str:
     return f"{name}: results"
 
 
