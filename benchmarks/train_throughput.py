@@ -24,7 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from collapse_tui.data import get_dataset  # noqa: E402
-from collapse_tui.engine.runner import fit_with_events  # noqa: E402
+from collapse_tui.engine.callbacks import fit_with_events  # noqa: E402
 from collapse_tui.nn import ConvVAE, SparseAutoencoder, SparsitySchedule, SparsityScheduler  # noqa: E402
 from collapse_tui.store import RunWriter  # noqa: E402
 

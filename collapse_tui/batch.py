@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from collapse_tui import config as config_mod
-from collapse_tui.engine import events as ev
+from collapse_tui import events as ev
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -72,6 +72,7 @@ class ConsoleListener:
         self.task = None
         self.phase = ""
         self.last_dead: float | None = None
+        self.sweep_dir: Path | None = None
 
     def _task(self, description: str, total: float | None) -> None:
         if self.task is not None:
@@ -80,7 +81,10 @@ class ConsoleListener:
 
     def __call__(self, event: ev.Event) -> None:
         print_ = self.console.print
-        if isinstance(event, ev.RunStarted):
+        if isinstance(event, ev.SweepStarted):
+            self.sweep_dir = Path(event.sweep_dir)
+            print_(f"sweep table: {self.sweep_dir}/results.md (and .csv), updated after each run", markup=False)
+        elif isinstance(event, ev.RunStarted):
             self.last_dead = None
             print_(f"[bold]▶ {event.name}[/]  [dim]{event.run_dir}  ({event.environment.get('backend')}, "
                    f"{event.environment.get('device')})[/]")
@@ -196,20 +200,14 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
     listener = ConsoleListener(console, progress)
     stop = threading.Event()
     started = time.time()
-    recorder = None
-    if len(runs) > 1:  # a sweep: its table goes into a directory of its own, kept current run by run
-        from collapse_tui.report import SweepRecorder, sweep_name
-
-        recorder = SweepRecorder(runs[0][0].runs_dir, sweep_name(cfg.name for cfg, _ in runs),
-                                 config_path=str(Path(config_path).resolve()), n_runs=len(runs))
-        console.print(f"sweep table: {recorder.path}/results.md (and .csv), updated after each run")
 
     def announce(i, cfg, overrides):
         console.rule(f"run {i + 1}/{len(runs)}" + (f": {overrides}" if overrides else ""))
 
     try:
         with _stop_on_signals(stop) as terminated, progress:
-            results = run_sweep(runs, [listener], stop_event=stop, on_run_start=announce, recorder=recorder)
+            results = run_sweep(runs, [listener], stop_event=stop, on_run_start=announce,
+                                config_path=str(Path(config_path).resolve()))
     except _Terminated:
         err.print("terminated")
         return EXIT_TERMINATED
@@ -219,11 +217,12 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
     console.print(results_table(results, runs[0][0].eval.thresholds, width=console.width))
     console.print(f"{len(results)} run(s) in {time.time() - started:.0f}s; results in "
                   f"{Path(runs[0][0].runs_dir)}/")
-    if recorder is not None:
+    if listener.sweep_dir is not None:
         from collapse_tui.report import RESULTS_CSV, RESULTS_MD
 
-        console.print(f"sweep table: {recorder.path / RESULTS_MD} and {RESULTS_CSV} (mean ± std over seeds, "
-                      f"the paper's numbers beside); compare its runs with: collapse-tui --compare {recorder.path}")
+        sweep_dir = listener.sweep_dir
+        console.print(f"sweep table: {sweep_dir / RESULTS_MD} and {RESULTS_CSV} (mean ± std over seeds, "
+                      f"the paper's numbers beside); compare its runs with: collapse-tui --compare {sweep_dir}")
     if any(r.interrupted or r.status == "stopped" for r in results):
         err.print("stopped before the end: the runs above are on disk with status 'stopped'")
         return EXIT_TERMINATED if terminated.is_set() else EXIT_INTERRUPTED

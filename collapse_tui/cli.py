@@ -130,8 +130,7 @@ def _terminal_ui(parser: argparse.ArgumentParser, args) -> int:
 def compared_runs(paths: list[str]):
     """The run records behind ``--compare``: run directories as given, sweep directories expanded.
     At least two must be readable; raises ValueError saying what is wrong otherwise."""
-    from collapse_tui.report import is_sweep_dir, sweep_records
-    from collapse_tui.store import load_run
+    from collapse_tui.store import is_sweep_dir, load_run, sweep_records
 
     records, problems = [], []
     for path in paths:
@@ -157,9 +156,9 @@ def _try_load(load_run, path):
 
 def _table(path: str) -> int:
     """Print a sweep's (or a runs dir's) results table; a sweep directory's files are rewritten too."""
-    from collapse_tui.report import (RESULTS_CSV, RESULTS_MD, build_rows, is_sweep_dir, report_markdown,
-                                     sweep_records, sweep_title, write_report)
-    from collapse_tui.store import list_runs
+    from collapse_tui.report import (RESULTS_CSV, RESULTS_MD, build_rows, report_markdown, sweep_title, table_title,
+                                     write_report)
+    from collapse_tui.store import is_sweep_dir, list_runs, sweep_records
 
     target = Path(path)
     if not target.is_dir():
@@ -180,7 +179,7 @@ def _table(path: str) -> int:
     if not records:
         print(f"collapse-tui: no runs in {path}", file=sys.stderr)
         return 2
-    print(report_markdown(*build_rows(records), title=f"{target}: results"))
+    print(report_markdown(*build_rows(records), title=table_title(str(target))))
     return 0
 
 

@@ -1,11 +1,7 @@
 """The results table of a sweep: one row per dataset × method × remedy × sparsity, mean ± std over seeds,
-with the published numbers beside ours. Written as Markdown and CSV into the sweep's directory.
-
-A sweep directory, ``<runs_dir>/sweeps/<timestamp>-<name>/``, holds
-
-- ``sweep.json``: the config file it ran, and the run directories it made so far (updated after each run);
-- ``results.md`` and ``results.csv``: the table over the runs finished so far (rewritten after each run),
-  so a sweep cut short still leaves the table of what it measured.
+with the published numbers beside ours. Built from run records alone; written as Markdown and CSV
+(``results.md``, ``results.csv``) into a sweep's directory, beside its ``sweep.json``, after each run,
+so a sweep cut short still leaves the table of what it measured.
 """
 
 from __future__ import annotations
@@ -13,17 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from collapse_tui.store import RunRecord, create_run_dir, dumps, load_run, write_atomic
+from collapse_tui.store import RunRecord, load_sweep, write_atomic
 
-SWEEPS_DIR = "sweeps"
-SWEEP_FILE = "sweep.json"
 RESULTS_MD = "results.md"
 RESULTS_CSV = "results.csv"
 
@@ -229,89 +222,14 @@ def write_report(directory: str | Path, records: Iterable[RunRecord], title: str
     return md, csv_path
 
 
-class SweepRecorder:
-    """Keeps a sweep's directory up to date: ``add`` each run as it ends, and the table follows."""
-
-    def __init__(self, runs_dir: str | Path, name: str, config_path: str | None = None, n_runs: int = 0):
-        self.path = create_run_dir(Path(runs_dir) / SWEEPS_DIR, name)
-        self.name = name
-        self.config_path = config_path
-        self.n_runs = n_runs
-        self.started = time.time()
-        self.runs: list[str] = []
-        self._write()
-
-    def add(self, run_dir: str | Path) -> None:
-        self.runs.append(str(Path(run_dir).resolve()))
-        self._write()
-
-    def _write(self) -> None:
-        info = {"name": self.name, "config": self.config_path, "started": self.started, "updated": time.time(),
-                "n_runs": self.n_runs, "runs": self.runs}
-        write_atomic(self.path / SWEEP_FILE, dumps(info))
-        write_report(self.path, sweep_records(self.path), title=_title(self.name))
-
-
-def sweep_name(names: Iterable[str]) -> str:
-    """A sweep's name from its runs' names (the config's name plus each run's overrides): their common
-    leading words."""
-    names = list(names)
-    if not names:
-        return "sweep"
-    prefix = names[0]
-    for name in names[1:]:
-        while not name.startswith(prefix):
-            prefix = prefix[:-1]
-    if len(names) > 1 and not all(n == prefix or n[len(prefix):].startswith("-") for n in names):
-        prefix = prefix.rsplit("-", 1)[0] if "-" in prefix else prefix
-    return prefix.strip("-") or "sweep"
-
-
 def sweep_title(path: str | Path) -> str:
     """The heading of a sweep's table: its name as recorded, so that --table writes the same file again."""
-    import json
-
     try:
-        name = json.loads((Path(path) / SWEEP_FILE).read_text(encoding="utf-8"))["name"]
-    except (OSError, ValueError, KeyError, TypeError):
+        name = load_sweep(path).name
+    except ValueError:
         name = Path(path).name
-    return _title(name)
+    return table_title(name)
 
 
-def _title(name: str) -> str:
+def table_title(name: str) -> str:
     return f"{name}: results"
-
-
-def is_sweep_dir(path: str | Path) -> bool:
-    return (Path(path) / SWEEP_FILE).is_file()
-
-
-def sweep_run_dirs(path: str | Path) -> list[Path]:
-    """The run directories a sweep recorded, in the order they ran. A sweep directory moved together with
-    its runs dir still resolves: a recorded path that is gone is looked up by name beside the sweeps dir."""
-    import json
-
-    path = Path(path)
-    try:
-        info = json.loads((path / SWEEP_FILE).read_text(encoding="utf-8"))
-        runs = [Path(p) for p in info["runs"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path / SWEEP_FILE}: unreadable ({exc.__class__.__name__}: {exc})") from None
-    resolved = []
-    for run in runs:
-        if not run.is_dir():
-            beside = path.parent.parent / run.name
-            run = beside if beside.is_dir() else run
-        resolved.append(run)
-    return resolved
-
-
-def sweep_records(path: str | Path) -> list[RunRecord]:
-    """The runs of a sweep as records; one that cannot be read is returned with ``error`` set."""
-    records = []
-    for run in sweep_run_dirs(path):
-        try:
-            records.append(load_run(run))
-        except ValueError as exc:
-            records.append(RunRecord(path=run, error=str(exc)))
-    return records

@@ -1,4 +1,4 @@
-"""Run directories: the interface between the engine and every front end.
+"""Run and sweep directories: the interface between the engine and every front end.
 
 ``runs/<YYYYmmdd-HHMMSS>-<name>/`` holds
 
@@ -7,7 +7,11 @@
 - ``summary.json``: status (running / ok / failed / stopped), final metrics, durations; replaced atomically;
 - ``sae.keras``: the trained sparse autoencoder.
 
-A run directory is created exclusively and never reused, so nothing is ever overwritten.
+``runs/sweeps/<YYYYmmdd-HHMMSS>-<name>/`` holds ``sweep.json``: the config file a sweep ran and the run
+directories it made so far, updated after each run (the sweep's results tables are written beside it
+by :mod:`collapse_tui.report`).
+
+A run or sweep directory is created exclusively and never reused, so nothing is ever overwritten.
 """
 
 from __future__ import annotations
@@ -18,18 +22,20 @@ import os
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import yaml
 
-from collapse_tui.engine.events import DataSource, Event, RunFailed, RunFinished, RunStarted, event_from_dict
+from collapse_tui.events import DataSource, Event, RunFailed, RunFinished, RunStarted, event_from_dict
 
 CONFIG_FILE = "config.yaml"
 EVENTS_FILE = "events.jsonl"
 SUMMARY_FILE = "summary.json"
 SAE_FILE = "sae.keras"
+SWEEPS_DIR = "sweeps"
+SWEEP_FILE = "sweep.json"
 
 
 def _jsonable(value: Any) -> Any:
@@ -77,6 +83,44 @@ def create_run_dir(runs_dir: str | Path, name: str, now: float | None = None) ->
             continue
         return path
     raise RuntimeError(f"could not create a new run directory for {base!r} in {runs_dir}")
+
+
+@dataclass
+class RunSummary:
+    """What ``summary.json`` holds once a run has ended (while it runs: status, run_id, name, started).
+
+    ``final``: the last evaluation's scalar metrics; ``vae``: the VAE's; ``durations``: seconds per phase;
+    ``reason``: why a failed run failed (absent otherwise). Readers take the file as a mapping
+    (:class:`RunRecord`), so runs written before a field existed still load.
+    """
+
+    status: str  # running | ok | stopped | failed
+    run_id: str
+    name: str
+    dataset: str
+    method: str
+    sparsity: float
+    n_neurons: int
+    source: str
+    remedies: list[str]
+    resampled: int
+    started: float
+    finished: float
+    seconds: float
+    durations: dict[str, float]
+    sae_epochs: int
+    evaluated_at_epoch: int | None
+    final: dict[str, Any]
+    vae: dict[str, Any]
+    vae_model: str
+    data: dict[str, Any]
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if data["reason"] is None:
+            del data["reason"]
+        return data
 
 
 class RunWriter:
@@ -168,7 +212,7 @@ def list_runs(runs_dir: str | Path, include_unreadable: bool = False) -> list[Ru
     records = []
     # "sweeps" holds the sweep directories (their tables), not runs; a run's name starts with its date.
     for path in sorted(p for p in runs_dir.iterdir()
-                       if p.is_dir() and not p.name.startswith(".") and p.name != "sweeps"):
+                       if p.is_dir() and not p.name.startswith(".") and p.name != SWEEPS_DIR):
         try:
             records.append(load_run(path))
         except ValueError as exc:
@@ -203,3 +247,98 @@ def read_events(path: str | Path, offset: int = 0) -> tuple[list[Event], int]:
 
 def iter_events(path: str | Path) -> Iterator[Event]:
     yield from read_events(path)[0]
+
+
+# ---------------------------------------------------------------------- sweeps
+
+class SweepWriter:
+    """A sweep's directory, kept current: ``add`` each run directory as the run ends."""
+
+    def __init__(self, runs_dir: str | Path, name: str, config_path: str | None = None, n_runs: int = 0):
+        self.path = create_run_dir(Path(runs_dir) / SWEEPS_DIR, name)
+        self.name = name
+        self.config_path = config_path
+        self.n_runs = n_runs
+        self.started = time.time()
+        self.runs: list[str] = []
+        self._write()
+
+    def add(self, run_dir: str | Path) -> None:
+        self.runs.append(str(Path(run_dir).resolve()))
+        self._write()
+
+    def records(self) -> list[RunRecord]:
+        return sweep_records(self.path)
+
+    def _write(self) -> None:
+        info = {"name": self.name, "config": self.config_path, "started": self.started, "updated": time.time(),
+                "n_runs": self.n_runs, "runs": self.runs}
+        write_atomic(self.path / SWEEP_FILE, dumps(info))
+
+
+@dataclass
+class SweepRecord:
+    """A sweep directory as read back: its name, the config file it ran, and its run directories in the
+    order they ran."""
+
+    path: Path
+    name: str
+    config: str | None
+    n_runs: int
+    runs: list[Path]
+
+
+def is_sweep_dir(path: str | Path) -> bool:
+    return (Path(path) / SWEEP_FILE).is_file()
+
+
+def load_sweep(path: str | Path) -> SweepRecord:
+    """Read a sweep directory; raises ValueError naming ``sweep.json`` if it is unreadable. A sweep
+    directory moved together with its runs dir still resolves: a recorded run that is gone is looked up
+    by name beside the sweeps dir."""
+    path = Path(path)
+    try:
+        info = json.loads((path / SWEEP_FILE).read_text(encoding="utf-8"))
+        runs = [Path(p) for p in info["runs"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path / SWEEP_FILE}: unreadable ({exc.__class__.__name__}: {exc})") from None
+    resolved = []
+    for run in runs:
+        if not run.is_dir():
+            beside = path.parent.parent / run.name
+            run = beside if beside.is_dir() else run
+        resolved.append(run)
+    name = info.get("name") if isinstance(info.get("name"), str) else path.name
+    n_runs = info.get("n_runs") if isinstance(info.get("n_runs"), int) else len(resolved)
+    return SweepRecord(path=path, name=name, config=info.get("config"), n_runs=n_runs, runs=resolved)
+
+
+def sweep_run_dirs(path: str | Path) -> list[Path]:
+    """The run directories a sweep recorded, in the order they ran."""
+    return load_sweep(path).runs
+
+
+def sweep_records(path: str | Path) -> list[RunRecord]:
+    """The runs of a sweep as records; one that cannot be read is returned with ``error`` set."""
+    records = []
+    for run in sweep_run_dirs(path):
+        try:
+            records.append(load_run(run))
+        except ValueError as exc:
+            records.append(RunRecord(path=run, error=str(exc)))
+    return records
+
+
+def sweep_name(names: Iterable[str]) -> str:
+    """A sweep's name from its runs' names (the config's name plus each run's overrides): their common
+    leading words."""
+    names = list(names)
+    if not names:
+        return "sweep"
+    prefix = names[0]
+    for name in names[1:]:
+        while not name.startswith(prefix):
+            prefix = prefix[:-1]
+    if len(names) > 1 and not all(n == prefix or n[len(prefix):].startswith("-") for n in names):
+        prefix = prefix.rsplit("-", 1)[0] if "-" in prefix else prefix
+    return prefix.strip("-") or "sweep"

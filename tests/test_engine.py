@@ -6,7 +6,7 @@ import pytest
 
 from collapse_tui import store
 from collapse_tui.config import expand, validate
-from collapse_tui.engine import events as ev
+from collapse_tui import events as ev
 from collapse_tui.engine.runner import Engine
 from collapse_tui.engine.sweep import run_sweep
 from tests.helpers import tiny_config

@@ -307,7 +307,7 @@ def test_jumprelu_sae_learns_its_thresholds_and_a_stronger_penalty_means_fewer_a
 @pytest.mark.parametrize("method", ["batchtopk", "jumprelu"])
 def test_a_run_with_every_remedy_switched_on(tmp_path, method):
     from collapse_tui import store
-    from collapse_tui.engine import events as ev
+    from collapse_tui import events as ev
     from collapse_tui.engine.runner import Engine
     from tests.helpers import tiny_config
 
@@ -334,7 +334,7 @@ def test_a_run_with_every_remedy_switched_on(tmp_path, method):
 
 def test_extended_training_reports_revived_and_newly_dead_neurons(tmp_path):
     from collapse_tui import store
-    from collapse_tui.engine import events as ev
+    from collapse_tui import events as ev
     from collapse_tui.engine.runner import Engine
     from tests.helpers import tiny_config
 
@@ -356,7 +356,7 @@ def test_extended_training_reports_revived_and_newly_dead_neurons(tmp_path):
 
 
 def test_extension_report_counts_changes_of_the_dead_mask():
-    from collapse_tui.engine.runner import extension_report
+    from collapse_tui.engine.sae_phase import extension_report
 
     before = {"dead_mask": [True, True, False, False], "dead_fraction": 0.5, "specialized": 3}
     after = {"dead_mask": [True, False, True, False]}
@@ -366,7 +366,7 @@ def test_extension_report_counts_changes_of_the_dead_mask():
 
 def test_a_schedule_measures_specialized_and_dead_neurons_before_it_sparsifies(tmp_path):
     from collapse_tui import store
-    from collapse_tui.engine import events as ev
+    from collapse_tui import events as ev
     from collapse_tui.engine.runner import Engine
     from tests.helpers import tiny_config
 

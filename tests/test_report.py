@@ -8,8 +8,9 @@ import shutil
 import pytest
 
 from collapse_tui import cli, report, store
-from collapse_tui.report import Row, build_rows, csv_table, markdown_table, sweep_name
-from collapse_tui.store import RunRecord
+from collapse_tui.engine.sweep import SweepRecorder
+from collapse_tui.report import Row, build_rows, csv_table, markdown_table
+from collapse_tui.store import RunRecord, sweep_name
 from tests.helpers import tiny_config, write_config
 
 
@@ -105,7 +106,7 @@ def test_sweep_name_is_the_common_leading_words(names, expected):
 
 def test_sweep_directory_is_kept_current_and_survives_a_move(tmp_path):
     runs_dir = tmp_path / "runs"
-    recorder = report.SweepRecorder(runs_dir, "study", config_path="c.yaml", n_runs=2)
+    recorder = SweepRecorder(runs_dir, "study", config_path="c.yaml", n_runs=2)
     assert recorder.path.parent == runs_dir / "sweeps" and "No run has finished yet" in (
         recorder.path / "results.md").read_text()
     for i, method in enumerate(("topk", "l1")):
@@ -122,13 +123,13 @@ def test_sweep_directory_is_kept_current_and_survives_a_move(tmp_path):
     moved = tmp_path / "moved"
     shutil.move(str(runs_dir), moved)
     sweep = moved / "sweeps" / recorder.path.name
-    assert [r.error for r in report.sweep_records(sweep)] == [None, None]
+    assert [r.error for r in store.sweep_records(sweep)] == [None, None]
 
 
 def test_unreadable_sweep_file_is_a_clear_error(tmp_path):
     (tmp_path / "sweep.json").write_text("{not json")
     with pytest.raises(ValueError, match="sweep.json: unreadable"):
-        report.sweep_run_dirs(tmp_path)
+        store.sweep_run_dirs(tmp_path)
 
 
 def test_batch_sweep_writes_its_table_and_table_and_compare_read_it(tmp_path, capsys, monkeypatch):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from collapse_tui import store
-from collapse_tui.engine import events as ev
+from collapse_tui import events as ev
 
 
 def started(run_dir, name="r"):

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from collapse_tui import config as config_mod
-from collapse_tui.report import sweep_run_dirs
+from collapse_tui.store import sweep_run_dirs
 from collapse_tui.store import list_runs, load_run
 from tests.helpers import tiny_config
 from tests.test_tui_fixtures import make_run, make_runs
@@ -461,7 +461,7 @@ def test_compare_two_runs_and_export(tmp_path):
 
 def test_compare_opens_first_on_the_runs_of_a_sweep(tmp_path):
     from collapse_tui import cli
-    from collapse_tui.report import SweepRecorder
+    from collapse_tui.engine.sweep import SweepRecorder
 
     runs = make_runs(tmp_path)
     recorder = SweepRecorder(tmp_path / "runs", "quick", n_runs=3)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from collapse_tui import config as config_mod
-from collapse_tui.engine import events as ev
+from collapse_tui import events as ev
 from collapse_tui.store import RunWriter
 
 T0 = 1_790_000_000.0  # a fixed clock: screenshots must not change from one test run to the next

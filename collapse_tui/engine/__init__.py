@@ -1,28 +1,14 @@
-"""The headless engine: runs configs and emits typed events to listeners (run store, console, TUI)."""
+"""The headless engine: runs configs and emits the typed events of :mod:`collapse_tui.events` to its
+listeners (run store, console, TUI).
 
-from collapse_tui.engine.events import (
-    DataSource,
-    EpochEnd,
-    Evaluation,
-    Event,
-    Listener,
-    Message,
-    PhaseStarted,
-    Progress,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-    event_from_dict,
-)
+``Engine``, ``RunResult``, ``run`` and ``run_sweep`` load on first use: the runner imports keras, and
+``import collapse_tui.engine`` stays light.
+"""
 
-__all__ = [
-    "DataSource", "EpochEnd", "Evaluation", "Event", "Listener", "Message", "PhaseStarted", "Progress", "RunFailed",
-    "RunFinished", "RunStarted", "event_from_dict", "Engine", "RunResult", "run", "run_sweep",
-]
+__all__ = ["Engine", "RunResult", "run", "run_sweep"]
 
 
 def __getattr__(name):
-    # The runner imports keras; keep `import collapse_tui.engine` light for readers of run directories.
     if name in ("Engine", "RunResult", "run"):
         from collapse_tui.engine import runner
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 import keras
+import numpy as np
 
-from collapse_tui.engine.events import EpochEnd, Progress
+from collapse_tui.events import EpochEnd, Progress
 
 
 class StopRequested(Exception):
@@ -74,22 +75,14 @@ class EventCallback(keras.callbacks.Callback):
             self.stopped = True
 
 
-class PeriodicCallback(keras.callbacks.Callback):
-    """Calls ``fn(epoch)`` (1-based) after every ``every``-th epoch; ``every`` = 0 never.
-    ``skip_epoch`` is left out (the caller handles it itself, e.g. the final evaluation)."""
+def fit_with_events(model, x: np.ndarray, phase: str, emit: Callable, *, epochs: int, batch_size: int,
+                    stop_event: threading.Event | None = None, sparsity: Callable[[], float] | None = None,
+                    callbacks: Iterable = ()) -> EventCallback:
+    """``model.fit`` as every run trains: progress and epoch events, stoppable between steps.
 
-    def __init__(self, every: int, fn: Callable[[int], None], skip_epoch: int | None = None,
-                 only_first: bool = False):
-        super().__init__()
-        self.every = every
-        self.fn = fn
-        self.skip_epoch = skip_epoch
-        self.only_first = only_first  # call at epoch ``every`` alone
-        self.last_epoch = 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.only_first and self.last_epoch:
-            return
-        if self.every and (epoch + 1) % self.every == 0 and epoch + 1 != self.skip_epoch:
-            self.fn(epoch + 1)
-            self.last_epoch = epoch + 1
+    Returns the event callback (its ``stopped`` says whether a stop was requested).
+    """
+    steps = -(-len(x) // batch_size)
+    callback = EventCallback(phase, emit, epochs, steps, stop_event, sparsity=sparsity)
+    model.fit(x, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[callback, *callbacks])
+    return callback

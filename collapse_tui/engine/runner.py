@@ -21,8 +21,11 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from collapse_tui.config import K_METHODS, RunConfig
-from collapse_tui.engine.events import (
+from collapse_tui.config import RunConfig
+from collapse_tui.engine.callbacks import StopRequested, fit_with_events
+from collapse_tui.engine.sae_phase import SAEPhase, remedy_names
+from collapse_tui.engine.seeding import derived_seed, seed_globals
+from collapse_tui.events import (
     DataSource,
     Event,
     Evaluation,
@@ -34,7 +37,7 @@ from collapse_tui.engine.events import (
     RunFinished,
     RunStarted,
 )
-from collapse_tui.store import SAE_FILE, RunWriter, create_run_dir
+from collapse_tui.store import SAE_FILE, RunSummary, RunWriter, create_run_dir
 
 # TensorFlow warns through Python logging each time Keras traces a new predict function (the
 # evaluation uses several); harmless here, and noise in a terminal.
@@ -62,27 +65,6 @@ class _Data:
     fingerprint: str
 
 
-def _derived_seed(seed: int, salt: str) -> int:
-    """Independent seeds for data sampling and each model from the run's one seed."""
-    digest = hashlib.sha256(f"{seed}:{salt}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-def _seed_globals(seed: int, phase: str) -> None:
-    """Seed the generators fit shuffles with (Python, numpy, the backend's) at the start of a phase.
-
-    Per phase, so that the SAE trains the same whether the VAE before it was trained or loaded.
-    ``keras.utils.set_random_seed`` imports TensorFlow on every backend; it is installed anyway
-    (datasets), and its start-up lines are held back.
-    """
-    import keras
-
-    from collapse_tui.engine.environment import quiet_native_logs
-
-    with quiet_native_logs():
-        keras.utils.set_random_seed(_derived_seed(seed, f"global-{phase}"))
-
-
 def vae_key(config: RunConfig, data_fingerprint: str) -> str:
     """The identity of a trained VAE: everything that changes its weights, nothing that does not."""
     ident = {
@@ -95,31 +77,6 @@ def vae_key(config: RunConfig, data_fingerprint: str) -> str:
         "version": VAE_CACHE_VERSION,
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def extension_report(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """What extended training changed, from the evaluations before and after it: dead fraction and
-    specialized neurons before, and how many dead neurons revived or live ones died (at the first
-    threshold)."""
-    was, now = np.asarray(before["dead_mask"], bool), np.asarray(after["dead_mask"], bool)
-    return {
-        "dead_before_extension": before["dead_fraction"],
-        "specialized_before_extension": before["specialized"],
-        "revived": int(np.sum(was & ~now)),
-        "newly_dead": int(np.sum(~was & now)),
-    }
-
-
-def remedy_names(cfg: RunConfig) -> list[str]:
-    """The dead-neuron remedies a run uses, by name ("auxk", "tied_init", "resampling", input
-    normalisation); the method itself (batchtopk, jumprelu) is reported as the method."""
-    r = cfg.sae.remedies
-    names = [name for name in ("auxk", "tied_init") if getattr(r, name)]
-    if r.resample_epochs:
-        names.append("resampling")
-    if cfg.sae.normalization != "none":
-        names.append(cfg.sae.normalization)
-    return names
 
 
 class Engine:
@@ -156,32 +113,31 @@ class Engine:
         started = time.time()
         emit(RunStarted(run_id=run_dir.name, name=config.name, run_dir=str(run_dir),
                         config=config.to_dict(), environment=environment()))
-        state = _RunState(config=config, run_dir=run_dir, emit=emit, started=started)
+        state = ActiveRun(config=config, run_dir=run_dir, emit=emit, started=started)
         try:
             self._execute(state)
-            summary = state.summary("ok")
+            summary = state.summary("ok").to_dict()
             emit(RunFinished(status="ok", summary=summary))
             return RunResult("ok", run_dir, summary)
-        except (KeyboardInterrupt, _Stopped) as exc:
+        except (KeyboardInterrupt, StopRequested) as exc:
             if state.sae is not None and not state.sae_saved:
                 try:  # keep the weights trained so far beside what was measured
                     state.sae.save(run_dir / SAE_FILE)
                 except Exception:
                     pass
-            summary = state.summary("stopped")
+            summary = state.summary("stopped").to_dict()
             emit(RunFinished(status="stopped", summary=summary))
             return RunResult("stopped", run_dir, summary, interrupted=isinstance(exc, KeyboardInterrupt))
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            summary = state.summary("failed")
-            summary["reason"] = reason
+            summary = state.summary("failed", reason=reason).to_dict()
             emit(RunFailed(reason=reason, traceback=traceback.format_exc(), summary=summary))
             return RunResult("failed", run_dir, summary)
         finally:
             writer.close()
 
     # ------------------------------------------------------------------ phases
-    def _execute(self, s: "_RunState") -> None:
+    def _execute(self, s: "ActiveRun") -> None:
         cfg = s.config
         with s.phase("data"):
             data = self._load_data(cfg, s)
@@ -191,13 +147,13 @@ class Engine:
         with s.phase("codes"):
             train_codes, eval_codes = self._representation(key, vae, data, cfg, s)
         with s.phase("sae"):
-            self._train_sae(cfg, data, vae, train_codes, eval_codes, s)
+            SAEPhase(cfg, data, vae, train_codes, eval_codes, s, self.stop_event).run()
 
     def _check_stop(self) -> None:
         if self.stop_event.is_set():
-            raise _Stopped()
+            raise StopRequested()
 
-    def _load_data(self, cfg: RunConfig, s: "_RunState") -> _Data:
+    def _load_data(self, cfg: RunConfig, s: "ActiveRun") -> _Data:
         from collapse_tui.data import open_dataset
 
         s.emit(PhaseStarted(phase="data", detail=f"{cfg.data.n_train} training + {cfg.eval.n_samples} "
@@ -224,7 +180,7 @@ class Engine:
         if key in self._data:
             _keep(self._data, key, self._data[key], size=_data_bytes, budget=DATA_MEMORY_BYTES)
             return self._data[key]
-        rng = np.random.RandomState(_derived_seed(cfg.seed, "data"))
+        rng = np.random.RandomState(derived_seed(cfg.seed, "data"))
         n_train, n_eval = cfg.data.n_train, cfg.eval.n_samples
         if n_train + n_eval > dataset.num_available:
             raise ValueError(f"data.n_train + eval.n_samples = {n_train + n_eval} exceeds the "
@@ -245,7 +201,7 @@ class Engine:
         _keep(self._data, key, data, size=_data_bytes, budget=DATA_MEMORY_BYTES)
         return data
 
-    def _vae(self, cfg: RunConfig, data: _Data, s: "_RunState"):
+    def _vae(self, cfg: RunConfig, data: _Data, s: "ActiveRun"):
         import keras
 
         from collapse_tui.nn import ConvVAE
@@ -269,16 +225,16 @@ class Engine:
         v = cfg.vae
         vae = ConvVAE(image_shape=data.train_images.shape[1:], latent_dim=v.latent_dim,
                       hidden_units=v.hidden_units, beta=v.beta, input_scale=data.input_scale,
-                      seed=_derived_seed(cfg.seed, "vae"))
+                      seed=derived_seed(cfg.seed, "vae"))
         vae.compile(optimizer=keras.optimizers.Adam(v.learning_rate))
-        _seed_globals(cfg.seed, "vae")
+        seed_globals(cfg.seed, "vae")
         steps = -(-len(data.train_images) // v.batch_size)
         s.emit(PhaseStarted(phase="vae", detail=f"training the VAE (beta={v.beta:g})", epochs=v.epochs,
                             steps_per_epoch=steps))
         callback = fit_with_events(vae, data.train_images, "vae", s.emit, epochs=v.epochs,
                                    batch_size=v.batch_size, stop_event=self.stop_event)
         if callback.stopped:
-            raise _Stopped()
+            raise StopRequested()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.keras")
         vae.save(tmp)
@@ -288,7 +244,7 @@ class Engine:
         _keep(self._vaes, key, vae)
         return vae, key
 
-    def _evaluate_vae(self, key: str, vae, data: _Data, cfg: RunConfig, s: "_RunState") -> dict[str, Any]:
+    def _evaluate_vae(self, key: str, vae, data: _Data, cfg: RunConfig, s: "ActiveRun") -> dict[str, Any]:
         if key not in self._vae_metrics:
             from collapse_tui.engine.evaluation import evaluate_vae
 
@@ -297,7 +253,7 @@ class Engine:
         s.emit(Evaluation(phase="vae", epoch=0, metrics=metrics))
         return metrics
 
-    def _representation(self, key: str, vae, data: _Data, cfg: RunConfig, s: "_RunState"):
+    def _representation(self, key: str, vae, data: _Data, cfg: RunConfig, s: "ActiveRun"):
         ckey = (key, cfg.sae.source)
         if ckey not in self._codes:
             s.emit(PhaseStarted(phase="codes", detail=f"computing the VAE's {cfg.sae.source} codes"))
@@ -306,115 +262,6 @@ class Engine:
             evaluation = vae.representation(data.eval_images, source=cfg.sae.source)
             _keep(self._codes, ckey, (train, evaluation))
         return self._codes[ckey]
-
-    def _train_sae(self, cfg: RunConfig, data: _Data, vae, train_codes, eval_codes, s: "_RunState") -> None:
-        import keras
-
-        from collapse_tui.engine.callbacks import PeriodicCallback
-        from collapse_tui.engine.evaluation import evaluate_sae
-        from collapse_tui.nn import SparseAutoencoder, SparsitySchedule, SparsityScheduler
-
-        c = cfg.sae
-        by_k = c.method in K_METHODS
-        final = float(c.k) if by_k else c.l1_coefficient
-        start = c.schedule.start if c.schedule.start is not None else final
-        schedule = SparsitySchedule(kind=c.schedule.kind, start=start, end=final, epochs=c.schedule.epochs,
-                                    integer=by_k)
-        first = schedule.value(0)
-        r = c.remedies
-        sae = SparseAutoencoder(input_dim=train_codes.shape[1], n_neurons=c.n_neurons, method=c.method,
-                                k=int(first) if by_k else c.k,
-                                l1_coefficient=c.l1_coefficient if by_k else float(first),
-                                normalization=c.normalization, seed=_derived_seed(cfg.seed, "sae"),
-                                auxk=r.auxk, auxk_k=r.auxk_k, auxk_coefficient=r.auxk_coefficient,
-                                dead_steps=r.dead_steps, tied_init=r.tied_init,
-                                jumprelu_threshold=c.jumprelu_threshold, jumprelu_bandwidth=c.jumprelu_bandwidth)
-        sae.adapt(train_codes)
-        s.sae = sae
-        sae.compile(optimizer=keras.optimizers.Adam(c.learning_rate))
-        _seed_globals(cfg.seed, "sae")
-        steps = -(-len(train_codes) // c.batch_size)
-        label = f"k={c.k}" if by_k else f"λ={c.l1_coefficient:g}"
-        remedies = remedy_names(cfg)
-        if remedies:
-            label += ", " + " + ".join(remedies)
-        # Extended training: further epochs at the final sparsity, to see whether dead neurons revive.
-        total_epochs = c.epochs + c.extended_epochs
-        if c.extended_epochs:
-            label += f", then {c.extended_epochs} extended epochs"
-        s.emit(PhaseStarted(phase="sae", detail=f"training the SAE ({c.method}, {label}, {c.n_neurons} neurons)",
-                            epochs=total_epochs, steps_per_epoch=steps))
-        before_extension: dict[str, Any] = {}
-        # With a schedule, the first epoch is (nearly) dense: measured there, it is the "before
-        # sparsification" the final evaluation is set against.
-        sparsifies = c.schedule.kind != "constant" and c.schedule.start is not None and start != final
-        before_sparsification: dict[str, Any] = {}
-
-        def evaluate(epoch: int, final: bool = False) -> None:
-            if not final and epoch == s.last_eval_epoch:
-                return  # already measured at this epoch
-            # Decoding every evaluation image through the VAE is the costly part: only the final one does.
-            metrics = evaluate_sae(sae, eval_codes, data.eval_factors, cfg.eval, vae=vae, source=c.source,
-                                   eval_images=data.eval_images if final else None)
-            metrics["sparsity"] = float(sae.sparsity)
-            metrics["mig_vae"] = s.vae_metrics.get("mig")
-            if sparsifies and epoch == 1 and not final:
-                before_sparsification.update(metrics)
-            if c.extended_epochs and epoch == c.epochs:
-                before_extension.update(metrics)
-            elif final and before_extension:
-                metrics.update(extension_report(before_extension, metrics))
-            if final and before_sparsification:
-                metrics["dead_before_sparsification"] = before_sparsification["dead_fraction"]
-                metrics["specialized_before_sparsification"] = before_sparsification["specialized"]
-            s.last_eval = metrics
-            s.last_eval_epoch = epoch
-            s.emit(Evaluation(phase="sae", epoch=epoch, metrics=metrics))
-
-        periodic = PeriodicCallback(cfg.eval.every, evaluate, skip_epoch=total_epochs)  # the last: final=True
-        callbacks = [SparsityScheduler(schedule), periodic]
-        if c.extended_epochs:
-            callbacks.append(PeriodicCallback(c.epochs, evaluate, skip_epoch=total_epochs, only_first=True))
-        if sparsifies:
-            callbacks.append(PeriodicCallback(1, evaluate, skip_epoch=total_epochs, only_first=True))
-        if r.resample_epochs:
-            from collapse_tui.nn.resampling import DeadNeuronResampler
-
-            def resampled(epoch: int, indices) -> None:
-                s.resampled += len(indices)
-                s.emit(Message(text=f"sae: resampled {len(indices)} dead neurons after epoch {epoch}"))
-
-            # Before the periodic evaluation of the same epoch, so that it measures the resampled model.
-            callbacks.insert(1, DeadNeuronResampler(train_codes, r.resample_epochs,
-                                                    seed=_derived_seed(cfg.seed, "resample"), on_resample=resampled))
-        callback = fit_with_events(sae, train_codes, "sae", s.emit, epochs=total_epochs, batch_size=c.batch_size,
-                                   stop_event=self.stop_event, sparsity=lambda: sae.sparsity,
-                                   callbacks=callbacks)
-        s.epochs_done = len(sae.history.history.get("loss", [])) if sae.history else 0
-        # What was measured stays, even when stopped: evaluate the model as it is and keep it.
-        if s.epochs_done > 0:
-            with s.phase("evaluate"):
-                s.emit(PhaseStarted(phase="evaluate", detail="final evaluation"))
-                evaluate(s.epochs_done, final=True)
-        sae.save(s.run_dir / SAE_FILE)
-        s.sae_saved = True
-        if callback.stopped:
-            raise _Stopped()
-
-
-def fit_with_events(model, x: np.ndarray, phase: str, emit: Callable[[Event], None], *, epochs: int,
-                    batch_size: int, stop_event: threading.Event | None = None,
-                    sparsity: Callable[[], float] | None = None, callbacks: Iterable = ()):
-    """``model.fit`` as every run trains: progress and epoch events, stoppable between steps.
-
-    Returns the event callback (its ``stopped`` says whether a stop was requested).
-    """
-    from collapse_tui.engine.callbacks import EventCallback
-
-    steps = -(-len(x) // batch_size)
-    callback = EventCallback(phase, emit, epochs, steps, stop_event, sparsity=sparsity)
-    model.fit(x, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[callback, *callbacks])
-    return callback
 
 
 # A sweep that alternates datasets or seeds (dataset × seed × remedy grids) reuses what it computed for
@@ -439,12 +286,9 @@ def _data_bytes(data: "_Data") -> int:
     return data.train_images.nbytes + data.eval_images.nbytes
 
 
-class _Stopped(Exception):
-    pass
-
-
-class _RunState:
-    """What one run has measured so far; its ``summary`` is written whatever way the run ends."""
+class ActiveRun:
+    """The run in progress: where it writes, how it emits, and what it has measured so far; its
+    ``summary`` is written whatever way the run ends."""
 
     def __init__(self, config: RunConfig, run_dir: Path, emit: Callable[[Event], None], started: float):
         self.config = config
@@ -471,32 +315,33 @@ class _RunState:
         finally:
             self.durations[name] = self.durations.get(name, 0.0) + time.perf_counter() - t0
 
-    def summary(self, status: str) -> dict[str, Any]:
+    def summary(self, status: str, reason: str | None = None) -> RunSummary:
         cfg = self.config
         final = {k: v for k, v in (self.last_eval or {}).items() if isinstance(v, (int, float)) or v is None}
         vae = {k: v for k, v in self.vae_metrics.items() if isinstance(v, (int, float))}
-        return {
-            "status": status,
-            "run_id": self.run_dir.name,
-            "name": cfg.name,
-            "dataset": cfg.data.dataset,
-            "method": cfg.sae.method,
-            "sparsity": cfg.sparsity,
-            "n_neurons": cfg.sae.n_neurons,
-            "source": cfg.sae.source,
-            "remedies": remedy_names(cfg),
-            "resampled": self.resampled,
-            "started": self.started,
-            "finished": time.time(),
-            "seconds": time.time() - self.started,
-            "durations": {k: round(v, 3) for k, v in self.durations.items()},
-            "sae_epochs": self.epochs_done,
-            "evaluated_at_epoch": self.last_eval_epoch if self.last_eval else None,
-            "final": final,
-            "vae": vae,
-            "vae_model": self.vae_source,
-            "data": self.data_source,
-        }
+        return RunSummary(
+            status=status,
+            run_id=self.run_dir.name,
+            name=cfg.name,
+            dataset=cfg.data.dataset,
+            method=cfg.sae.method,
+            sparsity=cfg.sparsity,
+            n_neurons=cfg.sae.n_neurons,
+            source=cfg.sae.source,
+            remedies=remedy_names(cfg),
+            resampled=self.resampled,
+            started=self.started,
+            finished=time.time(),
+            seconds=time.time() - self.started,
+            durations={k: round(v, 3) for k, v in self.durations.items()},
+            sae_epochs=self.epochs_done,
+            evaluated_at_epoch=self.last_eval_epoch if self.last_eval else None,
+            final=final,
+            vae=vae,
+            vae_model=self.vae_source,
+            data=self.data_source,
+            reason=reason,
+        )
 
 
 def run(config: RunConfig, listeners: Iterable[Listener] = (), stop_event: threading.Event | None = None

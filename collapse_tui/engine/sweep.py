@@ -1,14 +1,35 @@
-"""Running the expanded runs of a config file one after another, sharing one engine."""
+"""Running the expanded runs of a config file one after another, sharing one engine; a sweep of more
+than one run keeps its own directory with the results table, current after every run."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from collapse_tui.config import RunConfig
-from collapse_tui.engine.events import Listener
 from collapse_tui.engine.runner import Engine, RunResult
-from collapse_tui.report import SweepRecorder
+from collapse_tui.events import Listener, SweepStarted
+from collapse_tui.report import table_title, write_report
+from collapse_tui.store import SweepWriter, sweep_name
+
+
+class SweepRecorder:
+    """A sweep's directory (:class:`~collapse_tui.store.SweepWriter`) and its results tables
+    (:mod:`~collapse_tui.report`), rewritten as each run is added."""
+
+    def __init__(self, runs_dir: str | Path, name: str, config_path: str | None = None, n_runs: int = 0):
+        self.writer = SweepWriter(runs_dir, name, config_path=config_path, n_runs=n_runs)
+        self.path = self.writer.path
+        self.name = name
+        self._write_tables()
+
+    def add(self, run_dir: str | Path) -> None:
+        self.writer.add(run_dir)
+        self._write_tables()
+
+    def _write_tables(self) -> None:
+        write_report(self.path, self.writer.records(), title=table_title(self.name))
 
 
 def run_sweep(
@@ -16,13 +37,24 @@ def run_sweep(
     listeners: Iterable[Listener] = (),
     stop_event: threading.Event | None = None,
     on_run_start: Callable[[int, RunConfig, dict[str, Any]], None] | None = None,
-    recorder: "SweepRecorder | None" = None,
+    config_path: str | None = None,
 ) -> list[RunResult]:
     """Run each config in turn; the VAE, images and codes are computed once and shared.
 
-    A failed run does not stop the sweep; a stopped one (Ctrl-C or the stop event) does. With a
-    ``recorder``, each run is added to the sweep's directory as it ends, and its table rewritten.
+    A failed run does not stop the sweep; a stopped one (Ctrl-C or the stop event) does. More than one
+    run makes a sweep: its directory is created first (listeners get a :class:`SweepStarted` naming
+    it), and each run is added to it as it ends, with the table rewritten. ``config_path``: the file
+    the runs came from, recorded in the sweep's directory.
     """
+    runs = list(runs)
+    listeners = list(listeners)
+    recorder = None
+    if len(runs) > 1:
+        recorder = SweepRecorder(runs[0][0].runs_dir, sweep_name(cfg.name for cfg, _ in runs),
+                                 config_path=config_path, n_runs=len(runs))
+        started = SweepStarted(name=recorder.name, sweep_dir=str(recorder.path), n_runs=len(runs))
+        for listener in listeners:
+            listener(started)
     engine = Engine(stop_event)
     results = []
     for i, (config, overrides) in enumerate(runs):

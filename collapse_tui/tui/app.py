@@ -140,13 +140,8 @@ class CollapseApp(App):
 
         try:
             load_keras()
-            recorder = None
-            if len(feed.runs) > 1:  # as --batch does: the sweep's table in a directory of its own
-                from collapse_tui.report import SweepRecorder, sweep_name
-
-                recorder = SweepRecorder(feed.runs[0][0].runs_dir, sweep_name(c.name for c, _ in feed.runs),
-                                         n_runs=len(feed.runs))
-            results = run_sweep(feed.runs, [feed.listener], stop_event=feed.stop_event, recorder=recorder)
+            # A sweep of several runs gets its directory and results table, as with --batch.
+            results = run_sweep(feed.runs, [feed.listener], stop_event=feed.stop_event)
             statuses = [r.status for r in results]
             message = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
             self.call_from_thread(self.notify, f"{len(results)} run(s) ended: {message}", title="training")

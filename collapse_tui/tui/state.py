@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from collapse_tui.engine import events as ev
+from collapse_tui import events as ev
 from collapse_tui.engine.evaluation import threshold_key
 
 TERMINAL = ("ok", "stopped", "failed")
@@ -187,6 +187,7 @@ class EventFeed:
     def __init__(self) -> None:
         self.states: list[RunState] = []
         self.error: str | None = None
+        self.sweep_dir: str | None = None  # where a sweep of several runs keeps its record and table
 
     @property
     def current(self) -> RunState:
@@ -194,6 +195,9 @@ class EventFeed:
 
     def _apply(self, events: list[ev.Event]) -> None:
         for event in events:
+            if isinstance(event, ev.SweepStarted):  # about the sweep, not one of its runs
+                self.sweep_dir = event.sweep_dir
+                continue
             if isinstance(event, ev.RunStarted) or not self.states:
                 self.states.append(RunState())
             self.states[-1].apply(event)

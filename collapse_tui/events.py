@@ -1,4 +1,4 @@
-"""Typed events that a run emits. Every listener (run store, batch console, TUI) gets the same ones.
+"""Typed events that a run emits: the vocabulary shared by the engine, the run store and every front end.
 
 Events are plain dataclasses that round-trip through JSON (``to_dict`` / :func:`event_from_dict`), so a
 reader of ``events.jsonl`` rebuilds exactly what a live listener saw.
@@ -111,9 +111,21 @@ class RunFailed(Event):
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class SweepStarted(Event):
+    """A sweep of ``n_runs`` runs begins; its directory (``sweep_dir``) holds its record and results table.
+    Sent to listeners before the first run's events; not part of any run's ``events.jsonl``."""
+
+    kind: ClassVar[str] = "sweep_started"
+    name: str
+    sweep_dir: str
+    n_runs: int
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (RunStarted, DataSource, PhaseStarted, Progress, EpochEnd, Evaluation, Message, RunFinished, RunFailed)
+    for cls in (RunStarted, DataSource, PhaseStarted, Progress, EpochEnd, Evaluation, Message, RunFinished, RunFailed,
+                SweepStarted)
 }
 
 

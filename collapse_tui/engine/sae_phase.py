@@ -1,0 +1,192 @@
+"""The SAE phase of a run: build the SAE from its settings, train it on the VAE's codes under its
+sparsity schedule (and remedies), and evaluate it at the marks of its evaluation schedule."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import keras
+import numpy as np
+
+from collapse_tui.config import K_METHODS, RunConfig
+from collapse_tui.engine.callbacks import StopRequested, fit_with_events
+from collapse_tui.engine.seeding import derived_seed, seed_globals
+from collapse_tui.events import Evaluation, Message, PhaseStarted
+from collapse_tui.store import SAE_FILE
+
+
+def remedy_names(cfg: RunConfig) -> list[str]:
+    """The dead-neuron remedies a run uses, by name ("auxk", "tied_init", "resampling", input
+    normalisation); the method itself (batchtopk, jumprelu) is reported as the method."""
+    r = cfg.sae.remedies
+    names = [name for name in ("auxk", "tied_init") if getattr(r, name)]
+    if r.resample_epochs:
+        names.append("resampling")
+    if cfg.sae.normalization != "none":
+        names.append(cfg.sae.normalization)
+    return names
+
+
+def extension_report(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What extended training changed, from the evaluations before and after it: dead fraction and
+    specialized neurons before, and how many dead neurons revived or live ones died (at the first
+    threshold)."""
+    was, now = np.asarray(before["dead_mask"], bool), np.asarray(after["dead_mask"], bool)
+    return {
+        "dead_before_extension": before["dead_fraction"],
+        "specialized_before_extension": before["specialized"],
+        "revived": int(np.sum(was & ~now)),
+        "newly_dead": int(np.sum(~was & now)),
+    }
+
+
+class EvaluationSchedule(keras.callbacks.Callback):
+    """Calls ``evaluate(epoch)`` (1-based) once at the end of each epoch that is a mark:
+
+    - every ``every`` epochs (0: none);
+    - the first epoch, when the schedule sparsifies (the SAE is still nearly dense there: "before
+      sparsification");
+    - the end of the schedule, when extended epochs follow ("before extension").
+
+    The last epoch is never a mark: the phase evaluates it itself, in full, once training ends.
+    """
+
+    def __init__(self, evaluate: Callable[[int], None], total_epochs: int, every: int = 0,
+                 before_sparsification: bool = False, before_extension: int | None = None):
+        super().__init__()
+        self.evaluate = evaluate
+        marks = set(range(every, total_epochs + 1, every)) if every else set()
+        if before_sparsification:
+            marks.add(1)
+        if before_extension:
+            marks.add(before_extension)
+        marks.discard(total_epochs)
+        self.marks = frozenset(marks)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 in self.marks:
+            self.evaluate(epoch + 1)
+
+
+class SAEPhase:
+    """One run's SAE: built from ``cfg.sae``, trained on ``train_codes``, measured on ``eval_codes``.
+
+    ``state`` is the run's record (``emit``, ``vae_metrics``; the phase sets ``sae``, ``last_eval``,
+    ``last_eval_epoch``, ``epochs_done``, ``resampled``, ``sae_saved``). ``data`` gives the evaluation
+    images and factors.
+    """
+
+    def __init__(self, cfg: RunConfig, data, vae, train_codes: np.ndarray, eval_codes: np.ndarray, state,
+                 stop_event: threading.Event):
+        from collapse_tui.nn import SparseAutoencoder, SparsitySchedule
+
+        self.cfg = cfg
+        self.data = data
+        self.vae = vae
+        self.train_codes = train_codes
+        self.eval_codes = eval_codes
+        self.state = state
+        self.stop_event = stop_event
+        c = cfg.sae
+        by_k = c.method in K_METHODS
+        final = float(c.k) if by_k else c.l1_coefficient
+        start = c.schedule.start if c.schedule.start is not None else final
+        self.schedule = SparsitySchedule(kind=c.schedule.kind, start=start, end=final, epochs=c.schedule.epochs,
+                                         integer=by_k)
+        # With a schedule, the first epoch is (nearly) dense: measured there, it is the "before
+        # sparsification" the final evaluation is set against.
+        self.sparsifies = c.schedule.kind != "constant" and c.schedule.start not in (None, final)
+        self.total_epochs = c.epochs + c.extended_epochs  # extended: further epochs at the final sparsity
+        first = self.schedule.value(0)
+        r = c.remedies
+        self.sae = SparseAutoencoder(input_dim=train_codes.shape[1], n_neurons=c.n_neurons, method=c.method,
+                                k=int(first) if by_k else c.k,
+                                l1_coefficient=c.l1_coefficient if by_k else float(first),
+                                normalization=c.normalization, seed=derived_seed(cfg.seed, "sae"),
+                                auxk=r.auxk, auxk_k=r.auxk_k, auxk_coefficient=r.auxk_coefficient,
+                                dead_steps=r.dead_steps, tied_init=r.tied_init,
+                                jumprelu_threshold=c.jumprelu_threshold, jumprelu_bandwidth=c.jumprelu_bandwidth)
+        self.before_sparsification: dict[str, Any] = {}
+        self.before_extension: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ training
+    def run(self) -> None:
+        """Train, evaluate at the marks and at the end (also when stopped), save ``sae.keras``.
+        Raises :class:`StopRequested` after saving if a stop was requested."""
+        from collapse_tui.nn import SparsityScheduler
+
+        c, s, sae = self.cfg.sae, self.state, self.sae
+        sae.adapt(self.train_codes)
+        s.sae = sae
+        sae.compile(optimizer=keras.optimizers.Adam(c.learning_rate))
+        seed_globals(self.cfg.seed, "sae")
+        steps = -(-len(self.train_codes) // c.batch_size)
+        s.emit(PhaseStarted(phase="sae", detail=f"training the SAE ({c.method}, {self.label()}, "
+                            f"{c.n_neurons} neurons)", epochs=self.total_epochs, steps_per_epoch=steps))
+        # In this order: the resampler acts before the evaluation of the same epoch measures the model.
+        callbacks: list = [SparsityScheduler(self.schedule)]
+        if c.remedies.resample_epochs:
+            callbacks.append(self._resampler())
+        callbacks.append(EvaluationSchedule(self.evaluate, self.total_epochs, every=self.cfg.eval.every,
+                                            before_sparsification=self.sparsifies,
+                                            before_extension=c.epochs if c.extended_epochs else None))
+        callback = fit_with_events(sae, self.train_codes, "sae", s.emit, epochs=self.total_epochs,
+                                   batch_size=c.batch_size, stop_event=self.stop_event,
+                                   sparsity=lambda: sae.sparsity, callbacks=callbacks)
+        s.epochs_done = len(sae.history.history.get("loss", [])) if sae.history else 0
+        # What was measured stays, even when stopped: evaluate the model as it is and keep it.
+        if s.epochs_done > 0:
+            with s.phase("evaluate"):
+                s.emit(PhaseStarted(phase="evaluate", detail="final evaluation"))
+                self.evaluate(s.epochs_done, final=True)
+        sae.save(s.run_dir / SAE_FILE)
+        s.sae_saved = True
+        if callback.stopped:
+            raise StopRequested()
+
+    def label(self) -> str:
+        """The SAE's sparsity and remedies in words, for the phase's title."""
+        c = self.cfg.sae
+        label = f"k={c.k}" if c.method in K_METHODS else f"λ={c.l1_coefficient:g}"
+        remedies = remedy_names(self.cfg)
+        if remedies:
+            label += ", " + " + ".join(remedies)
+        if c.extended_epochs:
+            label += f", then {c.extended_epochs} extended epochs"
+        return label
+
+    def _resampler(self):
+        from collapse_tui.nn.resampling import DeadNeuronResampler
+
+        def resampled(epoch: int, indices) -> None:
+            self.state.resampled += len(indices)
+            self.state.emit(Message(text=f"sae: resampled {len(indices)} dead neurons after epoch {epoch}"))
+
+        return DeadNeuronResampler(self.train_codes, self.cfg.sae.remedies.resample_epochs,
+                                   seed=derived_seed(self.cfg.seed, "resample"), on_resample=resampled)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, epoch: int, final: bool = False) -> dict[str, Any]:
+        """Measure the SAE after ``epoch``; the final evaluation also decodes the evaluation images
+        through the VAE (the costly part) and adds what the marks recorded before it."""
+        from collapse_tui.engine.evaluation import evaluate_sae
+
+        cfg, s = self.cfg, self.state
+        metrics = evaluate_sae(self.sae, self.eval_codes, self.data.eval_factors, cfg.eval, vae=self.vae,
+                               source=cfg.sae.source, eval_images=self.data.eval_images if final else None)
+        metrics["sparsity"] = float(self.sae.sparsity)
+        metrics["mig_vae"] = s.vae_metrics.get("mig")
+        if self.sparsifies and epoch == 1 and not final:
+            self.before_sparsification.update(metrics)
+        if cfg.sae.extended_epochs and epoch == cfg.sae.epochs:
+            self.before_extension.update(metrics)
+        elif final and self.before_extension:
+            metrics.update(extension_report(self.before_extension, metrics))
+        if final and self.before_sparsification:
+            metrics["dead_before_sparsification"] = self.before_sparsification["dead_fraction"]
+            metrics["specialized_before_sparsification"] = self.before_sparsification["specialized"]
+        s.last_eval = metrics
+        s.last_eval_epoch = epoch
+        s.emit(Evaluation(phase="sae", epoch=epoch, metrics=metrics))
+        return metrics

@@ -1,0 +1,26 @@
+"""Seeds: one run seed, independent streams for data sampling, each model and each phase's shuffling."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def derived_seed(seed: int, salt: str) -> int:
+    """Independent seeds for data sampling and each model from the run's one seed."""
+    digest = hashlib.sha256(f"{seed}:{salt}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def seed_globals(seed: int, phase: str) -> None:
+    """Seed the generators fit shuffles with (Python, numpy, the backend's) at the start of a phase.
+
+    Per phase, so that the SAE trains the same whether the VAE before it was trained or loaded.
+    ``keras.utils.set_random_seed`` imports TensorFlow on every backend; it is installed anyway
+    (datasets), and its start-up lines are held back.
+    """
+    import keras
+
+    from collapse_tui.engine.environment import quiet_native_logs
+
+    with quiet_native_logs():
+        keras.utils.set_random_seed(derived_seed(seed, f"global-{phase}"))
