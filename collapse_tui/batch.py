@@ -16,6 +16,7 @@ from rich.table import Table
 
 from collapse_tui import config as config_mod
 from collapse_tui import events as ev
+from collapse_tui.metrics.specs import DEAD, dead_spec, spec, threshold_key
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -56,11 +57,12 @@ def _stop_on_signals(stop: threading.Event):
 
 
 def _pct(value: Any) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
+    return DEAD.format(value, unit=True)
 
 
-def _num(value: Any, fmt: str = ".3f") -> str:
-    return "–" if value is None else format(value, fmt)
+def _num(metrics: dict[str, Any], key: str) -> str:
+    """An evaluation's metric in running text: as the tables show it, its unit after the number."""
+    return spec(key).format(metrics.get(key), unit=True)
 
 
 class ConsoleListener:
@@ -112,13 +114,13 @@ class ConsoleListener:
         elif isinstance(event, ev.Evaluation):
             m = event.metrics
             if event.phase == "vae":
-                print_(f"  [cyan]VAE[/]  MIG {_num(m.get('mig'))}  BCE {_num(m.get('bce'), '.2f')}  "
+                print_(f"  [cyan]VAE[/]  MIG {_num(m, 'mig')}  BCE {_num(m, 'bce')}  "
                        f"active latents {m.get('active_latents')}")
             else:
                 self.last_dead = m.get("dead_fraction")
-                print_(f"  [cyan]eval @ epoch {event.epoch}[/]  dead {_pct(m.get('dead_fraction'))}  "
-                       f"L0 {_num(m.get('l0'), '.1f')}  EV {_num(m.get('explained_variance'))}  "
-                       f"MIG {_num(m.get('mig'))}  specialized {m.get('specialized')}")
+                print_(f"  [cyan]eval @ epoch {event.epoch}[/]  dead {_num(m, 'dead_fraction')}  "
+                       f"L0 {_num(m, 'l0')}  EV {_num(m, 'explained_variance')}  "
+                       f"MIG {_num(m, 'mig')}  specialized {_num(m, 'specialized')}")
         elif isinstance(event, (ev.RunFinished, ev.RunFailed)):
             if self.task is not None:
                 self.progress.remove_task(self.task)
@@ -131,38 +133,34 @@ class ConsoleListener:
                 print_(f"  [green]✓ done in {event.summary.get('seconds', 0):.1f}s[/]")
 
 
+# The final metrics beside "dead %", in order; below 120 columns the table drops the wide-only ones.
+_TABLE_METRICS = ("l0", "explained_variance", "mig", "mig_vae", "specialized", "seconds")
+_WIDE_ONLY = ("mig_vae", "seconds")
+
+
 def results_table(results, thresholds: list[float], width: int = 200) -> Table:
     """One row per run of the sweep: the final metrics side by side. Below 120 columns the table keeps
     the essentials (dead % at the first threshold only) so that no number is cut short."""
-    from collapse_tui.engine.evaluation import threshold_key
-
     compact = width < 120
     shown = thresholds[:1] if compact else thresholds
-    caption = "dead %: neurons never above " + " / ".join(f"{t:g}" for t in shown) + " on the evaluation set"
+    caption = f"{DEAD.label}: neurons never above " + " / ".join(f"{t:g}" for t in shown) + " on the evaluation set"
     table = Table(title="Runs", caption=caption)
     table.add_column("run", overflow="fold")
-    columns = ["method", "k / λ", "status", "dead %", "L0", "EV", "MIG", "VAE MIG", "spec.", "time"]
-    if compact:
-        columns = [c for c in columns if c not in ("status", "VAE MIG", "time")]
+    dead_specs = [dead_spec(threshold_key(t)) for t in shown]
+    metrics = [spec(k) for k in _TABLE_METRICS if not (compact and k in _WIDE_ONLY)]
+    columns = ["method", "k / λ", *([] if compact else ["status"]), DEAD.label, *(m.label for m in metrics)]
     for col in columns:
         table.add_column(col, justify="left" if col in ("method", "status") else "right", no_wrap=True)
     for r in results:
         s = r.summary
-        final = s.get("final", {})
         status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "stopped": "[yellow]stopped[/]"}.get(
             r.status, r.status)
-        dead = " / ".join(_num(None if final.get(threshold_key(t)) is None else 100 * final[threshold_key(t)], ".1f")
-                          for t in shown)
-        values = {
-            "method": str(s.get("method", "")), "k / λ": f"{s.get('sparsity', 0):g}", "status": status,
-            "dead %": dead, "L0": _num(final.get("l0"), ".1f"), "EV": _num(final.get("explained_variance")),
-            "MIG": _num(final.get("mig")), "VAE MIG": _num(s.get("vae", {}).get("mig")),
-            "spec.": str(final.get("specialized", "–")), "time": f"{s.get('seconds', 0):.0f}s",
-        }
+        dead = " / ".join(d.format(d.value(s)) for d in dead_specs)
         name = s.get("name", r.run_dir.name)
         if compact and r.status != "ok":
             name = f"{name} ({status})"
-        table.add_row(name, *(values[c] for c in columns))
+        table.add_row(name, str(s.get("method", "")), f"{s.get('sparsity', 0):g}", *([] if compact else [status]),
+                      dead, *(m.format(m.value(s)) for m in metrics))
     return table
 
 

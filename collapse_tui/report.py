@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from collapse_tui.metrics.specs import DEAD, MISSING, SPECS, MetricSpec, csv_number, dead_spec, threshold_keys
 from collapse_tui.store import RunRecord, load_sweep, write_atomic
 
 RESULTS_MD = "results.md"
@@ -35,18 +36,8 @@ PAPER_FINAL_K = 50
 _DATASET_ORDER = ("dsprites", "shapes3d")
 _METHOD_ORDER = ("topk", "batchtopk", "l1", "jumprelu")
 
-# (key in the summary's "final", column title, scale, digits)
-_METRICS = (
-    ("l0", "L0", 1.0, 1),
-    ("explained_variance", "EV", 1.0, 3),
-    ("mse", "MSE", 1.0, 5),
-    ("bce", "BCE", 1.0, 1),
-    ("mig", "MIG", 1.0, 3),
-    ("specialized_before_sparsification", "spec. dense", 1.0, 0),
-    ("specialized", "spec.", 1.0, 0),
-    ("revived", "revived", 1.0, 0),
-    ("newly_dead", "newly dead", 1.0, 0),
-)
+# Every final metric after the dead@<t> columns, which already hold the dead fraction at each threshold.
+_METRICS = tuple(s for s in SPECS if s.in_final and s is not DEAD)
 
 
 def remedy_label(record: RunRecord) -> str:
@@ -115,52 +106,43 @@ def build_rows(records: Iterable[RunRecord]) -> tuple[list[Row], list[RunRecord]
     return sorted(rows.values(), key=order), left_out
 
 
-def _thresholds(rows: list[Row]) -> list[str]:
-    """The dead@ keys measured, in the order of the first run that has them."""
-    keys: list[str] = []
-    for row in rows:
-        for final in row.finals:
-            for k in final:
-                if k.startswith("dead@") and k not in keys:
-                    keys.append(k)
-    return keys
+def _dead_specs(rows: list[Row]) -> list[MetricSpec]:
+    """The dead@ columns measured, in the order of the first run that has them."""
+    return [dead_spec(k) for k in threshold_keys(f for row in rows for f in row.finals)]
 
 
-def _fmt(stat: tuple[float, float] | None, digits: int, n: int) -> str:
+def _fmt(spec: MetricSpec, stat: tuple[float, float] | None, n: int) -> str:
+    """Mean ± std over the seeds (the mean alone for one seed), as the spec shows a value."""
     if stat is None or not math.isfinite(stat[0]):
-        return "–"
+        return MISSING
     mean, std = stat
-    text = f"{mean:.{digits}f}"
-    return f"{text} ± {std:.{digits}f}" if n > 1 else text
+    return f"{spec.text(mean)} ± {spec.text(std)}" if n > 1 else spec.text(mean)
 
 
 def _sparsity(row: Row) -> str:
     return f"k={row.sparsity:g}" if row.method in ("topk", "batchtopk") else f"λ={row.sparsity:g}"
 
 
-def _measured(rows: list[Row]) -> list[tuple[str, str, float, int]]:
+def _measured(rows: list[Row]) -> list[MetricSpec]:
     """The metrics some run of ``rows`` has: a sweep without extended epochs or schedules should not
     carry columns of dashes for them."""
-    return [m for m in _METRICS if any(m[0] in final for row in rows for final in row.finals)]
+    return [m for m in _METRICS if any(m.key in final for row in rows for final in row.finals)]
 
 
 def table_columns(rows: list[Row]) -> list[str]:
-    dead = [f"dead % @{k[5:]}" for k in _thresholds(rows)]
-    return ["dataset", "method", "remedy", "k / λ", "seeds", *dead, *(m[1] for m in _measured(rows)),
-            "paper dead %", "paper spec."]
+    return ["dataset", "method", "remedy", "k / λ", "seeds", *(m.label for m in _dead_specs(rows)),
+            *(m.label for m in _measured(rows)), f"paper {DEAD.label}", "paper spec."]
 
 
 def markdown_table(rows: list[Row]) -> str:
     """The table as GitHub Markdown, mean ± std over seeds; metrics no run measured are left out."""
     columns = table_columns(rows)
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    dead_keys = _thresholds(rows)
-    measured = _measured(rows)
+    shown = _dead_specs(rows) + _measured(rows)
     for row in rows:
         n = len(row.finals)
         cells = [row.dataset, row.method, row.remedy, _sparsity(row), str(n)]
-        cells += [_fmt(row.stat(k, 100.0), 1, n) for k in dead_keys]
-        cells += [_fmt(row.stat(key, scale), digits, n) for key, _, scale, digits in measured]
+        cells += [_fmt(m, row.stat(m.key, m.scale), n) for m in shown]
         paper = row.paper_dead
         cells.append(f"{paper[0]:.1f} ± {paper[1]:.1f}" if paper else "")
         cells.append(str(row.paper_specialized) if row.paper_specialized is not None else "")
@@ -170,11 +152,10 @@ def markdown_table(rows: list[Row]) -> str:
 
 def csv_table(rows: list[Row]) -> str:
     """The table as CSV: a mean and a std column per metric, one row per group, run ids last."""
-    dead_keys = _thresholds(rows)
-    metric_keys = [(k, f"dead_pct@{k[5:]}", 100.0) for k in dead_keys] + [(k, k, s) for k, _, s, _ in _METRICS]
+    metrics = _dead_specs(rows) + list(_METRICS)
     header = ["dataset", "method", "remedy", "sparsity", "n_seeds", "seeds"]
-    for _, name, _ in metric_keys:
-        header += [f"{name}_mean", f"{name}_std"]
+    for m in metrics:
+        header += [f"{m.csv_name}_mean", f"{m.csv_name}_std"]
     header += ["paper_dead_pct_mean", "paper_dead_pct_std", "paper_specialized", "runs"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -182,9 +163,9 @@ def csv_table(rows: list[Row]) -> str:
     for row in rows:
         line: list[Any] = [row.dataset, row.method, row.remedy, f"{row.sparsity:g}", len(row.finals),
                            " ".join(map(str, row.seeds))]
-        for key, _, scale in metric_keys:
-            stat = row.stat(key, scale)
-            line += ["", ""] if stat is None else [f"{stat[0]:.6g}", f"{stat[1]:.6g}"]
+        for m in metrics:
+            stat = row.stat(m.key, m.scale)
+            line += [csv_number(v) for v in (stat or (None, None))]
         paper = row.paper_dead
         line += [paper[0], paper[1]] if paper else ["", ""]
         line += [row.paper_specialized if row.paper_specialized is not None else "", " ".join(row.run_ids)]

@@ -447,10 +447,11 @@ def test_compare_two_runs_and_export(tmp_path):
             md = screen.export("md")
             text = md.read_text()
             assert "| sae.k | 2 | 8 |" in text
-            assert "| dead@0 | 0.5 | 0.1 |" in text
+            # Dead neurons read as percentages, as in every table.
+            assert "| dead % @0 | 50.0 | 10.0 |" in text
             rows = list(csv.DictReader(io.StringIO(screen.export("csv").read_text())))
             assert [r["run_id"] for r in rows] == [runs["k2"].name, runs["k8"].name]
-            assert [float(r["dead_fraction"]) for r in rows] == [0.5, 0.1]
+            assert [float(r["dead_pct"]) for r in rows] == [50.0, 10.0]
             assert [r["sae.k"] for r in rows] == ["2", "8"]
             svg = screen.export("svg")
             assert svg.read_text().lstrip().startswith("<svg") and "quick-topk-k2" in svg.read_text()

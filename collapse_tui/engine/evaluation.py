@@ -19,11 +19,7 @@ from collapse_tui.metrics import (
     normalized_mi,
     specialized_neurons,
 )
-
-
-def threshold_key(threshold: float) -> str:
-    """``dead@0``, ``dead@1e-06``...: stable metric names for each dead-neuron threshold."""
-    return f"dead@{threshold:g}"
+from collapse_tui.metrics.specs import threshold_key
 
 
 def _rounded(array: np.ndarray, digits: int = 4) -> list:

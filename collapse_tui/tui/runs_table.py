@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from collapse_tui.config import K_METHODS
+from collapse_tui.metrics.specs import MISSING, SPECS, MetricSpec, csv_number, dead_spec, spec, threshold_keys
 from collapse_tui.store import RunRecord, iter_events
 from collapse_tui.tui.schema import flatten
 from collapse_tui.tui.state import RunState
 
+# The measurements the runs table shows, keyed by their column titles.
+_METRIC_COLUMNS = {s.label: s for s in map(spec, ("dead_fraction", "l0", "explained_variance", "mig"))}
 # The measurements first, so that a narrow terminal still shows them; date and dataset last.
-COLUMNS = ("run", "status", "method", "k/λ", "dead %", "L0", "EV", "MIG", "dataset", "date")
+COLUMNS = ("run", "status", "method", "k/λ", *_METRIC_COLUMNS, "dataset", "date")
 _STAMP = re.compile(r"^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})")
 
 
@@ -43,13 +46,12 @@ def row_values(record: RunRecord) -> dict[str, Any]:
         name = record.run_id[_STAMP.match(record.run_id).end():].lstrip("-") if _STAMP.match(record.run_id) else ""
         return {c: None for c in COLUMNS} | {"run": name or record.run_id, "status": "unreadable",
                                              "date": run_date(record)}
-    cfg, s, final = record.config, record.summary, _final(record)
+    cfg, s = record.config, record.summary
     sae = cfg.get("sae") if isinstance(cfg.get("sae"), dict) else {}
     method = s.get("method") or sae.get("method")
     sparsity = s.get("sparsity")
     if sparsity is None and method:
         sparsity = sae.get("k") if method in K_METHODS else sae.get("l1_coefficient")
-    dead = final.get("dead_fraction")
     return {
         "run": str(s.get("name") or cfg.get("name") or record.run_id),
         "status": record.status,
@@ -57,24 +59,18 @@ def row_values(record: RunRecord) -> dict[str, Any]:
         "dataset": s.get("dataset") or (cfg.get("data") or {}).get("dataset"),
         "method": method,
         "k/λ": sparsity,
-        "dead %": None if dead is None else 100 * dead,
-        "L0": final.get("l0"),
-        "EV": final.get("explained_variance"),
-        "MIG": final.get("mig"),
+        **{column: m.value(s) for column, m in _METRIC_COLUMNS.items()},
     }
 
 
 def format_cell(column: str, value: Any) -> str:
+    """A cell's text; metrics as their spec shows them (a raw fraction in, a percentage out)."""
+    if column in _METRIC_COLUMNS:
+        return _METRIC_COLUMNS[column].format(value)
     if value is None:
-        return "–"
+        return MISSING
     if column == "k/λ":
         return f"{value:g}"
-    if column == "dead %":
-        return f"{value:.1f}"
-    if column == "L0":
-        return f"{value:.1f}"
-    if column in ("EV", "MIG"):
-        return f"{value:.3f}"
     return str(value)
 
 
@@ -94,9 +90,6 @@ def matches(values: dict[str, Any], text: str) -> bool:
 
 
 # ---------------------------------------------------------------------- comparison
-
-METRIC_ROWS = ("status", "dead_fraction", "l0", "mse", "explained_variance", "bce", "mig", "mig_vae",
-               "specialized", "seconds")
 
 
 @dataclass
@@ -141,46 +134,23 @@ def config_rows(runs: list[Compared], only_differing: bool = True) -> list[tuple
         values = [flat.get(key) for flat in flats]
         if only_differing and all(v == values[0] for v in values):
             continue
-        rows.append((key, ["–" if v is None else str(v) for v in values]))
+        rows.append((key, [MISSING if v is None else str(v) for v in values]))
     return rows
 
 
-def _metric(c: Compared, key: str) -> Any:
-    summary = c.record.summary
-    if key == "status":
-        return c.record.status
-    if key == "seconds":
-        return summary.get("seconds")
-    final = _final(c.record)
-    if key in final:
-        return final[key]
-    return (summary.get("vae") or {}).get("mig") if key == "mig_vae" else None
+def _measured(runs: list[Compared]) -> list[tuple[MetricSpec, list[Any]]]:
+    """``(spec, [raw value per run])``: every ``dead@t`` the runs have, then every metric of the one
+    vocabulary; metrics no run has are left out."""
+    specs = [*map(dead_spec, threshold_keys(_final(c.record) for c in runs)), *SPECS]
+    rows = [(m, [m.value(c.record.summary) for c in runs]) for m in specs]
+    return [(m, values) for m, values in rows if any(v is not None for v in values)]
 
 
 def metric_rows(runs: list[Compared]) -> list[tuple[str, list[str]]]:
-    """Final metrics side by side: every ``dead@t`` the runs have, then the usual ones."""
-    dead_keys: list[str] = []
-    for c in runs:
-        dead_keys.extend(k for k in _final(c.record) if k.startswith("dead@") and k not in dead_keys)
-    rows = []
-    for key in [*dead_keys, *METRIC_ROWS]:
-        values = [_metric(c, key) for c in runs]
-        if all(v is None for v in values):
-            continue
-        rows.append((key, [_fmt_metric(v) for v in values]))
-    return rows
-
-
-def _fmt_metric(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    """The runs' status, then their final metrics side by side, titled and formatted as every table
+    shows them (dead % as a percentage)."""
+    return [("status", [c.record.status for c in runs]),
+            *((m.label, [m.format(v) for v in values]) for m, values in _measured(runs))]
 
 
 def to_markdown(runs: list[Compared], only_differing: bool = True) -> str:
@@ -199,9 +169,11 @@ def to_markdown(runs: list[Compared], only_differing: bool = True) -> str:
 
 
 def to_csv(runs: list[Compared]) -> str:
-    """One row per run: run id, label, differing config keys, final metrics (plain numbers)."""
+    """One row per run: run id, label, differing config keys, final metrics (plain numbers, scaled and
+    named as the sweep table's CSV has them: ``dead_pct@0``)."""
     config = config_rows(runs, only_differing=True)
-    metrics = metric_rows(runs)
+    metrics = [("status", [c.record.status for c in runs]),
+               *((m.csv_name, [csv_number(m.scaled(v)) for v in values]) for m, values in _measured(runs))]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["run_id", "label", *(k for k, _ in config), *(k for k, _ in metrics)])

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from collapse_tui import events as ev
-from collapse_tui.engine.evaluation import threshold_key
+from collapse_tui.metrics.specs import DEAD_PREFIX, is_threshold_key, threshold_key
 
 TERMINAL = ("ok", "stopped", "failed")
 # The loss and the terms it is the sum of, as the VAE and SAE log them each epoch (chart labels).
@@ -136,8 +136,8 @@ class RunState:
         if found:
             return [float(t) for t in found]
         if self.evaluations:
-            keys = [k for k in self.evaluations[-1][1] if k.startswith("dead@")]
-            return [float(k.split("@", 1)[1]) for k in keys]
+            keys = [k for k in self.evaluations[-1][1] if is_threshold_key(k)]
+            return [float(k[len(DEAD_PREFIX):]) for k in keys]
         return []
 
     @property

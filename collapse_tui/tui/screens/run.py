@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, ProgressBar, Static, TabbedContent, TabPane
 
 from collapse_tui.config import K_METHODS
+from collapse_tui.metrics.specs import threshold_key
 from collapse_tui.tui.state import LOSS_TERMS, EventFeed, RunState, dead_neurons, format_seconds
 from collapse_tui.tui.widgets.charts import PALETTE, Heatmap, Histogram, LineChart, Series
 
@@ -209,7 +210,7 @@ class RunScreen(Screen):
             hist.get("counts") or [], left=f"{edges[0]:g}" if edges else "", right=f"{edges[-1]:g}" if edges else "",
             subtitle=f"(+{hist.get('dead', 0)} dead)" if hist else "")
         n = latest.get("n_neurons")
-        dead = latest.get(f"dead@{threshold:g}") if threshold is not None else None
+        dead = latest.get(threshold_key(threshold)) if threshold is not None else None
         lines = [
             f"dead @ {threshold:g}: {dead * 100:.1f}%" + (f" ({round(dead * n)}/{n})" if n else "")
             if dead is not None and threshold is not None else "dead: –",

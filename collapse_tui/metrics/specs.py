@@ -1,0 +1,150 @@
+"""The one vocabulary of metrics: what each final value of a run is called, in which unit, at what scale
+and to how many digits it is shown. The batch console, the sweep tables, the runs table and the compare
+screen all render from :data:`SPECS`, so that a number reads the same wherever it appears and adding a
+metric is one entry here.
+
+Which metrics a view shows is the view's choice (a narrow table picks a few); how each one looks is not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+MISSING = "–"  # the cell of a value never measured
+DEAD_PREFIX = "dead@"
+
+
+def threshold_key(threshold: float) -> str:
+    """``dead@0``, ``dead@1e-06``...: stable metric names for each dead-neuron threshold."""
+    return f"{DEAD_PREFIX}{threshold:g}"
+
+
+def is_threshold_key(key: str) -> bool:
+    return key.startswith(DEAD_PREFIX)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How one metric is named and shown.
+
+    ``key`` names it in a run summary's ``final`` dict (and in evaluation events); ``path`` says where
+    else a summary keeps it when not there. ``value * scale`` is what is shown, to ``digits`` decimals:
+    fractions of neurons read as percentages. ``methods`` lists the sparsity methods the metric means
+    something for; empty means every method.
+    """
+
+    key: str
+    label: str  # the short column title
+    unit: str = ""
+    scale: float = 1.0
+    digits: int = 3
+    methods: frozenset[str] = frozenset()
+    csv: str = ""  # the CSV column's name when it is not the key (a scaled value must not keep a fraction's name)
+    path: tuple[str, ...] = ()  # keys into a run summary; default ("final", key)
+
+    @property
+    def csv_name(self) -> str:
+        return self.csv or self.key
+
+    @property
+    def summary_path(self) -> tuple[str, ...]:
+        return self.path or ("final", self.key)
+
+    @property
+    def in_final(self) -> bool:
+        return self.summary_path == ("final", self.key)
+
+    @property
+    def unit_on_value(self) -> bool:
+        """Cells carry the unit only where the label does not name it: a number is never without its
+        unit, and never shows it twice ("dead %" over 22.4; "time" over 12s)."""
+        return bool(self.unit) and self.unit not in self.label.split()
+
+    def applies_to(self, method: str | None) -> bool:
+        return not self.methods or method in self.methods
+
+    def value(self, summary: Mapping[str, Any]) -> float | int | None:
+        """The metric in a run summary (as summary.json holds it); None where it is absent or not a number."""
+        node: Any = summary
+        for part in self.summary_path:
+            if not isinstance(node, Mapping):
+                return None
+            node = node.get(part)
+        return node if _is_number(node) else None
+
+    def scaled(self, value: Any) -> float | None:
+        return float(value) * self.scale if _is_number(value) else None
+
+    def text(self, shown: float) -> str:
+        """A number already scaled, to the spec's digits, without its unit."""
+        return f"{shown:.{self.digits}f}"
+
+    def format(self, value: Any, unit: bool = False) -> str:
+        """A raw value as a cell shows it (None: "–"). ``unit=True`` puts the unit after the number
+        whatever the label says, for running text ("dead 22.4%")."""
+        if value is None:
+            return MISSING
+        if not _is_number(value):
+            return str(value)  # a summary written by hand or by another version: show it, never fail
+        text = self.text(float(value) * self.scale)
+        return text + self.unit if unit or self.unit_on_value else text
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def csv_number(shown: float | None) -> str:
+    """A (scaled) number as the CSV files hold it: six significant digits, empty when never measured."""
+    return "" if shown is None else f"{shown:.6g}"
+
+
+# The dead fraction at the first threshold; every dead@<t> is the same spec at another threshold.
+DEAD = MetricSpec("dead_fraction", "dead %", unit="%", scale=100.0, digits=1, csv="dead_pct")
+
+# In the order the exhaustive views (sweep tables, compare) show them.
+SPECS: tuple[MetricSpec, ...] = (
+    DEAD,
+    MetricSpec("l0", "L0", digits=1),
+    MetricSpec("explained_variance", "EV", digits=3),
+    MetricSpec("mse", "MSE", digits=5),
+    # Image BCE of VAE + SAE (nats per image): tens to thousands, so one decimal is plenty.
+    MetricSpec("bce", "BCE", digits=1),
+    MetricSpec("mig", "MIG", digits=3),
+    # The VAE's own MIG, kept beside the SAE's in the summary's "vae" section.
+    MetricSpec("mig_vae", "VAE MIG", digits=3, path=("vae", "mig")),
+    # Only runs with a schedule measure before sparsification; only runs with extended epochs revive.
+    MetricSpec("specialized_before_sparsification", "spec. dense", digits=0),
+    MetricSpec("specialized", "spec.", digits=0),
+    MetricSpec("revived", "revived", digits=0),
+    MetricSpec("newly_dead", "newly dead", digits=0),
+    MetricSpec("seconds", "time", unit="s", digits=0, path=("seconds",)),
+)
+_BY_KEY = {s.key: s for s in SPECS}
+
+
+def dead_spec(key: str) -> MetricSpec:
+    """The spec of ``dead@<t>`` (a key as :func:`threshold_key` writes it)."""
+    if not is_threshold_key(key):
+        raise KeyError(f"{key!r} is not a dead@<threshold> key")
+    t = key[len(DEAD_PREFIX):]
+    return dataclasses.replace(DEAD, key=key, label=f"{DEAD.label} @{t}", csv=f"{DEAD.csv}@{t}")
+
+
+def spec(key: str) -> MetricSpec:
+    """The spec of a metric key, the dead@<t> family included; KeyError for a key without one."""
+    if key in _BY_KEY:
+        return _BY_KEY[key]
+    if is_threshold_key(key):
+        return dead_spec(key)
+    raise KeyError(f"no metric spec for {key!r}; known: {', '.join(_BY_KEY)}, dead@<threshold>")
+
+
+def threshold_keys(finals: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The dead@ keys of some final dicts, in the order the first run that has them lists them."""
+    keys: list[str] = []
+    for final in finals:
+        keys.extend(k for k in final if is_threshold_key(k) and k not in keys)
+    return keys
