@@ -68,6 +68,12 @@ def marker_of(images: np.ndarray) -> np.ndarray:
     return (images[:, 0, :20, 0].astype(np.int64) << np.arange(20)).sum(axis=1)
 
 
+def accepting(name: str, size: int, sha256: str):
+    """``ts.SPECS[name]`` with the official file it prepares from declared to have ``size`` and ``sha256``."""
+    spec = ts.SPECS[name]
+    return dataclasses.replace(spec, file=dataclasses.replace(spec.file, size=size, sha256=sha256))
+
+
 # ---------------------------------------------------------------------------------------- cheap paths
 def test_module_imports_without_tensorflow():
     code = ("import sys, collapse_tui.data.tfds_source as t; "
@@ -239,8 +245,7 @@ def small_official(tmp_path, tf_tfds):
     path = manual / DSPRITES_FILE
     indices = np.sort(np.random.RandomState(3).choice(737280, 40, replace=False))
     official_layout_dsprites(path, indices)
-    spec = dataclasses.replace(ts.SPECS["dsprites"], size=path.stat().st_size,
-                               sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    spec = accepting("dsprites", path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
     with mock.patch.dict(ts.SPECS, {"dsprites": spec}), \
             mock.patch.object(tfds.download.DownloadManager, "download", lambda self, url: str(path)):
         yield manual, indices
@@ -289,8 +294,7 @@ def test_tfds_refusing_the_file_is_a_clear_error(tmp_path, tf_tfds):
     manual.mkdir()
     path = manual / DSPRITES_FILE
     official_layout_dsprites(path, np.arange(4))
-    spec = dataclasses.replace(ts.SPECS["dsprites"], size=path.stat().st_size,
-                               sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    spec = accepting("dsprites", path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
     start = time.perf_counter()
     with mock.patch.dict(ts.SPECS, {"dsprites": spec}), pytest.raises(DatasetFileError) as err:
         ts.prepare("dsprites", manual, tmp_path / "tfds", log=lambda line: None)
@@ -322,7 +326,7 @@ def test_prepare_refuses_a_file_whose_checksum_differs(tmp_path):
     lines = []
     with pytest.raises(DatasetFileError) as err:
         ts.prepare("dsprites", tmp_path, tmp_path / "tfds", log=lines.append)
-    assert "sha256" in str(err.value) and ts.SPECS["dsprites"].sha256 in str(err.value)
+    assert "sha256" in str(err.value) and ts.SPECS["dsprites"].file.sha256 in str(err.value)
     assert err.value.path == str(path)
     assert not (tmp_path / "tfds").exists()
 
@@ -331,6 +335,6 @@ def test_check_official_file_accepts_the_published_bytes(tmp_path):
     payload = os.urandom(5000)
     path = tmp_path / "3dshapes.h5"
     path.write_bytes(payload)
-    spec = dataclasses.replace(ts.SPECS["shapes3d"], size=5000, sha256=hashlib.sha256(payload).hexdigest())
+    spec = accepting("shapes3d", 5000, hashlib.sha256(payload).hexdigest())
     with mock.patch.dict(ts.SPECS, {"shapes3d": spec}):
         assert ts.check_official_file("shapes3d", tmp_path, log=lambda line: None) == path

@@ -1,5 +1,8 @@
 """Ground-truth datasets: the interface and the sources that provide it.
 
+A dataset is a factor grid (``grid.FactorGrid``: ``DSPRITES``, ``SHAPES3D``) and a source of its images:
+the procedural renderers (``dsprites``, ``shapes3d``, cached on disk by ``cache``), the official files
+(``files``, listed in ``official``) or a prepared tensorflow-datasets copy (``tfds_source``).
 ``open_dataset`` finds a dataset the way a run asks for it: from the official file, a prepared
 tensorflow-datasets copy, or the procedural renderer (``source="auto"`` tries them in that order).
 ``get_dataset`` builds one by name and source directly; a new source plugs in with ``register``.
@@ -8,13 +11,13 @@ tensorflow-datasets copy, or the procedural renderer (``source="auto"`` tries th
 from __future__ import annotations
 
 import inspect
-from typing import Callable
-
 import os
 from pathlib import Path
+from typing import Callable
 
 from collapse_tui.data.base import DatasetFileError, DatasetUnavailable, GroundTruthDataset
 from collapse_tui.data.dsprites import ProceduralDSprites
+from collapse_tui.data.grid import FactorGrid
 from collapse_tui.data.shapes3d import ProceduralShapes3D
 
 Factory = Callable[..., GroundTruthDataset]
@@ -87,7 +90,7 @@ def search_directories(path: str | os.PathLike | None = None, data_dir: str | os
                        ) -> list[Path]:
     """Where official files and prepared tfds datasets are looked for, in order: ``path`` (when it is a
     directory), ``data_dir``, then each directory in ``$COLLAPSE_TUI_DATA``."""
-    from collapse_tui.data.files import directories_from_env
+    from collapse_tui.data.official import directories_from_env
 
     dirs = [Path(p).expanduser() for p in (path, data_dir) if p and Path(p).expanduser().is_dir()]
     for extra in directories_from_env():
@@ -113,7 +116,7 @@ def open_dataset(name: str, source: str = "auto", path: str | os.PathLike | None
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASET_NAMES)}")
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; available: {', '.join(SOURCES)}")
-    from collapse_tui.data import files
+    from collapse_tui.data import files, official
 
     dirs = search_directories(path, data_dir)
     explicit_file = Path(path).expanduser() if path and not Path(path).expanduser().is_dir() else None
@@ -121,7 +124,7 @@ def open_dataset(name: str, source: str = "auto", path: str | os.PathLike | None
     if source in ("official", "auto"):
         if explicit_file is not None:
             return files.open_official(name, explicit_file)  # a file the user named: its problems are errors
-        found = files.find_official(name, dirs)
+        found = official.find_official(name, dirs)
         if found is not None:
             return files.open_official(name, found)
         if source == "official":
@@ -143,14 +146,14 @@ def open_dataset(name: str, source: str = "auto", path: str | os.PathLike | None
 
 
 def _not_found(name: str, dirs: list[Path]) -> str:
-    from collapse_tui.data.files import OFFICIAL_FILES
+    from collapse_tui.data.official import OFFICIAL_FILES
 
     where = ", ".join(str(d) for d in dirs) if dirs else "nowhere (no data.path, --data-dir or $COLLAPSE_TUI_DATA given)"
     return (f"no official {name} file found; searched {where}. Put "
-            f"{' or '.join(OFFICIAL_FILES[name])} in a directory and pass it as --data-dir, set "
+            f"{' or '.join(f.filename for f in OFFICIAL_FILES[name])} in a directory and pass it as --data-dir, set "
             "$COLLAPSE_TUI_DATA to it, or set data.path to the file")
 
 
-__all__ = ["DATASET_NAMES", "SOURCES", "DatasetFileError", "DatasetUnavailable", "GroundTruthDataset",
-           "ProceduralDSprites", "ProceduralShapes3D", "get_dataset", "open_dataset", "register",
-           "search_directories", "sources"]
+__all__ = ["DATASET_NAMES", "SOURCES", "DatasetFileError", "DatasetUnavailable", "FactorGrid",
+           "GroundTruthDataset", "ProceduralDSprites", "ProceduralShapes3D", "get_dataset", "open_dataset",
+           "register", "search_directories", "sources"]

@@ -20,11 +20,11 @@ from typing import Callable
 
 import numpy as np
 
-from collapse_tui.data.base import DatasetFileError, GroundTruthDataset, ProceduralDataset, ProgressFn
-from collapse_tui.data.files import H5DSprites, H5Shapes3D, _H5File
+from collapse_tui.data.base import DatasetFileError, GroundTruthDataset, ProceduralDataset
+from collapse_tui.data.files import H5DSprites, H5File, H5Shapes3D
 
 LogFn = Callable[[str], None]
-_SEGMENT_READERS: dict[str, type[_H5File]] = {"dsprites": H5DSprites, "shapes3d": H5Shapes3D}
+_SEGMENT_LAYOUTS: dict[str, type[H5File]] = {"dsprites": H5DSprites, "shapes3d": H5Shapes3D}
 _SPOT_CHECKS = 2
 _STALE_TMP_SECONDS = 24 * 3600
 
@@ -38,50 +38,19 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "collapse-tui"
 
 
-def write_official_layout(path: Path, dataset: GroundTruthDataset, indices: np.ndarray, images: np.ndarray,
-                          attrs: dict[str, str] | None = None) -> None:
-    """Write ``images`` of grid ``indices`` as an HDF5 file in the official layout of ``dataset``'s name."""
-    import h5py
-
-    factors = dataset.index_to_factors(indices)
-    values = dataset.factor_value(factors)
-    # Chunks of 256 images keep a read of a few scattered rows cheap; gzip level 1 shrinks binary
-    # sprites ~100x and smooth Shapes3D scenes several times at little cost in time.
-    chunk = (min(256, max(1, len(indices))),)
-    with h5py.File(path, "w") as h5:
-        if dataset.name == "dsprites":
-            classes = np.concatenate([np.zeros((len(indices), 1), np.int64), factors], axis=1)
-            values = np.concatenate([np.ones((len(indices), 1)), values], axis=1)
-            h5.create_dataset("imgs", data=images.reshape(len(indices), 64, 64), chunks=chunk + (64, 64),
-                              compression="gzip", compression_opts=1)
-            h5.create_dataset("latents/classes", data=classes)
-            h5.create_dataset("latents/values", data=values)
-        elif dataset.name == "shapes3d":
-            h5.create_dataset("images", data=images, chunks=chunk + tuple(dataset.image_shape),
-                              compression="gzip", compression_opts=1)
-            h5.create_dataset("labels", data=values)
-        else:
-            raise ValueError(f"no official layout for dataset {dataset.name!r}")
-        for key, value in (attrs or {}).items():
-            h5.attrs[key] = value
-        h5.attrs["complete"] = 1  # written last: a file without it was cut short
-
-
 class CachedDataset(GroundTruthDataset):
     """A procedural dataset whose renders are kept on disk under ``directory`` and reused."""
 
     def __init__(self, inner: ProceduralDataset, directory: str | Path | None = None, log: LogFn | None = None):
-        if inner.name not in _SEGMENT_READERS:
+        if inner.name not in _SEGMENT_LAYOUTS:
             raise ValueError(f"no cache layout for dataset {inner.name!r}")
         self.inner = inner
-        self.name, self.title = inner.name, getattr(inner, "title", inner.name)
-        self.factor_names, self.factor_sizes = inner.factor_names, inner.factor_sizes
-        self.factor_values, self.image_shape = inner.factor_values, inner.image_shape
-        self.input_scale, self.source = inner.input_scale, inner.source
+        self.grid, self.source = inner.grid, inner.source  # the images are the renderer's, made now or read back
+        self._layout = _SEGMENT_LAYOUTS[inner.name]
         self.directory = Path(directory if directory is not None else default_cache_dir()).expanduser() \
             / inner.fingerprint()
         self._log = log or (lambda text: None)
-        self._segments: list[_H5File] | None = None
+        self._segments: list[H5File] | None = None
 
     @property
     def description(self) -> str:
@@ -93,21 +62,17 @@ class CachedDataset(GroundTruthDataset):
     def fingerprint(self) -> str:
         return self.inner.fingerprint()  # the same images whether rendered now or read back
 
-    def _images_batch(self, indices: np.ndarray) -> np.ndarray:
-        return self.images(indices)
-
     # ------------------------------------------------------------------ segments
-    def segments(self) -> list[_H5File]:
+    def segments(self) -> list[H5File]:
         """The readable segments, after deleting damaged ones (and all of them if renders went stale)."""
         if self._segments is not None:
             return self._segments
-        reader = _SEGMENT_READERS[self.name]
-        segments: list[_H5File] = []
+        segments: list[H5File] = []
         if self.directory.is_dir():
             self._sweep_temporaries()
             for path in sorted(self.directory.glob("*.h5")):
                 try:
-                    segment = reader(path)
+                    segment = self._layout(path)
                     if not self._complete(path):
                         raise DatasetFileError(path, "was not completely written")
                 except DatasetFileError as err:
@@ -135,7 +100,7 @@ class CachedDataset(GroundTruthDataset):
         except (OSError, ValueError, TypeError):
             return False
 
-    def _renders_match(self, segments: list[_H5File]) -> bool:
+    def _renders_match(self, segments: list[H5File]) -> bool:
         rs = np.random.RandomState(len(segments))
         for segment in segments:
             picks = segment.available[rs.randint(0, segment.num_available, size=min(_SPOT_CHECKS,
@@ -159,35 +124,34 @@ class CachedDataset(GroundTruthDataset):
                 pass
 
     # ------------------------------------------------------------------ images
-    def images(self, indices, progress: ProgressFn | None = None, batch_size: int = 2048) -> np.ndarray:
-        idx = self._check_indices(indices)
-        out = np.empty((idx.size, *self.image_shape), dtype=np.uint8)
-        filled = np.zeros(idx.size, dtype=bool)
-        total, done = idx.size, 0
+    def _read_rows(self, indices: np.ndarray, batch_size: int, report: Callable[[int], None] | None
+                   ) -> np.ndarray:
+        """Images of ``indices`` (in the order asked for), from the segments that hold them; the rest are
+        rendered, once each, and kept as a new segment."""
+        out = np.empty((indices.size, *self.image_shape), dtype=np.uint8)
+        filled = np.zeros(indices.size, dtype=bool)
+        done = 0
         for segment in self.segments():
-            want = ~filled & np.isin(idx, segment.available)
+            want = ~filled & np.isin(indices, segment.available)
             if want.any():
                 try:
-                    out[want] = segment.images(idx[want], batch_size=batch_size)
+                    out[want] = segment.images(indices[want], batch_size=batch_size)
                 except DatasetFileError as err:
                     self._log(f"cache segment {segment.path.name} could not be read ({err.problem}); "
                               "rendering its images again")
                     continue
                 filled |= want
                 done += int(want.sum())
-                if progress is not None:
-                    progress(done, total)
+                if report is not None:
+                    report(done)
         missing = np.flatnonzero(~filled)
         if missing.size:
-            new = np.unique(idx[missing])
+            new = np.unique(indices[missing])
             rendered = self.inner.images(new, batch_size=batch_size,
-                                         progress=None if progress is None else
-                                         (lambda d, _t: progress(done + int(d * missing.size / max(new.size, 1)),
-                                                                 total)))
-            out[missing] = rendered[np.searchsorted(new, idx[missing])]
+                                         progress=None if report is None else
+                                         (lambda d, _t: report(done + int(d * missing.size / new.size))))
+            out[missing] = rendered[np.searchsorted(new, indices[missing])]
             self._write_segment(new, rendered)
-        if progress is not None and total == 0:
-            progress(0, 0)
         return out
 
     def _write_segment(self, indices: np.ndarray, images: np.ndarray) -> None:
@@ -196,8 +160,8 @@ class CachedDataset(GroundTruthDataset):
         tmp = final.with_name(f"{final.name}.tmp{os.getpid()}")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            write_official_layout(tmp, self.inner, indices, images,
-                                  attrs={"generator": "collapse-tui", "fingerprint": self.fingerprint()})
+            self._layout.write(tmp, indices, images,
+                               attrs={"generator": "collapse-tui", "fingerprint": self.fingerprint()})
             os.replace(tmp, final)
         except OSError as err:
             # A full or read-only disk costs the next run a re-render, not this run its images.

@@ -1,10 +1,11 @@
-"""The official dataset files: dSprites' npz and hdf5, Shapes3D's 3dshapes.h5.
+"""Datasets read from files in the official layouts: dSprites' npz and hdf5, Shapes3D's 3dshapes.h5.
 
 Files are read lazily: opening one reads and checks its labels (tens of MB), and images are read only
 for the rows a run asks for, in sorted order, a storage chunk at a time, as uint8. A file may hold any
 subset of the official rows, in any order, as long as its labels are consistent; every problem with a
 file (missing keys, wrong shapes or dtypes, labels off the grid, truncation, damage) is reported as one
-``DatasetFileError`` naming the file and what is wrong.
+``DatasetFileError`` naming the file and what is wrong. The HDF5 layouts are also written here
+(``H5File.write``), for the render cache, so that a layout is read and written in one place.
 
 The dSprites npz is a zip of .npy members and its ``metadata`` member is a pickle: only the array members
 are read, with pickles refused, and the compressed image member is streamed once into memory packed to a
@@ -13,8 +14,7 @@ bit per pixel (360 MB for the whole set) because a deflate stream cannot be read
 
 from __future__ import annotations
 
-import hashlib
-import os
+import abc
 import threading
 import zipfile
 import zlib
@@ -22,64 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse_tui.data.base import DatasetFileError, ProgressFn, StoredDataset, classes_from_values
-from collapse_tui.data.dsprites import DSpritesGrid
-from collapse_tui.data.shapes3d import Shapes3DGrid
-
-# File name -> (size in bytes, sha256) of the published files; None where not published.
-OFFICIAL_FILES: dict[str, dict[str, tuple[int | None, str | None]]] = {
-    "dsprites": {
-        "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5":
-            (28_024_106, "729fa22e884c9c500e1f17415d580746b4c5894fbbb780a1319bbcfa39a745bb"),
-        "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz": (None, None),
-    },
-    "shapes3d": {
-        "3dshapes.h5": (267_573_662, "0a0f6ed98baff276a50f3a081a7434d788da63cb135a98189b2a5b5769be1785"),
-    },
-}
+from collapse_tui.data.base import DatasetFileError, ProgressFn, StoredDataset
+from collapse_tui.data.grid import DSPRITES, SHAPES3D
+from collapse_tui.data.official import (DSPRITES_HDF5, DSPRITES_NPZ, OFFICIAL_FILES, SHAPES3D_H5, OfficialFile,
+                                        file_sha256, find_official)
 
 # The official dSprites files carry colour as a sixth factor, first, with one value.
 _DSPRITES_COLOUR = 1.0
 
-_sha_cache: dict[tuple[str, int, int], str] = {}
-_sha_lock = threading.Lock()
 
-
-def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file, hex; remembered per (path, size, mtime) so a run reads the file once."""
-    path = Path(path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    with _sha_lock:
-        if key in _sha_cache:
-            return _sha_cache[key]
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    with _sha_lock:
-        _sha_cache[key] = digest.hexdigest()
-    return _sha_cache[key]
-
-
-def is_official_release(name: str, path: str | Path, sha256: str) -> bool:
-    """Whether ``path`` is byte for byte the published file of dataset ``name``."""
-    expected = OFFICIAL_FILES.get(name, {}).get(Path(path).name, (None, None))[1]
-    return expected is not None and expected == sha256
-
-
-def find_official(name: str, directories) -> Path | None:
-    """The first official file of dataset ``name`` in ``directories`` (searched in order; in each, the
-    files in the order of ``OFFICIAL_FILES``), or None."""
-    for directory in directories:
-        for filename in OFFICIAL_FILES.get(name, {}):
-            candidate = Path(directory).expanduser() / filename
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def open_official(name: str, path: str | Path) -> StoredDataset:
+def open_official(name: str, path: str | Path) -> FileDataset:
     """The dataset ``name`` ("dsprites" or "shapes3d") from the file at ``path``, chosen by its format."""
     path = Path(path).expanduser()
     if not path.exists():
@@ -88,13 +40,61 @@ def open_official(name: str, path: str | Path) -> StoredDataset:
         found = find_official(name, [path])
         if found is None:
             raise DatasetFileError(path, f"no {name} file here; expected one of "
-                                         f"{', '.join(OFFICIAL_FILES[name])}")
+                                         f"{', '.join(f.filename for f in OFFICIAL_FILES[name])}")
         path = found
     if name == "dsprites":
         return NpzDSprites(path) if zipfile.is_zipfile(path) else H5DSprites(path)
     if name == "shapes3d":
         return H5Shapes3D(path)
     raise ValueError(f"no official file format for dataset {name!r}")
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0][:200]
+
+
+class FileDataset(StoredDataset):
+    """A dataset read from one file in the layout of a published one (``layout``): labels read and checked
+    on opening, images read per request. It is identified by the file's sha256."""
+
+    source = "official"
+    layout: OfficialFile
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise DatasetFileError(self.path, "no such file")
+        classes = self._read_labels()
+        if classes.shape[0] == 0:
+            raise DatasetFileError(self.path, "holds no images")
+        try:
+            self._set_rows(self.grid.index_of_rows(classes))
+        except ValueError as err:
+            raise DatasetFileError(self.path, f"inconsistent labels: {err}") from None
+        self.sha256 = file_sha256(self.path)
+
+    @abc.abstractmethod
+    def _read_labels(self) -> np.ndarray:
+        """The factor classes (n, K) of the file's rows, after checking its layout; raises DatasetFileError."""
+
+    @property
+    def official(self) -> bool:
+        """Whether this is the published file itself, byte for byte."""
+        return self.layout.is_release(self.path, self.sha256)
+
+    def fingerprint(self) -> str:
+        return f"{self.name}-file-{self.sha256[:16]}"
+
+    @property
+    def _kind_of_file(self) -> str:
+        return "the official file" if self.official else "a file in the official layout"
+
+    @property
+    def description(self) -> str:
+        held = (f"all {self.num_available:,} images" if self.num_available == len(self)
+                else f"{self.num_available:,} of the {len(self):,} images")
+        return f"{self.title} from {self._kind_of_file} {self.path} ({held}, sha256 {self.sha256[:12]})"
 
 
 # ---------------------------------------------------------------------------------------------- hdf5
@@ -156,75 +156,39 @@ def read_h5_rows(ds, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-class _FileIdentity:
-    """What a dataset read from a file says about itself: keyed by the file's checksum."""
+class H5File(FileDataset):
+    """A dataset in an HDF5 file; subclasses name the layout, read its labels and write them."""
 
-    name: str
-    path: Path
-    sha256: str
+    #: One image as the file stores it (dSprites' have no channel axis).
+    _stored_shape: tuple[int, ...] = ()
 
-    @property
-    def official(self) -> bool:
-        return is_official_release(self.name, self.path, self.sha256)
-
-    def fingerprint(self) -> str:
-        return f"{self.name}-file-{self.sha256[:16]}"
-
-    def _held(self) -> str:
-        return (f"all {self.num_available:,} images" if self.num_available == len(self)
-                else f"{self.num_available:,} of the {len(self):,} images")
-
-
-class _H5File(_FileIdentity, StoredDataset):
-    """A dataset in an HDF5 file: labels read and checked on opening, images read per request."""
-
-    source = "official"
-    images_key = ""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path).expanduser()
-        if not self.path.is_file():
-            raise DatasetFileError(self.path, "no such file")
+    def _read_labels(self) -> np.ndarray:
+        key = self.layout.images_key
         h5py = _h5py()
         try:
             with h5py.File(self.path, "r") as h5:
-                classes = self._read_labels(h5)
-                images = _dataset(h5, self.path, self.images_key, len(self.image_shape) + 1 - self._squeeze,
-                                  "u", self._stored_shape)
+                classes = self._labels(h5)
+                images = _dataset(h5, self.path, key, len(self._stored_shape) + 1, "u", self._stored_shape)
                 if images.shape[0] != classes.shape[0]:
-                    raise DatasetFileError(self.path, f"'{self.images_key}' has {images.shape[0]} rows but the "
+                    raise DatasetFileError(self.path, f"'{key}' has {images.shape[0]} rows but the "
                                                       f"labels have {classes.shape[0]}")
                 if images.dtype != np.uint8:
-                    raise DatasetFileError(self.path, f"'{self.images_key}' has dtype {images.dtype}, "
-                                                      "expected uint8")
+                    raise DatasetFileError(self.path, f"'{key}' has dtype {images.dtype}, expected uint8")
         except DatasetFileError:
             raise
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as err:
             raise DatasetFileError(self.path, f"not a readable HDF5 file ({_reason(err)})") from None
-        if classes.shape[0] == 0:
-            raise DatasetFileError(self.path, "holds no images")
-        try:
-            self._set_rows(classes, str(self.path))
-        except ValueError as err:
-            raise DatasetFileError(self.path, f"inconsistent labels: {err}") from None
-        self.sha256 = file_sha256(self.path)
+        return classes
 
-    _squeeze = 0
-    _stored_shape: tuple[int, ...] = ()
+    @abc.abstractmethod
+    def _labels(self, h5) -> np.ndarray:
+        """The factor classes (n, K) of the rows, from the label arrays of the open file ``h5``."""
 
-    def _read_labels(self, h5) -> np.ndarray:
-        raise NotImplementedError
-
-    @property
-    def description(self) -> str:
-        which = "the official file" if self.official else "a file in the official layout"
-        return f"{self.title} from {which} {self.path} ({self._held()}, sha256 {self.sha256[:12]})"
-
-    def _read_rows(self, rows: np.ndarray) -> np.ndarray:
+    def _images_batch(self, rows: np.ndarray) -> np.ndarray:
         h5py = _h5py()
         try:
             with h5py.File(self.path, "r") as h5:
-                images = read_h5_rows(h5[self.images_key], rows)
+                images = read_h5_rows(h5[self.layout.images_key], rows)
         except (OSError, KeyError, ValueError, RuntimeError) as err:
             raise DatasetFileError(self.path, f"images could not be read; the file is damaged or was changed "
                                               f"({_reason(err)})") from None
@@ -233,30 +197,58 @@ class _H5File(_FileIdentity, StoredDataset):
     def _check_pixels(self, images: np.ndarray) -> np.ndarray:
         return images
 
+    @classmethod
+    def write(cls, path: str | Path, indices: np.ndarray, images: np.ndarray,
+              attrs: dict[str, str] | None = None) -> None:
+        """Write ``images`` (uint8 (n, H, W, C)) of grid ``indices`` to ``path`` in this layout, so that
+        ``cls(path)`` reads them back; ``attrs`` become attributes of the file, and ``complete``, written
+        last, marks a file that was not cut short."""
+        h5py = _h5py()
+        n = len(indices)
+        labels = cls._label_arrays(cls.grid.index_to_factors(indices))
+        # Chunks of 256 images keep a read of a few scattered rows cheap; gzip level 1 shrinks binary
+        # sprites ~100x and smooth Shapes3D scenes several times at little cost in time.
+        chunks = (min(256, max(1, n)), *cls._stored_shape)
+        with h5py.File(path, "w") as h5:
+            h5.create_dataset(cls.layout.images_key, data=images.reshape(n, *cls._stored_shape), chunks=chunks,
+                              compression="gzip", compression_opts=1)
+            for key, data in zip(cls.layout.label_keys, labels, strict=True):
+                h5.create_dataset(key, data=data)
+            for key, value in (attrs or {}).items():
+                h5.attrs[key] = value
+            h5.attrs["complete"] = 1
 
-def _reason(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0][:200]
+    @classmethod
+    @abc.abstractmethod
+    def _label_arrays(cls, factors: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The label arrays, in the order of ``layout.label_keys``, of rows of factor classes (n, K)."""
 
 
-class H5DSprites(DSpritesGrid, _H5File):
+class H5DSprites(H5File):
     """dSprites from ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5`` (keys ``imgs``, ``latents/classes``,
     ``latents/values``) or a file in its layout holding some of its rows."""
 
-    images_key = "imgs"
-    _squeeze = 1  # stored (n, 64, 64), served (n, 64, 64, 1)
-    _stored_shape = (64, 64)
+    grid, layout = DSPRITES, DSPRITES_HDF5
+    _stored_shape = (64, 64)  # served as (64, 64, 1)
 
-    def _read_labels(self, h5) -> np.ndarray:
-        classes = _dataset(h5, self.path, "latents/classes", 2, "iu", (6,))
-        values = _dataset(h5, self.path, "latents/values", 2, "f", (6,))
+    def _labels(self, h5) -> np.ndarray:
+        classes_key, values_key = self.layout.label_keys
+        classes = _dataset(h5, self.path, classes_key, 2, "iu", (6,))
+        values = _dataset(h5, self.path, values_key, 2, "f", (6,))
         if classes.shape[0] != values.shape[0]:
-            raise DatasetFileError(self.path, f"'latents/classes' has {classes.shape[0]} rows but "
-                                              f"'latents/values' has {values.shape[0]}")
+            raise DatasetFileError(self.path, f"'{classes_key}' has {classes.shape[0]} rows but "
+                                              f"'{values_key}' has {values.shape[0]}")
         return _dsprites_classes(self.path, classes[()], values[()])
 
     def _check_pixels(self, images: np.ndarray) -> np.ndarray:
         return _binary_pixels(self.path, images)
+
+    @classmethod
+    def _label_arrays(cls, factors: np.ndarray) -> tuple[np.ndarray, ...]:
+        n = len(factors)
+        classes = np.concatenate([np.zeros((n, 1), np.int64), factors], axis=1)
+        values = np.concatenate([np.full((n, 1), _DSPRITES_COLOUR), cls.grid.factor_value(factors)], axis=1)
+        return classes, values
 
 
 def _binary_pixels(path: Path, images: np.ndarray) -> np.ndarray:
@@ -273,9 +265,8 @@ def _dsprites_classes(path: Path, classes: np.ndarray, values: np.ndarray) -> np
                                      "dSprites has one colour (class 0)")
     if values.shape[0] and not np.allclose(values[:, 0], _DSPRITES_COLOUR):
         raise DatasetFileError(path, "inconsistent labels: colour values other than 1.0")
-    grid = DSpritesGrid
     try:
-        from_values = classes_from_values(values[:, 1:], grid.factor_values, grid.factor_names)
+        from_values = DSPRITES.classes_of_values(values[:, 1:])
     except ValueError as err:
         raise DatasetFileError(path, f"inconsistent labels: {err}") from None
     mismatch = np.flatnonzero((from_values != classes[:, 1:]).any(axis=1))
@@ -286,19 +277,24 @@ def _dsprites_classes(path: Path, classes: np.ndarray, values: np.ndarray) -> np
     return from_values
 
 
-class H5Shapes3D(Shapes3DGrid, _H5File):
+class H5Shapes3D(H5File):
     """Shapes3D from ``3dshapes.h5`` (``images`` uint8 (n, 64, 64, 3), ``labels`` float (n, 6) holding the
     factor values) or a file in its layout holding some of its rows."""
 
-    images_key = "images"
+    grid, layout = SHAPES3D, SHAPES3D_H5
     _stored_shape = (64, 64, 3)
 
-    def _read_labels(self, h5) -> np.ndarray:
-        labels = _dataset(h5, self.path, "labels", 2, "f", (6,))[()]
+    def _labels(self, h5) -> np.ndarray:
+        (labels_key,) = self.layout.label_keys
+        labels = _dataset(h5, self.path, labels_key, 2, "f", (6,))[()]
         try:
-            return classes_from_values(labels, self.factor_values, self.factor_names)
+            return self.grid.classes_of_values(labels)
         except ValueError as err:
             raise DatasetFileError(self.path, f"inconsistent labels: {err}") from None
+
+    @classmethod
+    def _label_arrays(cls, factors: np.ndarray) -> tuple[np.ndarray, ...]:
+        return (cls.grid.factor_value(factors),)
 
 
 # ----------------------------------------------------------------------------------------------- npz
@@ -335,29 +331,34 @@ def _read_member(zf: zipfile.ZipFile, member: str, path: Path, ndim: int, kinds:
         return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
-class NpzDSprites(DSpritesGrid, _FileIdentity, StoredDataset):
+class NpzDSprites(FileDataset):
     """dSprites from ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` (arrays ``imgs``, ``latents_classes``,
     ``latents_values``; the pickled ``metadata`` is never read) or a file in its layout holding some rows."""
 
-    source = "official"
+    grid, layout = DSPRITES, DSPRITES_NPZ
+    _kind_of_file = "the npz file"  # the npz publishes no checksum, so it is never "the official file"
     _bits_per_image = 64 * 64 // 8
 
     def __init__(self, path: str | Path, progress: ProgressFn | None = None):
-        self.path = Path(path).expanduser()
         self._packed: np.ndarray | None = None
         self._lock = threading.Lock()
-        if not self.path.is_file():
-            raise DatasetFileError(self.path, "no such file")
+        #: Follows the decompression when the first ``images`` call brings no progress of its own.
+        self._progress = progress
+        super().__init__(path)
+
+    def _read_labels(self) -> np.ndarray:
+        classes_key, values_key = self.layout.label_keys
         try:
             with zipfile.ZipFile(self.path) as zf:
                 names = set(zf.namelist())
-                for key in ("imgs", "latents_classes", "latents_values"):
+                for key in (self.layout.images_key, classes_key, values_key):
                     if key + ".npy" not in names:
                         found = ", ".join(sorted(n[:-4] for n in names if n.endswith(".npy"))) or "none"
                         raise DatasetFileError(self.path, f"no '{key}' array (arrays: {found})")
-                classes = _read_member(zf, "latents_classes.npy", self.path, 2, "iu")
-                values = _read_member(zf, "latents_values.npy", self.path, 2, "f")
-                _, img_shape, img_dtype = self._image_header(zf)
+                classes = _read_member(zf, classes_key + ".npy", self.path, 2, "iu")
+                values = _read_member(zf, values_key + ".npy", self.path, 2, "f")
+                fh, img_shape, _ = self._image_header(zf)
+                fh.close()
         except DatasetFileError:
             raise
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as err:
@@ -366,33 +367,21 @@ class NpzDSprites(DSpritesGrid, _FileIdentity, StoredDataset):
             raise DatasetFileError(self.path, f"latents have shapes {classes.shape} and {values.shape}, "
                                               "expected (n, 6)")
         if not classes.shape[0] == values.shape[0] == img_shape[0]:
-            raise DatasetFileError(self.path, f"'imgs' has {img_shape[0]} rows, 'latents_classes' "
-                                              f"{classes.shape[0]}, 'latents_values' {values.shape[0]}")
-        if classes.shape[0] == 0:
-            raise DatasetFileError(self.path, "holds no images")
-        try:
-            self._set_rows(_dsprites_classes(self.path, classes, values), str(self.path))
-        except ValueError as err:
-            if isinstance(err, DatasetFileError):
-                raise
-            raise DatasetFileError(self.path, f"inconsistent labels: {err}") from None
-        self.sha256 = file_sha256(self.path)
-        self._progress = progress
+            raise DatasetFileError(self.path, f"'{self.layout.images_key}' has {img_shape[0]} rows, "
+                                              f"'{classes_key}' {classes.shape[0]}, '{values_key}' {values.shape[0]}")
+        return _dsprites_classes(self.path, classes, values)
 
     def _image_header(self, zf: zipfile.ZipFile):
-        fh, shape, dtype = _npz_member_header(zf, "imgs.npy", self.path)
+        key = self.layout.images_key
+        fh, shape, dtype = _npz_member_header(zf, key + ".npy", self.path)
         if len(shape) != 3 or shape[1:] != (64, 64) or dtype != np.uint8:
             fh.close()
-            raise DatasetFileError(self.path, f"'imgs' has shape {shape} and dtype {dtype}, expected "
+            raise DatasetFileError(self.path, f"'{key}' has shape {shape} and dtype {dtype}, expected "
                                               "(n, 64, 64) uint8")
         return fh, shape, dtype
 
-    @property
-    def description(self) -> str:
-        return f"{self.title} from the npz file {self.path} ({self._held()}, sha256 {self.sha256[:12]})"
-
     def _unpack_all(self, progress: ProgressFn | None) -> np.ndarray:
-        """Stream the compressed ``imgs`` member once into memory at a bit per pixel."""
+        """Stream the compressed image member once into memory at a bit per pixel."""
         rows_per_read = 4096
         try:
             with zipfile.ZipFile(self.path) as zf:
@@ -405,11 +394,8 @@ class NpzDSprites(DSpritesGrid, _FileIdentity, StoredDataset):
                         data = fh.read((stop - start) * 4096)
                         if len(data) != (stop - start) * 4096:
                             raise DatasetFileError(self.path, f"'imgs' is truncated after {start} images")
-                        block = np.frombuffer(data, dtype=np.uint8).reshape(stop - start, 4096)
-                        if block.max() > 1:
-                            raise DatasetFileError(self.path, f"image pixels go up to {block.max()}; dSprites "
-                                                              "pixels are 0 or 1")
-                        packed[start:stop] = np.packbits(block, axis=1)
+                        block = _binary_pixels(self.path, np.frombuffer(data, dtype=np.uint8))
+                        packed[start:stop] = np.packbits(block.reshape(stop - start, 4096), axis=1)
                         if progress is not None:
                             progress(stop, n)
         except DatasetFileError:
@@ -419,22 +405,11 @@ class NpzDSprites(DSpritesGrid, _FileIdentity, StoredDataset):
                 from None
         return packed
 
-    def images(self, indices, progress: ProgressFn | None = None, batch_size: int = 2048) -> np.ndarray:
+    def _prepare(self, progress: ProgressFn | None) -> None:
         with self._lock:
             if self._packed is None:
                 # Decompressing is the long part (seconds): report it through the caller's progress.
                 self._packed = self._unpack_all(progress or self._progress)
-        return super().images(indices, progress=progress, batch_size=batch_size)
 
-    def _read_rows(self, rows: np.ndarray) -> np.ndarray:
-        if self._packed is None:
-            with self._lock:
-                if self._packed is None:
-                    self._packed = self._unpack_all(self._progress)
+    def _images_batch(self, rows: np.ndarray) -> np.ndarray:
         return np.unpackbits(self._packed[rows], axis=1).reshape(rows.size, 64, 64, 1)
-
-
-def directories_from_env(value: str | None = None) -> list[Path]:
-    """The directories in ``$COLLAPSE_TUI_DATA`` (or ``value``), separated by os.pathsep."""
-    value = os.environ.get("COLLAPSE_TUI_DATA", "") if value is None else value
-    return [Path(p).expanduser() for p in value.split(os.pathsep) if p.strip()]

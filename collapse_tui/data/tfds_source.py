@@ -16,6 +16,7 @@ prepared: ``find_prepared`` and everything else here imports nothing heavy.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -29,8 +30,8 @@ from typing import Callable
 import numpy as np
 
 from collapse_tui.data.base import DatasetFileError, DatasetUnavailable, ProgressFn, StoredDataset
-from collapse_tui.data.dsprites import DSpritesGrid
-from collapse_tui.data.shapes3d import Shapes3DGrid
+from collapse_tui.data.grid import DSPRITES, SHAPES3D, FactorGrid
+from collapse_tui.data.official import DSPRITES_HDF5, SHAPES3D_H5, OfficialFile, file_sha256
 
 LogFn = Callable[[str], None]
 
@@ -39,33 +40,29 @@ SPLIT = "train"
 
 @dataclass(frozen=True)
 class _Spec:
-    title: str
+    """What the tfds builder of a dataset is made of."""
+
+    grid: FactorGrid
+    #: The official file tfds prepares the dataset from (under its published name, as in tfds' checksums).
+    file: OfficialFile
     #: tfds feature of each of our factors, in our factor order.
     label_keys: tuple[str, ...]
-    #: The official file tfds prepares the dataset from: name (as in tfds' checksums), size, sha256.
-    filename: str
-    size: int
-    sha256: str
     #: The builder's default version first; others it can read.
     versions: tuple[str, ...]
 
 
 SPECS: dict[str, _Spec] = {
     "dsprites": _Spec(
-        title="dSprites",
+        grid=DSPRITES,
+        file=DSPRITES_HDF5,
         label_keys=("label_shape", "label_scale", "label_orientation", "label_x_position", "label_y_position"),
-        filename="dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5",
-        size=28_024_106,
-        sha256="729fa22e884c9c500e1f17415d580746b4c5894fbbb780a1319bbcfa39a745bb",
         versions=("2.0.0", "2.1.0"),
     ),
     "shapes3d": _Spec(
-        title="Shapes3D",
+        grid=SHAPES3D,
+        file=SHAPES3D_H5,
         label_keys=("label_floor_hue", "label_wall_hue", "label_object_hue", "label_scale", "label_shape",
                     "label_orientation"),
-        filename="3dshapes.h5",
-        size=267_573_662,
-        sha256="0a0f6ed98baff276a50f3a081a7434d788da63cb135a98189b2a5b5769be1785",
         versions=("2.0.0",),
     ),
 }
@@ -119,13 +116,13 @@ def prepare_instructions(name: str, data_dir: str | Path | None = None) -> str:
     """How to prepare the tfds copy of ``name`` offline from the official file, as one paragraph."""
     spec = _spec(name)
     target = "" if data_dir is None else f" --data-dir {_data_root(data_dir)}"
-    return (f"Put the official file {spec.filename} ({spec.size:,} bytes) in a directory DIR and run "
+    return (f"Put the official file {spec.file.filename} ({spec.file.size:,} bytes) in a directory DIR and run "
             f"`collapse-tui --prepare-tfds {name} --manual-dir DIR{target}` (no network needed).")
 
 
 def _unavailable(name: str, data_dir: str | Path | None) -> DatasetUnavailable:
     return DatasetUnavailable(
-        f"{_spec(name).title} has not been prepared for tensorflow-datasets in {_data_root(data_dir)} "
+        f"{_spec(name).grid.title} has not been prepared for tensorflow-datasets in {_data_root(data_dir)} "
         f"(no {name}/<version>/{_INFO_FILE} there). {prepare_instructions(name, data_dir)}")
 
 
@@ -190,16 +187,19 @@ def _reason(err: BaseException) -> str:
     return text or type(err).__name__
 
 
-class _TfdsDataset(StoredDataset):
-    """A prepared tfds copy of a ground-truth dataset; the grid comes from the mixin of each subclass."""
+class TfdsDataset(StoredDataset):
+    """A prepared tfds copy of a ground-truth dataset (``TfdsDSprites`` and ``TfdsShapes3D`` open one of
+    each); ``_read_rows`` reads all the rows of a request in one pass."""
 
     source = "tfds"
 
-    def __init__(self, data_dir: str | Path | None = None, progress: ProgressFn | None = None):
-        """Open the prepared copy in ``data_dir`` (None: tfds' default) and index its rows by their labels;
-        ``progress(done, total)`` follows the indexing pass. Raises ``DatasetUnavailable`` (saying how to
-        prepare it) when there is no prepared copy, ``DatasetFileError`` when the copy cannot be read."""
-        self._spec = _spec(self.name)
+    def __init__(self, name: str, data_dir: str | Path | None = None, progress: ProgressFn | None = None):
+        """Open the prepared copy of dataset ``name`` in ``data_dir`` (None: tfds' default) and index its rows
+        by their labels; ``progress(done, total)`` follows the indexing pass. Raises ``DatasetUnavailable``
+        (saying how to prepare it) when there is no prepared copy, ``DatasetFileError`` when the copy cannot
+        be read."""
+        self._spec = _spec(name)
+        self.grid = self._spec.grid
         version_dir = find_prepared(self.name, data_dir)
         if version_dir is None:
             raise _unavailable(self.name, data_dir)
@@ -322,14 +322,10 @@ class _TfdsDataset(StoredDataset):
 
     def _index_rows(self, classes: np.ndarray) -> None:
         where = f"the tensorflow-datasets copy in {self._version_dir}"
-        sizes = np.asarray(self.factor_sizes, dtype=np.int64)
-        bad = (classes < 0) | (classes >= sizes[None, :])
-        if bad.any():
-            row, col = (int(i) for i in np.argwhere(bad)[0])
-            raise DatasetFileError(self._version_dir, f"row {row}: {self.factor_names[col]} class "
-                                                      f"{classes[row, col]} is outside [0, {sizes[col] - 1}]")
-        #: Grid index of every storage row, to check rows as they are read.
-        self._row_index = classes @ self.strides
+        try:
+            self._row_index = self.grid.index_of_rows(classes)  # kept to check rows as they are read
+        except ValueError as err:
+            raise DatasetFileError(self._version_dir, str(err)) from None
         self._num_rows = int(classes.shape[0])
         # The official data holds each factor combination once. A copy that repeats some (a modified or
         # mock copy) is still usable: the first row of each combination is the one served.
@@ -339,19 +335,13 @@ class _TfdsDataset(StoredDataset):
         if repeats:
             warnings.warn(f"{where}: {repeats:,} of its {self._num_rows:,} rows repeat the factors of an "
                           "earlier row; the first row of each combination is used", stacklevel=3)
-        try:
-            self._set_rows(classes[first], where)
-        except ValueError as err:
-            raise DatasetFileError(self._version_dir, str(err)) from None
+        self._set_rows(self._row_index[first])
         self._rows = first.astype(np.int64)[self._rows]
 
-    def _read_rows(self, rows: np.ndarray, progress: Callable[[int], None] | None = None,
-                   batch_size: int = 2048) -> np.ndarray:
-        """uint8 images of storage ``rows`` (sorted, distinct), in one pass; ``progress(done)`` counts rows."""
-        rows = np.asarray(rows, dtype=np.int64)
+    def _read_rows(self, rows: np.ndarray, batch_size: int, progress: Callable[[int], None] | None) -> np.ndarray:
+        """uint8 images of storage ``rows`` (sorted, distinct), in ONE pass over the copy (each row decoded
+        once), ``batch_size`` decoded between calls of ``progress(rows done)``."""
         out = np.empty((rows.size, *self.image_shape), dtype=np.uint8)
-        if rows.size == 0:
-            return out
         if self._file_format == "array_record":
             source = self._random_access()
             if source is not None:
@@ -424,80 +414,41 @@ class _TfdsDataset(StoredDataset):
                                                       f"uint8 {tuple(self.image_shape)}")
         return images
 
-    def images(self, indices, progress: ProgressFn | None = None, batch_size: int = 2048) -> np.ndarray:
-        """uint8 images (n, H, W, C) for ``indices``, in their order (repeats allowed), read in ONE pass over
-        the copy (each row decoded once); ``progress(done, total)`` follows it (once (0, 0) for none).
-        ``batch_size`` sets how many images are decoded between progress calls."""
-        idx = self._check_indices(indices)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if idx.size == 0:
-            if progress is not None:
-                progress(0, 0)
-            return np.empty((0, *self.image_shape), dtype=np.uint8)
-        rows = self._rows[np.searchsorted(self.available, idx)]
-        unique, inverse = np.unique(rows, return_inverse=True)
-        report = None
-        if progress is not None:
-            def report(done: int) -> None:
-                progress(done * idx.size // unique.size, idx.size)
-        return self._read_rows(unique, report, int(batch_size))[inverse.reshape(-1)]
+
+# One constructor per dataset, as the file source has one class per file layout.
+TfdsDSprites = functools.partial(TfdsDataset, "dsprites")
+TfdsShapes3D = functools.partial(TfdsDataset, "shapes3d")
 
 
-class TfdsDSprites(DSpritesGrid, _TfdsDataset):
-    """dSprites from a prepared tfds ``dsprites`` copy: binary uint8 images (64, 64, 1)."""
-
-
-class TfdsShapes3D(Shapes3DGrid, _TfdsDataset):
-    """Shapes3D from a prepared tfds ``shapes3d`` copy: uint8 RGB images (64, 64, 3)."""
-
-
-TFDS_DATASETS: dict[str, type[_TfdsDataset]] = {"dsprites": TfdsDSprites, "shapes3d": TfdsShapes3D}
-
-
-def open_tfds(name: str, data_dir: str | Path | None = None, progress: ProgressFn | None = None) -> StoredDataset:
+def open_tfds(name: str, data_dir: str | Path | None = None, progress: ProgressFn | None = None) -> TfdsDataset:
     """The prepared tfds copy of dataset ``name`` ("dsprites" or "shapes3d") in ``data_dir``."""
-    _spec(name)
-    return TFDS_DATASETS[name](data_dir=data_dir, progress=progress)
+    return TfdsDataset(name, data_dir=data_dir, progress=progress)
 
 
 # ---------------------------------------------------------------------------------------------- prepare
-def _sha256(path: Path, log: LogFn) -> str:
-    digest = hashlib.sha256()
-    size = path.stat().st_size
-    done, next_report = 0, 0.25
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-            done += len(block)
-            if size and done / size >= next_report and done < size:
-                log(f"checking {path.name}: {100 * done // size}%")
-                next_report += 0.25
-    return digest.hexdigest()
-
-
 def check_official_file(name: str, manual_dir: str | Path, log: LogFn = print) -> Path:
     """The official file of ``name`` in ``manual_dir``, checked byte for byte (size, then sha256).
 
     Raises ``DatasetUnavailable`` naming the expected file when it is not there and ``DatasetFileError``
     when it is there but is not the published file."""
     spec = _spec(name)
+    file = spec.file
     directory = Path(manual_dir).expanduser()
     if not directory.is_dir():
-        raise DatasetUnavailable(f"{directory} is not a directory; put the official file {spec.filename} "
-                                 f"({spec.size:,} bytes) in one and pass it as the manual directory")
-    path = directory / spec.filename
+        raise DatasetUnavailable(f"{directory} is not a directory; put the official file {file.filename} "
+                                 f"({file.size:,} bytes) in one and pass it as the manual directory")
+    path = directory / file.filename
     if not path.is_file():
-        raise DatasetUnavailable(f"{spec.title}: expected the official file {spec.filename} ({spec.size:,} "
+        raise DatasetUnavailable(f"{spec.grid.title}: expected the official file {file.filename} ({file.size:,} "
                                  f"bytes) in {directory}, which does not have it (tensorflow-datasets needs "
                                  "that exact name)")
     size = path.stat().st_size
-    if size != spec.size:
-        raise DatasetFileError(path, f"{size:,} bytes, but the official {spec.filename} has {spec.size:,}: "
+    if size != file.size:
+        raise DatasetFileError(path, f"{size:,} bytes, but the official {file.filename} has {file.size:,}: "
                                      "a different or incomplete file")
-    sha = _sha256(path, log)
-    if sha != spec.sha256:
-        raise DatasetFileError(path, f"sha256 {sha} differs from the official file's {spec.sha256}: "
+    sha = file_sha256(path, log)
+    if sha != file.sha256:
+        raise DatasetFileError(path, f"sha256 {sha} differs from the official file's {file.sha256}: "
                                      "a damaged or different file")
     return path
 
@@ -510,11 +461,11 @@ def prepare(name: str, manual_dir: str | Path, data_dir: str | Path | None = Non
     spec = _spec(name)
     found = find_prepared(name, data_dir)
     if found is not None:
-        log(f"{spec.title} is already prepared in {found}")
+        log(f"{spec.grid.title} is already prepared in {found}")
         return found
     source = check_official_file(name, manual_dir, log)
     root = _data_root(data_dir)
-    log(f"preparing {spec.title} for tensorflow-datasets in {root} from {source} (this reads the whole file "
+    log(f"preparing {spec.grid.title} for tensorflow-datasets in {root} from {source} (this reads the whole file "
         f"into memory and writes every image once; it takes a while)")
     _, tfds = _import_tfds()
     try:
@@ -524,11 +475,11 @@ def prepare(name: str, manual_dir: str | Path, data_dir: str | Path | None = Non
     except (DatasetFileError, DatasetUnavailable):
         raise
     except Exception as err:  # noqa: BLE001 - a tfds traceback says nothing a user can act on
-        raise DatasetFileError(source, f"tensorflow-datasets could not prepare {spec.title} from it: "
+        raise DatasetFileError(source, f"tensorflow-datasets could not prepare {spec.grid.title} from it: "
                                        f"{_reason(err)}") from None
     found = find_prepared(name, data_dir)
     if found is None:
         raise DatasetFileError(root, f"tensorflow-datasets finished without writing {name}/"
                                      f"{spec.versions[0]}/{_INFO_FILE}")
-    log(f"prepared {spec.title} in {found}")
+    log(f"prepared {spec.grid.title} in {found}")
     return found
