@@ -21,9 +21,19 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SPARSITY_METHODS = ("topk", "l1", "batchtopk", "jumprelu")
+# The vocabularies of the schema's choices, named so that code outside it (nn, the front ends) checks
+# and lists the same names: each tuple is read from its Literal, never spelt again.
+SparsityMethod = Literal["topk", "l1", "batchtopk", "jumprelu"]
+Normalization = Literal["none", "centre", "standardise"]
+ScheduleKind = Literal["constant", "linear", "cosine", "exponential"]
+RepresentationSource = Literal["encoder_hidden", "latent_mean"]
+SPARSITY_METHODS = typing.get_args(SparsityMethod)
 # Methods whose sparsity parameter is k (a number of neurons); the others are set by a penalty weight.
 K_METHODS = ("topk", "batchtopk")
+PENALTY_METHODS = tuple(m for m in SPARSITY_METHODS if m not in K_METHODS)
+NORMALIZATIONS = typing.get_args(Normalization)
+SCHEDULE_KINDS = typing.get_args(ScheduleKind)
+REPRESENTATION_SOURCES = typing.get_args(RepresentationSource)
 DATASET_SIZES = {"dsprites": 737_280, "shapes3d": 480_000}
 
 
@@ -75,7 +85,7 @@ class VAEConfig(Section):
 
 
 class ScheduleConfig(Section):
-    kind: Literal["constant", "linear", "cosine", "exponential"] = Field(
+    kind: ScheduleKind = Field(
         "constant", description="How the sparsity (k or L1 coefficient) moves from start to its final value."
     )
     start: float | None = Field(
@@ -109,14 +119,14 @@ class RemediesConfig(Section):
 
 
 class SAEConfig(Section):
-    source: Literal["encoder_hidden", "latent_mean"] = Field(
+    source: RepresentationSource = Field(
         "encoder_hidden", description="SAE input: the VAE's encoder hidden layer or its latent means."
     )
-    normalization: Literal["none", "centre", "standardise"] = Field(
+    normalization: Normalization = Field(
         "none", description="Input normalisation of the SAE: none, centre (subtract mean) or standardise."
     )
     n_neurons: int = Field(500, ge=1, le=100_000, description="Dictionary size (neurons) of the SAE.")
-    method: Literal["topk", "l1", "batchtopk", "jumprelu"] = Field(
+    method: SparsityMethod = Field(
         "topk", description="Sparsification: the k largest per input (topk) or per batch (batchtopk), an L1 "
                             "penalty (l1), or a learned threshold with an L0 penalty (jumprelu)."
     )

@@ -169,38 +169,7 @@ def test_batchtopk_fit_of_a_trainable_model_moves_the_threshold():
     assert scalar(layer.threshold) > 0
 
 
-class _NonZeros(keras.metrics.Mean):
-    """Mean number of non-zero outputs per sample."""
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        return super().update_state(ops.sum(ops.cast(ops.not_equal(y_pred, 0), "float32"), axis=-1))
-
-
-class _KPerEpoch(keras.callbacks.Callback):
-    def __init__(self, layer, ks):
-        super().__init__()
-        self.layer, self.ks = layer, ks
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.layer.set_k(self.ks[epoch])  # no reset_compiled_functions: k is read from a variable
-
-
-def test_batchtopk_k_changed_between_epochs_needs_no_retracing():
-    # Every pre-activation is about 10 and they all differ, so exactly k·B survive in training.
-    layer = BatchTopK(6)
-    model = keras.Sequential([
-        keras.Input((4,)),
-        keras.layers.Dense(8, kernel_initializer=keras.initializers.RandomUniform(-0.1, 0.1, seed=1),
-                           bias_initializer=keras.initializers.Constant(10.0)),
-        layer,
-    ])
-    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse", metrics=[_NonZeros(name="nonzeros")])
-    x = np.random.RandomState(0).normal(size=(16, 4)).astype("float32")
-    ks = [6, 3, 1]
-    history = model.fit(x, np.zeros((16, 8), "float32"), epochs=3, batch_size=8, verbose=0,
-                        callbacks=[_KPerEpoch(layer, ks)])
-    assert history.history["nonzeros"] == ks
-    assert layer.k == 1 and scalar(layer.k_variable) == 1.0
+# BatchTopK's k changed between epochs of fit: tests/test_layers.py, next to TopK's.
 
 
 def test_batchtopk_gradient_flows_only_through_kept_entries():
@@ -225,25 +194,7 @@ def test_batchtopk_moving_average_stays_in_float32_under_mixed_precision():
     assert scalar(layer.threshold) == pytest.approx(1.001, abs=1e-6)
 
 
-@pytest.mark.parametrize("bad", [0, -3, 1.5, "3", None, True])
-def test_batchtopk_rejects_bad_k(bad):
-    with pytest.raises(ValueError, match="k must be a whole number >= 1"):
-        BatchTopK(bad)
-    layer = BatchTopK(2)
-    with pytest.raises(ValueError, match="k must be"):
-        layer.set_k(bad)
-    assert layer.k == 2
-
-
-def test_batchtopk_rejects_k_above_the_width():
-    with pytest.raises(ValueError, match="at most the number of features \\(4\\)"):
-        BatchTopK(5)(X)
-    layer = BatchTopK(2)
-    layer(X)
-    with pytest.raises(ValueError, match="at most the number of features"):
-        layer.set_k(5)
-    layer.set_k(4.0)  # a whole float (a schedule's value) is accepted
-    assert layer.k == 4 and isinstance(layer.k, int)
+# BatchTopK's checks of k (bad values, k above the width) are TopK's: tests/test_layers.py runs them on both.
 
 
 @pytest.mark.parametrize("bad", [0, -0.1, 1.5, float("nan"), "0.1", None, True])

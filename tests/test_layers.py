@@ -1,11 +1,12 @@
-"""TopK, the L1 activity regularizer and the compiled-function reset, on the current backend."""
+"""TopK (and the k checks BatchTopK shares), the L1 activity regularizer and the compiled-function reset,
+on the current backend."""
 
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
-from collapse_tui.nn import L1ActivityRegularizer, TopK, reset_compiled_functions
+from collapse_tui.nn import BatchTopK, L1ActivityRegularizer, TopK, reset_compiled_functions
 
 X = np.array([[1.0, -2.0, 3.0, 0.5, 2.0],
               [-1.0, -2.0, -3.0, 4.0, 0.0]], dtype="float32")
@@ -38,19 +39,24 @@ def test_topk_works_on_higher_rank_inputs_per_last_axis():
     np.testing.assert_array_equal(out.max(axis=-1), x.max(axis=-1))
 
 
-@pytest.mark.parametrize("bad", [0, -3, 1.5, "3", None, True])
-def test_topk_rejects_bad_k(bad):
+# TopK and BatchTopK check k in the base class they share, KSparseActivation.
+
+@pytest.mark.parametrize("layer_class", [TopK, BatchTopK])
+@pytest.mark.parametrize("bad", [0, -3, 1.5, "3", None, True, float("nan"), float("inf")])
+def test_k_layers_reject_bad_k(layer_class, bad):
     with pytest.raises(ValueError, match="k must be a whole number >= 1"):
-        TopK(bad)
-    layer = TopK(2)
+        layer_class(bad)
+    layer = layer_class(2)
     with pytest.raises(ValueError, match="k must be"):
         layer.set_k(bad)
+    assert layer.k == 2
 
 
-def test_topk_rejects_k_above_the_width():
+@pytest.mark.parametrize("layer_class", [TopK, BatchTopK])
+def test_k_layers_reject_k_above_the_width(layer_class):
     with pytest.raises(ValueError, match="at most the number of features \\(5\\)"):
-        TopK(6)(ops.convert_to_tensor(X))
-    layer = TopK(2)
+        layer_class(6)(ops.convert_to_tensor(X))
+    layer = layer_class(2)
     layer(ops.convert_to_tensor(X))
     with pytest.raises(ValueError, match="at most the number of features"):
         layer.set_k(6)
@@ -94,17 +100,18 @@ class _KPerEpoch(keras.callbacks.Callback):
             reset_compiled_functions(self.model)
 
 
-def _positive_model(k):
-    # Every pre-activation is about 10, so exactly k survive whatever the input.
-    topk = TopK(k)
+def _positive_model(k, layer_class=TopK):
+    # Every pre-activation is about 10 and they all differ, so exactly k survive whatever the input
+    # (TopK; BatchTopK: exactly k·B of the batch in training).
+    layer = layer_class(k)
     model = keras.Sequential([
         keras.Input((4,)),
         keras.layers.Dense(8, kernel_initializer=keras.initializers.RandomUniform(-0.1, 0.1, seed=1),
                            bias_initializer=keras.initializers.Constant(10.0)),
-        topk,
+        layer,
     ])
     model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse", metrics=[_NonZeros(name="nonzeros")])
-    return model, topk
+    return model, layer
 
 
 def test_k_changed_between_epochs_is_used_by_the_next_epochs_steps():
@@ -119,6 +126,17 @@ def test_k_changed_between_epochs_is_used_by_the_next_epochs_steps():
     # The predict and test functions traced before fit were rebuilt too.
     np.testing.assert_array_equal(np.count_nonzero(model.predict(x, verbose=0), axis=1), np.ones(32))
     assert model.evaluate(x, np.zeros((32, 8), "float32"), verbose=0, return_dict=True)["nonzeros"] == 1
+
+
+def test_batchtopk_k_changed_between_epochs_needs_no_retracing():
+    model, layer = _positive_model(6, BatchTopK)
+    x = np.random.RandomState(0).normal(size=(16, 4)).astype("float32")
+    ks = [6, 3, 1]
+    # No reset_compiled_functions: BatchTopK's step reads k from a variable.
+    history = model.fit(x, np.zeros((16, 8), "float32"), epochs=3, batch_size=8, verbose=0,
+                        callbacks=[_KPerEpoch(layer, ks, reset=False)])
+    assert history.history["nonzeros"] == ks
+    assert layer.k == 1 and float(ops.convert_to_numpy(layer.k_variable)) == 1.0
 
 
 def test_reset_compiled_functions_before_any_fit_is_harmless():

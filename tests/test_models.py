@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from keras import ops
 
+from collapse_tui import config as config_mod
+from collapse_tui.config import K_METHODS
 from collapse_tui.nn import ConvVAE, SparseAutoencoder, SparsitySchedule, SparsityScheduler
 
 
@@ -138,6 +140,26 @@ def test_vae_config_round_trip(vae, images):
     clone = ConvVAE.from_config(config)
     clone.set_weights(vae.get_weights())
     np.testing.assert_allclose(clone.representation(images), vae.representation(images), rtol=1e-6, atol=1e-6)
+
+
+def assert_same_model(built, expected):
+    """Same config (the layer names aside: Keras numbers them) and the same initial weights."""
+    config, expected_config = built.get_config(), expected.get_config()
+    config.pop("name"), expected_config.pop("name")
+    assert config == expected_config
+    assert [w.path.split("/", 1)[-1] for w in built.weights] == [w.path.split("/", 1)[-1] for w in expected.weights]
+    for w, e in zip(built.weights, expected.weights):
+        np.testing.assert_array_equal(npy(w.value), npy(e.value), err_msg=w.path)
+
+
+def test_vae_from_settings_equals_the_vae_built_from_keywords():
+    settings = config_mod.validate({"vae": {"latent_dim": 4, "hidden_units": 32, "beta": 2.5}}).vae
+    built = ConvVAE.from_settings(settings, (64, 64, 1), 1 / 255, seed=11)
+    expected = ConvVAE(image_shape=(64, 64, 1), latent_dim=settings.latent_dim, hidden_units=settings.hidden_units,
+                       beta=settings.beta, input_scale=1 / 255, seed=11)
+    assert (built.latent_dim, built.hidden_units, built.beta, built.input_scale) == (4, 32, 2.5, 1 / 255)
+    assert_same_model(built, expected)
+    assert ConvVAE.from_settings(settings, (64, 64, 1), 1.0, seed=11, name="named").name == "named"
 
 
 # --------------------------------------------------------------------------- SAE
@@ -344,3 +366,41 @@ def test_sae_config_round_trip_keeps_the_current_sparsity(method):
     np.testing.assert_allclose(clone.codes(x), sae.codes(x), rtol=1e-6, atol=1e-6)
     revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(sae))
     assert isinstance(revived, SparseAutoencoder) and revived.get_config() == config
+
+
+# --------------------------------------------------------------------------- SAE from the schema's settings
+
+def sae_from_keywords(c, input_dim, seed):
+    """The autoencoder as the engine built it from ``RunConfig.sae`` before ``from_settings``, spelt out."""
+    by_k = c.method in K_METHODS
+    final = float(c.k) if by_k else c.l1_coefficient
+    start = c.schedule.start if c.schedule.start is not None else final
+    first = SparsitySchedule(kind=c.schedule.kind, start=start, end=final, epochs=c.schedule.epochs,
+                             integer=by_k).value(0)
+    r = c.remedies
+    return SparseAutoencoder(input_dim=input_dim, n_neurons=c.n_neurons, method=c.method,
+                             k=int(first) if by_k else c.k,
+                             l1_coefficient=c.l1_coefficient if by_k else float(first),
+                             normalization=c.normalization, seed=seed,
+                             auxk=r.auxk, auxk_k=r.auxk_k, auxk_coefficient=r.auxk_coefficient,
+                             dead_steps=r.dead_steps, tied_init=r.tied_init,
+                             jumprelu_threshold=c.jumprelu_threshold, jumprelu_bandwidth=c.jumprelu_bandwidth)
+
+
+@pytest.mark.parametrize("sae_settings, first", [
+    ({"method": "topk", "k": 8, "normalization": "centre", "schedule": {"kind": "linear", "start": 20, "epochs": 3},
+      "remedies": {"auxk": True, "auxk_k": 16, "auxk_coefficient": 0.5, "dead_steps": 7, "tied_init": True}}, 20),
+    ({"method": "l1", "l1_coefficient": 0.01, "normalization": "standardise",
+      "schedule": {"kind": "exponential", "start": 0.5, "epochs": 4}}, 0.5),
+    ({"method": "batchtopk", "k": 6}, 6),  # no start: the schedule starts at the final value
+    ({"method": "jumprelu", "l1_coefficient": 0.02, "jumprelu_threshold": 0.05, "jumprelu_bandwidth": 0.3,
+      "schedule": {"kind": "cosine", "start": 0.2, "epochs": 5}}, 0.2),
+])
+def test_sae_from_settings_equals_the_sae_built_from_keywords_at_the_schedules_start(sae_settings, first):
+    settings = config_mod.validate({"sae": {"n_neurons": 24, **sae_settings}}).sae
+    built = SparseAutoencoder.from_settings(settings, input_dim=6, seed=13)
+    assert built.method == settings.method and built.sparsity == pytest.approx(first)
+    assert_same_model(built, sae_from_keywords(settings, 6, 13))
+    # Another seed gives other weights, so the comparison above does tell seeds apart.
+    other = SparseAutoencoder.from_settings(settings, input_dim=6, seed=14)
+    assert not np.array_equal(npy(other.W_enc.value), npy(built.W_enc.value))

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from collapse_tui import config as config_mod
 from collapse_tui.nn import SparseAutoencoder, SparsitySchedule, SparsityScheduler
 
 
@@ -84,6 +85,27 @@ def test_schedule_config_round_trip():
     revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(s))
     assert isinstance(revived, SparsitySchedule) and revived.values() == s.values()
     assert SparsityScheduler.from_config(SparsityScheduler(s).get_config()).schedule.values() == s.values()
+
+
+@pytest.mark.parametrize("sae_settings, expected", [
+    # k methods: whole numbers, from schedule.start to sae.k.
+    ({"method": "topk", "k": 8, "schedule": {"kind": "linear", "start": 20, "epochs": 3}},
+     SparsitySchedule("linear", 20, 8, 3, integer=True)),
+    ({"method": "batchtopk", "k": 6, "schedule": {"kind": "cosine", "start": 12, "epochs": 4}},
+     SparsitySchedule("cosine", 12, 6, 4, integer=True)),
+    # Penalty methods: from schedule.start to sae.l1_coefficient.
+    ({"method": "l1", "l1_coefficient": 0.01, "schedule": {"kind": "exponential", "start": 0.5, "epochs": 4}},
+     SparsitySchedule("exponential", 0.5, 0.01, 4)),
+    # No start: the final value from the first epoch on, whatever the kind.
+    ({"method": "jumprelu", "l1_coefficient": 0.02, "schedule": {"kind": "linear", "epochs": 5}},
+     SparsitySchedule("linear", 0.02, 0.02, 5)),
+    ({"method": "topk", "k": 7}, SparsitySchedule("constant", 7, 7, 1, integer=True)),
+])
+def test_schedule_from_settings(sae_settings, expected):
+    settings = config_mod.validate({"sae": {"n_neurons": 24, **sae_settings}}).sae
+    schedule = SparsitySchedule.from_settings(settings)
+    assert schedule.get_config() == expected.get_config()
+    assert schedule.values(6) == expected.values(6)
 
 
 class _Seen(keras.callbacks.Callback):

@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import keras
 from keras import ops
 
-from collapse_tui.nn.layers import _check_k
-
-
-def _check_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _check_momentum(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value <= 1:
-        raise ValueError(f"threshold_momentum must be a number in (0, 1], got {value!r}")
-    return float(value)
-
-
-def _check_n_neurons(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or int(value) != value or value < 1:
-        raise ValueError(f"n_neurons must be a whole number >= 1, got {value!r}")
-    return int(value)
+from collapse_tui.nn import checks
+from collapse_tui.nn.layers import KSparseActivation
 
 
 @keras.saving.register_keras_serializable(package="collapse_tui")
-class BatchTopK(keras.layers.Layer):
+class BatchTopK(KSparseActivation):
     """ReLU, then keep the ``k × batch_size`` largest activations of the whole batch (Bussmann et al. 2024).
 
     Training (``training=True``): the batch is flattened and its ``k·B``-th largest ReLU'd value is the
@@ -71,10 +53,8 @@ class BatchTopK(keras.layers.Layer):
     """
 
     def __init__(self, k: int, threshold_momentum: float = 0.01, **kwargs):
-        super().__init__(**kwargs)
-        self._k = _check_k(k)
-        self.threshold_momentum = _check_momentum(threshold_momentum)
-        self.input_dim: int | None = None
+        super().__init__(k, **kwargs)
+        self.threshold_momentum = checks.number("threshold_momentum", threshold_momentum, 0, above=True, high=1)
         # Float, not int: see the class docstring. Exact for every k a layer can have (< 2**24).
         # No autocast: under a float16 policy the moving average would be rounded to float16 at every
         # update, and a small momentum's step can fall below float16's resolution and stall it.
@@ -90,24 +70,10 @@ class BatchTopK(keras.layers.Layer):
             autocast=False,
         )
 
-    @property
-    def k(self) -> int:
-        """Average number of activations kept per sample in training (read from the host)."""
-        return self._k
-
     def set_k(self, k: int) -> None:
         """Change ``k`` (a whole number >= 1 and at most the input width); no retracing needed."""
-        k = _check_k(k)
-        if self.input_dim is not None and k > self.input_dim:
-            raise ValueError(f"k must be at most the number of features ({self.input_dim}), got {k}")
-        self._k = k
-        self.k_variable.assign(float(k))
-
-    def build(self, input_shape):
-        dim = input_shape[-1]
-        if dim is not None and self._k > dim:
-            raise ValueError(f"k must be at most the number of features ({dim}), got {self._k}")
-        self.input_dim = dim
+        super().set_k(k)
+        self.k_variable.assign(float(self._k))
 
     def call(self, inputs, training=None):
         x = ops.relu(inputs)
@@ -137,12 +103,9 @@ class BatchTopK(keras.layers.Layer):
         self.threshold_updates.assign(self.threshold_updates + ops.cast(any_kept, "float32"))
         return ops.where(kept, x, zeros)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update({"k": self._k, "threshold_momentum": self.threshold_momentum})
+        config.update({"threshold_momentum": self.threshold_momentum})
         return config
 
 
@@ -176,9 +139,9 @@ class JumpReLU(keras.layers.Layer):
 
     def __init__(self, n_neurons: int, initial_threshold: float = 0.001, bandwidth: float = 0.001, **kwargs):
         super().__init__(**kwargs)
-        self.n_neurons = _check_n_neurons(n_neurons)
-        self.initial_threshold = _check_positive("initial_threshold", initial_threshold)
-        self.bandwidth = _check_positive("bandwidth", bandwidth)
+        self.n_neurons = checks.whole_number("n_neurons", n_neurons)
+        self.initial_threshold = checks.number("initial_threshold", initial_threshold, 0, above=True)
+        self.bandwidth = checks.number("bandwidth", bandwidth, 0, above=True)
         # Created here rather than in build so that step() works before the layer has been called.
         # No autocast, so that θ's gradient, summed over the batch, is never summed in float16 (see
         # _step_parts).

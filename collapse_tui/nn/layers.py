@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import keras
 from keras import ops
 
-
-def _check_k(k: Any) -> int:
-    """``k`` as a Python int, or a ValueError naming what is allowed (whole numbers >= 1)."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Real):
-        raise ValueError(f"k must be a whole number >= 1, got {k!r}")
-    if int(k) != k or k < 1:
-        raise ValueError(f"k must be a whole number >= 1, got {k!r}")
-    return int(k)
+from collapse_tui.nn import checks
 
 
 # A dunder name, set around Keras' attribute tracking: Keras' saving skips such attributes, so the
@@ -58,7 +50,54 @@ def reset_compiled_functions(model: keras.Model) -> None:
 
 
 @keras.saving.register_keras_serializable(package="collapse_tui")
-class TopK(keras.layers.Layer):
+class KSparseActivation(keras.layers.Layer):
+    """Base of the activations that keep ``k`` values per sample (:class:`TopK`) or per sample on
+    average (:class:`~collapse_tui.nn.BatchTopK`): ``k``, its checks against the input width, and its
+    config. Subclasses implement ``call``; one that holds ``k`` elsewhere too (a variable a compiled
+    step reads) extends :meth:`set_k`.
+
+    Args:
+        k: a whole number >= 1 and at most the input width (the last axis).
+    """
+
+    def __init__(self, k: int, **kwargs):
+        super().__init__(**kwargs)
+        self._k = checks.whole_number("k", k)
+        self.input_dim: int | None = None
+
+    @property
+    def k(self) -> int:
+        """The current ``k`` (a Python int, read from the host)."""
+        return self._k
+
+    @staticmethod
+    def _refuse_above_width(k: int, width: int | None) -> None:
+        # The width is only known once built; until then any k >= 1 is accepted.
+        if width is not None and k > width:
+            raise ValueError(f"k must be at most the number of features ({width}), got {k}")
+
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        self._refuse_above_width(self._k, dim)
+        self.input_dim = dim
+
+    def set_k(self, k: int) -> None:
+        """Change ``k`` (a whole number >= 1 and at most the input width)."""
+        k = checks.whole_number("k", k)
+        self._refuse_above_width(k, self.input_dim)
+        self._k = k
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"k": self._k})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="collapse_tui")
+class TopK(KSparseActivation):
     """ReLU, then keep the ``k`` largest activations of each sample and zero the others.
 
     The threshold of a sample is its k-th largest value, taken as the minimum of ``ops.top_k``'s k
@@ -79,37 +118,11 @@ class TopK(keras.layers.Layer):
         k: number of activations kept per sample, a whole number >= 1 and at most the input width.
     """
 
-    def __init__(self, k: int, **kwargs):
-        super().__init__(**kwargs)
-        self.k = _check_k(k)
-        self.input_dim: int | None = None
-
-    def build(self, input_shape):
-        dim = input_shape[-1]
-        if dim is not None and self.k > dim:
-            raise ValueError(f"k must be at most the number of features ({dim}), got {self.k}")
-        self.input_dim = dim
-
-    def set_k(self, k: int) -> None:
-        """Change ``k`` (a whole number >= 1 and at most the input width)."""
-        k = _check_k(k)
-        if self.input_dim is not None and k > self.input_dim:
-            raise ValueError(f"k must be at most the number of features ({self.input_dim}), got {k}")
-        self.k = k
-
     def call(self, inputs):
         x = ops.relu(inputs)
         values, _ = ops.top_k(x, self.k, sorted=False)
         threshold = ops.min(values, axis=-1, keepdims=True)
         return ops.where(x >= threshold, x, ops.zeros_like(x))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update({"k": self.k})
-        return config
 
 
 @keras.saving.register_keras_serializable(package="collapse_tui")

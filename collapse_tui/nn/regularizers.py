@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import keras
 from keras import ops
 
-
-def _check_coefficient(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"coefficient must be a finite number >= 0, got {value!r}")
-    return float(value)
+from collapse_tui.nn import checks
 
 
 @keras.saving.register_keras_serializable(package="collapse_tui")
@@ -38,7 +32,7 @@ class L1ActivityRegularizer(keras.regularizers.Regularizer):
     """
 
     def __init__(self, coefficient: float = 1e-3):
-        self._coefficient = _check_coefficient(coefficient)
+        self._coefficient = checks.number("coefficient", coefficient, 0)
         self.variable = keras.Variable(
             self._coefficient, dtype="float32", trainable=False, name="l1_coefficient"
         )
@@ -50,7 +44,7 @@ class L1ActivityRegularizer(keras.regularizers.Regularizer):
 
     def set_coefficient(self, value: float) -> None:
         """Change the coefficient (a finite number >= 0)."""
-        self._coefficient = _check_coefficient(value)
+        self._coefficient = checks.number("coefficient", value, 0)
         self.variable.assign(self._coefficient)
 
     def __call__(self, x):

@@ -2,50 +2,22 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
+from collapse_tui.config import K_METHODS, NORMALIZATIONS, PENALTY_METHODS, SPARSITY_METHODS, SAEConfig
+from collapse_tui.nn import checks
 from collapse_tui.nn.activations import BatchTopK, JumpReLU
-from collapse_tui.nn.layers import TopK, _check_k, inference_view, reset_compiled_functions
-from collapse_tui.nn.regularizers import L1ActivityRegularizer, _check_coefficient
+from collapse_tui.nn.layers import TopK, inference_view, reset_compiled_functions
+from collapse_tui.nn.regularizers import L1ActivityRegularizer
+from collapse_tui.nn.schedules import SparsitySchedule
 
-SAE_METHODS = ("topk", "l1", "batchtopk", "jumprelu")
-# Methods whose sparsity is a count of active neurons (k), and those whose sparsity is a penalty weight.
-K_METHODS = ("topk", "batchtopk")
-PENALTY_METHODS = ("l1", "jumprelu")
-NORMALIZATIONS = ("none", "centre", "standardise")
 # A feature whose spread is below this is only centred when standardising (dividing by ~0 would blow
 # it up; a constant feature carries nothing to reconstruct anyway).
 MIN_STD = 1e-6
-
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-    return int(value)
-
-
-def _check_seed(seed: Any) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be None or a whole number >= 0, got {seed!r}")
-    return int(seed)
-
-
-def _check_batch_size(batch_size: Any) -> int:
-    return _check_positive_int("batch_size", batch_size)
-
-
-def _check_positive_number(name: str, value: Any, allow_zero: bool = False) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {value!r}")
-    return float(value)
 
 
 @keras.saving.register_keras_serializable(package="collapse_tui")
@@ -55,20 +27,20 @@ class SparseAutoencoder(keras.Model):
     Forward pass, for an input ``x`` of ``input_dim`` features::
 
         z     = (x - mean) / std                      # input normalisation, set by adapt()
-        codes = act((z - b_dec) @ W_enc + b_enc)      # act: TopK(k), or ReLU with an L1 penalty
+        codes = act((z - b_dec) @ W_enc + b_enc)      # act: the method's activation (Methods, below)
         z_hat = codes @ W_dec + b_dec                 # W_dec: n_neurons x input_dim, unit-norm rows
         x_hat = z_hat * std + mean                    # back in the original input space
 
     Loss (through ``compute_loss``, so ``fit`` works unchanged on every backend)::
 
         reconstruction = mean over the batch of  sum over features of (z_hat - z)^2
-        sparsity       = l1_coefficient * mean over the batch of sum over neurons of |codes|  (l1 only)
+        sparsity       = l1_coefficient * mean over the batch of sum over neurons of |codes|  (l1; jumprelu: below)
         loss           = reconstruction + sparsity
 
     The reconstruction error is measured in the normalised space and summed over features (the
     usual SAE objective: both terms are per-sample sums, so the L1 coefficient weighs one sample's
     total activation against its squared error). Logged metrics: ``loss``, ``reconstruction``,
-    ``sparsity_loss`` (0 for Top-k) and ``l0`` (mean number of non-zero codes per sample).
+    ``sparsity_loss`` (0 for Top-k and BatchTopK) and ``l0`` (mean number of non-zero codes per sample).
     ``sparsity`` itself is left to :class:`~collapse_tui.nn.SparsityScheduler`, which logs the
     current k or coefficient under that name.
 
@@ -97,9 +69,10 @@ class SparseAutoencoder(keras.Model):
     Args:
         input_dim: number of input features.
         n_neurons: dictionary size.
-        method: ``"topk"`` (keep the k largest codes) or ``"l1"`` (ReLU and an L1 penalty).
-        k: active neurons per sample for Top-k (1 .. n_neurons).
-        l1_coefficient: L1 penalty weight (>= 0).
+        method: ``"topk"``, ``"batchtopk"``, ``"l1"`` or ``"jumprelu"`` (above; the schema's
+            ``SPARSITY_METHODS``).
+        k: active neurons per sample for Top-k and BatchTopK (1 .. n_neurons).
+        l1_coefficient: penalty weight of L1 and JumpReLU (>= 0).
         normalization: ``"none"``, ``"centre"`` (subtract the mean) or ``"standardise"`` (subtract
             the mean, divide by the standard deviation); the statistics come from :meth:`adapt`.
         seed: seed of the weight initialisation (None: Keras' global random state).
@@ -115,26 +88,24 @@ class SparseAutoencoder(keras.Model):
                  dead_steps: int = 200, tied_init: bool = False, jumprelu_threshold: float = 1e-3,
                  jumprelu_bandwidth: float = 1e-3, **kwargs):
         super().__init__(**kwargs)
-        self.input_dim = _check_positive_int("input_dim", input_dim)
-        self.n_neurons = _check_positive_int("n_neurons", n_neurons)
-        if method not in SAE_METHODS:
-            raise ValueError(f"method must be one of {', '.join(SAE_METHODS)}; got {method!r}")
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}; got {normalization!r}")
-        self.method = method
-        self.normalization = normalization
-        self.seed = _check_seed(seed)
-        self._k = _check_k(k)
+        # The schema checks a run's settings; these checks are for direct construction, and cover
+        # the arguments the method does not use too: get_config saves them all.
+        self.input_dim = checks.whole_number("input_dim", input_dim)
+        self.n_neurons = checks.whole_number("n_neurons", n_neurons)
+        self.method = checks.one_of("method", method, SPARSITY_METHODS)
+        self.normalization = checks.one_of("normalization", normalization, NORMALIZATIONS)
+        self.seed = checks.seed(seed)
+        self._k = checks.whole_number("k", k)
         if method in K_METHODS and self._k > self.n_neurons:
             raise ValueError(f"k must be at most n_neurons ({self.n_neurons}), got {self._k}")
-        self._l1_coefficient = _check_coefficient(l1_coefficient)
+        self._l1_coefficient = checks.number("l1_coefficient", l1_coefficient, 0)
         self.auxk = bool(auxk)
-        self.auxk_k = _check_positive_int("auxk_k", auxk_k)
-        self.auxk_coefficient = _check_positive_number("auxk_coefficient", auxk_coefficient, allow_zero=True)
-        self.dead_steps = _check_positive_int("dead_steps", dead_steps)
+        self.auxk_k = checks.whole_number("auxk_k", auxk_k)
+        self.auxk_coefficient = checks.number("auxk_coefficient", auxk_coefficient, 0)
+        self.dead_steps = checks.whole_number("dead_steps", dead_steps)
         self.tied_init = bool(tied_init)
-        self.jumprelu_threshold = _check_positive_number("jumprelu_threshold", jumprelu_threshold)
-        self.jumprelu_bandwidth = _check_positive_number("jumprelu_bandwidth", jumprelu_bandwidth)
+        self.jumprelu_threshold = checks.number("jumprelu_threshold", jumprelu_threshold, 0, above=True)
+        self.jumprelu_bandwidth = checks.number("jumprelu_bandwidth", jumprelu_bandwidth, 0, above=True)
 
         self.topk = None
         if method == "topk":
@@ -161,6 +132,34 @@ class SparseAutoencoder(keras.Model):
         self.dead_tracker = keras.metrics.Mean(name="auxk_dead") if self.auxk else None
         object.__setattr__(self, "_step_cache", None)
         self.build((None, self.input_dim))
+
+    @classmethod
+    def from_settings(cls, settings: SAEConfig, input_dim: int, seed: int | None,
+                      **kwargs) -> SparseAutoencoder:
+        """The autoencoder of the schema's SAE settings (``RunConfig.sae``), reading ``input_dim``
+        features, its weights drawn from ``seed``.
+
+        It starts at the sparsity of the schedule's first epoch
+        (``SparsitySchedule.from_settings(settings).value(0)``): k for Top-k and BatchTopK, the penalty
+        coefficient for L1 and JumpReLU; the other parameter keeps its setting. ``kwargs`` go to the
+        constructor (e.g. ``name``).
+
+        Not ``from_config``: that is Keras' deserialisation hook, which ``keras.saving.load_model``
+        calls with :meth:`get_config`'s dict.
+        """
+        first = SparsitySchedule.from_settings(settings).value(0)
+        by_k = settings.method in K_METHODS
+        remedies = settings.remedies
+        return cls(
+            input_dim=input_dim, n_neurons=settings.n_neurons, method=settings.method,
+            k=int(first) if by_k else settings.k,
+            l1_coefficient=settings.l1_coefficient if by_k else float(first),
+            normalization=settings.normalization, seed=seed,
+            auxk=remedies.auxk, auxk_k=remedies.auxk_k, auxk_coefficient=remedies.auxk_coefficient,
+            dead_steps=remedies.dead_steps, tied_init=remedies.tied_init,
+            jumprelu_threshold=settings.jumprelu_threshold, jumprelu_bandwidth=settings.jumprelu_bandwidth,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ weights
     def build(self, input_shape):
@@ -222,7 +221,7 @@ class SparseAutoencoder(keras.Model):
         variable the compiled step reads, so it needs no rebuild.
         """
         if self.topk is not None:
-            k = _check_k(value)
+            k = checks.whole_number("k", value)
             if k != self.topk.k:
                 self.topk.set_k(k)
                 reset_compiled_functions(self)
@@ -363,19 +362,17 @@ class SparseAutoencoder(keras.Model):
             fired = ops.any(ops.greater(codes, 0), axis=0)
             idle = ops.convert_to_tensor(self.idle_steps)
             self.idle_steps.assign(ops.where(fired, ops.zeros_like(idle), idle + 1.0))
+        auxk_values = ()
         if self.auxk:
-            auxk_loss, dead = self._auxk_loss(z, pre, z_hat, batch_mean)
-            loss = loss + self.auxk_coefficient * auxk_loss
-            self.auxk_tracker.update_state(auxk_loss)
-            self.dead_tracker.update_state(dead)
+            auxk_values = self._auxk_loss(z, pre, z_hat, batch_mean)
+            loss = loss + self.auxk_coefficient * auxk_values[0]
         if self.losses:
             loss = loss + ops.sum(self.losses)
         l0 = batch_mean(ops.sum(ops.cast(ops.not_equal(codes, 0), codes.dtype), axis=-1))
 
-        self.loss_tracker.update_state(loss)
-        self.reconstruction_tracker.update_state(reconstruction)
-        self.sparsity_tracker.update_state(sparsity)
-        self.l0_tracker.update_state(l0)
+        # self.metrics lists the trackers in this order.
+        for tracker, value in zip(self.metrics, (loss, reconstruction, sparsity, l0, *auxk_values)):
+            tracker.update_state(value)
         return loss
 
     @property
@@ -393,7 +390,7 @@ class SparseAutoencoder(keras.Model):
     def codes(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Codes of ``x`` (n x input_dim) as a float32 numpy array (n x n_neurons), in batches."""
         x = self._host_input(x)
-        batch_size = _check_batch_size(batch_size)
+        batch_size = checks.whole_number("batch_size", batch_size)
         if len(x) == 0:
             return np.zeros((0, self.n_neurons), np.float32)
         out = inference_view(self, "encode").predict(x, batch_size=batch_size, verbose=0)
@@ -402,7 +399,7 @@ class SparseAutoencoder(keras.Model):
     def reconstruct(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Reconstruction of ``x`` in the original input space, as a float32 numpy array, in batches."""
         x = self._host_input(x)
-        batch_size = _check_batch_size(batch_size)
+        batch_size = checks.whole_number("batch_size", batch_size)
         if len(x) == 0:
             return np.zeros((0, self.input_dim), np.float32)
         out = self.predict(x, batch_size=batch_size, verbose=0)

@@ -8,18 +8,12 @@ The paper's schedule keeps 500 neurons active at the first epoch and 50 at the l
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import keras
 
-SCHEDULE_KINDS = ("constant", "linear", "cosine", "exponential")
-
-
-def _check_number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+from collapse_tui.config import K_METHODS, SCHEDULE_KINDS, SAEConfig
+from collapse_tui.nn import checks
 
 
 @keras.saving.register_keras_serializable(package="collapse_tui")
@@ -47,12 +41,10 @@ class SparsitySchedule:
 
     def __init__(self, kind: str = "constant", start: float = 1.0, end: float = 1.0, epochs: int = 1,
                  integer: bool = False):
-        if kind not in SCHEDULE_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(SCHEDULE_KINDS)}; got {kind!r}")
-        start = _check_number("start", start)
-        end = _check_number("end", end)
-        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
-            raise ValueError(f"epochs must be a whole number >= 0, got {epochs!r}")
+        kind = checks.one_of("kind", kind, SCHEDULE_KINDS)
+        start = checks.number("start", start)
+        end = checks.number("end", end)
+        epochs = checks.whole_number("epochs", epochs, minimum=0)
         lowest = 1.0 if integer else 0.0
         for name, value in (("start", start), ("end", end)):
             if value < lowest:
@@ -63,13 +55,23 @@ class SparsitySchedule:
         self.kind = kind
         self.start = start
         self.end = end
-        self.epochs = int(epochs)
+        self.epochs = epochs
         self.integer = bool(integer)
+
+    @classmethod
+    def from_settings(cls, settings: SAEConfig) -> SparsitySchedule:
+        """The schedule of the schema's SAE settings (``RunConfig.sae``): from ``settings.schedule.start``
+        (empty: the final value, so a constant schedule) to the final ``k`` (Top-k, BatchTopK: whole
+        numbers) or ``l1_coefficient`` (L1, JumpReLU) over ``settings.schedule.epochs`` epochs."""
+        by_k = settings.method in K_METHODS
+        end = float(settings.k) if by_k else settings.l1_coefficient
+        start = settings.schedule.start if settings.schedule.start is not None else end
+        return cls(kind=settings.schedule.kind, start=start, end=end, epochs=settings.schedule.epochs,
+                   integer=by_k)
 
     def value(self, epoch: int) -> float | int:
         """The value at 0-based ``epoch`` (an int when ``integer``)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-            raise ValueError(f"epoch must be a whole number >= 0, got {epoch!r}")
+        epoch = checks.whole_number("epoch", epoch, minimum=0)
         if self.kind == "constant" or self.epochs <= 1:
             value = self.end
         else:
@@ -88,9 +90,7 @@ class SparsitySchedule:
 
     def values(self, n_epochs: int | None = None) -> list[float | int]:
         """The values of epochs 0 .. ``n_epochs - 1`` (default: the schedule's own ``epochs``)."""
-        n = self.epochs if n_epochs is None else n_epochs
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-            raise ValueError(f"n_epochs must be a whole number >= 0, got {n_epochs!r}")
+        n = self.epochs if n_epochs is None else checks.whole_number("n_epochs", n_epochs, minimum=0)
         return [self.value(e) for e in range(n)]
 
     def get_config(self) -> dict[str, Any]:

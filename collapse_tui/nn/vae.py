@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, Sequence
 
@@ -10,17 +9,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from collapse_tui.config import REPRESENTATION_SOURCES, VAEConfig
+from collapse_tui.nn import checks
 from collapse_tui.nn.layers import inference_view
-from collapse_tui.nn.sae import _check_batch_size, _check_positive_int, _check_seed
 
-REPRESENTATION_SOURCES = ("encoder_hidden", "latent_mean")
+# The entry of encode()'s dict that each of the schema's representation sources reads.
 _SOURCE_KEYS = {"encoder_hidden": "hidden", "latent_mean": "mean"}
-
-
-def _check_source(source: Any) -> str:
-    if source not in REPRESENTATION_SOURCES:
-        raise ValueError(f"source must be one of {', '.join(REPRESENTATION_SOURCES)}; got {source!r}")
-    return source
 
 
 @keras.saving.register_keras_serializable(package="collapse_tui")
@@ -69,16 +63,11 @@ class ConvVAE(keras.Model):
                 f"of 16 (four stride-2 convolutions), got {image_shape!r}"
             )
         self.image_shape = tuple(int(d) for d in shape)
-        self.latent_dim = _check_positive_int("latent_dim", latent_dim)
-        self.hidden_units = _check_positive_int("hidden_units", hidden_units)
-        if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not math.isfinite(beta) or beta < 0:
-            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-        self.beta = float(beta)
-        if (isinstance(input_scale, bool) or not isinstance(input_scale, numbers.Real)
-                or not math.isfinite(input_scale) or input_scale <= 0):
-            raise ValueError(f"input_scale must be a finite number > 0, got {input_scale!r}")
-        self.input_scale = float(input_scale)
-        self.seed = _check_seed(seed)
+        self.latent_dim = checks.whole_number("latent_dim", latent_dim)
+        self.hidden_units = checks.whole_number("hidden_units", hidden_units)
+        self.beta = checks.number("beta", beta, 0)
+        self.input_scale = checks.number("input_scale", input_scale, 0, above=True)
+        self.seed = checks.seed(seed)
 
         counter = iter(range(1_000))
 
@@ -118,6 +107,20 @@ class ConvVAE(keras.Model):
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.build((None, *self.image_shape))
+
+    @classmethod
+    def from_settings(cls, settings: VAEConfig, image_shape: Sequence[int], input_scale: float,
+                      seed: int | None, **kwargs) -> ConvVAE:
+        """The VAE of the schema's VAE settings (``RunConfig.vae``: ``latent_dim``, ``hidden_units``,
+        ``beta``) for the dataset's ``image_shape`` and ``input_scale``, its weights drawn from
+        ``seed``; ``kwargs`` go to the constructor (e.g. ``name``). The training settings (epochs,
+        batch size, learning rate) are the caller's.
+
+        Not ``from_config``: that is Keras' deserialisation hook, which ``keras.saving.load_model``
+        calls with :meth:`get_config`'s dict.
+        """
+        return cls(image_shape=image_shape, latent_dim=settings.latent_dim, hidden_units=settings.hidden_units,
+                   beta=settings.beta, input_scale=input_scale, seed=seed, **kwargs)
 
     def build(self, input_shape):
         if tuple(input_shape[1:]) != self.image_shape:
@@ -186,9 +189,9 @@ class ConvVAE(keras.Model):
         loss = reconstruction + self.beta * kl
         if self.losses:
             loss = loss + ops.sum(self.losses)
-        self.loss_tracker.update_state(loss)
-        self.reconstruction_tracker.update_state(reconstruction)
-        self.kl_tracker.update_state(kl)
+        # self.metrics lists the trackers in this order.
+        for tracker, value in zip(self.metrics, (loss, reconstruction, kl)):
+            tracker.update_state(value)
         return loss
 
     @property
@@ -206,8 +209,8 @@ class ConvVAE(keras.Model):
     def representation(self, x: np.ndarray, source: str = "encoder_hidden", batch_size: int = 256) -> np.ndarray:
         """The representation an SAE reads, as float32 numpy: ``encoder_hidden`` (n x hidden_units)
         or ``latent_mean`` (n x latent_dim), computed in batches by a compiled predict function."""
-        source = _check_source(source)
-        batch_size = _check_batch_size(batch_size)
+        source = checks.one_of("source", source, REPRESENTATION_SOURCES)
+        batch_size = checks.whole_number("batch_size", batch_size)
         x = self._check_images(x)
         width = self.hidden_units if source == "encoder_hidden" else self.latent_dim
         if len(x) == 0:
@@ -223,8 +226,8 @@ class ConvVAE(keras.Model):
         in place of the encoder's: ``encoder_hidden`` goes through the latent-mean layer first,
         ``latent_mean`` straight to the decoder; ``x`` is then not needed.
         """
-        source = _check_source(source)
-        batch_size = _check_batch_size(batch_size)
+        source = checks.one_of("source", source, REPRESENTATION_SOURCES)
+        batch_size = checks.whole_number("batch_size", batch_size)
         if representation is None:
             if x is None:
                 raise ValueError("reconstruct_logits needs images x or a representation")
