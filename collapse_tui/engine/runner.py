@@ -147,7 +147,7 @@ class Engine:
         with s.phase("codes"):
             train_codes, eval_codes = self._representation(key, vae, data, cfg, s)
         with s.phase("sae"):
-            SAEPhase(cfg, data, vae, train_codes, eval_codes, s, self.stop_event).run()
+            SAEPhase(s, data, vae, (train_codes, eval_codes), self.stop_event).run()
 
     def _check_stop(self) -> None:
         if self.stop_event.is_set():
@@ -223,9 +223,8 @@ class Engine:
                 _keep(self._vaes, key, vae)
                 return vae, key
         v = cfg.vae
-        vae = ConvVAE(image_shape=data.train_images.shape[1:], latent_dim=v.latent_dim,
-                      hidden_units=v.hidden_units, beta=v.beta, input_scale=data.input_scale,
-                      seed=derived_seed(cfg.seed, "vae"))
+        vae = ConvVAE.from_settings(v, data.train_images.shape[1:], data.input_scale,
+                                    seed=derived_seed(cfg.seed, "vae"))
         vae.compile(optimizer=keras.optimizers.Adam(v.learning_rate))
         seed_globals(cfg.seed, "vae")
         steps = -(-len(data.train_images) // v.batch_size)

@@ -70,43 +70,28 @@ class EvaluationSchedule(keras.callbacks.Callback):
 
 
 class SAEPhase:
-    """One run's SAE: built from ``cfg.sae``, trained on ``train_codes``, measured on ``eval_codes``.
+    """One run's SAE: built from ``run.config.sae``, trained on the training codes, measured on the
+    evaluation codes (``codes``: the pair) and, at the end, through ``vae`` on ``data``'s images.
 
-    ``state`` is the run's record (``emit``, ``vae_metrics``; the phase sets ``sae``, ``last_eval``,
-    ``last_eval_epoch``, ``epochs_done``, ``resampled``, ``sae_saved``). ``data`` gives the evaluation
-    images and factors.
+    ``run`` is the run in progress (``emit``, ``vae_metrics``); the phase records in it what it
+    measures (``sae``, ``last_eval``, ``last_eval_epoch``, ``epochs_done``, ``resampled``, ``sae_saved``).
     """
 
-    def __init__(self, cfg: RunConfig, data, vae, train_codes: np.ndarray, eval_codes: np.ndarray, state,
-                 stop_event: threading.Event):
+    def __init__(self, run, data, vae, codes: tuple[np.ndarray, np.ndarray], stop_event: threading.Event):
         from collapse_tui.nn import SparseAutoencoder, SparsitySchedule
 
-        self.cfg = cfg
-        self.data = data
-        self.vae = vae
-        self.train_codes = train_codes
-        self.eval_codes = eval_codes
-        self.state = state
+        self.state, self.cfg = run, run.config
+        self.data, self.vae = data, vae
+        self.train_codes, self.eval_codes = codes
         self.stop_event = stop_event
-        c = cfg.sae
-        by_k = c.method in K_METHODS
-        final = float(c.k) if by_k else c.l1_coefficient
-        start = c.schedule.start if c.schedule.start is not None else final
-        self.schedule = SparsitySchedule(kind=c.schedule.kind, start=start, end=final, epochs=c.schedule.epochs,
-                                         integer=by_k)
+        c = self.cfg.sae
+        self.schedule = SparsitySchedule.from_settings(c)
         # With a schedule, the first epoch is (nearly) dense: measured there, it is the "before
         # sparsification" the final evaluation is set against.
-        self.sparsifies = c.schedule.kind != "constant" and c.schedule.start not in (None, final)
+        self.sparsifies = c.schedule.kind != "constant" and self.schedule.start != self.schedule.end
         self.total_epochs = c.epochs + c.extended_epochs  # extended: further epochs at the final sparsity
-        first = self.schedule.value(0)
-        r = c.remedies
-        self.sae = SparseAutoencoder(input_dim=train_codes.shape[1], n_neurons=c.n_neurons, method=c.method,
-                                k=int(first) if by_k else c.k,
-                                l1_coefficient=c.l1_coefficient if by_k else float(first),
-                                normalization=c.normalization, seed=derived_seed(cfg.seed, "sae"),
-                                auxk=r.auxk, auxk_k=r.auxk_k, auxk_coefficient=r.auxk_coefficient,
-                                dead_steps=r.dead_steps, tied_init=r.tied_init,
-                                jumprelu_threshold=c.jumprelu_threshold, jumprelu_bandwidth=c.jumprelu_bandwidth)
+        self.sae = SparseAutoencoder.from_settings(c, input_dim=self.train_codes.shape[1],
+                                                   seed=derived_seed(self.cfg.seed, "sae"))
         self.before_sparsification: dict[str, Any] = {}
         self.before_extension: dict[str, Any] = {}
 
