@@ -38,6 +38,8 @@ The Keras backend is KERAS_BACKEND unless --backend is given."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from collapse_tui.config import DATASET_NAMES
+
     parser = argparse.ArgumentParser(
         prog="collapse-tui", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -60,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", metavar="DIR",
                         help="where to look for official dataset files and prepared tfds copies "
                              "(for runs whose config sets no data.path)")
-    parser.add_argument("--prepare-tfds", metavar="DATASET", choices=("dsprites", "shapes3d"),
+    parser.add_argument("--prepare-tfds", metavar="DATASET", choices=DATASET_NAMES,
                         help="prepare a tensorflow-datasets copy of DATASET from its official file in "
                              "--manual-dir, offline, into --data-dir (default: tfds' own data dir)")
     parser.add_argument("--manual-dir", metavar="DIR", help="with --prepare-tfds: the directory holding the official file")

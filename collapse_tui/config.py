@@ -34,7 +34,9 @@ PENALTY_METHODS = tuple(m for m in SPARSITY_METHODS if m not in K_METHODS)
 NORMALIZATIONS = typing.get_args(Normalization)
 SCHEDULE_KINDS = typing.get_args(ScheduleKind)
 REPRESENTATION_SOURCES = typing.get_args(RepresentationSource)
-DATASET_SIZES = {"dsprites": 737_280, "shapes3d": 480_000}
+DatasetName = Literal["dsprites", "shapes3d"]
+DATASET_NAMES = typing.get_args(DatasetName)
+DATASET_SIZES = {"dsprites": 737_280, "shapes3d": 480_000}  # images in each full grid
 
 
 class ConfigError(ValueError):
@@ -52,7 +54,7 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    dataset: Literal["dsprites", "shapes3d"] = Field(
+    dataset: DatasetName = Field(
         "dsprites", description="Ground-truth dataset whose factors MIG is measured against."
     )
     source: Literal["auto", "official", "tfds", "procedural"] = Field(

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from collapse_tui.config import DATASET_NAMES, K_METHODS, PENALTY_METHODS
 from collapse_tui.metrics.specs import DEAD, MISSING, SPECS, MetricSpec, csv_number, dead_spec, threshold_keys
 from collapse_tui.store import RunRecord, load_sweep, write_atomic
 
@@ -33,8 +34,8 @@ PAPER_DEAD_PCT = {
 PAPER_SPECIALIZED = {"dsprites": 479, "shapes3d": 86}
 PAPER_FINAL_K = 50
 
-_DATASET_ORDER = ("dsprites", "shapes3d")
-_METHOD_ORDER = ("topk", "batchtopk", "l1", "jumprelu")
+_DATASET_ORDER = DATASET_NAMES
+_METHOD_ORDER = K_METHODS + PENALTY_METHODS  # the k-sparse methods first, then the penalised ones
 
 # Every final metric after the dead@<t> columns, which already hold the dead fraction at each threshold.
 _METRICS = tuple(s for s in SPECS if s.in_final and s is not DEAD)
@@ -120,7 +121,7 @@ def _fmt(spec: MetricSpec, stat: tuple[float, float] | None, n: int) -> str:
 
 
 def _sparsity(row: Row) -> str:
-    return f"k={row.sparsity:g}" if row.method in ("topk", "batchtopk") else f"λ={row.sparsity:g}"
+    return f"k={row.sparsity:g}" if row.method in K_METHODS else f"λ={row.sparsity:g}"
 
 
 def _measured(rows: list[Row]) -> list[MetricSpec]:

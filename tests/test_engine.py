@@ -197,3 +197,68 @@ def test_engine_keeps_the_newest_datasets_vaes_and_codes_within_bounds(monkeypat
     assert list(sized) == ["b", "c"]
     runner._keep(sized, "huge", 100, size=lambda v: v, budget=8)
     assert list(sized) == ["huge"]
+
+
+@pytest.mark.parametrize("kwargs, marks", [
+    ({"total_epochs": 10, "every": 5}, {5}),  # 10 is the end: the phase evaluates it itself
+    ({"total_epochs": 10, "every": 3}, {3, 6, 9}),
+    ({"total_epochs": 10, "every": 0}, set()),
+    ({"total_epochs": 10, "every": 5, "before_sparsification": True}, {1, 5}),
+    ({"total_epochs": 30, "every": 0, "before_extension": 20}, {20}),
+    ({"total_epochs": 30, "every": 10, "before_sparsification": True, "before_extension": 20}, {1, 10, 20}),
+    ({"total_epochs": 1, "every": 1, "before_sparsification": True}, set()),
+])
+def test_evaluation_schedule_evaluates_each_mark_once(kwargs, marks):
+    from collapse_tui.engine.sae_phase import EvaluationSchedule
+
+    called = []
+    schedule = EvaluationSchedule(called.append, **kwargs)
+    assert schedule.marks == marks
+    for epoch in range(kwargs["total_epochs"]):
+        schedule.on_epoch_end(epoch)
+    assert called == sorted(marks)
+
+
+def test_a_run_with_a_schedule_and_extension_is_measured_at_its_marks(tmp_path):
+    # 2 scheduled + 2 extended epochs, eval.every 3: the first epoch (before sparsification), the end of
+    # the schedule (before extension), epoch 3, then the final evaluation at 4.
+    rec = Recorder()
+    config = validate(tiny_config(tmp_path, eval={"every": 3},
+                                  sae={"epochs": 2, "extended_epochs": 2,
+                                       "schedule": {"kind": "linear", "start": 12, "epochs": 2}}))
+    result = Engine().run(config, [rec])
+    assert result.status == "ok", result.summary.get("reason")
+    assert [e.epoch for e in rec.of(ev.Evaluation) if e.phase == "sae"] == [1, 2, 3, 4]
+    final = result.summary["final"]
+    first, before_extension = [e.metrics for e in rec.of(ev.Evaluation) if e.phase == "sae"][:2]
+    assert final["dead_before_sparsification"] == first["dead_fraction"]
+    assert final["specialized_before_sparsification"] == first["specialized"]
+    assert final["dead_before_extension"] == before_extension["dead_fraction"]
+    assert "bce" in final and "bce" not in first  # only the final evaluation decodes the images
+
+
+def test_summary_json_keeps_the_keys_readers_know(finished_run):
+    _, result, _ = finished_run
+    on_disk = store.load_run(result.run_dir).summary
+    assert list(on_disk) == [
+        "status", "run_id", "name", "dataset", "method", "sparsity", "n_neurons", "source", "remedies",
+        "resampled", "started", "finished", "seconds", "durations", "sae_epochs", "evaluated_at_epoch", "final",
+        "vae", "vae_model", "data"]
+    assert list(on_disk) == [f for f in store.RunSummary.__dataclass_fields__ if f != "reason"]
+    assert on_disk["sae_epochs"] == 2 and on_disk["evaluated_at_epoch"] == 2 and on_disk["method"] == "topk"
+
+
+def test_a_sweep_announces_its_directory_and_records_its_runs_there(tmp_path):
+    rec = Recorder()
+    runs = expand(tiny_config(tmp_path, sweep={"sae.k": [6, 2]}, sae={"epochs": 1}))
+    results = run_sweep(runs, [rec], config_path="sweep.yaml")
+    (started,) = [e for e in rec.events if isinstance(e, ev.SweepStarted)]
+    assert rec.events[0] is started and started.n_runs == 2 and started.name == "tiny"
+    sweep = store.load_sweep(started.sweep_dir)
+    assert (sweep.name, sweep.config, sweep.n_runs) == ("tiny", "sweep.yaml", 2)
+    assert [p.name for p in sweep.runs] == [r.run_dir.name for r in results]
+    assert "| dsprites | topk | none | k=2 |" in (sweep.path / "results.md").read_text()
+    # One run alone is no sweep: no directory, no announcement.
+    lone = Recorder()
+    run_sweep(expand(tiny_config(tmp_path / "lone", sae={"epochs": 1})), [lone])
+    assert not lone.of(ev.SweepStarted) and not (tmp_path / "lone" / "runs" / "sweeps").exists()

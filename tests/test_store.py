@@ -110,3 +110,29 @@ def test_unknown_event_type_is_an_error():
     # Fields added by newer writers are ignored by older readers.
     e = ev.event_from_dict({"type": "message", "text": "x", "future_field": 1, "time": 1.0})
     assert e == ev.Message(text="x", time=1.0)
+
+
+def test_every_event_type_round_trips_through_its_dict():
+    examples = {
+        ev.SweepStarted: ev.SweepStarted(name="s", sweep_dir="/x/sweeps/s", n_runs=3, time=2.0),
+        ev.DataSource: ev.DataSource(provenance={"source": "procedural"}, time=2.0),
+        ev.Message: ev.Message(text="hi", level="warning", time=2.0),
+        ev.RunFailed: ev.RunFailed(reason="boom", traceback="tb", summary={"status": "failed"}, time=2.0),
+    }
+    for kind, event in examples.items():
+        assert ev.EVENT_TYPES[kind.kind] is kind
+        assert ev.event_from_dict(event.to_dict()) == event
+
+
+def test_sweep_record_reads_back_what_the_writer_wrote(tmp_path):
+    writer = store.SweepWriter(tmp_path / "runs", "study", config_path="/c.yaml", n_runs=3)
+    assert writer.path.parent == tmp_path / "runs" / store.SWEEPS_DIR
+    runs = [store.create_run_dir(tmp_path / "runs", f"study-{i}") for i in range(2)]
+    for run in runs:
+        writer.add(run)
+    record = store.load_sweep(writer.path)
+    assert (record.name, record.config, record.n_runs) == ("study", "/c.yaml", 3)
+    assert record.runs == [r.resolve() for r in runs] and store.is_sweep_dir(writer.path)
+    assert not store.is_sweep_dir(runs[0])
+    # A run that could not be read is listed with its error, not dropped.
+    assert [r.error is not None for r in writer.records()] == [True, True]
