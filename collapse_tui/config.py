@@ -185,6 +185,17 @@ class EvalConfig(Section):
         min_length=1, max_length=16,
         description="Dead-neuron thresholds: a neuron is dead if it never exceeds the threshold.",
     )
+    density_thresholds: list[float] = Field(
+        default_factory=lambda: [1e-4, 1e-3],
+        max_length=16,
+        description="Dead by firing frequency: a neuron firing on fewer than this fraction of evaluation "
+                    "inputs counts as dead at that density (as SAE libraries count features below a density).",
+    )
+    revival_frequency: float = Field(
+        1e-3, ge=0.0, le=1.0,
+        description="After extended training, a neuron dead before it counts as revived only if it fires on "
+                    "at least this fraction of evaluation inputs.",
+    )
     n_bins: int = Field(20, ge=2, le=1000, description="Equal-width bins per code for MIG.")
     specialized_tau: float = Field(
         0.1, ge=0.0, le=1.0,
@@ -196,6 +207,9 @@ class EvalConfig(Section):
         bad = [t for t in self.thresholds if t < 0]
         if bad:
             raise ValueError(f"thresholds: {bad[0]} is negative (thresholds must be >= 0)")
+        bad = [f for f in self.density_thresholds if not 0.0 < f <= 1.0]
+        if bad:
+            raise ValueError(f"density_thresholds: {bad[0]} is not a fraction of inputs in (0, 1]")
         return self
 
 

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from collapse_tui.config import DATASET_NAMES, K_METHODS, PENALTY_METHODS
-from collapse_tui.metrics.specs import DEAD, MISSING, SPECS, MetricSpec, csv_number, dead_spec, threshold_keys
+from collapse_tui.metrics.specs import DEAD, MISSING, SPECS, MetricSpec, csv_number, dead_keys, dead_spec
 from collapse_tui.store import RunRecord, load_sweep, write_atomic
 
 RESULTS_MD = "results.md"
@@ -109,7 +109,7 @@ def build_rows(records: Iterable[RunRecord]) -> tuple[list[Row], list[RunRecord]
 
 def _dead_specs(rows: list[Row]) -> list[MetricSpec]:
     """The dead@ columns measured, in the order of the first run that has them."""
-    return [dead_spec(k) for k in threshold_keys(f for row in rows for f in row.finals)]
+    return [dead_spec(k) for k in dead_keys(f for row in rows for f in row.finals)]
 
 
 def _fmt(spec: MetricSpec, stat: tuple[float, float] | None, n: int) -> str:

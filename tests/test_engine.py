@@ -68,6 +68,10 @@ def test_evaluations_carry_every_metric(finished_run):
         assert 0.0 <= m[f"dead@{t:g}"] <= 1.0
     dead = [m[f"dead@{t:g}"] for t in sorted(config.eval.thresholds)]
     assert dead == sorted(dead), "a higher threshold never has fewer dead neurons"
+    # By firing frequency, on 64 evaluation inputs: below 1e-4 of them is never; below 1e-3 too (0.064 inputs).
+    counts = np.array(m["fire_counts"])
+    assert counts.shape == (24,) and m["n_samples"] == 64 and counts.max() <= 64
+    assert m["dead_freq@0.0001"] == m["dead_freq@0.001"] == m["dead@0"] == np.mean(counts == 0)
     assert m["l0"] <= 4 + 1e-9 and m["sparsity"] == 4
     assert np.array(m["nmi"]).shape == (24, 5)
     assert 0.0 <= m["mig"] <= 1.0 and 0.0 <= m["mig_vae"] <= 1.0

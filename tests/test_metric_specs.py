@@ -18,13 +18,14 @@ from collapse_tui.metrics.specs import (
     csv_number,
     dead_spec,
     spec,
+    dead_keys,
+    frequency_key,
     threshold_key,
-    threshold_keys,
 )
 
 # Scalars the engine records but no table shows: a run's size and setting, and the "before" halves of
 # what the tables show as a change (revived, newly dead, spec. dense).
-NOT_TABLED = {"n_neurons", "sparsity", "dead_before_extension", "specialized_before_extension",
+NOT_TABLED = {"n_neurons", "n_samples", "sparsity", "dead_before_extension", "specialized_before_extension",
               "dead_before_sparsification"}
 
 
@@ -82,10 +83,18 @@ def test_lookup():
     assert len({s.key for s in SPECS}) == len(SPECS) and len({s.label for s in SPECS}) == len(SPECS)
 
 
-def test_threshold_keys():
+def test_dead_keys_by_threshold_then_by_frequency():
     assert [threshold_key(t) for t in (0.0, 1e-6, 1e-3, 0.01)] == ["dead@0", "dead@1e-06", "dead@0.001", "dead@0.01"]
-    finals = [{"l0": 1.0, "dead@0": 0.1, "dead@0.01": 0.2}, {"dead@1e-06": 0.1, "dead@0": 0.3}]
-    assert threshold_keys(finals) == ["dead@0", "dead@0.01", "dead@1e-06"]
+    assert [frequency_key(f) for f in (1e-4, 1e-3)] == ["dead_freq@0.0001", "dead_freq@0.001"]
+    finals = [{"l0": 1.0, "dead_freq@0.001": 0.3, "dead@0": 0.1, "dead@0.01": 0.2},
+              {"dead@1e-06": 0.1, "dead@0": 0.3, "dead_freq@0.0001": 0.1}]
+    assert dead_keys(finals) == ["dead@0", "dead@0.01", "dead@1e-06", "dead_freq@0.001", "dead_freq@0.0001"]
+
+
+def test_dead_by_frequency_reads_as_a_percentage_beside_the_thresholds():
+    s = spec("dead_freq@0.001")
+    assert (s.label, s.csv_name, s.format(0.224)) == ("dead % f<0.001", "dead_pct_freq<0.001", "22.4")
+    assert s.format(0.224, unit=True) == "22.4%" and s.value({"final": {"dead_freq@0.001": 0.5}}) == 0.5
 
 
 def test_values_are_read_from_where_a_summary_keeps_them():

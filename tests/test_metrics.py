@@ -15,6 +15,8 @@ from collapse_tui.metrics import (
     bce,
     bce_from_logits,
     dead_fraction,
+    rare_fraction,
+    rare_mask,
     dead_mask,
     discretize,
     entropy,
@@ -58,6 +60,25 @@ def test_activation_frequency_and_dead_by_hand():
     assert dead_fraction(ACTS, 1e-6) == 0.5  # 5e-7 is not above 1e-6, but 2e-3 on sample 0 is
     assert dead_fraction(ACTS, 1e-2) == 0.75  # the 2e-3 unit never exceeds 1e-2
     assert dead_fraction(ACTS, 2.0) == 1.0
+
+
+def test_rare_neurons_by_firing_frequency_by_hand():
+    # 1,000 samples, 4 units firing on 0, 1, 5 and 400 of them.
+    acts = np.zeros((1000, 4))
+    acts[:1, 1] = 0.3
+    acts[:5, 2] = 2.0
+    acts[:400, 3] = 1.0
+    assert rare_mask(acts, 1e-3).tolist() == [True, False, False, False]  # 1/1000 is not below 1e-3
+    assert rare_mask(acts, 2e-3).tolist() == [True, True, False, False]
+    assert rare_fraction(acts, 1e-2) == 0.75  # 5/1000 < 1e-2
+    assert rare_fraction(acts, 0.0) == 0.0  # nothing fires on fewer than no sample
+    assert rare_fraction(acts, 1.0) == 1.0
+    # Above 1.0, unit 2 still fires on 5 of 1,000 (5e-3, not below 5e-3); unit 3 never (it equals 1.0).
+    assert rare_mask(acts, 5e-3, threshold=1.0).tolist() == [True, True, False, True]
+    assert rare_fraction(acts, 1e-4) == dead_fraction(acts) == 0.25  # below one sample in 1,000: dead
+    for bad in (-0.1, 1.5, float("nan"), "x"):
+        with pytest.raises(ValueError, match="max_frequency"):
+            rare_fraction(acts, bad)
 
 
 def test_activity_is_strictly_above_the_threshold():

@@ -355,13 +355,17 @@ def test_extended_training_reports_revived_and_newly_dead_neurons(tmp_path):
     assert [e.epoch for e in events if isinstance(e, ev.EpochEnd) and e.phase == "sae"] == [1, 2, 3, 4]
 
 
-def test_extension_report_counts_changes_of_the_dead_mask():
+def test_extension_report_counts_revival_only_above_the_revival_frequency():
     from collapse_tui.engine.sae_phase import extension_report
 
-    before = {"dead_mask": [True, True, False, False], "dead_fraction": 0.5, "specialized": 3}
-    after = {"dead_mask": [True, False, True, False]}
-    assert extension_report(before, after) == {"dead_before_extension": 0.5, "specialized_before_extension": 3,
+    before = {"dead_mask": [True, True, True, False, False], "dead_fraction": 0.6, "specialized": 3}
+    # On 5,000 inputs afterwards: neuron 1 fires 3 times (6e-4: flicker), neuron 2 five times (1e-3),
+    # neuron 3 (live before) never.
+    after = {"dead_mask": [True, False, False, True, False], "fire_counts": [0, 3, 5, 0, 900], "n_samples": 5000}
+    assert extension_report(before, after) == {"dead_before_extension": 0.6, "specialized_before_extension": 3,
                                                "revived": 1, "newly_dead": 1}
+    assert extension_report(before, after, revival_frequency=5e-4)["revived"] == 2
+    assert extension_report(before, after, revival_frequency=0.0)["revived"] == 3  # any firing, or none: all
 
 
 def test_a_schedule_measures_specialized_and_dead_neurons_before_it_sparsifies(tmp_path):

@@ -17,9 +17,10 @@ from collapse_tui.metrics import (
     mse,
     mutual_info_matrix,
     normalized_mi,
+    rare_fraction,
     specialized_neurons,
 )
-from collapse_tui.metrics.specs import threshold_key
+from collapse_tui.metrics.specs import frequency_key, threshold_key
 
 
 def _rounded(array: np.ndarray, digits: int = 4) -> list:
@@ -57,9 +58,15 @@ def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None
     for t in eval_cfg.thresholds:
         metrics[threshold_key(t)] = float(dead_fraction(acts, threshold=t))
     metrics["dead_fraction"] = metrics[threshold_key(eval_cfg.thresholds[0])]
+    for f in eval_cfg.density_thresholds:
+        metrics[frequency_key(f)] = float(rare_fraction(acts, f))
     # Which neurons, not only how many: extended training reports revivals from it, the heatmap greys them.
     metrics["dead_mask"] = np.asarray(dead_mask(acts, threshold=eval_cfg.thresholds[0])).astype(bool).tolist()
+    # On how many evaluation inputs each neuron fired (exact, unlike a rounded frequency): extended training
+    # counts a dead neuron as revived only if it fires often enough afterwards.
+    metrics["fire_counts"] = np.asarray(acts > 0).sum(axis=0).astype(int).tolist()
     metrics["n_neurons"] = int(acts.shape[1])
+    metrics["n_samples"] = int(acts.shape[0])
     metrics["l0"] = float(l0(acts))
     metrics["mse"] = float(mse(codes, recon))
     metrics["explained_variance"] = float(explained_variance(codes, recon))

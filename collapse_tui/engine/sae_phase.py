@@ -28,15 +28,21 @@ def remedy_names(cfg: RunConfig) -> list[str]:
     return names
 
 
-def extension_report(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+def extension_report(before: dict[str, Any], after: dict[str, Any], revival_frequency: float = 1e-3
+                     ) -> dict[str, Any]:
     """What extended training changed, from the evaluations before and after it: dead fraction and
-    specialized neurons before, and how many dead neurons revived or live ones died (at the first
-    threshold)."""
+    specialized neurons before, and how many neurons revived or died.
+
+    A neuron *revived* if it was dead before (at the first threshold) and fires afterwards on at least
+    ``revival_frequency`` of the evaluation inputs: one firing in thousands is flicker at the Top-k
+    boundary, not a neuron that came back. *Newly dead*: live before, dead after (first threshold).
+    """
     was, now = np.asarray(before["dead_mask"], bool), np.asarray(after["dead_mask"], bool)
+    fires = np.asarray(after["fire_counts"], np.int64) / after["n_samples"]
     return {
         "dead_before_extension": before["dead_fraction"],
         "specialized_before_extension": before["specialized"],
-        "revived": int(np.sum(was & ~now)),
+        "revived": int(np.sum(was & (fires >= revival_frequency))),
         "newly_dead": int(np.sum(~was & now)),
     }
 
@@ -167,7 +173,7 @@ class SAEPhase:
         if cfg.sae.extended_epochs and epoch == cfg.sae.epochs:
             self.before_extension.update(metrics)
         elif final and self.before_extension:
-            metrics.update(extension_report(self.before_extension, metrics))
+            metrics.update(extension_report(self.before_extension, metrics, cfg.eval.revival_frequency))
         if final and self.before_sparsification:
             metrics["dead_before_sparsification"] = self.before_sparsification["dead_fraction"]
             metrics["specialized_before_sparsification"] = self.before_sparsification["specialized"]

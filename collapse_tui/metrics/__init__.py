@@ -16,6 +16,8 @@ from collapse_tui.metrics.neurons import (
     dead_fraction,
     dead_mask,
     l0,
+    rare_fraction,
+    rare_mask,
     specialized_neurons,
 )
 from collapse_tui.metrics.reconstruction import bce, bce_from_logits, explained_variance, mse
@@ -23,5 +25,6 @@ from collapse_tui.metrics.reconstruction import bce, bce_from_logits, explained_
 __all__ = [
     "DensityHistogram", "Specialization", "activation_density_histogram", "activation_frequency", "bce",
     "bce_from_logits", "dead_fraction", "dead_mask", "discretize", "entropy", "explained_variance", "l0",
-    "mig", "mig_per_factor", "mse", "mutual_info_matrix", "normalized_mi", "specialized_neurons",
+    "mig", "mig_per_factor", "mse", "mutual_info_matrix", "normalized_mi", "rare_fraction", "rare_mask",
+    "specialized_neurons",
 ]

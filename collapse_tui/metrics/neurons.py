@@ -1,7 +1,9 @@
 """Per-neuron statistics of SAE codes (samples x units): dead neurons, activation density, L0, specialization.
 
 A unit is *active* on a sample when its activation is strictly above ``threshold``; a unit is *dead* when
-it is active on no sample of the evaluation set.
+it is active on no sample of the evaluation set, and *rare* at a frequency ``f`` when it is active on
+fewer than a fraction ``f`` of the samples (dead by firing frequency, as SAE training libraries count
+"dead" features by their density rather than by a single firing).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collapse_tui.metrics.disentanglement import (
 
 __all__ = [
     "DensityHistogram", "Specialization", "activation_frequency", "dead_mask", "dead_fraction", "l0",
+    "rare_mask", "rare_fraction",
     "activation_density_histogram", "specialized_neurons",
 ]
 
@@ -57,6 +60,26 @@ def dead_mask(acts, threshold: float = 0.0) -> np.ndarray:
 def dead_fraction(acts, threshold: float = 0.0) -> float:
     """Fraction of units above ``threshold`` on no sample (0.0 to 1.0). Never decreases as ``threshold`` rises."""
     return float(dead_mask(acts, threshold).mean())
+
+
+def _frequency(max_frequency) -> float:
+    value = _threshold(max_frequency, "max_frequency")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"max_frequency must be a fraction of samples in [0, 1], got {max_frequency!r}")
+    return value
+
+
+def rare_mask(acts, max_frequency: float, threshold: float = 0.0) -> np.ndarray:
+    """Boolean (units,): True for units above ``threshold`` on fewer than a fraction ``max_frequency``
+    of the samples (on 5,000 samples and 1e-3: on at most 4 of them). A dead unit is rare at any
+    ``max_frequency`` > 0."""
+    return activation_frequency(acts, threshold) < _frequency(max_frequency)
+
+
+def rare_fraction(acts, max_frequency: float, threshold: float = 0.0) -> float:
+    """Fraction of units that are rare at ``max_frequency`` (0.0 to 1.0); never below the dead fraction
+    when ``max_frequency`` > 0, and never decreases as ``max_frequency`` rises."""
+    return float(rare_mask(acts, max_frequency, threshold).mean())
 
 
 def l0(acts, threshold: float = 0.0) -> float:

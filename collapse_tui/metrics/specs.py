@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 MISSING = "–"  # the cell of a value never measured
 DEAD_PREFIX = "dead@"
+RARE_PREFIX = "dead_freq@"
 
 
 def threshold_key(threshold: float) -> str:
@@ -23,6 +24,16 @@ def threshold_key(threshold: float) -> str:
 
 def is_threshold_key(key: str) -> bool:
     return key.startswith(DEAD_PREFIX)
+
+
+def frequency_key(max_frequency: float) -> str:
+    """``dead_freq@0.0001``...: the fraction of neurons firing on fewer than ``max_frequency`` of the
+    evaluation inputs (dead by firing frequency)."""
+    return f"{RARE_PREFIX}{max_frequency:g}"
+
+
+def is_frequency_key(key: str) -> bool:
+    return key.startswith(RARE_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -126,25 +137,33 @@ _BY_KEY = {s.key: s for s in SPECS}
 
 
 def dead_spec(key: str) -> MetricSpec:
-    """The spec of ``dead@<t>`` (a key as :func:`threshold_key` writes it)."""
-    if not is_threshold_key(key):
-        raise KeyError(f"{key!r} is not a dead@<threshold> key")
-    t = key[len(DEAD_PREFIX):]
-    return dataclasses.replace(DEAD, key=key, label=f"{DEAD.label} @{t}", csv=f"{DEAD.csv}@{t}")
+    """The spec of ``dead@<t>`` (a key as :func:`threshold_key` writes it) or ``dead_freq@<f>``
+    (:func:`frequency_key`): the dead fraction's spec at that threshold or firing frequency."""
+    if is_threshold_key(key):
+        t = key[len(DEAD_PREFIX):]
+        return dataclasses.replace(DEAD, key=key, label=f"{DEAD.label} @{t}", csv=f"{DEAD.csv}@{t}")
+    if is_frequency_key(key):
+        f = key[len(RARE_PREFIX):]
+        return dataclasses.replace(DEAD, key=key, label=f"{DEAD.label} f<{f}", csv=f"{DEAD.csv}_freq<{f}")
+    raise KeyError(f"{key!r} is not a dead@<threshold> or dead_freq@<frequency> key")
 
 
 def spec(key: str) -> MetricSpec:
     """The spec of a metric key, the dead@<t> family included; KeyError for a key without one."""
     if key in _BY_KEY:
         return _BY_KEY[key]
-    if is_threshold_key(key):
+    if is_threshold_key(key) or is_frequency_key(key):
         return dead_spec(key)
-    raise KeyError(f"no metric spec for {key!r}; known: {', '.join(_BY_KEY)}, dead@<threshold>")
+    raise KeyError(f"no metric spec for {key!r}; known: {', '.join(_BY_KEY)}, dead@<threshold>, "
+                   "dead_freq@<frequency>")
 
 
-def threshold_keys(finals: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The dead@ keys of some final dicts, in the order the first run that has them lists them."""
+def dead_keys(finals: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The dead-fraction keys of some final dicts: every ``dead@<t>``, then every ``dead_freq@<f>``, each
+    in the order the first run that has them lists them."""
+    finals = list(finals)
     keys: list[str] = []
-    for final in finals:
-        keys.extend(k for k in final if is_threshold_key(k) and k not in keys)
+    for belongs in (is_threshold_key, is_frequency_key):
+        for final in finals:
+            keys.extend(k for k in final if belongs(k) and k not in keys)
     return keys

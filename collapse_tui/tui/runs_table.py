@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from collapse_tui.config import K_METHODS
-from collapse_tui.metrics.specs import MISSING, SPECS, MetricSpec, csv_number, dead_spec, spec, threshold_keys
+from collapse_tui.metrics.specs import MISSING, SPECS, MetricSpec, csv_number, dead_keys, dead_spec, spec
 from collapse_tui.store import RunRecord, iter_events
 from collapse_tui.tui.schema import flatten
 from collapse_tui.tui.state import RunState
@@ -141,7 +141,7 @@ def config_rows(runs: list[Compared], only_differing: bool = True) -> list[tuple
 def _measured(runs: list[Compared]) -> list[tuple[MetricSpec, list[Any]]]:
     """``(spec, [raw value per run])``: every ``dead@t`` the runs have, then every metric of the one
     vocabulary; metrics no run has are left out."""
-    specs = [*map(dead_spec, threshold_keys(_final(c.record) for c in runs)), *SPECS]
+    specs = [*map(dead_spec, dead_keys(_final(c.record) for c in runs)), *SPECS]
     rows = [(m, [m.value(c.record.summary) for c in runs]) for m in specs]
     return [(m, values) for m, values in rows if any(v is not None for v in values)]
 
