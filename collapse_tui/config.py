@@ -104,8 +104,14 @@ class RemediesConfig(Section):
     auxk: bool = Field(
         False, description="AuxK loss (Gao et al. 2024): the top auxk_k dead neurons reconstruct the residual.",
     )
-    auxk_k: int = Field(256, ge=1, le=100_000, description="Dead neurons that take part in the AuxK loss.")
-    auxk_coefficient: float = Field(1 / 32, ge=0.0, le=100.0, description="Weight of the AuxK loss.")
+    auxk_k: int | None = Field(
+        None, ge=1, le=100_000,
+        description="Dead neurons that take part in the AuxK loss; empty = half the SAE's input width.",
+    )
+    auxk_coefficient: float = Field(
+        1 / 32, ge=0.0, le=100.0,
+        description="Weight of the AuxK loss, whose error is scaled by Var(input) / Var(residual) as in OpenAI's code.",
+    )
     dead_steps: int = Field(
         200, ge=1, le=10_000_000,
         description="Training steps without firing after which a neuron counts as dead (AuxK, resampling).",
@@ -115,8 +121,13 @@ class RemediesConfig(Section):
         description="SAE epochs after which dead neurons are resampled toward badly reconstructed inputs "
                     "(Bricken et al. 2023); empty = never.",
     )
-    tied_init: bool = Field(
-        False, description="Encoder starts as the decoder transposed; decoder-row gradients kept tangent to the unit sphere.",
+    tied_init: bool = Field(False, description="Encoder starts as the decoder transposed.")
+    project_decoder_grads: bool = Field(
+        False,
+        description="Each unit-norm decoder row's gradient loses its component along the row (steps tangent to the sphere).",
+    )
+    geometric_median_init: bool = Field(
+        False, description="Pre-encoder bias b_dec starts at the geometric median of the inputs instead of their mean.",
     )
 
 

@@ -384,12 +384,16 @@ def sae_from_keywords(c, input_dim, seed):
                              normalization=c.normalization, seed=seed,
                              auxk=r.auxk, auxk_k=r.auxk_k, auxk_coefficient=r.auxk_coefficient,
                              dead_steps=r.dead_steps, tied_init=r.tied_init,
+                             project_decoder_grads=r.project_decoder_grads,
+                             geometric_median_init=r.geometric_median_init,
                              jumprelu_threshold=c.jumprelu_threshold, jumprelu_bandwidth=c.jumprelu_bandwidth)
 
 
 @pytest.mark.parametrize("sae_settings, first", [
     ({"method": "topk", "k": 8, "normalization": "centre", "schedule": {"kind": "linear", "start": 20, "epochs": 3},
-      "remedies": {"auxk": True, "auxk_k": 16, "auxk_coefficient": 0.5, "dead_steps": 7, "tied_init": True}}, 20),
+      "remedies": {"auxk": True, "auxk_k": 16, "auxk_coefficient": 0.5, "dead_steps": 7, "tied_init": True,
+                   "project_decoder_grads": True, "geometric_median_init": True}}, 20),
+    ({"method": "topk", "k": 4, "remedies": {"auxk": True, "project_decoder_grads": True}}, 4),  # auxk_k: d / 2
     ({"method": "l1", "l1_coefficient": 0.01, "normalization": "standardise",
       "schedule": {"kind": "exponential", "start": 0.5, "epochs": 4}}, 0.5),
     ({"method": "batchtopk", "k": 6}, 6),  # no start: the schedule starts at the final value

@@ -147,3 +147,43 @@ def test_models_load_under_another_backend(saved, backend):
         for key in ours:
             np.testing.assert_allclose(theirs[key], ours[key], rtol=1e-5, atol=1e-5,
                                        err_msg=f"{name}: {key} under {backend}")
+
+
+def _rewrite_config(path, edit):
+    """Rewrite the model config inside the ``.keras`` archive at ``path`` with ``edit(config)``."""
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    saved = json.loads(entries["config.json"])
+    edit(saved["config"])
+    entries["config.json"] = json.dumps(saved).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_a_file_saved_before_the_projection_and_median_switches_loads_as_it_behaved(tmp_path, tied):
+    # Before project_decoder_grads and geometric_median_init existed, tied_init meant the tied
+    # initialisation and the decoder-gradient projection, and auxk_k was always a number (256 by default).
+    codes = (np.random.RandomState(3).normal(size=(32, 8)) + 1.0).astype("float32")
+    sae = SparseAutoencoder(8, n_neurons=24, method="topk", k=5, auxk=True, auxk_k=256, dead_steps=1,
+                            tied_init=tied, project_decoder_grads=tied, seed=4)
+    sae.adapt(codes)
+    sae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    sae.fit(codes, epochs=1, batch_size=16, verbose=0)
+    path = tmp_path / "old.keras"
+    sae.save(path)
+
+    def old_config(config):
+        del config["project_decoder_grads"], config["geometric_median_init"]
+
+    _rewrite_config(path, old_config)
+    # The weights are those of before: no variable was added, so Keras' variable count still matches.
+    assert len([g for g in weight_groups(path) if g.startswith("vars/")]) == 7
+    loaded = keras.saving.load_model(path)
+    assert (loaded.tied_init, loaded.project_decoder_grads, loaded.geometric_median_init) == (tied, tied, False)
+    assert loaded.auxk_k == 256 and loaded.aux_topk.k == 24  # an explicit auxk_k is kept (capped at n_neurons)
+    assert loaded.get_config() == sae.get_config()
+    np.testing.assert_allclose(loaded.reconstruct(codes), sae.reconstruct(codes), rtol=1e-6, atol=1e-6)
+    history = loaded.fit(codes, epochs=1, batch_size=16, verbose=0).history
+    assert np.isfinite(history["loss"][0]) and np.isfinite(history["auxk_loss"][0])

@@ -17,10 +17,12 @@ from collapse_tui.store import SAE_FILE
 
 
 def remedy_names(cfg: RunConfig) -> list[str]:
-    """The dead-neuron remedies a run uses, by name ("auxk", "tied_init", "resampling", input
-    normalisation); the method itself (batchtopk, jumprelu) is reported as the method."""
+    """The dead-neuron remedies a run uses, by name ("auxk", "tied_init", "project_decoder_grads",
+    "geometric_median_init", "resampling", input normalisation); the method itself (batchtopk,
+    jumprelu) is reported as the method."""
     r = cfg.sae.remedies
-    names = [name for name in ("auxk", "tied_init") if getattr(r, name)]
+    names = [name for name in ("auxk", "tied_init", "project_decoder_grads", "geometric_median_init")
+             if getattr(r, name)]
     if r.resample_epochs:
         names.append("resampling")
     if cfg.sae.normalization != "none":

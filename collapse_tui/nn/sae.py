@@ -19,6 +19,60 @@ from collapse_tui.nn.schedules import SparsitySchedule
 # it up; a constant feature carries nothing to reconstruct anyway).
 MIN_STD = 1e-6
 
+# The geometric median of adapt(): on at most this many rows (OpenAI's init_from_data_ takes 32,768),
+# Weiszfeld iterations stop once a step moves the estimate by at most GEOMETRIC_MEDIAN_TOL times the
+# median distance of the rows from it, or after GEOMETRIC_MEDIAN_MAX_ITER iterations.
+GEOMETRIC_MEDIAN_ROWS = 32_768
+GEOMETRIC_MEDIAN_TOL = 1e-7
+GEOMETRIC_MEDIAN_MAX_ITER = 500
+
+
+def geometric_median(points: np.ndarray, tol: float = GEOMETRIC_MEDIAN_TOL,
+                     max_iter: int = GEOMETRIC_MEDIAN_MAX_ITER) -> np.ndarray:
+    """The geometric median of ``points`` (n x d): the point that minimises the sum of Euclidean
+    distances to them, by Weiszfeld's algorithm, in float64.
+
+    Starts at the mean; each iteration moves to the mean of the points weighted by 1 / distance to the
+    current estimate, a distance below ``floor`` = 1e-12 x the points' root-mean-square distance from
+    their mean counting as ``floor`` (so an estimate that lands on a point stays finite, as in the
+    smoothed Weiszfeld of the ``geom_median`` package). Stops when an iteration moves the estimate by
+    at most ``tol`` x the median distance of the points from the new estimate (a scale that a far
+    outlier does not loosen) or by at most ``floor``, or after ``max_iter`` iterations. Unlike the
+    mean, it is robust: one far outlier moves it by a bounded amount however far it lies.
+    """
+    x = np.asarray(points, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError(f"points must have shape (n_samples, n_features) with n_samples >= 1, got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("points must be finite (they hold NaN or infinite values)")
+    tol = checks.number("tol", tol, 0)
+    max_iter = checks.whole_number("max_iter", max_iter, 0)
+    median = x.mean(axis=0)
+    spread = float(np.sqrt(np.mean(np.sum((x - median) ** 2, axis=1))))
+    if spread == 0.0:  # every point is the same one
+        return median
+    floor = 1e-12 * spread
+    distances = np.linalg.norm(x - median, axis=1)
+    for _ in range(max_iter):
+        weights = 1.0 / np.maximum(distances, floor)
+        step = weights @ x / weights.sum() - median
+        median = median + step
+        distances = np.linalg.norm(x - median, axis=1)
+        if np.linalg.norm(step) <= max(tol * float(np.median(distances)), floor):
+            break
+    return median
+
+
+def _finite_or_zero(t):
+    return ops.where(ops.isfinite(t), t, ops.zeros_like(t))
+
+
+def _batch_variance(t, batch_mean, feature_mean):
+    """Mean over features of each feature's variance over the batch (ddof 0), with the weights of
+    ``batch_mean`` (per-sample values -> scalar) and ``feature_mean`` (n x d -> d): a scalar."""
+    spread = ops.sum(ops.square(t - feature_mean(t)), axis=-1)
+    return batch_mean(spread) / ops.cast(ops.shape(t)[-1], t.dtype)
+
 
 @keras.saving.register_keras_serializable(package="collapse_tui")
 class SparseAutoencoder(keras.Model):
@@ -55,16 +109,37 @@ class SparseAutoencoder(keras.Model):
 
     Remedies for dead neurons (each off by default):
 
-    - ``auxk``: the AuxK loss of Gao et al. (2024). A neuron that has not fired for ``dead_steps``
-      training steps counts as dead; the ``auxk_k`` largest pre-activations among dead neurons, through
-      ReLU and the decoder *without* its bias, reconstruct the main reconstruction's residual
-      ``z - z_hat`` (held constant: the aux loss trains only the dead neurons' path, and ``b_dec`` is
-      counted once, in ``z_hat``). ``loss += auxk_coefficient * mean over the batch of
-      sum over features of (residual - aux_reconstruction)^2``, 0 while no neuron is dead. Logged
-      as ``auxk_loss`` (before the coefficient) and ``auxk_dead`` (the fraction counted dead).
-    - ``tied_init``: ``W_enc`` starts as ``W_dec`` transposed, and the gradient of each decoder row is
-      stripped of its component along the row, so the optimiser moves rows along the unit sphere
-      instead of fighting the renormalisation.
+    - ``auxk``: the AuxK loss of Gao et al. (2024), scaled as in OpenAI's ``sparse_autoencoder/train.py``.
+      A neuron that has not fired for ``dead_steps`` training steps counts as dead; the ``auxk_k``
+      largest pre-activations among dead neurons (default ``max(1, input_dim // 2)``, the paper's
+      k_aux = d/2; at most ``n_neurons``), through ReLU and the decoder *without* its bias, reconstruct
+      the main reconstruction's residual ``e = z - z_hat`` (held constant: the aux loss trains only the
+      dead neurons' path, and ``b_dec`` is counted once, in ``z_hat``, as OpenAI's
+      ``x - recons + pre_bias`` against a decode that adds ``pre_bias``)::
+
+          aux_error = mean over the batch of sum over features of (e - e_hat)^2
+          loss     += auxk_coefficient * Var(z) / Var(e) * aux_error
+
+      ``Var(t)`` is the mean over features of each feature's variance over the batch (ddof 0, with
+      the sample weights), never differentiated. OpenAI's loss is ``mse / Var(x) +
+      c * mse_aux / Var(e)`` (each mse a mean over batch and features); times the constant
+      ``d * Var(x)``, to which Adam is invariant (up to its epsilon), that is our unnormalised
+      reconstruction plus the term above. Named deviation: OpenAI takes ``Var(x)`` once, from a sample of the data; here it is the
+      batch's ``Var(z)``, so the model needs no extra weight (files saved before load unchanged).
+      A non-finite factor (no spread in the batch, e.g. a batch of one) counts as 0 (OpenAI's
+      ``nan_to_num(0)``; it would map an infinity to the largest float instead), and the term is 0
+      while no neuron is dead. Logged as ``auxk_loss``: OpenAI's ``normalized_mse`` before the
+      coefficient, ``aux_error / (input_dim * Var(e))`` (1 when the dead neurons reconstruct nothing of
+      a residual with zero mean; the term added to the loss is ``auxk_coefficient * input_dim *
+      Var(z) * auxk_loss``), and ``auxk_dead`` (the fraction counted dead).
+    - ``tied_init``: ``W_enc`` starts as ``W_dec`` transposed (nothing else).
+    - ``project_decoder_grads``: the gradient of each unit-norm decoder row is stripped of its component
+      along the row (OpenAI's ``unit_norm_decoder_grad_adjustment_``), so the optimiser moves rows
+      along the unit sphere instead of fighting the renormalisation. Models saved before this switch
+      existed load with it equal to their ``tied_init``, which then meant both (:meth:`from_config`).
+    - ``geometric_median_init``: :meth:`adapt` starts ``b_dec`` at the geometric median of the
+      normalised inputs (:func:`geometric_median`, on at most ``GEOMETRIC_MEDIAN_ROWS`` of them, as
+      OpenAI's ``init_from_data_``) instead of their mean.
 
     Args:
         input_dim: number of input features.
@@ -76,16 +151,20 @@ class SparseAutoencoder(keras.Model):
         normalization: ``"none"``, ``"centre"`` (subtract the mean) or ``"standardise"`` (subtract
             the mean, divide by the standard deviation); the statistics come from :meth:`adapt`.
         seed: seed of the weight initialisation (None: Keras' global random state).
-        auxk, auxk_k, auxk_coefficient, dead_steps: the AuxK remedy (above).
-        tied_init: tied initialisation and decoder-row gradient projection (above).
+        auxk, auxk_k, auxk_coefficient, dead_steps: the AuxK remedy (above); ``auxk_k=None``:
+            ``max(1, input_dim // 2)``.
+        tied_init: the encoder starts as the decoder transposed (above).
+        project_decoder_grads: decoder-row gradient projection (above).
+        geometric_median_init: ``b_dec`` from the geometric median in :meth:`adapt` (above).
         jumprelu_threshold, jumprelu_bandwidth: JumpReLU's initial threshold and the width of the
             straight-through estimator's window.
     """
 
     def __init__(self, input_dim: int, n_neurons: int = 500, method: str = "topk", k: int = 50,
                  l1_coefficient: float = 1e-3, normalization: str = "none", seed: int | None = None,
-                 auxk: bool = False, auxk_k: int = 256, auxk_coefficient: float = 1 / 32,
-                 dead_steps: int = 200, tied_init: bool = False, jumprelu_threshold: float = 1e-3,
+                 auxk: bool = False, auxk_k: int | None = None, auxk_coefficient: float = 1 / 32,
+                 dead_steps: int = 200, tied_init: bool = False, project_decoder_grads: bool = False,
+                 geometric_median_init: bool = False, jumprelu_threshold: float = 1e-3,
                  jumprelu_bandwidth: float = 1e-3, **kwargs):
         super().__init__(**kwargs)
         # The schema checks a run's settings; these checks are for direct construction, and cover
@@ -100,10 +179,12 @@ class SparseAutoencoder(keras.Model):
             raise ValueError(f"k must be at most n_neurons ({self.n_neurons}), got {self._k}")
         self._l1_coefficient = checks.number("l1_coefficient", l1_coefficient, 0)
         self.auxk = bool(auxk)
-        self.auxk_k = checks.whole_number("auxk_k", auxk_k)
+        self.auxk_k = None if auxk_k is None else checks.whole_number("auxk_k", auxk_k)
         self.auxk_coefficient = checks.number("auxk_coefficient", auxk_coefficient, 0)
         self.dead_steps = checks.whole_number("dead_steps", dead_steps)
         self.tied_init = bool(tied_init)
+        self.project_decoder_grads = bool(project_decoder_grads)
+        self.geometric_median_init = bool(geometric_median_init)
         self.jumprelu_threshold = checks.number("jumprelu_threshold", jumprelu_threshold, 0, above=True)
         self.jumprelu_bandwidth = checks.number("jumprelu_bandwidth", jumprelu_bandwidth, 0, above=True)
 
@@ -122,7 +203,7 @@ class SparseAutoencoder(keras.Model):
             # Tracked by the model, so compiled steps (JAX's stateless ones included) read its value.
             self.l1_coefficient_variable = self.l1_regularizer.variable
         # Neurons' idle streaks only matter to a remedy that acts on dead neurons.
-        self.aux_topk = TopK(min(self.auxk_k, self.n_neurons), name="aux_topk") if self.auxk else None
+        self.aux_topk = TopK(self.resolved_auxk_k, name="aux_topk") if self.auxk else None
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
@@ -157,6 +238,8 @@ class SparseAutoencoder(keras.Model):
             normalization=settings.normalization, seed=seed,
             auxk=remedies.auxk, auxk_k=remedies.auxk_k, auxk_coefficient=remedies.auxk_coefficient,
             dead_steps=remedies.dead_steps, tied_init=remedies.tied_init,
+            project_decoder_grads=remedies.project_decoder_grads,
+            geometric_median_init=remedies.geometric_median_init,
             jumprelu_threshold=settings.jumprelu_threshold, jumprelu_bandwidth=settings.jumprelu_bandwidth,
             **kwargs,
         )
@@ -193,6 +276,13 @@ class SparseAutoencoder(keras.Model):
         for layer in (self.topk, self.jumprelu, self.aux_topk):
             if layer is not None:
                 layer.build((None, self.n_neurons))
+
+    @property
+    def resolved_auxk_k(self) -> int:
+        """The number of dead neurons AuxK uses: ``auxk_k``, or ``max(1, input_dim // 2)`` when it is
+        None, at most ``n_neurons``."""
+        k = self.auxk_k if self.auxk_k is not None else max(1, self.input_dim // 2)
+        return min(k, self.n_neurons)
 
     # ------------------------------------------------------------------ sparsity
     @property
@@ -231,8 +321,10 @@ class SparseAutoencoder(keras.Model):
     # ------------------------------------------------------------------ normalisation
     def adapt(self, x: np.ndarray) -> None:
         """Set the input normalisation from data ``x`` (n_samples x input_dim) and start ``b_dec`` at
-        the mean of the normalised data. Call it before training: until then the normalisation is
-        the identity and ``b_dec`` is zero, whatever ``normalization`` says.
+        the mean of the normalised data, or with ``geometric_median_init`` at their geometric median
+        (on ``GEOMETRIC_MEDIAN_ROWS`` rows drawn without replacement, by a fixed seed, when ``x`` has
+        more). Call it before training: until then the normalisation is the identity and ``b_dec`` is
+        zero, whatever ``normalization`` says.
 
         ``none``: mean 0, std 1. ``centre``: the per-feature mean, std 1. ``standardise``: the
         per-feature mean and population standard deviation (ddof 0); features whose standard
@@ -253,10 +345,17 @@ class SparseAutoencoder(keras.Model):
         if self.normalization == "standardise":
             std = x.std(axis=0)
             std = np.where(std < MIN_STD, 1.0, std)
-        normalised_mean = ((x - mean) / std).mean(axis=0)
+        normalised = (x - mean) / std
+        if self.geometric_median_init:
+            if len(normalised) > GEOMETRIC_MEDIAN_ROWS:
+                rows = np.random.default_rng(0).choice(len(normalised), GEOMETRIC_MEDIAN_ROWS, replace=False)
+                normalised = normalised[np.sort(rows)]
+            centre = geometric_median(normalised)
+        else:
+            centre = normalised.mean(axis=0)
         self.norm_mean.assign(mean.astype("float32"))
         self.norm_std.assign(std.astype("float32"))
-        self.b_dec.assign(normalised_mean.astype("float32"))
+        self.b_dec.assign(centre.astype("float32"))
 
     # ------------------------------------------------------------------ forward pass
     def _normalize(self, x):
@@ -279,7 +378,7 @@ class SparseAutoencoder(keras.Model):
         return self._activate(self._pre_activations(z), training=training)
 
     def _decoder(self):
-        if not self.tied_init:
+        if not self.project_decoder_grads:
             return self.W_dec
         # Same value as W_dec; its gradient reaches W_dec without the component along each row
         # (d/dW of W - w <W, w> is I - w w^T), so Adam steps stay tangent to the unit sphere.
@@ -314,15 +413,22 @@ class SparseAutoencoder(keras.Model):
         """Neurons counted dead by the remedies: idle for at least ``dead_steps`` training steps."""
         return ops.greater_equal(ops.convert_to_tensor(self.idle_steps), float(self.dead_steps))
 
-    def _auxk_loss(self, z, pre, z_hat, batch_mean):
+    def _auxk_loss(self, z, pre, z_hat, batch_mean, feature_mean):
+        """AuxK's term before the coefficient, ``Var(z) / Var(e) * aux_error``, and what is logged:
+        the normalised error ``aux_error / (input_dim * Var(e))`` and the fraction counted dead."""
         dead = self.dead_mask()
         # Only dead neurons compete: live ones enter as 0, which TopK's ReLU never keeps as a code.
         aux_codes = self.aux_topk(ops.where(dead, pre, ops.zeros_like(pre)))
         residual = ops.stop_gradient(z - z_hat)
         aux_reconstruction = ops.matmul(aux_codes, self._decoder())  # no b_dec: z_hat already has it
-        loss = batch_mean(ops.sum(ops.square(residual - aux_reconstruction), axis=-1))
-        any_dead = ops.cast(ops.any(dead), loss.dtype)
-        return loss * any_dead, ops.mean(ops.cast(dead, loss.dtype))
+        error = batch_mean(ops.sum(ops.square(residual - aux_reconstruction), axis=-1))
+        residual_variance = _batch_variance(residual, batch_mean, feature_mean)
+        scale = ops.stop_gradient(_batch_variance(z, batch_mean, feature_mean) / residual_variance)
+        normalised = ops.stop_gradient(1.0 / (float(self.input_dim) * residual_variance))
+        any_dead = ops.cast(ops.any(dead), error.dtype)
+        term = error * _finite_or_zero(scale) * any_dead
+        logged = error * _finite_or_zero(normalised) * any_dead
+        return term, logged, ops.mean(ops.cast(dead, error.dtype))
 
     # ------------------------------------------------------------------ loss
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -339,6 +445,9 @@ class SparseAutoencoder(keras.Model):
         if sample_weight is None:
             def batch_mean(per_sample):
                 return ops.mean(per_sample)
+
+            def feature_mean(t):
+                return ops.mean(t, axis=0)
             weighted_codes = codes
             total_weight = ops.cast(ops.shape(codes)[0], codes.dtype)
         else:
@@ -347,6 +456,9 @@ class SparseAutoencoder(keras.Model):
 
             def batch_mean(per_sample):
                 return ops.sum(per_sample * w) / total_weight
+
+            def feature_mean(t):
+                return ops.sum(t * ops.expand_dims(w, -1), axis=0) / total_weight
             weighted_codes = codes * ops.expand_dims(w, -1)
 
         reconstruction = batch_mean(ops.sum(ops.square(z_hat - z), axis=-1))
@@ -364,8 +476,8 @@ class SparseAutoencoder(keras.Model):
             self.idle_steps.assign(ops.where(fired, ops.zeros_like(idle), idle + 1.0))
         auxk_values = ()
         if self.auxk:
-            auxk_values = self._auxk_loss(z, pre, z_hat, batch_mean)
-            loss = loss + self.auxk_coefficient * auxk_values[0]
+            term, *auxk_values = self._auxk_loss(z, pre, z_hat, batch_mean, feature_mean)
+            loss = loss + self.auxk_coefficient * term
         if self.losses:
             loss = loss + ops.sum(self.losses)
         l0 = batch_mean(ops.sum(ops.cast(ops.not_equal(codes, 0), codes.dtype), axis=-1))
@@ -421,8 +533,19 @@ class SparseAutoencoder(keras.Model):
             "auxk_coefficient": self.auxk_coefficient,
             "dead_steps": self.dead_steps,
             "tied_init": self.tied_init,
+            "project_decoder_grads": self.project_decoder_grads,
+            "geometric_median_init": self.geometric_median_init,
             "jumprelu_threshold": self.jumprelu_threshold,
             "jumprelu_bandwidth": self.jumprelu_bandwidth,
         })
         return config
 
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Keras' deserialisation hook. A config saved before ``project_decoder_grads`` existed, when
+        ``tied_init`` meant both the tied initialisation and the gradient projection, gets
+        ``project_decoder_grads = tied_init``: such a model trains on as it did."""
+        config = dict(config)
+        if "project_decoder_grads" not in config:
+            config["project_decoder_grads"] = bool(config.get("tied_init", False))
+        return super().from_config(config, custom_objects=custom_objects)
