@@ -90,6 +90,8 @@ class RunSummary:
     """What ``summary.json`` holds once a run has ended (while it runs: status, run_id, name, started).
 
     ``final``: the last evaluation's scalar metrics; ``vae``: the VAE's; ``durations``: seconds per phase;
+    ``updates_by_sparsity``: the SAE's optimiser updates at each k or λ it trained at (the total is
+    ``final["updates"]``);
     ``reason``: why a failed run failed (absent otherwise). Readers take the file as a mapping
     (:class:`RunRecord`), so runs written before a field existed still load.
     """
@@ -109,6 +111,7 @@ class RunSummary:
     seconds: float
     durations: dict[str, float]
     sae_epochs: int
+    updates_by_sparsity: dict[str, int]
     evaluated_at_epoch: int | None
     final: dict[str, Any]
     vae: dict[str, Any]

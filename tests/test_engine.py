@@ -239,15 +239,22 @@ def test_a_run_with_a_schedule_and_extension_is_measured_at_its_marks(tmp_path):
     assert final["specialized_before_sparsification"] == first["specialized"]
     assert final["dead_before_extension"] == before_extension["dead_fraction"]
     assert "bce" in final and "bce" not in first  # only the final evaluation decodes the images
+    # 96 codes in batches of 32: 3 updates an epoch; k = 12 for the first epoch, then 4 for three.
+    assert result.summary["updates_by_sparsity"] == {"12": 3, "4": 9} and final["updates"] == 12
+    evals = [e.metrics for e in rec.of(ev.Evaluation) if e.phase == "sae"]
+    assert [m["updates"] for m in evals] == [3, 6, 9, 12]
+    # The last 20% of the 12 updates starts after update 9.6: measured from the evaluation at 9.
+    assert final["dead_change_last_20pct"] == pytest.approx(evals[3]["dead_fraction"] - evals[2]["dead_fraction"])
 
 
 def test_summary_json_keeps_the_keys_readers_know(finished_run):
     _, result, _ = finished_run
     on_disk = store.load_run(result.run_dir).summary
+    # Every key older readers know, in their order, and the updates spent at each sparsity.
     assert list(on_disk) == [
         "status", "run_id", "name", "dataset", "method", "sparsity", "n_neurons", "source", "remedies",
-        "resampled", "started", "finished", "seconds", "durations", "sae_epochs", "evaluated_at_epoch", "final",
-        "vae", "vae_model", "data"]
+        "resampled", "started", "finished", "seconds", "durations", "sae_epochs", "updates_by_sparsity",
+        "evaluated_at_epoch", "final", "vae", "vae_model", "data"]
     assert list(on_disk) == [f for f in store.RunSummary.__dataclass_fields__ if f != "reason"]
     assert on_disk["sae_epochs"] == 2 and on_disk["evaluated_at_epoch"] == 2 and on_disk["method"] == "topk"
 
@@ -266,3 +273,22 @@ def test_a_sweep_announces_its_directory_and_records_its_runs_there(tmp_path):
     lone = Recorder()
     run_sweep(expand(tiny_config(tmp_path / "lone", sae={"epochs": 1})), [lone])
     assert not lone.of(ev.SweepStarted) and not (tmp_path / "lone" / "runs" / "sweeps").exists()
+
+
+@pytest.mark.parametrize("history, expected", [
+    # (updates, sparsity, dead): the change since the latest evaluation at or before 80% of the updates
+    ([(100, 50, 0.10), (400, 50, 0.20), (800, 50, 0.30), (1000, 50, 0.32)], 0.32 - 0.30),
+    ([(100, 50, 0.10), (500, 50, 0.20), (900, 50, 0.25), (1000, 50, 0.26)], 0.26 - 0.20),
+    # the evaluation at 80% was still sparsifying: no plateau measured
+    ([(100, 250, 0.0), (800, 100, 0.05), (1000, 50, 0.2)], None),
+    ([(1000, 50, 0.2)], None),
+    ([], None),
+    # an L1 coefficient read back from float32 is still the final value
+    ([(500, 0.029999999329447746, 0.4), (1000, 0.029999999329447746, 0.41)], 0.41 - 0.4),
+])
+def test_dead_change_over_the_last_fifth_of_training(history, expected):
+    from collapse_tui.engine.sae_phase import dead_change
+
+    final = 0.03 if history and history[-1][1] < 1 else 50
+    got = dead_change(history, final)
+    assert got == (None if expected is None else pytest.approx(expected))

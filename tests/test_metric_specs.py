@@ -25,7 +25,7 @@ from collapse_tui.metrics.specs import (
 
 # Scalars the engine records but no table shows: a run's size and setting, and the "before" halves of
 # what the tables show as a change (revived, newly dead, spec. dense).
-NOT_TABLED = {"n_neurons", "n_samples", "sparsity", "dead_before_extension", "specialized_before_extension",
+NOT_TABLED = {"n_neurons", "n_samples", "sparsity", "specialized_before_extension",
               "dead_before_sparsification"}
 
 

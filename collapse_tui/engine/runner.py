@@ -299,6 +299,7 @@ class ActiveRun:
         self.last_eval: dict[str, Any] | None = None
         self.last_eval_epoch = 0
         self.epochs_done = 0
+        self.updates_by_sparsity: dict[str, int] = {}
         self.resampled = 0
         self.vae_source = ""
         self.data_source: dict[str, Any] = {}
@@ -334,6 +335,7 @@ class ActiveRun:
             seconds=time.time() - self.started,
             durations={k: round(v, 3) for k, v in self.durations.items()},
             sae_epochs=self.epochs_done,
+            updates_by_sparsity=self.updates_by_sparsity,
             evaluated_at_epoch=self.last_eval_epoch if self.last_eval else None,
             final=final,
             vae=vae,

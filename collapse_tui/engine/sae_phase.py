@@ -3,6 +3,7 @@ sparsity schedule (and remedies), and evaluate it at the marks of its evaluation
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any, Callable
 
@@ -47,6 +48,28 @@ def extension_report(before: dict[str, Any], after: dict[str, Any], revival_freq
         "revived": int(np.sum(was & (fires >= revival_frequency))),
         "newly_dead": int(np.sum(~was & now)),
     }
+
+
+def dead_change(history: list[tuple[int, float, float]], final_sparsity: float, window: float = 0.2
+                ) -> float | None:
+    """How much the dead fraction moved over the last ``window`` of training: the last evaluation's dead
+    fraction minus that of the latest evaluation at or before ``1 - window`` of the updates, both at
+    ``final_sparsity``. ``history``: ``(updates, sparsity, dead_fraction)`` per evaluation, in order.
+
+    A run has reached its plateau when this is near 0; None when no evaluation at the final sparsity
+    falls at or before the mark (the window is then still sparsifying, or evaluated too rarely).
+    """
+    if not history:
+        return None
+    def at_final(sparsity: float) -> bool:  # an L1 coefficient read back from a float32 variable
+        return math.isclose(sparsity, final_sparsity, rel_tol=1e-6)
+
+    updates, sparsity, dead = history[-1]
+    if not at_final(sparsity):
+        return None
+    mark = (1.0 - window) * updates
+    earlier = [h for h in history[:-1] if h[0] <= mark and at_final(h[1])]
+    return dead - earlier[-1][2] if earlier else None
 
 
 class EvaluationSchedule(keras.callbacks.Callback):
@@ -100,8 +123,10 @@ class SAEPhase:
         self.total_epochs = c.epochs + c.extended_epochs  # extended: further epochs at the final sparsity
         self.sae = SparseAutoencoder.from_settings(c, input_dim=self.train_codes.shape[1],
                                                    seed=derived_seed(self.cfg.seed, "sae"))
+        self.steps_per_epoch = -(-len(self.train_codes) // c.batch_size)
         self.before_sparsification: dict[str, Any] = {}
         self.before_extension: dict[str, Any] = {}
+        self.history: list[tuple[int, float, float]] = []  # (updates, sparsity, dead fraction) per evaluation
 
     # ------------------------------------------------------------------ training
     def run(self) -> None:
@@ -114,9 +139,9 @@ class SAEPhase:
         s.sae = sae
         sae.compile(optimizer=keras.optimizers.Adam(c.learning_rate))
         seed_globals(self.cfg.seed, "sae")
-        steps = -(-len(self.train_codes) // c.batch_size)
         s.emit(PhaseStarted(phase="sae", detail=f"training the SAE ({c.method}, {self.label()}, "
-                            f"{c.n_neurons} neurons)", epochs=self.total_epochs, steps_per_epoch=steps))
+                            f"{c.n_neurons} neurons)", epochs=self.total_epochs,
+                            steps_per_epoch=self.steps_per_epoch))
         # In this order: the resampler acts before the evaluation of the same epoch measures the model.
         callbacks: list = [SparsityScheduler(self.schedule)]
         if c.remedies.resample_epochs:
@@ -128,6 +153,7 @@ class SAEPhase:
                                    batch_size=c.batch_size, stop_event=self.stop_event,
                                    sparsity=lambda: sae.sparsity, callbacks=callbacks)
         s.epochs_done = len(sae.history.history.get("loss", [])) if sae.history else 0
+        s.updates_by_sparsity = self.updates_by_sparsity(s.epochs_done)
         # What was measured stays, even when stopped: evaluate the model as it is and keep it.
         if s.epochs_done > 0:
             with s.phase("evaluate"):
@@ -137,6 +163,16 @@ class SAEPhase:
         s.sae_saved = True
         if callback.stopped:
             raise StopRequested()
+
+    def updates_by_sparsity(self, epochs: int) -> dict[str, int]:
+        """Optimiser updates spent at each sparsity (k or λ, as text) over the first ``epochs`` epochs:
+        the schedule's value of each epoch × the steps of an epoch (an epoch cut short by a stop is
+        not counted)."""
+        spent: dict[str, int] = {}
+        for epoch in range(epochs):
+            key = f"{self.schedule.value(epoch):g}"
+            spent[key] = spent.get(key, 0) + self.steps_per_epoch
+        return spent
 
     def label(self) -> str:
         """The SAE's sparsity and remedies in words, for the phase's title."""
@@ -169,7 +205,11 @@ class SAEPhase:
         metrics = evaluate_sae(self.sae, self.eval_codes, self.data.eval_factors, cfg.eval, vae=self.vae,
                                source=cfg.sae.source, eval_images=self.data.eval_images if final else None)
         metrics["sparsity"] = float(self.sae.sparsity)
+        metrics["updates"] = epoch * self.steps_per_epoch  # the x axis of dead neurons against training
         metrics["mig_vae"] = s.vae_metrics.get("mig")
+        self.history.append((metrics["updates"], metrics["sparsity"], metrics["dead_fraction"]))
+        if final:
+            metrics["dead_change_last_20pct"] = dead_change(self.history, float(self.schedule.end))
         if self.sparsifies and epoch == 1 and not final:
             self.before_sparsification.update(metrics)
         if cfg.sae.extended_epochs and epoch == cfg.sae.epochs:

@@ -118,6 +118,12 @@ DEAD = MetricSpec("dead_fraction", "dead %", unit="%", scale=100.0, digits=1, cs
 # In the order the exhaustive views (sweep tables, compare) show them.
 SPECS: tuple[MetricSpec, ...] = (
     DEAD,
+    # Runs with extended epochs: dead at the end of the schedule, before the extension (DEAD is after it).
+    MetricSpec("dead_before_extension", "dead % sched. end", unit="%", scale=100.0, digits=1,
+               csv="dead_pct_schedule_end"),
+    # The plateau check: how far the dead fraction moved over the last 20% of the updates (percentage points).
+    MetricSpec("dead_change_last_20pct", "Δdead last 20%", unit="pp", scale=100.0, digits=1,
+               csv="dead_change_pp_last_20pct"),
     MetricSpec("l0", "L0", digits=1),
     MetricSpec("explained_variance", "EV", digits=3),
     MetricSpec("mse", "MSE", digits=5),
@@ -131,6 +137,7 @@ SPECS: tuple[MetricSpec, ...] = (
     MetricSpec("specialized", "spec.", digits=0),
     MetricSpec("revived", "revived", digits=0),
     MetricSpec("newly_dead", "newly dead", digits=0),
+    MetricSpec("updates", "updates", digits=0),  # optimiser updates of the SAE in all
     MetricSpec("seconds", "time", unit="s", digits=0, path=("seconds",)),
 )
 _BY_KEY = {s.key: s for s in SPECS}
