@@ -15,12 +15,12 @@ from tests.helpers import tiny_config, write_config
 
 
 def record(tmp_path, run_id, seed=0, dataset="dsprites", method="topk", sparsity=50.0, remedies=(),
-           status="ok", source="encoder_hidden", **final):
+           status="ok", source="encoder_hidden", config=None, **final):
     final = {"dead@0": 0.3, "dead@0.01": 0.4, "l0": 50.0, "explained_variance": 0.99, "mig": 0.05,
              "specialized": 10, **final}
     summary = {"status": status, "dataset": dataset, "method": method, "sparsity": sparsity,
                "remedies": list(remedies), "source": source, "final": final}
-    return RunRecord(path=tmp_path / run_id, config={"seed": seed}, summary=summary)
+    return RunRecord(path=tmp_path / run_id, config={"seed": seed, **(config or {})}, summary=summary)
 
 
 def test_runs_differing_only_in_seed_make_one_row_with_mean_and_sample_std(tmp_path):
@@ -60,7 +60,8 @@ def test_rows_split_by_dataset_method_remedy_and_sparsity_in_a_fixed_order(tmp_p
         ("dsprites", "batchtopk", "none", 50.0), ("shapes3d", "l1", "none", 0.05),
     ]
     paper = {(r.method, r.remedy, r.sparsity): r.paper_dead for r in rows}
-    # Only the plain method at the paper's k (any λ for L1) has a published number to stand beside.
+    # Only the plain method at the paper's k (for L1, the λ whose L0 is closest to 50: here the only one)
+    # has a published number to stand beside.
     assert paper[("topk", "none", 50.0)] == (34.4, 0.9)
     assert paper[("topk", "none", 100.0)] is None and paper[("topk", "auxk", 50.0)] is None
     assert paper[("batchtopk", "none", 50.0)] is None and paper[("l1", "none", 0.05)] == (90.6, 0.5)
@@ -167,3 +168,149 @@ def test_extended_training_columns_show_revived_and_newly_dead_only_when_measure
     # Runs without extended epochs measure neither, and the table drops both columns.
     plain, _ = build_rows([record(tmp_path, "c")])
     assert "revived" not in markdown_table(plain) and "newly dead" not in markdown_table(plain)
+
+
+# ------------------------------------------------------------------ rows are experiments, never pooled
+
+def full_config(name, seed, **sections):
+    """A config as config.yaml holds it: the resolved schema, the environment and the data's provenance."""
+    from collapse_tui.config import RunConfig
+
+    data = RunConfig(name=name, seed=seed).to_dict()
+    for key, values in sections.items():  # a section's values, or a top-level setting
+        data[key] = {**data[key], **values} if isinstance(values, dict) else values
+    data["environment"] = {"backend": "torch", "host": f"host-{seed}", "pid": 100 + seed}
+    data["data_source"] = {"dataset": "dsprites", "source": "procedural", "fingerprint": "dsprites-procedural-v3",
+                           "description": f"rendered for seed {seed}"}
+    return data
+
+
+def test_runs_differing_in_batch_size_are_two_rows_labelled_by_it(tmp_path):
+    runs = [record(tmp_path, "b128", config={"sae": {"batch_size": 128}}, **{"dead@0": 0.30}),
+            record(tmp_path, "b16", config={"sae": {"batch_size": 16}}, **{"dead@0": 0.50})]
+    rows, _ = build_rows(runs)
+    assert [(r.run_ids, r.setting) for r in rows] == [(["b16"], "sae.batch_size=16"), (["b128"], "sae.batch_size=128")]
+    md = markdown_table(rows)
+    assert md.startswith("| dataset | method | remedy | k / λ | setting | seeds | dead % @0 |")
+    assert "| dsprites | topk | none | k=50 | sae.batch_size=16 | 1 | 50.0 | 40.0 |" in md
+    assert "| dsprites | topk | none | k=50 | sae.batch_size=128 | 1 | 30.0 | 40.0 |" in md
+    assert "seeds 2" not in md and "| 2 |" not in md
+    # Both are the paper's Top-k experiment at k = 50, each at its own batch size.
+    assert [r.paper_dead for r in rows] == [(34.4, 0.9), (34.4, 0.9)]
+    table = list(csv.DictReader(io.StringIO(csv_table(rows))))
+    assert [(r["setting"], r["n_seeds"], r["dead_pct@0_mean"]) for r in table] == [
+        ("sae.batch_size=16", "1", "50"), ("sae.batch_size=128", "1", "30")]
+    notes = report.report_markdown(rows, [], "t")
+    assert "- setting: " in notes
+
+
+def test_a_sweep_over_seeds_alone_gives_the_table_it_always_gave(tmp_path):
+    # Seeds of one study: name, environment, runs_dir, the data's description and eval.every differ,
+    # and settings the method ignores (L1's coefficient, a constant schedule's start) too; none of it
+    # makes another experiment.
+    configs = [full_config("study-s0", 0), full_config("study-s1", 1, runs_dir="elsewhere", models_dir="m2")]
+    configs[1]["eval"]["every"] = 7
+    configs[1]["sae"].update(l1_coefficient=0.5, schedule={"kind": "constant", "start": 300, "epochs": 4})
+    runs = [record(tmp_path, "s0", seed=0, config=configs[0], **{"dead@0": 0.30, "l0": 49.0, "mig": 0.04}),
+            record(tmp_path, "s1", seed=1, config=configs[1], **{"dead@0": 0.34, "l0": 51.0, "mig": 0.06})]
+    rows, _ = build_rows(runs)
+    assert len(rows) == 1 and rows[0].seeds == [0, 1] and rows[0].setting == ""
+    assert rows[0].settings["data"] == "dsprites-procedural-v3"
+    # dead % 30, 34 → 32 ± 2.8 (sample std √8); L0 49, 51 → 50 ± 1.4; MIG 0.04, 0.06 → 0.050 ± 0.014
+    assert markdown_table(rows) == (
+        "| dataset | method | remedy | k / λ | seeds | dead % @0 | dead % @0.01 | L0 | EV | MIG | spec. "
+        "| paper dead % | paper spec. |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| dsprites | topk | none | k=50 | 2 | 32.0 ± 2.8 | 40.0 ± 0.0 | 50.0 ± 1.4 | 0.990 ± 0.000 | 0.050 ± 0.014 "
+        "| 10 ± 0 | 34.4 ± 0.9 | 479 |\n")
+    assert list(csv.DictReader(io.StringIO(csv_table(rows))))[0]["setting"] == ""
+
+
+def test_settings_that_define_the_experiment_split_rows_and_label_only_what_differs(tmp_path):
+    base = full_config("a", 0)
+    other_file = full_config("b", 0)
+    other_file["data_source"]["fingerprint"] = "dsprites-file-0123456789abcdef"
+    no_provenance = full_config("c", 0)
+    del no_provenance["data_source"]
+    epochs = full_config("d", 0, vae={"epochs": 3})
+    runs = [record(tmp_path, n, config=c) for n, c in
+            (("a", base), ("b", other_file), ("c", no_provenance), ("d", epochs))]
+    rows, _ = build_rows(runs)
+    assert sorted(r.setting for r in rows) == [
+        "data=dsprites-file-0123456789abcdef, vae.epochs=10", "data=dsprites-procedural-v3, vae.epochs=10",
+        "data=dsprites-procedural-v3, vae.epochs=3", "data=unknown, vae.epochs=10"]
+    # Another method's rows are labelled with the same settings; rows of another dataset, which differ in
+    # nothing among themselves, keep a label only for the settings that vary elsewhere.
+    rows, _ = build_rows([record(tmp_path, "x", config={"sae": {"epochs": 5}}),
+                          record(tmp_path, "y", config={"sae": {"epochs": 9}}),
+                          record(tmp_path, "z", method="l1", sparsity=0.1, config={"sae": {"epochs": 9}})])
+    assert [(r.method, r.setting) for r in rows] == [("topk", "sae.epochs=5"), ("topk", "sae.epochs=9"),
+                                                     ("l1", "sae.epochs=9")]
+
+
+def test_the_paper_number_stands_only_beside_the_rows_it_corresponds_to(tmp_path):
+    runs = [
+        record(tmp_path, "k50", sparsity=50.0), record(tmp_path, "k100", sparsity=100.0, l0=100.0),
+        record(tmp_path, "auxk", sparsity=50.0, remedies=["auxk"]),
+        # L1 at three strengths: mean L0 120, 55 (|55 − 50| = 5, the closest), 12.
+        record(tmp_path, "l1a", method="l1", sparsity=0.01, l0=120.0),
+        record(tmp_path, "l1b", seed=0, method="l1", sparsity=0.03, l0=53.0),
+        record(tmp_path, "l1b2", seed=1, method="l1", sparsity=0.03, l0=57.0),
+        record(tmp_path, "l1c", method="l1", sparsity=0.1, l0=12.0),
+        # A remedy at exactly L0 50 is not the paper's experiment.
+        record(tmp_path, "l1std", method="l1", sparsity=0.1, l0=50.0, remedies=["standardise"]),
+        # Another settings group of L1 gets its own closest row.
+        record(tmp_path, "l1e", method="l1", sparsity=0.03, l0=30.0, config={"sae": {"epochs": 3}}),
+        record(tmp_path, "l1f", method="l1", sparsity=0.1, l0=10.0, config={"sae": {"epochs": 3}}),
+    ]
+    rows, _ = build_rows(runs)
+    shown = {(r.method, r.remedy, r.sparsity, r.setting): r.paper_dead for r in rows if r.paper_dead}
+    # (sae.epochs differs among L1 rows, so every row shows its value of it.)
+    assert shown == {("topk", "none", 50.0, "sae.epochs=20"): (34.4, 0.9),
+                     ("l1", "none", 0.03, "sae.epochs=20"): (41.7, 4.4),
+                     ("l1", "none", 0.03, "sae.epochs=3"): (41.7, 4.4)}
+    md = markdown_table(rows)
+    assert "| dsprites | l1 | none | λ=0.03 | sae.epochs=20 | 2 | 30.0 ± 0.0 | 40.0 ± 0.0 | 55.0 ± 2.8 |" in md
+    assert md.count("| 41.7 ± 4.4 | 479 |") == 2 and md.count("| 34.4 ± 0.9 | 479 |") == 1
+    assert "| dsprites | l1 | none | λ=0.01 | sae.epochs=20 | 1 | 30.0 | 40.0 | 120.0 | 0.990 | 0.050 | 10 |  |  |" in md
+    table = {(r["method"], r["sparsity"], r["setting"]): r["paper_dead_pct_mean"]
+             for r in csv.DictReader(io.StringIO(csv_table(rows)))}
+    assert table[("l1", "0.03", "sae.epochs=20")] == "41.7" and table[("l1", "0.1", "sae.epochs=20")] == ""
+    assert table[("topk", "100", "sae.epochs=20")] == ""
+
+
+def notes_of(rows):
+    text = report.report_markdown(rows, [], "t")
+    return [line[2:] for line in text.splitlines() if line.startswith("- ")]
+
+
+def test_footnotes_describe_only_the_columns_the_table_has(tmp_path):
+    plain = notes_of(build_rows([record(tmp_path, "a", method="batchtopk")])[0])
+    assert [n.split(":")[0] for n in plain] == ["dead % @t", "spec."]
+    assert not any("revived" in n or "spec. dense" in n or "paper" in n or "setting" in n for n in plain)
+    full = notes_of(build_rows([record(tmp_path, "b", revived=2, newly_dead=3, updates=9000,
+                                       specialized_before_sparsification=40, dead_before_extension=0.2,
+                                       dead_change_last_20pct=0.004)])[0])
+    assert [n.split(":")[0] for n in full] == ["dead % @t", "dead % sched. end", "Δdead last 20%", "spec. dense",
+                                              "spec.", "revived", "newly dead", "updates", "paper"]
+    assert "1e-3" in full[5] and "Top-k at k = 50" in full[8] and "L1" not in full[8]
+    assert "| 20.0 | 0.4 |" in markdown_table(build_rows([record(tmp_path, "b", dead_before_extension=0.2,
+                                                                 dead_change_last_20pct=0.004)])[0])
+    # No dead@ columns, no dead note; the seeds note stays.
+    bare = notes_of(build_rows([RunRecord(path=tmp_path / "c", config={"seed": 0}, summary={
+        "status": "ok", "dataset": "dsprites", "method": "jumprelu", "sparsity": 0.1, "final": {"l0": 9.0}})])[0])
+    assert bare == ["mean ± std over seeds."]
+    assert notes_of([]) == []
+
+
+def test_a_table_without_the_papers_experiment_has_no_paper_columns(tmp_path):
+    runs = [record(tmp_path, f"b{s}", seed=s, method="batchtopk") for s in (0, 1)]
+    md = markdown_table(build_rows(runs)[0])
+    assert "paper" not in md
+    assert md.splitlines()[0] == ("| dataset | method | remedy | k / λ | seeds | dead % @0 | dead % @0.01 | L0 | EV "
+                                  "| MIG | spec. |")
+    assert md.splitlines()[2] == ("| dsprites | batchtopk | none | k=50 | 2 | 30.0 ± 0.0 | 40.0 ± 0.0 | 50.0 ± 0.0 "
+                                  "| 0.990 ± 0.000 | 0.050 ± 0.000 | 10 ± 0 |")
+    # with Top-k at k = 50 beside it, the paper's columns come back, empty on the batchtopk row
+    both = markdown_table(build_rows(runs + [record(tmp_path, "t0")])[0])
+    assert "| paper dead % | paper spec. |" in both and "| 10 ± 0 |  |  |" in both
