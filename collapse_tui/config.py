@@ -131,6 +131,10 @@ class RemediesConfig(Section):
     )
 
 
+# The remedies that are on/off switches, by their field names (a run's remedy label lists those it uses).
+REMEDY_SWITCHES = ("auxk", "tied_init", "project_decoder_grads", "geometric_median_init")
+
+
 class SAEConfig(Section):
     source: RepresentationSource = Field(
         "encoder_hidden", description="SAE input: the VAE's encoder hidden layer or its latent means."

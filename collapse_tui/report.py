@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from collapse_tui.config import DATASET_NAMES, K_METHODS, PENALTY_METHODS, RunConfig
+from collapse_tui.config import DATASET_NAMES, K_METHODS, PENALTY_METHODS, REMEDY_SWITCHES, RunConfig
 from collapse_tui.metrics.specs import (DEAD, MISSING, SPECS, MetricSpec, csv_number, dead_keys, dead_spec,
                                         is_frequency_key, is_threshold_key)
 from collapse_tui.store import RunRecord, load_sweep, write_atomic
@@ -81,8 +81,8 @@ _SPARSITY = ("sae.k", "sae.l1_coefficient")
 # Settings the table's other columns already show (dataset, method, remedy: its switches, normalisation and
 # the SAE input): part of a row's identity, never repeated in its setting label.
 # (``sae.remedies.resample_epochs`` is labelled: the remedy column says "resampling", not when.)
-_IN_COLUMNS = ("data.dataset", "sae.method", "sae.source", "sae.normalization", "sae.remedies.auxk",
-               "sae.remedies.tied_init")
+_IN_COLUMNS = ("data.dataset", "sae.method", "sae.source", "sae.normalization",
+               *(f"sae.remedies.{name}" for name in REMEDY_SWITCHES))
 
 
 def _flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -120,3 +120,9 @@ def test_field_docs_describe_every_leaf():
 def test_sparsity_property():
     assert RunConfig().sparsity == 50.0
     assert validate({"sae": {"method": "l1", "l1_coefficient": 0.5}}).sparsity == 0.5
+
+
+def test_remedy_switches_are_exactly_the_remedies_on_off_fields():
+    switches = {name for name, f in cfg.RemediesConfig.model_fields.items() if f.annotation is bool}
+    assert set(cfg.REMEDY_SWITCHES) == switches == {"auxk", "tied_init", "project_decoder_grads",
+                                                    "geometric_median_init"}

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from collapse_tui.config import K_METHODS, RunConfig
+from collapse_tui.config import K_METHODS, REMEDY_SWITCHES, RunConfig
 from collapse_tui.engine.callbacks import StopRequested, fit_with_events
 from collapse_tui.engine.seeding import derived_seed, seed_globals
 from collapse_tui.events import Evaluation, Message, PhaseStarted
@@ -22,8 +22,7 @@ def remedy_names(cfg: RunConfig) -> list[str]:
     "geometric_median_init", "resampling", input normalisation); the method itself (batchtopk,
     jumprelu) is reported as the method."""
     r = cfg.sae.remedies
-    names = [name for name in ("auxk", "tied_init", "project_decoder_grads", "geometric_median_init")
-             if getattr(r, name)]
+    names = [name for name in REMEDY_SWITCHES if getattr(r, name)]
     if r.resample_epochs:
         names.append("resampling")
     if cfg.sae.normalization != "none":
