@@ -8,17 +8,24 @@ import numpy as np
 
 from collapse_tui.metrics import (
     activation_density_histogram,
+    average_ranks,
     bce_from_logits,
+    code_entropy,
+    dci,
     dead_fraction,
     dead_mask,
     explained_variance,
+    feature_alignment,
     l0,
+    linear_probe,
     mig,
+    mig_sup,
     mse,
     mutual_info_matrix,
     normalized_mi,
     rare_fraction,
     specialized_neurons,
+    specialized_neurons_per_code,
 )
 from collapse_tui.metrics.specs import frequency_key, threshold_key
 
@@ -75,6 +82,30 @@ def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None
     metrics["mig"] = float(mig(acts, factors, n_bins=eval_cfg.n_bins, mi=mi))
     spec = specialized_neurons(acts, factors, tau=eval_cfg.specialized_tau, n_bins=eval_cfg.n_bins, mi=mi)
     metrics["specialized"] = int(spec.count)
+    # Beyond MIG (which stays near 0 over hundreds of sparse codes): per-code normalisation, probes, DCI,
+    # and how well single neurons detect factor values.
+    h_code = code_entropy(acts, n_bins=eval_cfg.n_bins)
+    metrics["mig_sup"] = float(mig_sup(acts, factors, n_bins=eval_cfg.n_bins, mi=mi, h_code=h_code))
+    spec_code = specialized_neurons_per_code(acts, factors, tau=eval_cfg.specialized_tau,
+                                             n_bins=eval_cfg.n_bins, mi=mi, h_code=h_code)
+    metrics["specialized_code"] = int(spec_code.count)
+    probe = linear_probe(acts, factors)
+    probe_input = linear_probe(codes, factors)
+    metrics["probe_acc"] = probe.mean
+    metrics["probe_acc_input"] = probe_input.mean
+    metrics["probe_acc_per_factor"] = _rounded(probe.accuracy)
+    metrics["probe_acc_input_per_factor"] = _rounded(probe_input.accuracy)
+    # DCI's informativeness is the same probe's accuracy (its weights are the importances): probe_acc.
+    scores = dci(probe.importance[:, probe.varied])
+    metrics["dci_disentanglement"] = scores.disentanglement
+    metrics["dci_completeness"] = scores.completeness
+    align = feature_alignment(acts, factors, ranks=average_ranks(acts))
+    metrics["auroc_best"] = align.mean_best
+    metrics["auroc_coverage"] = align.mean_coverage
+    metrics["auroc_best_per_factor"] = _rounded(align.best_mean)
+    metrics["auroc_coverage_per_factor"] = _rounded(align.coverage)
+    metrics["auroc_best_per_value"] = [_rounded(b) for b in align.best]
+    metrics["auroc_best_neuron"] = [b.astype(int).tolist() for b in align.best_neuron]
     if vae is not None and eval_images is not None:
         logits = vae.reconstruct_logits(eval_images, representation=recon, source=source)
         targets = eval_images.astype(np.float32) * np.float32(vae.input_scale)
@@ -84,4 +115,5 @@ def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None
     metrics["nmi"] = _rounded(nmi)
     metrics["best_factor"] = np.asarray(spec.best_factor).astype(int).tolist()
     metrics["specialized_mask"] = np.asarray(spec.mask).astype(bool).tolist()
+    metrics["specialized_code_mask"] = np.asarray(spec_code.mask).astype(bool).tolist()
     return metrics

@@ -8,6 +8,21 @@ from collapse_tui.metrics.disentanglement import (
     mutual_info_matrix,
     normalized_mi,
 )
+from collapse_tui.metrics.interpretability import (
+    DCI,
+    Alignment,
+    Probe,
+    auroc_matrix,
+    average_ranks,
+    code_entropy,
+    dci,
+    feature_alignment,
+    holdout_split,
+    linear_probe,
+    mig_sup,
+    mig_sup_per_code,
+    specialized_neurons_per_code,
+)
 from collapse_tui.metrics.neurons import (
     DensityHistogram,
     Specialization,
@@ -23,6 +38,8 @@ from collapse_tui.metrics.neurons import (
 from collapse_tui.metrics.reconstruction import bce, bce_from_logits, explained_variance, mse
 
 __all__ = [
+    "DCI", "Alignment", "Probe", "auroc_matrix", "average_ranks", "code_entropy", "dci", "feature_alignment",
+    "holdout_split", "linear_probe", "mig_sup", "mig_sup_per_code", "specialized_neurons_per_code",
     "DensityHistogram", "Specialization", "activation_density_histogram", "activation_frequency", "bce",
     "bce_from_logits", "dead_fraction", "dead_mask", "discretize", "entropy", "explained_variance", "l0",
     "mig", "mig_per_factor", "mse", "mutual_info_matrix", "normalized_mi", "rare_fraction", "rare_mask",

@@ -132,9 +132,26 @@ SPECS: tuple[MetricSpec, ...] = (
     MetricSpec("mig", "MIG", digits=3),
     # The VAE's own MIG, kept beside the SAE's in the summary's "vae" section.
     MetricSpec("mig_vae", "VAE MIG", digits=3, path=("vae", "mig")),
+    # Beyond MIG (metrics/interpretability.py): per code, the gap between its two most informative factors
+    # over H(code), mean over live codes; DCI from the code probe's importances.
+    MetricSpec("mig_sup", "MIG-sup", digits=3),
+    MetricSpec("dci_disentanglement", "DCI D", digits=3),
+    MetricSpec("dci_completeness", "DCI C", digits=3),
+    # Held-out accuracy of a linear probe per factor, mean over factors: from the SAE code, and from the
+    # SAE's input (what the code could at best keep). DCI's informativeness is the code probe's accuracy.
+    MetricSpec("probe_acc", "probe acc %", unit="%", scale=100.0, digits=1, csv="probe_acc_pct"),
+    MetricSpec("probe_acc_input", "probe acc input %", unit="%", scale=100.0, digits=1,
+               csv="probe_acc_input_pct"),
+    # Per factor value, the best single neuron's AUROC (value vs rest); the share of values some neuron
+    # detects with AUROC > 0.9. Both averaged per factor, then over factors.
+    MetricSpec("auroc_best", "best AUROC", digits=3),
+    MetricSpec("auroc_coverage", "AUROC>0.9 %", unit="%", scale=100.0, digits=1, csv="auroc_coverage_pct"),
     # Only runs with a schedule measure before sparsification; only runs with extended epochs revive.
     MetricSpec("specialized_before_sparsification", "spec. dense", digits=0),
+    # Specialized neurons: MI / H(factor) >= tau and >= 2x any other factor (the first definition, kept),
+    # and the same rule on MI / H(code), which a rarely firing neuron can meet.
     MetricSpec("specialized", "spec.", digits=0),
+    MetricSpec("specialized_code", "spec. per code", digits=0),
     MetricSpec("revived", "revived", digits=0),
     MetricSpec("newly_dead", "newly dead", digits=0),
     MetricSpec("updates", "updates", digits=0),  # optimiser updates of the SAE in all

@@ -1,0 +1,457 @@
+"""Interpretability of codes beyond MIG: linear probes, DCI, MIG-sup, feature-factor AUROC, and specialized
+neurons normalised per code.
+
+MIG over hundreds of sparse codes stays near 0 whatever happens: a continuous factor is spread over many
+units, so the gap between its two best units is about 0. The measures here ask other questions:
+
+- *informativeness*: can a linear probe read each factor from the code (held-out accuracy), beside the
+  same probe on the SAE's input? (:func:`linear_probe`)
+- *DCI* (Eastwood & Williams 2018): how concentrated the probe's importances are per code
+  (disentanglement) and per factor (completeness). (:func:`dci`)
+- *MIG-sup*: per code, the gap between its two most informative factors over the code's own entropy.
+  (:func:`mig_sup`)
+- *feature-factor alignment*: for each factor value, the best single neuron's AUROC (that value against
+  the rest), and how many values some neuron detects with AUROC above 0.9. (:func:`feature_alignment`)
+- *specialized neurons per code*: MI / H(code) instead of MI / H(factor). (:func:`specialized_neurons_per_code`)
+
+Everything is numpy, deterministic, and free of NaN or warnings on dead (constant) units. Arrays are
+samples x columns; factors are discrete labels (samples x factors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from collapse_tui.metrics.disentanglement import (
+    _as_2d,
+    _check_factors,
+    _check_mi,
+    _check_n_bins,
+    _labels,
+    _pair,
+    discretize,
+    mutual_info_matrix,
+)
+from collapse_tui.metrics.neurons import Specialization, _threshold, dead_mask
+
+__all__ = [
+    "AUROC_COVERAGE", "PROBE_RIDGE", "PROBE_SEED", "PROBE_TRAIN_FRACTION",
+    "Alignment", "DCI", "Probe",
+    "auroc_matrix", "average_ranks", "code_entropy", "dci", "feature_alignment", "holdout_split",
+    "linear_probe", "mig_sup", "mig_sup_per_code", "specialized_neurons_per_code",
+]
+
+# The probe's ridge strength on standardised features, as a fraction of the training samples: the Gram
+# matrix's diagonal is n_train, so lambda = 0.01 n_train shrinks a lone unit-variance feature's weight by
+# 1% and only tames the near-collinear directions (an encoder's hidden layer, a rare unit).
+PROBE_RIDGE = 1e-2
+PROBE_SEED = 0  # the seeded split of the evaluation set into probe training and held-out halves
+PROBE_TRAIN_FRACTION = 0.5
+AUROC_COVERAGE = 0.9  # a factor value is covered when some neuron detects it with AUROC above this
+
+
+def _finite(name: str, a: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ValueError(f"{name} must be finite (NaN or inf found)")
+    return a
+
+
+def _entropy_rows(counts: np.ndarray) -> np.ndarray:
+    """Entropy in nats of each row of a non-negative count (or weight) matrix; 0 for an all-zero row."""
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum(axis=1, keepdims=True)
+    p = np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
+    logp = np.log(p, out=np.zeros_like(p), where=p > 0)
+    return -(p * logp).sum(axis=1)
+
+
+# ------------------------------------------------------------------------------------------ linear probes
+
+def holdout_split(n: int, seed: int = PROBE_SEED, train_fraction: float = PROBE_TRAIN_FRACTION
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed, seeded split of ``n`` samples: (train indices, held-out indices), each sorted.
+
+    ``round(n * train_fraction)`` samples train (at least one, and at least one is held out).
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"a held-out split needs at least 2 samples, got {n!r}")
+    if not 0.0 < float(train_fraction) < 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
+    n_train = min(max(int(round(n * float(train_fraction))), 1), n - 1)
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[:n_train]), np.sort(perm[n_train:])
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A linear probe of every factor from some features, scored on held-out samples.
+
+    ``accuracy`` (factors,): held-out accuracy per factor (1.0 for a single-valued factor);
+    ``varied`` (factors,): the factors with more than one value, the ones :attr:`mean` averages;
+    ``importance`` (features, factors): the absolute weights of the standardised features on the factor's
+    0/1 class targets, summed over its classes (an all-zero column for a single-valued factor), the
+    importance matrix :func:`dci` reads. It is not renormalised per factor (gradient-boosted trees'
+    importances, which disentanglement_lib uses, sum to 1 per factor): renormalising hands a factor that
+    no feature carries all of its importance through noise, and would make a lone informative unit look
+    as important to every factor.
+    """
+
+    accuracy: np.ndarray
+    varied: np.ndarray
+    importance: np.ndarray
+
+    @property
+    def mean(self) -> float:
+        """Mean held-out accuracy over the varied factors (over all factors if none varies)."""
+        acc = self.accuracy[self.varied] if self.varied.any() else self.accuracy
+        return float(acc.mean())
+
+
+def linear_probe(features, factors, ridge: float = PROBE_RIDGE, split=None, seed: int = PROBE_SEED) -> Probe:
+    """Closed-form ridge classification of each factor from ``features``, trained on one part of the samples
+    and scored on the rest.
+
+    Features are standardised with the training part's mean and standard deviation (a feature constant
+    there, e.g. a dead unit, becomes 0 and gets weight 0). Each factor's classes are one-hot targets; the
+    weights solve ``(Z'Z + ridge * n_train * I) W = Z'(Y - mean Y)`` for every factor at once (one Gram
+    matrix, one solve), and a sample's prediction is the class with the highest ``Z W + mean Y`` (ties go
+    to the lower label). So features carrying nothing predict the training part's majority class.
+
+    Why this probe: it is exact and deterministic (no iterations, no convergence, no learning rate), costs
+    one features x features Gram matrix shared by all factors, and the same weights give the importances
+    of DCI. A logistic regression would fit better calibrated probabilities, not a better-defined accuracy.
+
+    ``split``: (train indices, held-out indices); default :func:`holdout_split` of the samples with ``seed``.
+    """
+    x, factors = _pair(features, factors)
+    _check_factors(factors)
+    x = _finite("features", x).astype(np.float64, copy=False)
+    ridge = _threshold(ridge, "ridge")
+    if ridge < 0:
+        raise ValueError(f"ridge must be >= 0, got {ridge}")
+    n = x.shape[0]
+    train, test = holdout_split(n, seed) if split is None else (np.asarray(split[0]), np.asarray(split[1]))
+    if train.size == 0 or test.size == 0:
+        raise ValueError("the probe needs at least one training and one held-out sample")
+
+    xt = x[train]
+    mu = xt.mean(axis=0)
+    sd = xt.std(axis=0)
+    live = sd > 0
+    scale = np.where(live, sd, 1.0)
+    zt = np.where(live, (xt - mu) / scale, 0.0)
+    ze = np.where(live, (x[test] - mu) / scale, 0.0)
+
+    labels, sizes = zip(*(_labels(factors[:, j]) for j in range(factors.shape[1])))
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    onehot = np.zeros((n, int(offsets[-1])))
+    for j, lab in enumerate(labels):
+        onehot[np.arange(n), offsets[j] + lab] = 1.0
+    yt = onehot[train]
+    ybar = yt.mean(axis=0)
+
+    gram = zt.T @ zt
+    gram[np.diag_indices_from(gram)] += ridge * train.size
+    if ridge == 0:  # a singular Gram matrix (constant or repeated features) still gets an answer
+        weights = np.linalg.lstsq(gram, zt.T @ (yt - ybar), rcond=None)[0]
+    else:
+        weights = np.linalg.solve(gram, zt.T @ (yt - ybar))
+    scores = ze @ weights + ybar
+
+    n_factors = factors.shape[1]
+    accuracy = np.ones(n_factors)
+    importance = np.zeros((x.shape[1], n_factors))
+    for j, lab in enumerate(labels):
+        block = slice(offsets[j], offsets[j + 1])
+        if sizes[j] > 1:
+            accuracy[j] = float((scores[:, block].argmax(axis=1) == lab[test]).mean())
+        if sizes[j] > 1:
+            importance[:, j] = np.abs(weights[:, block]).sum(axis=1)
+    return Probe(accuracy=accuracy, varied=np.asarray(sizes) > 1, importance=importance)
+
+
+# -------------------------------------------------------------------------------------------------- DCI
+
+@dataclass(frozen=True)
+class DCI:
+    """Eastwood & Williams' disentanglement, completeness and informativeness.
+
+    ``per_code`` (codes,): 1 - H_K(p_i), p_i code i's importances over the K factors, normalised;
+    ``code_weight`` (codes,): code i's share of all importance (what weighs ``per_code`` into the score);
+    ``per_factor`` (factors,): 1 - H_C(q_j), q_j factor j's importances over the C codes, normalised;
+    ``informativeness``: the mean of the accuracies given, or None.
+    """
+
+    disentanglement: float
+    completeness: float
+    informativeness: float | None
+    per_code: np.ndarray
+    code_weight: np.ndarray
+    per_factor: np.ndarray
+
+
+def dci(importance, accuracy=None) -> DCI:
+    """DCI scores from an importance matrix (codes x factors, non-negative; absolute values are taken).
+
+    As disentanglement_lib computes them: disentanglement is the importance-weighted mean over codes of
+    1 - H_K(p_i) (entropy in base K = number of factors); completeness the importance-weighted mean over
+    factors of 1 - H_C(q_j) (base C = number of codes). A code or factor with no importance at all scores
+    0 and weighs nothing; an all-zero matrix scores 0. With one factor every code with importance is
+    perfectly disentangled (1), with one code every factor is complete (1). Unlike disentanglement_lib
+    (which adds 1e-11 to every entry), 0 log 0 is exactly 0.
+
+    ``accuracy``: the importance model's held-out accuracies per factor; informativeness is their mean.
+    """
+    r = np.abs(_finite("importance", _as_2d("importance", importance)).astype(np.float64))
+    codes, k = r.shape
+    code_total = r.sum(axis=1)
+    factor_total = r.sum(axis=0)
+    total = r.sum()
+    has_code = code_total > 0
+    per_code = np.where(has_code, 1.0 - _entropy_rows(r) / np.log(k), 0.0) if k > 1 else has_code * 1.0
+    has_factor = factor_total > 0
+    per_factor = (np.where(has_factor, 1.0 - _entropy_rows(r.T) / np.log(codes), 0.0) if codes > 1
+                  else has_factor * 1.0)
+    if total > 0:
+        code_weight = code_total / total
+        d = float((per_code * code_weight).sum())
+        c = float((per_factor * factor_total / total).sum())
+    else:
+        code_weight = np.zeros(codes)
+        d = c = 0.0
+    info = None if accuracy is None else float(np.mean(np.asarray(accuracy, dtype=np.float64)))
+    return DCI(disentanglement=d, completeness=c, informativeness=info, per_code=per_code,
+               code_weight=code_weight, per_factor=per_factor)
+
+
+# ----------------------------------------------------------------------------------------------- MIG-sup
+
+def code_entropy(codes, n_bins: int = 20) -> np.ndarray:
+    """Entropy in nats of each code column discretised as MIG does it (:func:`discretize`): (units,).
+    A constant (dead) column has entropy 0."""
+    codes = _as_2d("codes", codes)
+    n_bins = _check_n_bins(n_bins)
+    n, units = codes.shape
+    bins = discretize(codes, n_bins) - 1
+    cell = bins + (np.arange(units, dtype=np.int64) * n_bins)[None, :]
+    counts = np.bincount(cell.ravel(), minlength=units * n_bins).reshape(units, n_bins)
+    return np.maximum(_entropy_rows(counts), 0.0)
+
+
+def _mi_and_entropy(codes, factors, n_bins, mi, h_code):
+    codes, factors = _pair(codes, factors)
+    n_bins = _check_n_bins(n_bins)
+    mi = mutual_info_matrix(codes, factors, n_bins) if mi is None else _check_mi(mi, codes.shape[1],
+                                                                                  factors.shape[1])
+    if h_code is None:
+        h_code = code_entropy(codes, n_bins)
+    else:
+        h_code = np.asarray(h_code, dtype=np.float64).reshape(-1)
+        if h_code.shape != (codes.shape[1],):
+            raise ValueError(f"h_code must have shape (units,) = ({codes.shape[1]},), got {h_code.shape}")
+    return codes, factors, mi, h_code
+
+
+def _per_code_nmi(mi: np.ndarray, h_code: np.ndarray) -> np.ndarray:
+    """MI / H(code), 0 for a constant code, clipped to [0, 1] (MI <= H(code) up to rounding)."""
+    live = h_code > 0
+    safe = np.where(live, h_code, 1.0)
+    return np.clip(np.where(live[:, None], mi / safe[:, None], 0.0), 0.0, 1.0)
+
+
+def mig_sup_per_code(codes, factors, n_bins: int = 20, mi=None, h_code=None) -> np.ndarray:
+    """Per code: (largest MI - second largest MI over factors) / H(code); shape (units,), each in [0, 1].
+
+    MIG turned around (Li et al. 2020's MIG-sup: does each code hold one factor, rather than is each
+    factor in one code), normalised by the code's own discretised entropy, so a rarely firing code that
+    carries one factor can reach 1 (H(code) bounds its MI). A constant code gives 0; with a single factor
+    the second largest MI is 0. ``mi`` and ``h_code`` (:func:`code_entropy`) can be passed to reuse them.
+    """
+    codes, factors, mi, h_code = _mi_and_entropy(codes, factors, n_bins, mi, h_code)
+    nmi = _per_code_nmi(mi, h_code)
+    ranked = np.sort(nmi, axis=1)
+    second = ranked[:, -2] if nmi.shape[1] > 1 else np.zeros(nmi.shape[0])
+    return ranked[:, -1] - second
+
+
+def mig_sup(codes, factors, n_bins: int = 20, mi=None, h_code=None) -> float:
+    """MIG-sup in [0, 1]: the mean of :func:`mig_sup_per_code` over the codes that vary (H(code) > 0), so
+    dead units do not drag it down (the dead fraction is reported apart); 0.0 if none varies."""
+    codes, factors, mi, h_code = _mi_and_entropy(codes, factors, n_bins, mi, h_code)
+    gaps = mig_sup_per_code(codes, factors, n_bins, mi=mi, h_code=h_code)
+    live = h_code > 0
+    return float(gaps[live].mean()) if live.any() else 0.0
+
+
+# ------------------------------------------------------------------------- specialized neurons per code
+
+def specialized_neurons_per_code(codes, factors, tau: float = 0.1, ratio: float = 2.0, n_bins: int = 20,
+                                 dead_threshold: float = 0.0, mi=None, h_code=None) -> Specialization:
+    """Live units whose MI / H(code) with one factor is >= ``tau`` and >= ``ratio`` x that with every other.
+
+    The per-code counterpart of :func:`~collapse_tui.metrics.neurons.specialized_neurons` (which divides by
+    H(factor)). There, a unit firing on 2% of the inputs can never qualify: its MI is at most H(code),
+    about 0.1 nats, against H(factor) of 1 to 3.7 nats here, so sparser codes lose specialized units by
+    construction. Here 1 means the factor determines the code. Since a code's normalisation is the same
+    for every factor, the ratio rule compares raw MI. The returned ``nmi`` holds MI / H(code).
+    ``mi`` and ``h_code`` (:func:`code_entropy`) can be passed to reuse them.
+    """
+    tau = _threshold(tau, "tau")
+    if not 0.0 <= tau <= 1.0:
+        raise ValueError(f"tau must be between 0 and 1, got {tau}")
+    ratio = _threshold(ratio, "ratio")
+    if ratio < 1.0:
+        raise ValueError(f"ratio must be a number >= 1, got {ratio}")
+    dead_threshold = _threshold(dead_threshold, "dead_threshold")
+    codes, factors, mi, h_code = _mi_and_entropy(codes, factors, n_bins, mi, h_code)
+    nmi = _per_code_nmi(mi, h_code)
+    best = nmi.argmax(axis=1)
+    ranked = np.sort(nmi, axis=1)
+    top = ranked[:, -1]
+    second = ranked[:, -2] if nmi.shape[1] > 1 else np.zeros_like(top)
+    alive = ~dead_mask(codes, dead_threshold)
+    mask = alive & (top > 0) & (top >= tau) & (top >= ratio * second)
+    return Specialization(count=int(mask.sum()), mask=mask, best_factor=best.astype(np.int64), nmi=nmi)
+
+
+# ------------------------------------------------------------------------------ feature-factor alignment
+
+def _runs(first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a 1-D mask marking the first element of each run: every element's run start and run end index."""
+    n = first.size
+    pos = np.arange(n)
+    last = np.ones(n, dtype=bool)
+    last[:-1] = first[1:]
+    start = np.maximum.accumulate(np.where(first, pos, 0))
+    end = np.minimum.accumulate(np.where(last, pos, n - 1)[::-1])[::-1]
+    return start, end
+
+
+def _ranks_dense(t: np.ndarray) -> np.ndarray:
+    """Average ranks along each row of ``t`` (units, samples): one argsort per row."""
+    n = t.shape[1]
+    order = np.argsort(t, axis=1)
+    s = np.take_along_axis(t, order, axis=1)
+    first = np.ones(s.shape, dtype=bool)  # the first of a run of equal values
+    first[:, 1:] = s[:, 1:] != s[:, :-1]
+    # Runs never cross rows: each row's first element starts one, so flattening keeps them apart.
+    start, end = _runs(first.ravel())
+    offset = (np.arange(t.shape[0]) * n)[:, None]
+    avg = (start.reshape(t.shape) + end.reshape(t.shape)) * 0.5 + 1.0 - offset
+    ranks = np.empty(t.shape, dtype=np.float64)
+    np.put_along_axis(ranks, order, avg, axis=1)
+    return ranks
+
+
+def _ranks_sparse(t: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """Average ranks along each row of ``t`` where most entries equal the row's minimum (a sparse code's
+    zeros): those share rank (n_min + 1) / 2, and only the others (``above``) are sorted."""
+    n_min = t.shape[1] - above.sum(axis=1)
+    ranks = np.repeat(((n_min + 1) * 0.5)[:, None], t.shape[1], axis=1).astype(np.float64)
+    rows, cols = np.nonzero(above)  # row-major: grouped by row
+    if rows.size == 0:
+        return ranks
+    vals = t[rows, cols]
+    order = np.lexsort((vals, rows))  # by row, then by value
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    first = np.ones(rows.size, dtype=bool)
+    first[1:] = (vals[1:] != vals[:-1]) | (rows[1:] != rows[:-1])
+    start, end = _runs(first)
+    row_start = np.searchsorted(rows, np.arange(t.shape[0]))  # where each row's entries begin
+    ranks[rows, cols] = n_min[rows] + (start + end) * 0.5 - row_start[rows] + 1.0
+    return ranks
+
+
+def average_ranks(a) -> np.ndarray:
+    """1-based ranks of each column's values (ties get the average of their ranks): float64, (units, samples).
+
+    Returned transposed (one row per unit), the layout :func:`auroc_matrix` multiplies with. Where most
+    entries of the array sit at their column's minimum (sparse codes: zeros), only the others are sorted.
+    """
+    a = _finite("acts", _as_2d("acts", a, allow_1d=False))
+    t = np.ascontiguousarray(a.T)
+    above = t > t.min(axis=1, keepdims=True)
+    if above.mean() < 0.5:
+        return _ranks_sparse(t, above)
+    return _ranks_dense(t)
+
+
+def auroc_matrix(acts, factors, ranks=None) -> list[np.ndarray]:
+    """AUROC of every unit for every value of every factor (that value against the rest): a list over
+    factors of (units, values) arrays, values in sorted order.
+
+    AUROC is the Mann-Whitney U over n_pos n_neg: with R the sum of the positives' ranks among all
+    samples, U = R - n_pos (n_pos + 1) / 2. The rank sums of every (unit, value) pair are one product
+    ranks @ one-hot; ties (a unit's many zeros) get average ranks, so a constant unit scores exactly 0.5.
+    AUROC is taken as given: a unit that is *off* on a value scores below 0.5, not 1 - AUROC. A
+    single-valued factor has no negatives: its AUROC is 0.5 everywhere.
+    ``ranks`` (from :func:`average_ranks` of ``acts``) can be passed to reuse them.
+    """
+    acts, factors = _pair(acts, factors)
+    _check_factors(factors)
+    n = acts.shape[0]
+    if ranks is None:
+        ranks = average_ranks(acts)
+    labels, sizes = zip(*(_labels(factors[:, j]) for j in range(factors.shape[1])))
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    onehot = np.zeros((n, int(offsets[-1])))
+    for j, lab in enumerate(labels):
+        onehot[np.arange(n), offsets[j] + lab] = 1.0
+    rank_sums = ranks @ onehot
+    n_pos = onehot.sum(axis=0)
+    n_neg = n - n_pos
+    defined = n_neg > 0
+    u = rank_sums - n_pos * (n_pos + 1) * 0.5
+    auc = np.where(defined, u / np.where(defined, n_pos * n_neg, 1.0), 0.5)
+    return [auc[:, offsets[j]:offsets[j + 1]] for j in range(len(sizes))]
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How well single neurons detect factor values.
+
+    Per factor j (lists over factors): ``best[j]`` (values,) the highest AUROC of any neuron for each
+    value, ``best_neuron[j]`` (values,) which neuron; ``coverage`` (factors,) the fraction of the factor's
+    values with ``best`` above ``threshold``; ``best_mean`` (factors,) the mean of ``best[j]``;
+    ``varied`` (factors,) the factors with more than one value (the only ones :attr:`mean_best` and
+    :attr:`mean_coverage` average).
+    """
+
+    best: list[np.ndarray]
+    best_neuron: list[np.ndarray]
+    coverage: np.ndarray
+    best_mean: np.ndarray
+    varied: np.ndarray
+    threshold: float
+
+    def _mean(self, a: np.ndarray) -> float:
+        return float(a[self.varied].mean()) if self.varied.any() else 0.0
+
+    @property
+    def mean_best(self) -> float:
+        """Mean over the varied factors of each factor's mean best-neuron AUROC."""
+        return self._mean(self.best_mean)
+
+    @property
+    def mean_coverage(self) -> float:
+        """Mean over the varied factors of the fraction of their values covered."""
+        return self._mean(self.coverage)
+
+
+def feature_alignment(acts, factors, threshold: float = AUROC_COVERAGE, ranks=None) -> Alignment:
+    """For each factor value, the best single neuron's AUROC (:func:`auroc_matrix`, the max over neurons
+    as given), and per factor the fraction of values some neuron detects with AUROC > ``threshold``.
+    Factors weigh the same in the means, whatever their number of values (as in MIG)."""
+    threshold = _threshold(threshold, "threshold")
+    aucs = auroc_matrix(acts, factors, ranks=ranks)
+    best = [a.max(axis=0) for a in aucs]
+    return Alignment(
+        best=best,
+        best_neuron=[a.argmax(axis=0).astype(np.int64) for a in aucs],
+        coverage=np.array([float((b > threshold).mean()) for b in best]),
+        best_mean=np.array([float(b.mean()) for b in best]),
+        varied=np.array([a.shape[1] > 1 for a in aucs]),
+        threshold=threshold,
+    )
