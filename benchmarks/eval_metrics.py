@@ -23,25 +23,7 @@ import numpy as np
 
 from collapse_tui.config import EvalConfig
 from collapse_tui.engine.evaluation import evaluate_sae
-from collapse_tui.metrics import (
-    activation_density_histogram,
-    code_entropy,
-    dead_fraction,
-    dead_mask,
-    dci,
-    explained_variance,
-    feature_alignment,
-    l0,
-    linear_probe,
-    mig,
-    mig_sup,
-    mse,
-    mutual_info_matrix,
-    normalized_mi,
-    rare_fraction,
-    specialized_neurons,
-    specialized_neurons_per_code,
-)
+from collapse_tui import metrics as M
 
 GRIDS = {"dsprites": (3, 6, 40, 32, 32), "shapes3d": (10, 10, 10, 8, 4, 15)}
 
@@ -105,31 +87,32 @@ def main() -> None:
     cfg = EvalConfig()
     sae = StubSAE(acts, recon)
     n_bins, tau = cfg.n_bins, cfg.specialized_tau
-    mi = mutual_info_matrix(acts, factors, n_bins=n_bins)
-    h_code = code_entropy(acts, n_bins)
-    probe = linear_probe(acts, factors)
+    mi = M.mutual_info_matrix(acts, factors, n_bins=n_bins)
+    h_code = M.code_entropy(acts, n_bins)
+    probe = M.linear_probe(acts, factors)
 
     parts = {
         "dead / rare fractions, mask, counts": lambda: (
-            [dead_fraction(acts, t) for t in cfg.thresholds], [rare_fraction(acts, f) for f in cfg.density_thresholds],
-            dead_mask(acts), (acts > 0).sum(axis=0)),
-        "l0, mse, explained variance": lambda: (l0(acts), mse(hidden, recon), explained_variance(hidden, recon)),
-        "mutual_info_matrix": lambda: mutual_info_matrix(acts, factors, n_bins=n_bins),
-        "mig + normalized_mi (given mi)": lambda: (mig(acts, factors, n_bins, mi=mi), normalized_mi(mi, factors)),
-        "specialized (given mi)": lambda: specialized_neurons(acts, factors, tau=tau, n_bins=n_bins, mi=mi),
-        "density histogram": lambda: activation_density_histogram(acts),
-        "code_entropy": lambda: code_entropy(acts, n_bins),
-        "mig_sup (given mi, H)": lambda: mig_sup(acts, factors, n_bins, mi=mi, h_code=h_code),
-        "specialized per code (given mi, H)": lambda: specialized_neurons_per_code(
+            [M.dead_fraction(acts, t) for t in cfg.thresholds],
+            [M.rare_fraction(acts, f) for f in cfg.density_thresholds],
+            M.dead_mask(acts), (acts > 0).sum(axis=0)),
+        "l0, mse, explained variance": lambda: (M.l0(acts), M.mse(hidden, recon), M.explained_variance(hidden, recon)),
+        "mutual_info_matrix": lambda: M.mutual_info_matrix(acts, factors, n_bins=n_bins),
+        "mig + normalized_mi (given mi)": lambda: (M.mig(acts, factors, n_bins, mi=mi), M.normalized_mi(mi, factors)),
+        "specialized (given mi)": lambda: M.specialized_neurons(acts, factors, tau=tau, n_bins=n_bins, mi=mi),
+        "density histogram": lambda: M.activation_density_histogram(acts),
+        "code_entropy": lambda: M.code_entropy(acts, n_bins),
+        "mig_sup (given mi, H)": lambda: M.mig_sup(acts, factors, n_bins, mi=mi, h_code=h_code),
+        "specialized per code (given mi, H)": lambda: M.specialized_neurons_per_code(
             acts, factors, tau=tau, n_bins=n_bins, mi=mi, h_code=h_code),
-        "linear probe on codes": lambda: linear_probe(acts, factors),
-        f"linear probe on input ({hidden.shape[1]})": lambda: linear_probe(hidden, factors),
-        "dci (given importances)": lambda: dci(probe.importance, probe.accuracy),
-        "feature alignment (ranks + AUROC)": lambda: feature_alignment(acts, factors),
+        "linear probe on codes": lambda: M.linear_probe(acts, factors),
+        f"linear probe on input ({hidden.shape[1]})": lambda: M.linear_probe(hidden, factors),
+        "dci (given importances)": lambda: M.dci(probe.importance, probe.accuracy),
+        "feature alignment (ranks + AUROC)": lambda: M.feature_alignment(acts, factors),
     }
 
     print(f"{args.samples:,} samples x {args.neurons} neurons, Top-k k={args.k}, {args.dataset} factors "
-          f"{GRIDS[args.dataset]}; dead {dead_fraction(acts):.0%}, L0 {l0(acts):.1f}; "
+          f"{GRIDS[args.dataset]}; dead {M.dead_fraction(acts):.0%}, L0 {M.l0(acts):.1f}; "
           f"{os.cpu_count()} CPUs seen; median of {args.repeats} (shared machine: noisy)")
     evaluate_sae(sae, hidden, factors, cfg)  # warm-up
     total = median_seconds(lambda: evaluate_sae(sae, hidden, factors, cfg), args.repeats)

@@ -34,7 +34,7 @@ from collapse_tui.metrics.disentanglement import (
     discretize,
     mutual_info_matrix,
 )
-from collapse_tui.metrics.neurons import Specialization, _threshold, dead_mask
+from collapse_tui.metrics.neurons import Specialization, _threshold, specialization, specialization_rule
 
 __all__ = [
     "AUROC_COVERAGE", "PROBE_RIDGE", "PROBE_SEED", "PROBE_TRAIN_FRACTION",
@@ -298,22 +298,9 @@ def specialized_neurons_per_code(codes, factors, tau: float = 0.1, ratio: float 
     for every factor, the ratio rule compares raw MI. The returned ``nmi`` holds MI / H(code).
     ``mi`` and ``h_code`` (:func:`code_entropy`) can be passed to reuse them.
     """
-    tau = _threshold(tau, "tau")
-    if not 0.0 <= tau <= 1.0:
-        raise ValueError(f"tau must be between 0 and 1, got {tau}")
-    ratio = _threshold(ratio, "ratio")
-    if ratio < 1.0:
-        raise ValueError(f"ratio must be a number >= 1, got {ratio}")
-    dead_threshold = _threshold(dead_threshold, "dead_threshold")
+    tau, ratio, dead_threshold = specialization_rule(tau, ratio, dead_threshold)
     codes, factors, mi, h_code = _mi_and_entropy(codes, factors, n_bins, mi, h_code)
-    nmi = _per_code_nmi(mi, h_code)
-    best = nmi.argmax(axis=1)
-    ranked = np.sort(nmi, axis=1)
-    top = ranked[:, -1]
-    second = ranked[:, -2] if nmi.shape[1] > 1 else np.zeros_like(top)
-    alive = ~dead_mask(codes, dead_threshold)
-    mask = alive & (top > 0) & (top >= tau) & (top >= ratio * second)
-    return Specialization(count=int(mask.sum()), mask=mask, best_factor=best.astype(np.int64), nmi=nmi)
+    return specialization(codes, _per_code_nmi(mi, h_code), tau, ratio, dead_threshold)
 
 
 # ------------------------------------------------------------------------------ feature-factor alignment

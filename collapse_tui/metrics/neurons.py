@@ -159,18 +159,30 @@ def specialized_neurons(codes, factors, tau: float = 0.1, ratio: float = 2.0, n_
     ``mi`` (units x factors, nats) can be passed to reuse a matrix already computed.
     """
     codes, factors = _pair(codes, factors)
+    tau, ratio, dead_threshold = specialization_rule(tau, ratio, dead_threshold)
+    if mi is None:
+        mi = mutual_info_matrix(codes, factors, _check_n_bins(n_bins))
+    else:
+        mi = _check_mi(mi, codes.shape[1], factors.shape[1])
+    return specialization(codes, normalized_mi(mi, factors), tau, ratio, dead_threshold)
+
+
+def specialization_rule(tau, ratio, dead_threshold) -> tuple[float, float, float]:
+    """The rule's parameters checked: ``tau`` in [0, 1], ``ratio`` >= 1, a finite ``dead_threshold``."""
     tau = _threshold(tau, "tau")
     if not 0.0 <= tau <= 1.0:
         raise ValueError(f"tau must be between 0 and 1, got {tau}")
     ratio = _threshold(ratio, "ratio")
     if ratio < 1.0:
         raise ValueError(f"ratio must be a number >= 1, got {ratio}")
-    dead_threshold = _threshold(dead_threshold, "dead_threshold")
-    if mi is None:
-        mi = mutual_info_matrix(codes, factors, _check_n_bins(n_bins))
-    else:
-        mi = _check_mi(mi, codes.shape[1], factors.shape[1])
-    nmi = normalized_mi(mi, factors)
+    return tau, ratio, _threshold(dead_threshold, "dead_threshold")
+
+
+def specialization(codes: np.ndarray, nmi: np.ndarray, tau: float, ratio: float,
+                   dead_threshold: float) -> Specialization:
+    """The specialized units of a normalised-MI matrix (units x factors), whatever normalised it: live
+    (above ``dead_threshold`` on some sample), informative (top > 0), top >= ``tau`` and >= ``ratio`` x
+    the second."""
     best = nmi.argmax(axis=1)
     ranked = np.sort(nmi, axis=1)
     top = ranked[:, -1]
