@@ -60,6 +60,7 @@ def dead_change(history: list[tuple[int, float, float]], final_sparsity: float, 
     """
     if not history:
         return None
+
     def at_final(sparsity: float) -> bool:  # an L1 coefficient read back from a float32 variable
         return math.isclose(sparsity, final_sparsity, rel_tol=1e-6)
 
@@ -104,7 +105,8 @@ class SAEPhase:
     evaluation codes (``codes``: the pair) and, at the end, through ``vae`` on ``data``'s images.
 
     ``run`` is the run in progress (``emit``, ``vae_metrics``); the phase records in it what it
-    measures (``sae``, ``last_eval``, ``last_eval_epoch``, ``epochs_done``, ``resampled``, ``sae_saved``).
+    measures (``sae``, ``last_eval``, ``last_eval_epoch``, ``epochs_done``, ``updates_by_sparsity``,
+    ``resampled``, ``sae_saved``).
     """
 
     def __init__(self, run, data, vae, codes: tuple[np.ndarray, np.ndarray], stop_event: threading.Event):
