@@ -52,12 +52,13 @@ def evaluate_vae(vae, images: np.ndarray, factors: np.ndarray, n_bins: int = 20)
 
 
 def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None, source: str = "",
-                 eval_images: np.ndarray | None = None) -> dict[str, Any]:
+                 eval_images: np.ndarray | None = None, input_probe=None) -> dict[str, Any]:
     """Every SAE metric on the evaluation codes.
 
     With ``vae`` and ``eval_images``, the SAE's reconstruction is also put back into the VAE in place of
     the representation it read and decoded: ``bce`` is the image reconstruction of VAE + SAE, to set
-    beside the VAE's own.
+    beside the VAE's own. ``input_probe``: ``linear_probe(codes, factors)``, the same at every evaluation
+    of a run, so it can be made once and passed (computed here when not given).
     """
     acts = sae.codes(codes)
     recon = sae.reconstruct(codes)
@@ -90,7 +91,7 @@ def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None
                                              n_bins=eval_cfg.n_bins, mi=mi, h_code=h_code)
     metrics["specialized_code"] = int(spec_code.count)
     probe = linear_probe(acts, factors)
-    probe_input = linear_probe(codes, factors)
+    probe_input = input_probe if input_probe is not None else linear_probe(codes, factors)
     metrics["probe_acc"] = probe.mean
     metrics["probe_acc_input"] = probe_input.mean
     metrics["probe_acc_per_factor"] = _rounded(probe.accuracy)

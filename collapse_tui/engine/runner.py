@@ -319,6 +319,7 @@ class ActiveRun:
         cfg = self.config
         final = {k: v for k, v in (self.last_eval or {}).items() if isinstance(v, (int, float)) or v is None}
         vae = {k: v for k, v in self.vae_metrics.items() if isinstance(v, (int, float))}
+        now = time.time()
         return RunSummary(
             status=status,
             run_id=self.run_dir.name,
@@ -331,8 +332,8 @@ class ActiveRun:
             remedies=remedy_names(cfg),
             resampled=self.resampled,
             started=self.started,
-            finished=time.time(),
-            seconds=time.time() - self.started,
+            finished=now,
+            seconds=now - self.started,
             durations={k: round(v, 3) for k, v in self.durations.items()},
             sae_epochs=self.epochs_done,
             updates_by_sparsity=self.updates_by_sparsity,

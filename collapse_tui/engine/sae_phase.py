@@ -127,6 +127,7 @@ class SAEPhase:
         self.steps_per_epoch = -(-len(self.train_codes) // c.batch_size)
         self.before_sparsification: dict[str, Any] = {}
         self.before_extension: dict[str, Any] = {}
+        self.input_probe = None  # the probe of the factors from the SAE's input, made at the first evaluation
         self.history: list[tuple[int, float, float]] = []  # (updates, sparsity, dead fraction) per evaluation
 
     # ------------------------------------------------------------------ training
@@ -201,10 +202,14 @@ class SAEPhase:
         """Measure the SAE after ``epoch``; the final evaluation also decodes the evaluation images
         through the VAE (the costly part) and adds what the marks recorded before it."""
         from collapse_tui.engine.evaluation import evaluate_sae
+        from collapse_tui.metrics import linear_probe
 
         cfg, s = self.cfg, self.state
+        if self.input_probe is None:  # the SAE's input does not change during the run: probe it once
+            self.input_probe = linear_probe(self.eval_codes, self.data.eval_factors)
         metrics = evaluate_sae(self.sae, self.eval_codes, self.data.eval_factors, cfg.eval, vae=self.vae,
-                               source=cfg.sae.source, eval_images=self.data.eval_images if final else None)
+                               source=cfg.sae.source, eval_images=self.data.eval_images if final else None,
+                               input_probe=self.input_probe)
         metrics["sparsity"] = float(self.sae.sparsity)
         metrics["updates"] = epoch * self.steps_per_epoch  # the x axis of dead neurons against training
         metrics["mig_vae"] = s.vae_metrics.get("mig")
