@@ -216,6 +216,37 @@ def test_mutual_info_matrix_matches_a_loop_over_pairs():
     assert mi[0, 0] == mi.max() and (mi >= 0).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mutual_info_matrix_matches_pair_counting_on_sparse_and_degenerate_columns(dtype):
+    # mutual_info_matrix histograms only the non-zero entries and infers each zero bin by subtraction;
+    # here every pair is counted directly from the bins of disentanglement_lib's own discretisation.
+    rs = np.random.RandomState(7)
+    n = 300
+    codes = rs.exponential(size=(n, 40)) * (rs.rand(n, 40) < 0.15)  # sparse, zero in the first bin
+    codes[:, 5] = 0.0                                                 # dead: all zeros
+    codes[:, 6] = 2.5                                                 # constant, not zero
+    codes[:, 7] = rs.normal(size=n)                                   # dense: no zeros at all
+    codes[:, 8] *= np.where(rs.rand(n) < 0.5, -1.0, 1.0)              # both signs: zero in a middle bin
+    codes[::3, 9] = -0.0                                              # negative zeros count as zeros
+    factors = np.stack([rs.randint(0, 4, n), np.full(n, 3), rs.randint(0, 12, n) * 2 - 5], axis=1)
+    codes[:, 10] = np.where(rs.rand(n) < 0.6, 0.0, factors[:, 2] + 6.0)  # informative and sparse
+    codes = codes.astype(dtype)
+    bins = reference_bins(codes, 20)
+    expected = np.zeros((40, 3))
+    for u in range(40):
+        for j in range(3):
+            pairs, n_cf = np.unique(np.stack([bins[:, u], factors[:, j]]), axis=1, return_counts=True)
+            code_values, n_c = np.unique(bins[:, u], return_counts=True)
+            factor_values, n_f = np.unique(factors[:, j], return_counts=True)
+            p_c = n_c[np.searchsorted(code_values, pairs[0])] / n
+            p_f = n_f[np.searchsorted(factor_values, pairs[1])] / n
+            p = n_cf / n
+            expected[u, j] = max((p * np.log(p / (p_c * p_f))).sum(), 0.0)
+    mi = mutual_info_matrix(codes, factors, n_bins=20)
+    np.testing.assert_allclose(mi, expected, rtol=0, atol=1e-12)
+    assert (mi[[5, 6], :] == 0).all() and (mi[:, 1] == 0).all() and mi[10, 2] > 0.3
+
+
 def test_single_valued_factor_and_constant_codes_give_zero_information():
     rs = np.random.RandomState(1)
     codes = np.concatenate([rs.normal(size=(50, 3)), np.full((50, 1), 2.5)], axis=1)

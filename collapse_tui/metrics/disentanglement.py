@@ -44,6 +44,59 @@ def _check_n_bins(n_bins) -> int:
     return int(n_bins)
 
 
+def _bin_edges(codes, n_bins: int):
+    """``codes`` in the working float type, and per column the range's low end, its width, and ``bounds``.
+
+    ``bounds`` (n_bins + 1, columns) are the edges of ``np.histogram(column, n_bins)`` (see
+    :func:`discretize`) with +inf in place of the right edge.
+    """
+    z = _as_2d("codes", codes)
+    # np.histogram computes edges in the data's float type, and in float64 for integer or bool data.
+    work = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
+    z = z.astype(work, copy=False)
+    lo = z.min(axis=0)
+    hi = z.max(axis=0)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        bad = int(np.flatnonzero(~(np.isfinite(lo) & np.isfinite(hi)))[0])
+        raise ValueError(f"codes must be finite; column {bad} holds NaN or inf")
+    const = lo == hi
+    lo = np.where(const, lo - work.type(0.5), lo)
+    hi = np.where(const, hi + work.type(0.5), hi)
+
+    # np.linspace's arithmetic, one column at a time as np.histogram would do it: i * step + lo (its last
+    # edge, hi, is never compared); a step that underflows to 0 takes linspace's (i / n) * delta branch.
+    delta = hi - lo
+    step = delta / work.type(n_bins)
+    ramp = np.arange(n_bins + 1, dtype=work)[:, None]
+    with np.errstate(under="ignore"):
+        bounds = np.where(step == 0, (ramp / work.type(n_bins)) * delta, ramp * step) + lo
+    # The left edges, with +inf in place of the right edge (hi) so the last bin has no upper bound.
+    bounds[-1] = np.inf
+    return z, lo, delta, bounds
+
+
+def _bin_of(values, cols, lo, delta, bounds, n_bins: int) -> np.ndarray:
+    """Bin index in 1..n_bins of each of ``values`` (in the working float type), ``cols`` naming its column.
+
+    ``values`` must lie within their column's range (they are entries of it); ``cols`` broadcasts
+    against ``values``. Returns int64.
+    """
+    # First guess from the arithmetic (float64, so it is off by at most one bin near an edge), then move
+    # each guess until it is the count of left edges <= value: exactly what np.digitize returns.
+    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
+        guess = (values - lo[cols]) / np.where(delta > 0, delta, 1).astype(np.float64)[cols] * n_bins
+    count = np.clip(np.floor(guess), 0, n_bins - 1).astype(np.int64) + 1
+    for _ in range(n_bins + 1):
+        # Right when bounds[count-1] <= value < bounds[count]; each pass moves a wrong guess one bin.
+        too_high = bounds[count - 1, cols] > values
+        too_low = bounds[count, cols] <= values
+        if not (too_high.any() or too_low.any()):
+            break
+        count -= too_high
+        count += too_low
+    return count
+
+
 def discretize(codes, n_bins: int = 20) -> np.ndarray:
     """Bin index in 1..n_bins of every entry, per column, on ``n_bins`` equal-width bins from min to max.
 
@@ -61,46 +114,8 @@ def discretize(codes, n_bins: int = 20) -> np.ndarray:
     Raises ValueError for non-finite codes, no samples, or ``n_bins`` < 1.
     """
     n_bins = _check_n_bins(n_bins)
-    z = _as_2d("codes", codes)
-    # np.histogram computes edges in the data's float type, and in float64 for integer or bool data.
-    work = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
-    z = z.astype(work, copy=False)
-    lo = z.min(axis=0)
-    hi = z.max(axis=0)
-    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-        bad = int(np.flatnonzero(~(np.isfinite(lo) & np.isfinite(hi)))[0])
-        raise ValueError(f"codes must be finite; column {bad} holds NaN or inf")
-    const = lo == hi
-    lo = np.where(const, lo - work.type(0.5), lo)
-    hi = np.where(const, hi + work.type(0.5), hi)
-
-    # np.linspace's arithmetic, one column at a time as np.histogram would do it: i * step + lo, last edge
-    # set to hi; a step that underflows to 0 takes linspace's (i / n) * delta branch instead.
-    delta = hi - lo
-    step = delta / work.type(n_bins)
-    ramp = np.arange(n_bins + 1, dtype=work)[:, None]
-    with np.errstate(under="ignore"):
-        edges = np.where(step == 0, (ramp / work.type(n_bins)) * delta, ramp * step) + lo
-    edges[-1] = hi
-
-    # First guess from the arithmetic (float64, so it is off by at most one bin near an edge), then move
-    # each guess until it is the count of left edges <= value: exactly what np.digitize returns.
-    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
-        guess = (z - lo) / np.where(delta > 0, delta, 1).astype(np.float64) * n_bins
-    count = np.clip(np.floor(guess), 0, n_bins - 1).astype(np.int64) + 1
-    cols = np.arange(z.shape[1])
-    # The left edges, with +inf in place of the right edge so the last bin has no upper bound.
-    bounds = edges.copy()
-    bounds[-1] = np.inf
-    for _ in range(n_bins + 1):
-        # Right when bounds[count-1] <= value < bounds[count]; each pass moves a wrong guess one bin.
-        too_high = bounds[count - 1, cols] > z
-        too_low = bounds[count, cols] <= z
-        if not (too_high.any() or too_low.any()):
-            break
-        count -= too_high
-        count += too_low
-    return count
+    z, lo, delta, bounds = _bin_edges(codes, n_bins)
+    return _bin_of(z, np.arange(z.shape[1]), lo, delta, bounds, n_bins)
 
 
 def _labels(column: np.ndarray) -> tuple[np.ndarray, int]:
@@ -138,28 +153,41 @@ def entropy(factors) -> np.ndarray:
 def mutual_info_matrix(codes, factors, n_bins: int = 20) -> np.ndarray:
     """Mutual information in nats between each discretised code column and each factor: (units, factors).
 
-    Codes are binned with :func:`discretize`; factor values are labels. The joint histogram of every unit
-    with one factor comes from a single ``np.bincount`` over combined (unit, bin, label) indices, so the
-    work is a few passes over ``samples x units`` per factor, with no loop over units.
+    Codes get exactly :func:`discretize`'s bins (same edges, same rule per value); factor values are
+    labels. Only the non-zero entries are binned and counted, since SAE codes are mostly exact zeros and
+    all the zeros of a column share one bin. Per factor, one ``np.bincount`` over combined (unit, bin,
+    label) indices of the non-zero entries gives their joint counts for every unit at once; then each
+    unit's zero bin gets, per factor value, that value's count minus the unit's non-zero entries with it.
+    Past one pass over ``samples x units`` for the edges and the non-zero positions, the work grows with
+    the number of non-zero entries (dense codes take the same path, with every entry counted).
     Values are >= 0 (rounding residue below 0 is clipped, as sklearn's ``mutual_info_score`` does).
     """
     codes, factors = _pair(codes, factors)
     _check_factors(factors)
     n, units = codes.shape
     n_bins = _check_n_bins(n_bins)
-    bins = discretize(codes, n_bins) - 1  # 0..n_bins-1
-    # Each unit's bins get their own index range, so one bincount histograms all units at once.
-    cell = bins + (np.arange(units, dtype=np.int64) * n_bins)[None, :]
-    code_counts = np.bincount(cell.ravel(), minlength=units * n_bins).reshape(units, n_bins)
+    z, lo, delta, bounds = _bin_edges(codes, n_bins)
+    flat = np.flatnonzero(z != 0)  # via a bool mask: twice as fast as np.flatnonzero(z) on floats
+    rows, cols = np.divmod(flat, units)
+    # Each unit's bins get their own index range (unit * n_bins + bin), so one bincount covers all units.
+    cell = cols * n_bins + _bin_of(z.reshape(-1)[flat], cols, lo, delta, bounds, n_bins) - 1
+    n_zeros = n - np.bincount(cols, minlength=units)
+    has_zero = np.flatnonzero(n_zeros)
+    zero_bin = np.zeros(units, dtype=np.int64)  # only read where the unit has zeros, whose range holds 0
+    zero_bin[has_zero] = _bin_of(np.zeros(has_zero.size, z.dtype), has_zero, lo, delta, bounds, n_bins) - 1
+    unit_index = np.arange(units)
+    code_counts = np.bincount(cell, minlength=units * n_bins).reshape(units, n_bins)
+    code_counts[unit_index, zero_bin] += n_zeros
     log_n = np.log(n)
     mi = np.zeros((units, factors.shape[1]))
     for j in range(factors.shape[1]):
         labels, v = _labels(factors[:, j])
         if v == 1:
             continue  # a single-valued factor shares no information with anything
-        joint = np.bincount((cell * v + labels[:, None]).ravel(), minlength=units * n_bins * v)
-        joint = joint.reshape(units, n_bins, v)
+        joint = np.bincount(cell * v + labels[rows], minlength=units * n_bins * v).reshape(units, n_bins, v)
         factor_counts = np.bincount(labels, minlength=v)
+        # The samples of each factor value that are not among a unit's non-zero entries are its zeros.
+        joint[unit_index, zero_bin] += factor_counts - joint.sum(axis=1)
         u, b, f = np.nonzero(joint)
         n_cf = joint[u, b, f].astype(np.float64)
         # p(c,f) log(p(c,f) / (p(c) p(f))) with counts: n_cf/n * (log n_cf + log n - log n_c - log n_f)
