@@ -65,66 +65,82 @@ def _num(metrics: dict[str, Any], key: str) -> str:
     return spec(key).format(metrics.get(key), unit=True)
 
 
+class _RunLine:
+    """What the console tracks of one run: its name, progress bar and latest dead fraction."""
+
+    def __init__(self, name: str = ""):
+        self.name = name
+        self.task = None
+        self.last_dead: float | None = None
+
+
 class ConsoleListener:
-    """Shows one run's events: a progress bar per phase, a line per epoch and evaluation."""
+    """Shows runs' events: a progress bar per phase of each running run, a line per epoch and evaluation.
+    While several runs train at once (a bank), each line starts with its run's name."""
 
     def __init__(self, console: Console, progress: Progress):
         self.console = console
         self.progress = progress
-        self.task = None
-        self.phase = ""
-        self.last_dead: float | None = None
+        self.runs: dict[str, _RunLine] = {}
         self.sweep_dir: Path | None = None
 
-    def _task(self, description: str, total: float | None) -> None:
-        if self.task is not None:
-            self.progress.remove_task(self.task)
-        self.task = self.progress.add_task(description, total=total)
+    def _task(self, run: _RunLine, description: str, total: float | None) -> None:
+        if run.task is not None:
+            self.progress.remove_task(run.task)
+        run.task = self.progress.add_task(description, total=total)
 
     def __call__(self, event: ev.Event) -> None:
-        print_ = self.console.print
         if isinstance(event, ev.SweepStarted):
             self.sweep_dir = Path(event.sweep_dir)
-            print_(f"sweep table: {self.sweep_dir}/results.md (and .csv), updated after each run", markup=False)
-        elif isinstance(event, ev.RunStarted):
-            self.last_dead = None
+            self.console.print(f"sweep table: {self.sweep_dir}/results.md (and .csv), updated after each run",
+                               markup=False)
+            return
+        if isinstance(event, ev.RunStarted):
+            self.runs[event.run_id] = _RunLine(event.name)
+        run = self.runs.setdefault(event.run_id, _RunLine(event.run_id))
+        training = [r for r in self.runs.values() if r.task is not None]
+        tag = f"[dim]{run.name}[/] " if len(training) > 1 or (training and run not in training) else ""
+
+        def print_(text: str) -> None:
+            self.console.print(f"{tag}{text}" if tag and not text.startswith("[bold]▶") else text)
+
+        if isinstance(event, ev.RunStarted):
             print_(f"[bold]▶ {event.name}[/]  [dim]{event.run_dir}  ({event.environment.get('backend')}, "
                    f"{event.environment.get('device')})[/]")
         elif isinstance(event, ev.Message):
             style = "yellow" if event.level == "warning" else "dim"
             print_(f"  [{style}]{event.text}[/]")
         elif isinstance(event, ev.PhaseStarted):
-            self.phase = event.phase
             total = event.epochs * event.steps_per_epoch if event.epochs and event.steps_per_epoch else None
-            self._task(f"{event.phase}: {event.detail}", total)
+            self._task(run, f"{run.name}: {event.phase}: {event.detail}", total)
         elif isinstance(event, ev.Progress):
-            if self.task is not None:
-                self.progress.update(self.task, completed=event.done, total=event.total)
+            if run.task is not None:
+                self.progress.update(run.task, completed=event.done, total=event.total)
         elif isinstance(event, ev.EpochEnd):
             logs = "  ".join(f"{k} {v:.4g}" for k, v in event.logs.items())
             extra = ""
             if event.sparsity is not None:
                 extra += f"  sparsity {event.sparsity:g}"
-            if event.phase == "sae" and self.last_dead is not None:
-                extra += f"  dead {_pct(self.last_dead)}"
+            if event.phase == "sae" and run.last_dead is not None:
+                extra += f"  dead {_pct(run.last_dead)}"
             print_(f"  {event.phase} epoch {event.epoch}/{event.epochs}  {logs}{extra}  [dim]{event.seconds:.1f}s[/]")
-            if self.task is not None and self.progress.tasks[-1].total:
-                self.progress.update(self.task, description=f"{event.phase}: epoch {event.epoch}/{event.epochs}"
-                                     f"  loss {event.logs.get('loss', float('nan')):.4g}{extra}")
+            if run.task is not None:
+                self.progress.update(run.task, description=f"{run.name}: {event.phase}: epoch {event.epoch}/"
+                                     f"{event.epochs}  loss {event.logs.get('loss', float('nan')):.4g}{extra}")
         elif isinstance(event, ev.Evaluation):
             m = event.metrics
             if event.phase == "vae":
                 print_(f"  [cyan]VAE[/]  MIG {_num(m, 'mig')}  BCE {_num(m, 'bce')}  "
                        f"active latents {m.get('active_latents')}")
             else:
-                self.last_dead = m.get("dead_fraction")
+                run.last_dead = m.get("dead_fraction")
                 print_(f"  [cyan]eval @ epoch {event.epoch}[/]  dead {_num(m, 'dead_fraction')}  "
                        f"L0 {_num(m, 'l0')}  EV {_num(m, 'explained_variance')}  "
                        f"MIG {_num(m, 'mig')}  specialized {_num(m, 'specialized')}")
         elif isinstance(event, (ev.RunFinished, ev.RunFailed)):
-            if self.task is not None:
-                self.progress.remove_task(self.task)
-                self.task = None
+            if run.task is not None:
+                self.progress.remove_task(run.task)
+                run.task = None
             if isinstance(event, ev.RunFailed):
                 print_(f"  [red]✗ failed: {event.reason}[/]")
             elif event.status == "stopped":

@@ -238,6 +238,11 @@ class RunConfig(Section):
     models_dir: str = Field(
         "models", min_length=1, description="Directory of trained VAEs reused across runs with identical config."
     )
+    bank_size: int = Field(
+        16, ge=1, le=4096,
+        description="SAEs of a sweep trained together in one bank, one optimiser step for all (each exactly as "
+                    "alone; 1: each alone).",
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     vae: VAEConfig = Field(default_factory=VAEConfig)
     sae: SAEConfig = Field(default_factory=SAEConfig)

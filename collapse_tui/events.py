@@ -18,8 +18,12 @@ PHASES = ("data", "vae", "codes", "sae", "evaluate")
 
 @dataclass
 class Event:
+    """Every event carries when it happened and which run it belongs to: the run directory's name,
+    set by the run that emits it (the runs of a bank train at once, so their events interleave)."""
+
     kind: ClassVar[str] = "event"
     time: float = field(default_factory=time.time, kw_only=True)
+    run_id: str = field(default="", kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.kind, **dataclasses.asdict(self)}
@@ -28,7 +32,6 @@ class Event:
 @dataclass
 class RunStarted(Event):
     kind: ClassVar[str] = "run_started"
-    run_id: str
     name: str
     run_dir: str
     config: dict[str, Any]

@@ -292,3 +292,68 @@ def test_dead_change_over_the_last_fifth_of_training(history, expected):
     final = 0.03 if history and history[-1][1] < 1 else 50
     got = dead_change(history, final)
     assert got == (None if expected is None else pytest.approx(expected))
+
+
+def _final_numbers(result):
+    return {k: v for k, v in result.summary["final"].items() if isinstance(v, (int, float))}
+
+
+def test_a_sweeps_runs_train_in_banks_exactly_as_they_would_alone(tmp_path):
+    # Two seeds (two VAEs, two tables of codes), two k, AuxK in one run, and an evaluation mark only
+    # one run has: four runs, one bank; then the same sweep with every SAE alone.
+    models = str(tmp_path / "models")
+    sweep = [{"seed": [3, 4], "sae.k": [4, 8]}, {"sae.remedies.auxk": [True], "eval.every": [1]}]
+
+    def run(bank_size, where):
+        config = tiny_config(tmp_path / where, models_dir=models, bank_size=bank_size, sweep=sweep,
+                             sae={"epochs": 2, "extended_epochs": 1}, eval={"every": 0})
+        rec = Recorder()
+        return run_sweep(expand(config), [rec]), rec
+
+    banked, rec = run(16, "banked")
+    alone, _ = run(1, "alone")
+    assert [r.status for r in banked] == ["ok"] * 5 and [r.status for r in alone] == ["ok"] * 5
+    # One bank: every run started before any SAE trained; every event names its run.
+    kinds = [(type(e).__name__, e.run_id) for e in rec.events if not isinstance(e, ev.SweepStarted)]
+    first_epoch = next(i for i, e in enumerate(rec.events) if isinstance(e, ev.EpochEnd) and e.phase == "sae")
+    assert len([e for e in rec.events[:first_epoch] if isinstance(e, ev.RunStarted)]) == 5
+    assert all(run_id for _, run_id in kinds)
+    by_name = {r.summary["name"]: r for r in alone}
+    for result in banked:
+        twin = by_name[result.summary["name"]]
+        ours, theirs = _final_numbers(result), _final_numbers(twin)
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            assert ours[key] == pytest.approx(theirs[key], rel=1e-4, abs=1e-5), (result.summary["name"], key)
+        assert result.summary["updates_by_sparsity"] == twin.summary["updates_by_sparsity"]
+        # Each run's SAE is a standalone file, equal to the lone run's.
+        mine = keras.saving.load_model(result.run_dir / store.SAE_FILE)
+        other = keras.saving.load_model(twin.run_dir / store.SAE_FILE)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(mine.W_dec), keras.ops.convert_to_numpy(other.W_dec),
+                                   atol=1e-5)
+    # The run with eval.every 1 was evaluated after each of the 3 epochs, the others at the end of the
+    # schedule (before extension) and at the end.
+    counts = {r.summary["name"]: len([e for e in store.read_events(r.run_dir)[0]
+                                      if isinstance(e, ev.Evaluation) and e.phase == "sae"]) for r in banked}
+    assert sorted(counts.values()) == [2, 2, 2, 2, 3]
+
+
+def test_a_member_that_fails_fails_alone(tmp_path, monkeypatch):
+    from collapse_tui.engine import sae_phase
+
+    prepare = sae_phase.SAEPhase.prepare
+
+    def poisoned(self):
+        prepare(self)
+        if self.cfg.sae.k == 8:  # this run's weights turn to NaN before training
+            w = keras.ops.convert_to_numpy(self.sae.W_enc).copy()
+            w[:] = np.nan
+            self.sae.W_enc.assign(w)
+
+    monkeypatch.setattr(sae_phase.SAEPhase, "prepare", poisoned)
+    config = tiny_config(tmp_path, sweep={"sae.k": [4, 8]}, sae={"epochs": 2})
+    results = run_sweep(expand(config))
+    status = {r.summary["name"]: (r.status, r.summary.get("reason")) for r in results}
+    assert status["tiny-k4"] == ("ok", None)
+    assert status["tiny-k8"][0] == "failed" and "diverged" in status["tiny-k8"][1]
+    assert store.load_run(results[1].run_dir).summary["status"] == "failed"

@@ -332,9 +332,9 @@ def forced_dead(n=64, seed=0):
 
 
 def slots(sae, variable):
-    from collapse_tui.nn.resampling import _optimizer_slots
+    from collapse_tui.nn.resampling import optimizer_slots
 
-    return [npy(v.value) for v in _optimizer_slots(sae.optimizer, variable)]
+    return [npy(v.value) for v in optimizer_slots(sae.optimizer, variable)]
 
 
 def test_resampling_revives_a_neuron_forced_dead():

@@ -246,7 +246,8 @@ def test_stop_key_ends_the_run_as_stopped_and_the_sweep_with_it(tmp_path, models
             screen = app.screen
             await wait_for(pilot, lambda: screen.run_state.sae_loss or not app.training.running, timeout=120)
             assert screen.run_state.sae_loss, screen.run_state.reason
-            assert str(screen.query_one("#run-title", Static).render()).startswith("run 1/2")
+            # The sweep's two runs train as one bank: both have started, the view shows the latest.
+            assert str(screen.query_one("#run-title", Static).render()).startswith("run 2/2")
             await pilot.press("s")
             await wait_for(pilot, lambda: not app.training.running, timeout=60)
             await pilot.pause(2 / REDRAW_HZ)
@@ -259,12 +260,13 @@ def test_stop_key_ends_the_run_as_stopped_and_the_sweep_with_it(tmp_path, models
             vae_chart = screen.query_one("#vae-loss", LineChart)
             if not state.vae_loss:  # the VAE was loaded from models_dir (an earlier test trained it)
                 assert not vae_chart.series and "not trained in this run" in vae_chart.empty
-            # The sweep's second run never started.
-            assert len(app.training.states) == 1
-            assert [Path(r.path).name for r in list_runs(tmp_path / "runs")] == [Path(state.run_dir).name]
-            # The sweep's record holds the stopped run, and only it.
+            # The stop ended both runs of the bank, each kept as stopped and recorded in the sweep.
+            assert [s.status for s in app.training.states] == ["stopped", "stopped"]
+            names = sorted(Path(s.run_dir).name for s in app.training.states)
+            assert sorted(Path(r.path).name for r in list_runs(tmp_path / "runs")) == names
+            assert all(load_run(Path(s.run_dir)).summary["status"] == "stopped" for s in app.training.states)
             (sweep_dir,) = (tmp_path / "runs" / "sweeps").iterdir()
-            assert [p.name for p in sweep_run_dirs(sweep_dir)] == [Path(state.run_dir).name]
+            assert sorted(p.name for p in sweep_run_dirs(sweep_dir)) == names
 
     asyncio.run(scenario())
 

@@ -17,12 +17,13 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from collapse_tui.config import RunConfig
 from collapse_tui.engine.callbacks import StopRequested, fit_with_events
+from collapse_tui.engine.bank_phase import BankPhase
 from collapse_tui.engine.sae_phase import SAEPhase, remedy_names
 from collapse_tui.engine.seeding import derived_seed, seed_globals
 from collapse_tui.events import (
@@ -95,11 +96,57 @@ class Engine:
 
     # ------------------------------------------------------------------ public
     def run(self, config: RunConfig, listeners: Iterable[Listener] = ()) -> RunResult:
+        """Run one config: its SAE trains alone (a bank of one)."""
+        return self.run_bank([config], listeners)[0]
+
+    def run_bank(self, configs: Sequence[RunConfig], listeners: Iterable[Listener] = ()) -> list[RunResult]:
+        """Run ``configs`` with their SAEs trained together, one bank per SAE shape
+        (:class:`~collapse_tui.engine.bank_phase.BankPhase`); each is still a run of its own, with its
+        directory, events, summary and ``sae.keras``. Their data, VAE and codes come first, run by run
+        (shared where identical). A run that fails fails alone; a stop stops them all. Returns one
+        result per config, in their order."""
+        listeners = list(listeners)
+        states = [self._start(config, listeners) for config in configs]
+        phases: list[SAEPhase] = []
+        bank = None
+        try:
+            for s in states:
+                try:
+                    phases.append(self._prepare(s))
+                except (KeyboardInterrupt, StopRequested):
+                    raise
+                except Exception as exc:
+                    s.end("failed", reason=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc())
+            for group in _by_shape(phases):
+                bank = BankPhase(group, self.stop_event,
+                                 on_failed=lambda m, reason, trace: m.state.end("failed", reason, trace))
+                with contextlib.ExitStack() as timers:
+                    for m in group:
+                        timers.enter_context(m.state.phase("sae"))
+                    bank.run()
+                for m in group:
+                    m.state.end("ok")
+                bank = None
+        except (KeyboardInterrupt, StopRequested) as exc:
+            if bank is not None:
+                bank.write_back()  # keep the weights trained so far beside what was measured
+            for s in states:
+                s.end("stopped", interrupted=isinstance(exc, KeyboardInterrupt))
+        except Exception as exc:  # the bank itself failed: every run still open fails with it
+            reason, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            for s in states:
+                s.end("failed", reason=reason, trace=trace)
+        return [s.result for s in states]
+
+    # ------------------------------------------------------------------ phases
+    def _start(self, config: RunConfig, listeners: list[Listener]) -> "ActiveRun":
+        """Create the run's directory and announce it; its events go to its writer and to ``listeners``."""
         run_dir = create_run_dir(config.runs_dir, config.name)
         writer = RunWriter(run_dir)
         others = list(listeners)
 
         def emit(event: Event) -> None:
+            event.run_id = run_dir.name
             writer(event)
             for listener in list(others):
                 try:
@@ -113,31 +160,10 @@ class Engine:
         started = time.time()
         emit(RunStarted(run_id=run_dir.name, name=config.name, run_dir=str(run_dir),
                         config=config.to_dict(), environment=environment()))
-        state = ActiveRun(config=config, run_dir=run_dir, emit=emit, started=started)
-        try:
-            self._execute(state)
-            summary = state.summary("ok").to_dict()
-            emit(RunFinished(status="ok", summary=summary))
-            return RunResult("ok", run_dir, summary)
-        except (KeyboardInterrupt, StopRequested) as exc:
-            if state.sae is not None and not state.sae_saved:
-                try:  # keep the weights trained so far beside what was measured
-                    state.sae.save(run_dir / SAE_FILE)
-                except Exception:
-                    pass
-            summary = state.summary("stopped").to_dict()
-            emit(RunFinished(status="stopped", summary=summary))
-            return RunResult("stopped", run_dir, summary, interrupted=isinstance(exc, KeyboardInterrupt))
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            summary = state.summary("failed", reason=reason).to_dict()
-            emit(RunFailed(reason=reason, traceback=traceback.format_exc(), summary=summary))
-            return RunResult("failed", run_dir, summary)
-        finally:
-            writer.close()
+        return ActiveRun(config=config, run_dir=run_dir, emit=emit, started=started, writer=writer)
 
-    # ------------------------------------------------------------------ phases
-    def _execute(self, s: "ActiveRun") -> None:
+    def _prepare(self, s: "ActiveRun") -> SAEPhase:
+        """The run's data, VAE and codes; its SAE phase, ready to train."""
         cfg = s.config
         with s.phase("data"):
             data = self._load_data(cfg, s)
@@ -146,8 +172,7 @@ class Engine:
             s.vae_metrics = self._evaluate_vae(key, vae, data, cfg, s)
         with s.phase("codes"):
             train_codes, eval_codes = self._representation(key, vae, data, cfg, s)
-        with s.phase("sae"):
-            SAEPhase(s, data, vae, (train_codes, eval_codes), self.stop_event).run()
+        return SAEPhase(s, data, vae, (train_codes, eval_codes))
 
     def _check_stop(self) -> None:
         if self.stop_event.is_set():
@@ -285,15 +310,28 @@ def _data_bytes(data: "_Data") -> int:
     return data.train_images.nbytes + data.eval_images.nbytes
 
 
+def _by_shape(phases: list[SAEPhase]) -> list[list[SAEPhase]]:
+    """The SAE phases grouped by what their SAEs must share to train in one bank, in order."""
+    from collapse_tui.nn.sae_bank import bank_signature
+
+    groups: dict[tuple, list[SAEPhase]] = {}
+    for phase in phases:
+        groups.setdefault(bank_signature(phase.sae), []).append(phase)
+    return list(groups.values())
+
+
 class ActiveRun:
     """The run in progress: where it writes, how it emits, and what it has measured so far; its
-    ``summary`` is written whatever way the run ends."""
+    ``summary`` is written whatever way the run ends (:meth:`end`)."""
 
-    def __init__(self, config: RunConfig, run_dir: Path, emit: Callable[[Event], None], started: float):
+    def __init__(self, config: RunConfig, run_dir: Path, emit: Callable[[Event], None], started: float,
+                 writer: RunWriter | None = None):
         self.config = config
         self.run_dir = run_dir
         self.emit = emit
         self.started = started
+        self.writer = writer
+        self.result: RunResult | None = None
         self.durations: dict[str, float] = {}
         self.vae_metrics: dict[str, Any] = {}
         self.last_eval: dict[str, Any] | None = None
@@ -305,6 +343,25 @@ class ActiveRun:
         self.data_source: dict[str, Any] = {}
         self.sae = None
         self.sae_saved = False
+
+    def end(self, status: str, reason: str | None = None, trace: str = "", interrupted: bool = False) -> None:
+        """End the run, once (later calls do nothing): ``ok``, ``stopped`` (the SAE trained so far is
+        kept: saved if it was not) or ``failed``; the summary is written and the result kept."""
+        if self.result is not None:
+            return
+        if status == "stopped" and self.sae is not None and not self.sae_saved:
+            try:  # keep the weights trained so far beside what was measured
+                self.sae.save(self.run_dir / SAE_FILE)
+            except Exception:
+                pass
+        summary = self.summary(status, reason=reason).to_dict()
+        if status == "failed":
+            self.emit(RunFailed(reason=reason or "", traceback=trace, summary=summary))
+        else:
+            self.emit(RunFinished(status=status, summary=summary))
+        self.result = RunResult(status, self.run_dir, summary, interrupted=interrupted)
+        if self.writer is not None:
+            self.writer.close()
 
     @contextlib.contextmanager
     def phase(self, name: str):

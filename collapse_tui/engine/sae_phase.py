@@ -1,18 +1,17 @@
-"""The SAE phase of a run: build the SAE from its settings, train it on the VAE's codes under its
-sparsity schedule (and remedies), and evaluate it at the marks of its evaluation schedule."""
+"""The SAE phase of a run: build the SAE from its settings, feed its trainer the run's data order and
+sparsity schedule, apply its remedies between epochs, and evaluate it at the marks of its evaluation
+schedule."""
 
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any, Callable
 
 import keras
 import numpy as np
 
 from collapse_tui.config import K_METHODS, REMEDY_SWITCHES, RunConfig
-from collapse_tui.engine.callbacks import StopRequested, fit_with_events
-from collapse_tui.engine.seeding import derived_seed, seed_globals
+from collapse_tui.engine.seeding import derived_seed
 from collapse_tui.events import Evaluation, Message, PhaseStarted
 from collapse_tui.store import SAE_FILE
 
@@ -101,21 +100,23 @@ class EvaluationSchedule(keras.callbacks.Callback):
 
 
 class SAEPhase:
-    """One run's SAE: built from ``run.config.sae``, trained on the training codes, measured on the
-    evaluation codes (``codes``: the pair) and, at the end, through ``vae`` on ``data``'s images.
+    """One run's SAE: built from ``run.config.sae``, trained on the training codes (in a bank, with
+    other runs' SAEs: :class:`~collapse_tui.engine.bank_phase.BankPhase`), measured on the evaluation
+    codes (``codes``: the pair) and, at the end, through ``vae`` on ``data``'s images.
 
     ``run`` is the run in progress (``emit``, ``vae_metrics``); the phase records in it what it
     measures (``sae``, ``last_eval``, ``last_eval_epoch``, ``epochs_done``, ``updates_by_sparsity``,
-    ``resampled``, ``sae_saved``).
+    ``resampled``, ``sae_saved``). The trainer calls, in this order: :meth:`prepare`; per epoch
+    :meth:`order` and :meth:`sparsity_at` before it, :meth:`after_epoch` after it (with ``self.sae``
+    holding the trained weights); :meth:`finish` at the end.
     """
 
-    def __init__(self, run, data, vae, codes: tuple[np.ndarray, np.ndarray], stop_event: threading.Event):
+    def __init__(self, run, data, vae, codes: tuple[np.ndarray, np.ndarray]):
         from collapse_tui.nn import SparseAutoencoder, SparsitySchedule
 
         self.state, self.cfg = run, run.config
         self.data, self.vae = data, vae
         self.train_codes, self.eval_codes = codes
-        self.stop_event = stop_event
         c = self.cfg.sae
         self.schedule = SparsitySchedule.from_settings(c)
         # With a schedule, the first epoch is (nearly) dense: measured there, it is the "before
@@ -125,46 +126,68 @@ class SAEPhase:
         self.sae = SparseAutoencoder.from_settings(c, input_dim=self.train_codes.shape[1],
                                                    seed=derived_seed(self.cfg.seed, "sae"))
         self.steps_per_epoch = -(-len(self.train_codes) // c.batch_size)
+        # The order the training codes are read in, a new permutation each epoch, from the run's seed:
+        # the same whether the SAE trains alone or in a bank.
+        self._orders = np.random.RandomState(derived_seed(self.cfg.seed, "sae-order"))
+        self.evaluation = EvaluationSchedule(self.evaluate, self.total_epochs, every=self.cfg.eval.every,
+                                             before_sparsification=self.sparsifies,
+                                             before_extension=c.epochs if c.extended_epochs else None)
+        self.resample_epochs = set(c.remedies.resample_epochs)
+        self._resample_rng = np.random.RandomState(derived_seed(self.cfg.seed, "resample"))
         self.before_sparsification: dict[str, Any] = {}
         self.before_extension: dict[str, Any] = {}
         self.input_probe = None  # the probe of the factors from the SAE's input, made at the first evaluation
         self.history: list[tuple[int, float, float]] = []  # (updates, sparsity, dead fraction) per evaluation
 
     # ------------------------------------------------------------------ training
-    def run(self) -> None:
-        """Train, evaluate at the marks and at the end (also when stopped), save ``sae.keras``.
-        Raises :class:`StopRequested` after saving if a stop was requested."""
-        from collapse_tui.nn import SparsityScheduler
-
-        c, s, sae = self.cfg.sae, self.state, self.sae
-        sae.adapt(self.train_codes)
-        s.sae = sae
-        sae.compile(optimizer=keras.optimizers.Adam(c.learning_rate))
-        seed_globals(self.cfg.seed, "sae")
+    def prepare(self) -> None:
+        """Set the SAE's normalisation (and ``b_dec``) from the training codes; announce the phase."""
+        c, s = self.cfg.sae, self.state
+        self.sae.adapt(self.train_codes)
+        s.sae = self.sae
         s.emit(PhaseStarted(phase="sae", detail=f"training the SAE ({c.method}, {self.label()}, "
                             f"{c.n_neurons} neurons)", epochs=self.total_epochs,
                             steps_per_epoch=self.steps_per_epoch))
-        # In this order: the resampler acts before the evaluation of the same epoch measures the model.
-        callbacks: list = [SparsityScheduler(self.schedule)]
-        if c.remedies.resample_epochs:
-            callbacks.append(self._resampler())
-        callbacks.append(EvaluationSchedule(self.evaluate, self.total_epochs, every=self.cfg.eval.every,
-                                            before_sparsification=self.sparsifies,
-                                            before_extension=c.epochs if c.extended_epochs else None))
-        callback = fit_with_events(sae, self.train_codes, "sae", s.emit, epochs=self.total_epochs,
-                                   batch_size=c.batch_size, stop_event=self.stop_event,
-                                   sparsity=lambda: sae.sparsity, callbacks=callbacks)
-        s.epochs_done = len(sae.history.history.get("loss", [])) if sae.history else 0
-        s.updates_by_sparsity = self.updates_by_sparsity(s.epochs_done)
-        # What was measured stays, even when stopped: evaluate the model as it is and keep it.
-        if s.epochs_done > 0:
+
+    def order(self) -> np.ndarray:
+        """The next epoch's order of the training codes."""
+        return self._orders.permutation(len(self.train_codes))
+
+    def sparsity_at(self, epoch: int) -> int | float:
+        """The schedule's k or coefficient for ``epoch`` (0-based)."""
+        return self.schedule.value(epoch)
+
+    def acts_after(self, epoch: int) -> bool:
+        """Whether :meth:`after_epoch` does anything after ``epoch`` (0-based): resampling or evaluating."""
+        return epoch + 1 in self.resample_epochs or epoch + 1 in self.evaluation.marks
+
+    def after_epoch(self, epoch: int, bank=None, member: int | None = None) -> None:
+        """After ``epoch`` (0-based) with ``self.sae`` current: resample dead neurons if this is one of the
+        remedy's epochs (then copy the SAE back into ``bank``'s ``member``), then evaluate if it is a
+        mark. In this order: the evaluation of an epoch measures the resampled model."""
+        if epoch + 1 in self.resample_epochs:
+            from collapse_tui.nn import resample_dead_neurons
+
+            indices = resample_dead_neurons(self.sae, self.train_codes, self._resample_rng)
+            if bank is not None:
+                bank.read_member(member, self.sae)
+                bank.reset_optimizer_state(member, indices)
+            self.state.resampled += len(indices)
+            self.state.emit(Message(text=f"sae: resampled {len(indices)} dead neurons after epoch {epoch + 1}"))
+        self.evaluation.on_epoch_end(epoch)
+
+    def finish(self, epochs_done: int) -> None:
+        """After training (ended or stopped) with ``self.sae`` current: the final evaluation, in full,
+        and ``sae.keras``. What was measured stays, even when stopped."""
+        s = self.state
+        s.epochs_done = epochs_done
+        s.updates_by_sparsity = self.updates_by_sparsity(epochs_done)
+        if epochs_done > 0:
             with s.phase("evaluate"):
                 s.emit(PhaseStarted(phase="evaluate", detail="final evaluation"))
-                self.evaluate(s.epochs_done, final=True)
-        sae.save(s.run_dir / SAE_FILE)
+                self.evaluate(epochs_done, final=True)
+        self.sae.save(s.run_dir / SAE_FILE)
         s.sae_saved = True
-        if callback.stopped:
-            raise StopRequested()
 
     def updates_by_sparsity(self, epochs: int) -> dict[str, int]:
         """Optimiser updates spent at each sparsity (k or λ, as text) over the first ``epochs`` epochs:
@@ -186,16 +209,6 @@ class SAEPhase:
         if c.extended_epochs:
             label += f", then {c.extended_epochs} extended epochs"
         return label
-
-    def _resampler(self):
-        from collapse_tui.nn.resampling import DeadNeuronResampler
-
-        def resampled(epoch: int, indices) -> None:
-            self.state.resampled += len(indices)
-            self.state.emit(Message(text=f"sae: resampled {len(indices)} dead neurons after epoch {epoch}"))
-
-        return DeadNeuronResampler(self.train_codes, self.cfg.sae.remedies.resample_epochs,
-                                   seed=derived_seed(self.cfg.seed, "resample"), on_resample=resampled)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, epoch: int, final: bool = False) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Running the expanded runs of a config file one after another, sharing one engine; a sweep of more
+"""Running the expanded runs of a config file, bank by bank, sharing one engine; a sweep of more
 than one run keeps its own directory with the results table, current after every run."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from collapse_tui.config import RunConfig
+from collapse_tui.engine.bank_phase import bank_groups
 from collapse_tui.engine.runner import Engine, RunResult
 from collapse_tui.events import Listener, SweepStarted
 from collapse_tui.report import table_title, write_report
@@ -39,7 +40,9 @@ def run_sweep(
     on_run_start: Callable[[int, RunConfig, dict[str, Any]], None] | None = None,
     config_path: str | None = None,
 ) -> list[RunResult]:
-    """Run each config in turn; the VAE, images and codes are computed once and shared.
+    """Run the configs, their SAEs in banks (:func:`~collapse_tui.engine.bank_phase.bank_groups`: runs
+    that can share a training step, up to ``bank_size`` at a time, in the order they first come); the
+    VAE, images and codes are computed once and shared. Results come bank by bank.
 
     A failed run does not stop the sweep; a stopped one (Ctrl-C or the stop event) does. More than one
     run makes a sweep: its directory is created first (listeners get a :class:`SweepStarted` naming
@@ -57,13 +60,14 @@ def run_sweep(
             listener(started)
     engine = Engine(stop_event)
     results = []
-    for i, (config, overrides) in enumerate(runs):
+    for bank in bank_groups([config for config, _ in runs]):
         if on_run_start is not None:
-            on_run_start(i, config, overrides)
-        result = engine.run(config, listeners)
-        results.append(result)
-        if recorder is not None:
-            recorder.add(result.run_dir)
-        if result.status == "stopped":
+            for i in bank:
+                on_run_start(i, *runs[i])
+        for result in engine.run_bank([runs[i][0] for i in bank], listeners):
+            results.append(result)
+            if recorder is not None:
+                recorder.add(result.run_dir)
+        if any(result.status == "stopped" for result in results):
             break
     return results

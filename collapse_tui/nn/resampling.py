@@ -23,7 +23,7 @@ def _np(value) -> np.ndarray:
     return np.asarray(ops.convert_to_numpy(value))
 
 
-def _optimizer_slots(optimizer, variable) -> list:
+def optimizer_slots(optimizer, variable) -> list:
     """The optimiser's per-parameter state of ``variable`` (Adam's momentum and velocity, SGD's momentum):
     Keras names each ``<variable path with _>_<slot>`` and gives it the variable's shape."""
     if optimizer is None:
@@ -72,7 +72,7 @@ def resample_dead_neurons(sae, x: np.ndarray, rng: np.random.RandomState, max_in
     sae.b_enc.assign(b_enc)
 
     for variable, index in ((sae.W_dec, np.s_[dead]), (sae.W_enc, np.s_[:, dead]), (sae.b_enc, np.s_[dead])):
-        for slot in _optimizer_slots(getattr(sae, "optimizer", None), variable):
+        for slot in optimizer_slots(getattr(sae, "optimizer", None), variable):
             state = _np(slot.value).copy()
             state[index] = 0.0
             slot.assign(state)

@@ -194,13 +194,20 @@ class EventFeed:
         return self.states[-1] if self.states else RunState()
 
     def _apply(self, events: list[ev.Event]) -> None:
+        # The runs of a bank train at once: their events interleave, each naming its run. Events written
+        # before they carried a run's name belong to the latest run.
+        by_run = {state.run_id: state for state in self.states if state.run_id}
         for event in events:
             if isinstance(event, ev.SweepStarted):  # about the sweep, not one of its runs
                 self.sweep_dir = event.sweep_dir
                 continue
-            if isinstance(event, ev.RunStarted) or not self.states:
-                self.states.append(RunState())
-            self.states[-1].apply(event)
+            state = by_run.get(event.run_id) if event.run_id else None
+            if isinstance(event, ev.RunStarted) or (state is None and not self.states):
+                state = RunState()
+                self.states.append(state)
+                if event.run_id:
+                    by_run[event.run_id] = state
+            (state or self.states[-1]).apply(event)
 
     def poll(self) -> bool:  # pragma: no cover - overridden
         return False

@@ -1,0 +1,191 @@
+"""Training the SAEs of several runs as one bank (:class:`~collapse_tui.nn.sae_bank.SAEBank`): one
+optimiser step for all per batch, each run's SAE still fed, scheduled, remedied, evaluated and saved as
+its own run (:class:`~collapse_tui.engine.sae_phase.SAEPhase`)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import traceback
+from typing import Any, Callable, Sequence
+
+import keras
+import numpy as np
+
+from collapse_tui.engine.callbacks import StopRequested
+from collapse_tui.engine.sae_phase import SAEPhase
+from collapse_tui.events import EpochEnd, Progress
+
+
+def bank_key(cfg) -> tuple:
+    """The settings runs must share to train in one bank (besides what the SAEs' shapes must share,
+    checked once they are built): how many codes, how they are batched and for how long, the optimiser,
+    the method, and the bank size itself."""
+    c = cfg.sae
+    return (cfg.data.n_train, c.method, c.n_neurons, c.batch_size, c.learning_rate, c.epochs,
+            c.extended_epochs, cfg.bank_size)
+
+
+def bank_groups(configs: Sequence, size_of: Callable[[Any], int] = lambda cfg: cfg.bank_size) -> list[list[int]]:
+    """Indices of ``configs`` grouped into banks: runs with one :func:`bank_key`, in the order they come,
+    at most ``bank_size`` per bank; banks ordered by their first run."""
+    open_banks: dict[tuple, list[int]] = {}
+    banks: list[list[int]] = []
+    for i, cfg in enumerate(configs):
+        key = bank_key(cfg)
+        bank = open_banks.get(key)
+        if bank is None or len(bank) >= max(1, size_of(cfg)):
+            bank = []
+            open_banks[key] = bank
+            banks.append(bank)
+        bank.append(i)
+    return banks
+
+
+class _MemberEvents(keras.callbacks.Callback):
+    """Drives the members through ``fit``: before each epoch their data orders and sparsities, during it
+    progress (at most every ``interval`` seconds) and the stop check, after it each member's epoch
+    event, divergence check, remedies and evaluation."""
+
+    def __init__(self, phase: "BankPhase", interval: float = 0.5):
+        super().__init__()
+        self.phase = phase
+        self.interval = interval
+        self.stopped = False
+        self._epoch = 0
+        self._epoch_start = 0.0
+        self._last_emit = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_start = time.perf_counter()
+        self.phase.before_epoch(epoch)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.phase.stop_event.is_set():
+            self.model.stop_training = True
+            self.stopped = True
+            return
+        now = time.perf_counter()
+        if now - self._last_emit >= self.interval:
+            self._last_emit = now
+            self.phase.progress(self._epoch, batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.phase.after_epoch(epoch, logs or {}, time.perf_counter() - self._epoch_start)
+        if self.phase.stop_event.is_set() or not self.phase.live:
+            self.model.stop_training = True
+            self.stopped = self.stopped or self.phase.stop_event.is_set()
+
+
+class BankPhase:
+    """The SAE phases of runs that share a :func:`bank_key` and the SAE's shape, trained as one bank.
+
+    A member whose loss stops being finite, or whose evaluation or remedy raises, fails alone
+    (``on_failed(member, reason, traceback)``); the others train on. A stop (the event, or Ctrl-C
+    between epochs) stops all: each member is evaluated and saved as it is, then
+    :class:`StopRequested` is raised.
+    """
+
+    def __init__(self, members: Sequence[SAEPhase], stop_event: threading.Event,
+                 on_failed: Callable[[SAEPhase, str, str], None]):
+        self.members = list(members)
+        self.stop_event = stop_event
+        self.on_failed = on_failed
+        first = self.members[0].cfg.sae
+        self.batch_size, self.learning_rate = first.batch_size, first.learning_rate
+        self.total_epochs = self.members[0].total_epochs
+        self.steps_per_epoch = self.members[0].steps_per_epoch
+        self.failed: set[int] = set()
+        self.bank = None
+
+    @property
+    def live(self) -> list[int]:
+        """Indices of the members still training."""
+        return [i for i in range(len(self.members)) if i not in self.failed]
+
+    def _fail(self, i: int, reason: str, trace: str = "") -> None:
+        self.failed.add(i)
+        self.on_failed(self.members[i], reason, trace)
+
+    def _each(self, what: Callable[[int, SAEPhase], None]) -> None:
+        """``what`` for every live member; one that raises fails that member only."""
+        for i in self.live:
+            try:
+                what(i, self.members[i])
+            except (KeyboardInterrupt, StopRequested):
+                raise
+            except Exception as exc:
+                self._fail(i, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+    # ------------------------------------------------------------------ training
+    def run(self) -> None:
+        from collapse_tui.nn.sae_bank import SAEBank
+
+        self._each(lambda i, m: m.prepare())
+        if not self.live:
+            return
+        members = [self.members[i] for i in self.live]
+        self.index = {i: j for j, i in enumerate(self.live)}  # member -> its slice of the bank
+        self.bank = SAEBank([m.sae for m in members], [m.train_codes for m in members])
+        self.bank.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
+        callback = _MemberEvents(self)
+        positions = np.arange(self.bank.n_rows, dtype=np.int32)
+        self.bank.fit(positions, epochs=self.total_epochs, batch_size=self.batch_size, shuffle=False, verbose=0,
+                      callbacks=[callback])
+        epochs_done = len(self.bank.history.history.get("loss", [])) if self.bank.history else 0
+
+        def finish(i, m):
+            self.bank.write_member(self.index[i], m.sae)
+            m.finish(epochs_done)
+
+        self._each(finish)
+        if callback.stopped:
+            raise StopRequested()
+
+    def write_back(self) -> None:
+        """Copy the bank's current weights into every live member's SAE (after an interruption)."""
+        if self.bank is None:
+            return
+        for i in self.live:
+            with contextlib.suppress(Exception):
+                self.bank.write_member(self.index[i], self.members[i].sae)
+
+    # ------------------------------------------------------------------ callbacks
+    def before_epoch(self, epoch: int) -> None:
+        orders, sparsities = [], []
+        for i in self.index:
+            m = self.members[i]
+            orders.append(m.order())
+            # A failed member keeps training in its slice (nothing mixes members) but no longer matters.
+            sparsities.append(m.sparsity_at(epoch))
+        self.bank.set_orders(orders)
+        self.bank.set_sparsities(sparsities)
+
+    def progress(self, epoch: int, batch: int) -> None:
+        done = epoch * self.steps_per_epoch + batch
+        total = self.total_epochs * self.steps_per_epoch
+        for i in self.live:
+            self.members[i].state.emit(Progress(phase="sae", done=done, total=total, epoch=epoch + 1))
+
+    def after_epoch(self, epoch: int, logs: dict[str, Any], seconds: float) -> None:
+        values = {key: np.asarray(value, dtype=np.float64).reshape(-1) for key, value in logs.items()
+                  if np.ndim(value) == 1}
+        sparsities = self.bank.sparsities
+
+        def report(i, m):
+            j = self.index[i]
+            member_logs = {key: float(v[j]) for key, v in values.items()
+                           if key not in ("auxk_loss", "auxk_dead") or m.sae.auxk}
+            m.state.emit(EpochEnd(phase="sae", epoch=epoch + 1, epochs=self.total_epochs, logs=member_logs,
+                                  seconds=seconds, sparsity=float(sparsities[j])))
+            loss = member_logs.get("loss")
+            if loss is not None and not np.isfinite(loss):
+                raise FloatingPointError(f"training diverged: the SAE's loss is {loss} after epoch {epoch + 1}")
+
+        self._each(report)
+        # Only the members that resample or evaluate after this epoch need their weights on the host.
+        busy = [i for i in self.live if self.members[i].acts_after(epoch)]
+        self.bank.write_members({self.index[i]: self.members[i].sae for i in busy})
+        self._each(lambda i, m: m.after_epoch(epoch, self.bank, self.index[i]) if i in busy else None)

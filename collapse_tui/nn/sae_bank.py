@@ -1,0 +1,407 @@
+"""A bank of sparse autoencoders: N independent SAEs of one shape, stacked, trained by one optimiser step.
+
+A sweep trains dozens of SAEs of the same size on the same codes. One such SAE's step (a 256 -> 500
+dictionary at a batch of 16) is a few hundred kFLOP of arithmetic and a millisecond or more of fixed
+cost per step (dispatch, callbacks, the optimiser's bookkeeping), so N SAEs in a row pay that cost N
+times. A bank stacks their weights along a leading axis and trains them with batched matmuls
+(``einsum``), one step for all: the fixed cost is paid once.
+
+Members are independent: each member's loss depends only on its own slice of every weight, so the
+gradient of the bank's loss (the sum of the members' losses) with respect to a member's slice is the
+gradient of that member's own loss, and Adam, which works element by element, moves each slice as it
+would move that member's weights alone. Each member also reads its own batches: the bank holds the
+training codes on the device and every member has its own order of them per epoch
+(:meth:`SAEBank.set_orders`), so a member with its own seed sees what it would see alone. A NaN in one
+member stays in its slice (no operation mixes members).
+
+What members may differ in: their weights' seeds, k or penalty coefficient (each its own schedule),
+input normalisation, AuxK (on or off, k_aux, coefficient, dead_steps), decoder-gradient projection,
+tied or geometric-median initialisation (both act before the bank is built), JumpReLU's bandwidth and
+BatchTopK's threshold momentum. What they must share (:func:`bank_signature`): input width, dictionary
+size and method (the activation's code path). Batch size, learning rate and data are the trainer's.
+
+The bank is a training device, never saved: each member is copied out into its own
+:class:`~collapse_tui.nn.SparseAutoencoder` (:meth:`SAEBank.write_member`) to be evaluated and saved as
+a standalone ``.keras`` file, and copied back in (:meth:`SAEBank.read_member`) after host-side changes
+such as resampling.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+from collapse_tui.config import K_METHODS, PENALTY_METHODS
+from collapse_tui.nn.layers import reset_compiled_functions
+from collapse_tui.nn.resampling import optimizer_slots
+from collapse_tui.nn.sae import SparseAutoencoder, _finite_or_zero
+
+
+def bank_signature(sae: SparseAutoencoder) -> tuple:
+    """What SAEs must share to train in one bank: input width, dictionary size, method."""
+    return (sae.input_dim, sae.n_neurons, sae.method)
+
+
+def _np(value) -> np.ndarray:
+    return np.asarray(ops.convert_to_numpy(value))
+
+
+class MemberMean(keras.metrics.Metric):
+    """The mean over training steps of a per-member value: ``result()`` is a vector, one per member."""
+
+    def __init__(self, n_members: int, name: str, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable(shape=(n_members,), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, values):
+        self.total.assign(self.total + ops.cast(values, self.total.dtype))
+        self.count.assign(self.count + 1.0)
+
+    def result(self):
+        return self.total / ops.maximum(self.count, 1.0)
+
+
+def _kth_largest(sorted_desc, k, k_max: int):
+    """Per-member k-th largest value of each row: ``sorted_desc`` (N, B, k_max) from ``top_k``, ``k``
+    (N,) float whole numbers <= k_max. The minimum of each member's first k entries, not a gather."""
+    rank = ops.arange(k_max, dtype="float32")
+    within = ops.less(rank[None, None, :], ops.reshape(k, (-1, 1, 1)))
+    inf = ops.full_like(sorted_desc, float("inf"))
+    return ops.min(ops.where(within, sorted_desc, inf), axis=-1, keepdims=True)
+
+
+class SAEBank(keras.Model):
+    """N SAEs, stacked, trained together on the rows of ``train_codes`` (see the module's docstring).
+
+    ``fit`` it on the positions ``np.arange(len(train_codes))`` with ``shuffle=False``: at each step the
+    batch of positions picks, for every member, rows of the codes through that member's order of the
+    epoch (set before each epoch by :meth:`set_orders`). Its logs are vectors, one value per member:
+    ``loss``, ``reconstruction``, ``sparsity_loss``, ``l0`` and, when a member uses AuxK, ``auxk_loss``
+    and ``auxk_dead`` (0 for members without it), each computed as
+    :class:`~collapse_tui.nn.SparseAutoencoder` computes it.
+
+    Args:
+        members: the SAEs, built and adapted (normalisation and ``b_dec`` set); their weights are
+            copied in. They must share :func:`bank_signature`.
+        train_codes: the training inputs (n x input_dim), one array for all members or one per member
+            (members given the same array share it), held on the device for the whole training.
+    """
+
+    def __init__(self, members: Sequence[SparseAutoencoder], train_codes: np.ndarray, **kwargs):
+        super().__init__(**kwargs)
+        members = list(members)
+        if not members:
+            raise ValueError("a bank needs at least one member")
+        signatures = {bank_signature(m) for m in members}
+        if len(signatures) > 1:
+            raise ValueError(f"a bank's members must share input width, dictionary size and method; got "
+                             f"{sorted(signatures)}")
+        first = members[0]
+        self.n_members = len(members)
+        self.input_dim, self.n_neurons, self.method = bank_signature(first)
+        # One table per distinct array (members of one VAE share theirs), stacked; each member reads its own.
+        per_member = [train_codes] * len(members) if isinstance(train_codes, np.ndarray) else list(train_codes)
+        if len(per_member) != len(members):
+            raise ValueError(f"need training codes for each of the {len(members)} members, got {len(per_member)}")
+        tables: dict[int, np.ndarray] = {}
+        for codes in per_member:
+            tables.setdefault(id(codes), np.asarray(codes, np.float32))
+        shapes = {t.shape for t in tables.values()}
+        if len(shapes) != 1:
+            raise ValueError(f"every member must train on as many codes of one width; got shapes {sorted(shapes)}")
+        (shape,) = shapes
+        if len(shape) != 2 or shape[1] != self.input_dim or shape[0] < 1:
+            raise ValueError(f"train_codes must have shape (n >= 1, {self.input_dim}), got {shape}")
+        self.n_rows = shape[0]
+        table_index = {key: i for i, key in enumerate(tables)}
+        self.offsets = np.array([table_index[id(c)] * self.n_rows for c in per_member], np.int64)
+        codes = np.concatenate(list(tables.values())) if len(tables) > 1 else next(iter(tables.values()))
+        if len(codes) > 2**24:
+            # float32 holds every row index exactly below 2**24; TensorFlow keeps int32 variables in host
+            # memory, away from a GPU, so the orders are float.
+            raise ValueError(f"a bank holds at most {2**24} rows of training codes, got {len(codes)}")
+        self.uses_auxk = any(m.auxk for m in members)
+        self.projects = [bool(m.project_decoder_grads) for m in members]
+        n, d, m = self.n_members, self.input_dim, self.n_neurons
+
+        def stacked(name, values, trainable=True, constraint=None):
+            array = np.stack([np.asarray(v, np.float32) for v in values])
+            return self.add_weight(shape=array.shape, initializer=keras.initializers.Constant(0.0),
+                                   trainable=trainable, constraint=constraint, name=name)
+
+        # Every member's own weights, one slice each (assigned just below).
+        self.norm_mean = stacked("norm_mean", [_np(s.norm_mean) for s in members], trainable=False)
+        self.norm_std = stacked("norm_std", [_np(s.norm_std) for s in members], trainable=False)
+        self.b_dec = stacked("b_dec", [_np(s.b_dec) for s in members])
+        self.W_enc = stacked("W_enc", [_np(s.W_enc) for s in members])
+        self.b_enc = stacked("b_enc", [_np(s.b_enc) for s in members])
+        # The same constraint as a lone SAE's, row by row of each member's (n_neurons x input_dim) slice.
+        self.W_dec = stacked("W_dec", [_np(s.W_dec) for s in members], constraint=keras.constraints.UnitNorm(axis=2))
+        self.idle_steps = stacked("idle_steps", [_np(s.idle_steps) for s in members], trainable=False)
+        # Per-member numbers the step reads from variables, so changing them needs no retrace.
+        self.sparsity_values = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="sparsity")
+        self.auxk_coefficients = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="auxk_c")
+        self.auxk_ks = self.add_weight(shape=(n,), initializer="ones", trainable=False, name="auxk_k")
+        self.dead_steps = self.add_weight(shape=(n,), initializer="ones", trainable=False, name="dead_steps")
+        self.projection = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="projection")
+        if self.method == "jumprelu":
+            self.log_threshold = stacked("log_threshold", [_np(s.jumprelu.log_threshold) for s in members])
+            self.bandwidth = self.add_weight(shape=(n,), initializer="ones", trainable=False, name="bandwidth")
+        if self.method == "batchtopk":
+            self.threshold = stacked("threshold", [_np(s.topk.threshold) for s in members], trainable=False)
+            self.threshold_updates = stacked("threshold_updates", [_np(s.topk.threshold_updates) for s in members],
+                                             trainable=False)
+            self.momentum = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="momentum")
+        # The data every member reads, and each member's order of it for the current epoch.
+        self.codes_table = self.add_weight(shape=codes.shape, initializer="zeros", trainable=False, name="codes")
+        self.orders = self.add_weight(shape=(n, self.n_rows), initializer="zeros", trainable=False, name="orders")
+
+        self._k_max = 1
+        self._auxk_k_max = 1
+        for i, sae in enumerate(members):
+            self.read_member(i, sae)
+        self.codes_table.assign(codes)
+        self.set_orders([np.arange(self.n_rows)] * n)
+        self.auxk_coefficients.assign(np.array([s.auxk_coefficient if s.auxk else 0.0 for s in members], np.float32))
+        auxk_ks = [s.resolved_auxk_k for s in members]
+        self.auxk_ks.assign(np.array(auxk_ks, np.float32))
+        self._auxk_k_max = max(auxk_ks)
+        self.dead_steps.assign(np.array([s.dead_steps for s in members], np.float32))
+        self.projection.assign(np.array(self.projects, np.float32))
+        if self.method == "jumprelu":
+            self.bandwidth.assign(np.array([s.jumprelu_bandwidth for s in members], np.float32))
+        if self.method == "batchtopk":
+            self.momentum.assign(np.array([s.topk.threshold_momentum for s in members], np.float32))
+        self.set_sparsities([s.sparsity for s in members])
+
+        names = ["loss", "reconstruction", "sparsity_loss", "l0"] + (["auxk_loss", "auxk_dead"] if self.uses_auxk
+                                                                     else [])
+        self.member_trackers = [MemberMean(n, name=name) for name in names]
+        object.__setattr__(self, "_step_cache", None)
+        self.built = True
+
+    # ------------------------------------------------------------------ members in and out
+    def _pairs(self, sae: SparseAutoencoder) -> list:
+        """(stacked variable, the SAE's variable) for everything a member holds."""
+        pairs = [(self.norm_mean, sae.norm_mean), (self.norm_std, sae.norm_std), (self.b_dec, sae.b_dec),
+                 (self.W_enc, sae.W_enc), (self.b_enc, sae.b_enc), (self.W_dec, sae.W_dec),
+                 (self.idle_steps, sae.idle_steps)]
+        if self.method == "jumprelu":
+            pairs.append((self.log_threshold, sae.jumprelu.log_threshold))
+        if self.method == "batchtopk":
+            pairs += [(self.threshold, sae.topk.threshold), (self.threshold_updates, sae.topk.threshold_updates)]
+        return pairs
+
+    def read_member(self, i: int, sae: SparseAutoencoder) -> None:
+        """Copy ``sae``'s weights (and idle counts, thresholds) into member ``i``'s slices."""
+        for stack, variable in self._pairs(sae):
+            values = _np(stack.value).copy()
+            values[i] = _np(variable.value)
+            stack.assign(values)
+
+    def write_members(self, members: dict[int, SparseAutoencoder]) -> None:
+        """Copy each member ``i`` of ``members`` (weights, idle counts, thresholds, current sparsity) into
+        its SAE; every stacked variable is read from the device once."""
+        if not members:
+            return
+        sparsities = self.sparsities
+        stacks = {}
+        for i, sae in members.items():
+            for stack, variable in self._pairs(sae):
+                if id(stack) not in stacks:
+                    stacks[id(stack)] = _np(stack.value)
+                variable.assign(stacks[id(stack)][i])
+            sae.set_sparsity(sparsities[i])
+
+    def write_member(self, i: int, sae: SparseAutoencoder) -> SparseAutoencoder:
+        """Copy member ``i`` into ``sae`` (see :meth:`write_members`); returns it."""
+        self.write_members({i: sae})
+        return sae
+
+    def reset_optimizer_state(self, i: int, neurons) -> None:
+        """Zero what the optimiser remembers (Adam's moments) of member ``i``'s ``neurons``: their decoder
+        rows, encoder columns and encoder biases, as resampling does for a lone SAE."""
+        neurons = np.asarray(neurons, dtype=np.int64)
+        if neurons.size == 0 or self.optimizer is None:
+            return
+        for variable, index in ((self.W_dec, np.s_[i, neurons]), (self.W_enc, np.s_[i, :, neurons]),
+                                (self.b_enc, np.s_[i, neurons])):
+            for slot in optimizer_slots(self.optimizer, variable):
+                state = _np(slot.value).copy()
+                state[index] = 0.0
+                slot.assign(state)
+
+    # ------------------------------------------------------------------ per-member settings
+    @property
+    def sparsities(self) -> list:
+        """Each member's current k (Top-k, BatchTopK: ints) or penalty coefficient (L1, JumpReLU)."""
+        return list(self._sparsities)
+
+    def set_sparsities(self, values: Sequence[float]) -> None:
+        """Set every member's k or penalty coefficient (one value each). Between epochs only: under JAX the
+        trainer holds the variables during an epoch. A new largest k retraces the step (Top-k's k_max
+        is a static shape); anything else is a variable the compiled step reads."""
+        values = [float(v) for v in values]
+        if len(values) != self.n_members:
+            raise ValueError(f"need one sparsity per member ({self.n_members}), got {len(values)}")
+        if self.method in K_METHODS:
+            ks = [int(round(v)) for v in values]
+            if any(k < 1 or k > self.n_neurons or k != v for k, v in zip(ks, values)):
+                raise ValueError(f"k must be whole numbers in 1..{self.n_neurons}, got {values}")
+            k_max = max(ks)
+            if k_max != self._k_max:
+                self._k_max = k_max
+                reset_compiled_functions(self)
+        elif any(not np.isfinite(v) or v < 0 for v in values):
+            raise ValueError(f"penalty coefficients must be finite and >= 0, got {values}")
+        self.sparsity_values.assign(np.array(values, np.float32))
+        # As set, not as float32 holds them: a member copied out has the coefficient a lone SAE would.
+        self._sparsities = [int(round(v)) for v in values] if self.method in K_METHODS else values
+
+    def set_orders(self, orders: Sequence[np.ndarray]) -> None:
+        """Each member's order of the training rows for the next epoch: a permutation (or any sequence of
+        row indices) of length ``n_rows`` per member. Between epochs only (as :meth:`set_sparsities`)."""
+        orders = np.asarray(orders)
+        if orders.shape != (self.n_members, self.n_rows):
+            raise ValueError(f"orders must have shape ({self.n_members}, {self.n_rows}), got {orders.shape}")
+        if orders.min() < 0 or orders.max() >= self.n_rows:
+            raise ValueError(f"orders must index the {self.n_rows} training rows")
+        self.orders.assign((orders + self.offsets[:, None]).astype(np.float32))
+
+    # ------------------------------------------------------------------ the step
+    def _inputs(self, positions):
+        """Each member's batch (N, B, input_dim) for a batch of positions in the epoch's orders."""
+        positions = ops.cast(ops.reshape(positions, (-1,)), "int32")
+        rows = ops.cast(ops.take(self.orders, positions, axis=1), "int32")  # (N, B)
+        return ops.take(self.codes_table, rows, axis=0)
+
+    def _decoder(self):
+        # As SparseAutoencoder._decoder, for the members whose projection is on (a 0/1 factor per member).
+        if not any(self.projects):
+            return self.W_dec
+        w = ops.stop_gradient(self.W_dec)
+        along = ops.sum(self.W_dec * w, axis=2, keepdims=True) - ops.sum(w * w, axis=2, keepdims=True)
+        return self.W_dec - w * (along * ops.reshape(self.projection, (-1, 1, 1)))
+
+    def _activate(self, pre):
+        x = ops.relu(pre)
+        if self.method == "topk":
+            values, _ = ops.top_k(x, self._k_max, sorted=True)
+            threshold = _kth_largest(values, self.sparsity_values, self._k_max)
+            return ops.where(x >= threshold, x, ops.zeros_like(x)), None
+        if self.method == "batchtopk":
+            return self._batch_topk(x), None
+        if self.method == "jumprelu":
+            return self._jumprelu(pre)
+        return x, None
+
+    def _batch_topk(self, x):
+        """BatchTopK's training path (:class:`~collapse_tui.nn.BatchTopK`), member by member."""
+        n = self.n_members
+        flat = ops.reshape(x, (n, -1))
+        size = ops.cast(ops.shape(flat)[1], "int32")
+        rows = size // self.n_neurons
+        count = ops.minimum(ops.cast(self.sparsity_values, "int32") * rows, size)  # (N,)
+        index = ops.reshape(size - count, (n, 1))
+        cutoff = ops.stop_gradient(ops.take_along_axis(ops.sort(flat, axis=1), index, axis=1))  # (N, 1)
+        cutoff = ops.reshape(cutoff, (n, 1, 1))
+        kept = ops.logical_and(x >= cutoff, x > 0)
+        x32 = ops.stop_gradient(ops.cast(x, "float32"))
+        any_kept = ops.any(ops.reshape(kept, (n, -1)), axis=1)
+        smallest = ops.min(ops.reshape(ops.where(kept, x32, ops.full_like(x32, float("inf"))), (n, -1)), axis=1)
+        old = ops.convert_to_tensor(self.threshold)
+        smallest = ops.where(any_kept, smallest, old)
+        first = ops.logical_and(ops.equal(self.threshold_updates, 0.0), any_kept)
+        momentum = ops.convert_to_tensor(self.momentum)
+        self.threshold.assign(ops.where(first, smallest, (1.0 - momentum) * old + momentum * smallest))
+        self.threshold_updates.assign(self.threshold_updates + ops.cast(any_kept, "float32"))
+        return ops.where(kept, x, ops.zeros_like(x))
+
+    def _jumprelu(self, pre):
+        """JumpReLU (:class:`~collapse_tui.nn.JumpReLU`) with each member's thresholds and bandwidth; also
+        returns the straight-through step for the L0 penalty."""
+        sg = ops.stop_gradient(pre)
+        theta = ops.exp(self.log_threshold)[:, None, :]  # (N, 1, m)
+        bandwidth = ops.reshape(self.bandwidth, (-1, 1, 1))
+        heaviside = ops.cast(sg > theta, pre.dtype)
+        window = ops.cast(ops.abs(sg - theta) < bandwidth / 2, pre.dtype)
+        g = -theta * window / bandwidth
+        straight = g - ops.stop_gradient(g)
+        codes = pre * heaviside + ops.stop_gradient(theta) * straight
+        return codes, heaviside + straight
+
+    def call(self, positions, training=False):
+        z = (self._inputs(positions) - self.norm_mean[:, None, :]) / self.norm_std[:, None, :]
+        pre = ops.einsum("nbd,ndm->nbm", z - self.b_dec[:, None, :], self.W_enc) + self.b_enc[:, None, :]
+        codes, step = self._activate(pre)
+        decoder = self._decoder()
+        z_hat = ops.einsum("nbm,nmd->nbd", codes, decoder) + self.b_dec[:, None, :]
+        object.__setattr__(self, "_step_cache", (z_hat, z, pre, codes, step, decoder))
+        return z_hat
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if sample_weight is not None:
+            raise ValueError("a bank trains without sample weights")
+        cache = self.__dict__.get("_step_cache")
+        object.__setattr__(self, "_step_cache", None)
+        if cache is None or cache[0] is not y_pred:
+            self(x, training=training)
+            cache = self.__dict__["_step_cache"]
+            object.__setattr__(self, "_step_cache", None)
+        z_hat, z, pre, codes, step, decoder = cache
+
+        reconstruction = ops.mean(ops.sum(ops.square(z_hat - z), axis=-1), axis=1)  # (N,)
+        coefficient = ops.cast(self.sparsity_values, reconstruction.dtype)
+        if self.method == "jumprelu":
+            sparsity = coefficient * ops.mean(ops.sum(step, axis=-1), axis=1)
+        elif self.method in PENALTY_METHODS:
+            batch = ops.cast(ops.shape(codes)[1], codes.dtype)
+            sparsity = coefficient * ops.sum(ops.abs(codes), axis=(1, 2)) / batch
+        else:
+            sparsity = ops.zeros_like(reconstruction)
+        loss = reconstruction + sparsity
+        if training:
+            fired = ops.any(ops.greater(codes, 0), axis=1)  # (N, m)
+            idle = ops.convert_to_tensor(self.idle_steps)
+            self.idle_steps.assign(ops.where(fired, ops.zeros_like(idle), idle + 1.0))
+        extra = []
+        if self.uses_auxk:
+            term, logged, dead = self._auxk(z, pre, z_hat, decoder)
+            loss = loss + self.auxk_coefficients * term
+            uses = ops.cast(ops.greater(self.auxk_coefficients, 0.0), term.dtype)
+            extra = [logged * uses, dead * uses]
+        l0 = ops.mean(ops.sum(ops.cast(ops.not_equal(codes, 0), codes.dtype), axis=-1), axis=1)
+        for tracker, value in zip(self.member_trackers, (loss, reconstruction, sparsity, l0, *extra)):
+            tracker.update_state(value)
+        return ops.sum(loss)
+
+    def _auxk(self, z, pre, z_hat, decoder):
+        """AuxK as :meth:`SparseAutoencoder._auxk_loss`, per member: (term, logged error, dead fraction)."""
+        dead = ops.greater_equal(ops.convert_to_tensor(self.idle_steps), self.dead_steps[:, None])  # (N, m)
+        candidates = ops.relu(ops.where(dead[:, None, :], pre, ops.zeros_like(pre)))
+        values, _ = ops.top_k(candidates, self._auxk_k_max, sorted=True)
+        threshold = _kth_largest(values, self.auxk_ks, self._auxk_k_max)
+        aux_codes = ops.where(candidates >= threshold, candidates, ops.zeros_like(candidates))
+        residual = ops.stop_gradient(z - z_hat)
+        aux_reconstruction = ops.einsum("nbm,nmd->nbd", aux_codes, decoder)
+        error = ops.mean(ops.sum(ops.square(residual - aux_reconstruction), axis=-1), axis=1)
+
+        def per_member(t):  # _batch_variance of each member's (B, d) slice: (N, B, d) -> (N,)
+            spread = ops.sum(ops.square(t - ops.mean(t, axis=1, keepdims=True)), axis=-1)
+            return ops.mean(spread, axis=1) / float(self.input_dim)
+
+        residual_variance = per_member(residual)
+        scale = ops.stop_gradient(per_member(z) / residual_variance)
+        normalised = ops.stop_gradient(1.0 / (float(self.input_dim) * residual_variance))
+        any_dead = ops.cast(ops.any(dead, axis=1), error.dtype)
+        term = error * _finite_or_zero(scale) * any_dead
+        logged = error * _finite_or_zero(normalised) * any_dead
+        return term, logged, ops.mean(ops.cast(dead, error.dtype), axis=1)
+
+    @property
+    def metrics(self):
+        return list(self.member_trackers)
