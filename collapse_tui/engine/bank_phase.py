@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import traceback
 from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
 
-from collapse_tui.engine.callbacks import StopRequested
+from collapse_tui.engine.callbacks import StopRequested, StoppableCallback
 from collapse_tui.engine.sae_phase import SAEPhase
 from collapse_tui.events import EpochEnd, Progress
 
@@ -43,40 +42,26 @@ def bank_groups(configs: Sequence, size_of: Callable[[Any], int] = lambda cfg: c
     return banks
 
 
-class _MemberEvents(keras.callbacks.Callback):
+class _MemberEvents(StoppableCallback):
     """Drives the members through ``fit``: before each epoch their data orders and sparsities, during it
-    progress (at most every ``interval`` seconds) and the stop check, after it each member's epoch
-    event, divergence check, remedies and evaluation."""
+    progress and the stop check, after it each member's epoch event, divergence check, remedies and
+    evaluation; training ends early once no member is left."""
 
-    def __init__(self, phase: "BankPhase", interval: float = 0.5):
-        super().__init__()
+    def __init__(self, phase: "BankPhase"):
+        super().__init__(phase.stop_event)
         self.phase = phase
-        self.interval = interval
-        self.stopped = False
-        self._epoch = 0
-        self._epoch_start = 0.0
-        self._last_emit = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        self._epoch_start = time.perf_counter()
+        super().on_epoch_begin(epoch, logs)
         self.phase.before_epoch(epoch)
 
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.phase.stop_event.is_set():
-            self.model.stop_training = True
-            self.stopped = True
-            return
-        now = time.perf_counter()
-        if now - self._last_emit >= self.interval:
-            self._last_emit = now
-            self.phase.progress(self._epoch, batch)
+    def progress(self, epoch: int, batch: int) -> None:
+        self.phase.progress(epoch, batch)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.phase.after_epoch(epoch, logs or {}, time.perf_counter() - self._epoch_start)
-        if self.phase.stop_event.is_set() or not self.phase.live:
+        self.phase.after_epoch(epoch, logs or {}, self.epoch_seconds())
+        if not self.stop_requested() and not self.phase.live:
             self.model.stop_training = True
-            self.stopped = self.stopped or self.phase.stop_event.is_set()
 
 
 class BankPhase:

@@ -16,14 +16,53 @@ class StopRequested(Exception):
     """Raised by the engine when a run was asked to stop (Stop in the TUI, or a stop event)."""
 
 
-class EventCallback(keras.callbacks.Callback):
-    """Emits ``Progress`` (at most every ``interval`` seconds) and ``EpochEnd`` events, and stops training
-    between steps once ``stop_event`` is set.
+class StoppableCallback(keras.callbacks.Callback):
+    """Stops ``fit`` between steps once ``stop_event`` is set (``stopped`` then says so) and calls
+    :meth:`progress` at most every ``interval`` seconds.
 
     Only ``on_train_batch_begin`` runs per step: it reads no losses, so Keras keeps dispatching steps
     without waiting for their results (a per-batch ``on_train_batch_end`` would force a device sync
     every step and cost throughput).
     """
+
+    def __init__(self, stop_event: threading.Event | None = None, interval: float = 0.5):
+        super().__init__()
+        self.stop_event = stop_event
+        self.interval = interval
+        self.stopped = False
+        self._epoch = 0
+        self._epoch_start = 0.0
+        self._last_emit = 0.0
+
+    def progress(self, epoch: int, batch: int) -> None:
+        """Report that ``batch`` (0-based) of ``epoch`` (0-based) is about to run."""
+
+    def stop_requested(self) -> bool:
+        """Whether a stop was asked for; if so, ``fit`` ends after the current step."""
+        if self.stop_event is not None and self.stop_event.is_set():
+            self.model.stop_training = True
+            self.stopped = True
+        return self.stopped
+
+    def epoch_seconds(self) -> float:
+        return time.perf_counter() - self._epoch_start
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_start = time.perf_counter()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.stop_requested():
+            return
+        now = time.perf_counter()
+        if now - self._last_emit >= self.interval:
+            self._last_emit = now
+            self.progress(self._epoch, batch)
+
+
+class EventCallback(StoppableCallback):
+    """Emits ``Progress`` (at most every ``interval`` seconds) and ``EpochEnd`` events, and stops training
+    between steps once ``stop_event`` is set."""
 
     def __init__(
         self,
@@ -35,44 +74,24 @@ class EventCallback(keras.callbacks.Callback):
         sparsity: Callable[[], float] | None = None,
         interval: float = 0.5,
     ):
-        super().__init__()
+        super().__init__(stop_event, interval)
         self.phase = phase
         self.emit = emit
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
-        self.stop_event = stop_event
         self.sparsity = sparsity
-        self.interval = interval
-        self.stopped = False
-        self._epoch = 0
-        self._epoch_start = 0.0
-        self._last_emit = 0.0
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        self._epoch_start = time.perf_counter()
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.stop_event is not None and self.stop_event.is_set():
-            self.model.stop_training = True
-            self.stopped = True
-            return
-        now = time.perf_counter()
-        if now - self._last_emit >= self.interval:
-            self._last_emit = now
-            done = self._epoch * self.steps_per_epoch + batch
-            self.emit(Progress(phase=self.phase, done=done, total=self.epochs * self.steps_per_epoch,
-                               epoch=self._epoch + 1))
+    def progress(self, epoch: int, batch: int) -> None:
+        done = epoch * self.steps_per_epoch + batch
+        self.emit(Progress(phase=self.phase, done=done, total=self.epochs * self.steps_per_epoch, epoch=epoch + 1))
 
     def on_epoch_end(self, epoch, logs=None):
         values = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
         sparsity = float(self.sparsity()) if self.sparsity is not None else None
         values.pop("sparsity", None)
         self.emit(EpochEnd(phase=self.phase, epoch=epoch + 1, epochs=self.epochs, logs=values,
-                           seconds=time.perf_counter() - self._epoch_start, sparsity=sparsity))
-        if self.stop_event is not None and self.stop_event.is_set():
-            self.model.stop_training = True
-            self.stopped = True
+                           seconds=self.epoch_seconds(), sparsity=sparsity))
+        self.stop_requested()
 
 
 def fit_with_events(model, x: np.ndarray, phase: str, emit: Callable, *, epochs: int, batch_size: int,

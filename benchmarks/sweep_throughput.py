@@ -1,0 +1,133 @@
+"""SAE updates per second for a sweep of 16 Top-k SAEs: one after another, as one bank, and in a
+hand-written PyTorch loop.
+
+The sweep: 4 values of k x 4 seeds, 500 neurons on 256 inputs (the VAE's hidden layer), one epoch over
+4,096 codes each. Variants, interleaved round by round so that a noisy machine slows them alike:
+
+- ``sequential``: each SAE alone, as ``bank_size: 1`` trains it (a bank of one);
+- ``bank``: the 16 as one :class:`~collapse_tui.nn.sae_bank.SAEBank`;
+- ``torch loop``: the same 16 SAEs one after another in plain PyTorch (``torch.optim.Adam``, top-k,
+  decoder rows renormalised after each step): the yardstick of a hand-written training loop.
+
+Each variant is warmed up once (traced, compiled) before the timed rounds. Prints the median updates per
+second (SAE steps: 16 x steps per epoch, divided by the wall time) and the ratios.
+
+    KERAS_BACKEND=tensorflow python benchmarks/sweep_throughput.py [--repeats 3] [--batch-sizes 16 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from collapse_tui.nn import SparseAutoencoder  # noqa: E402
+from collapse_tui.nn.sae_bank import SAEBank  # noqa: E402
+
+INPUT_DIM, N_NEURONS, ROWS = 256, 500, 4096
+KS, SEEDS = (25, 50, 75, 100), (0, 1, 2, 3)
+
+
+def codes(seed: int = 0) -> np.ndarray:
+    """Codes with the low-rank structure of a VAE layer: 32 directions plus a little noise."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(ROWS, 32)) @ rng.normal(size=(32, INPUT_DIM)) + 0.1 * rng.normal(size=(ROWS, INPUT_DIM))
+    return x.astype("float32")
+
+
+def members(x: np.ndarray) -> list[SparseAutoencoder]:
+    saes = [SparseAutoencoder(INPUT_DIM, N_NEURONS, "topk", k=k, seed=seed) for k in KS for seed in SEEDS]
+    for sae in saes:
+        sae.adapt(x)
+    return saes
+
+
+def train_banks(x: np.ndarray, batch_size: int, size: int) -> float:
+    """Seconds to train the 16 SAEs for one epoch in banks of ``size`` (after a warm-up of each bank)."""
+    saes = members(x)
+    banks = []
+    for start in range(0, len(saes), size):
+        bank = SAEBank(saes[start:start + size], x)
+        bank.compile(optimizer=keras.optimizers.Adam(1e-3))
+        bank.fit(np.arange(batch_size * 4), batch_size=batch_size, epochs=1, verbose=0, shuffle=False)  # trace
+        banks.append(bank)
+    positions = np.arange(ROWS)
+    t0 = time.perf_counter()
+    for bank in banks:
+        bank.fit(positions, batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
+    return time.perf_counter() - t0
+
+
+def train_torch_loop(x: np.ndarray, batch_size: int) -> float:
+    """Seconds for the same 16 SAEs, one after another, in a plain PyTorch loop."""
+    import torch
+
+    data = torch.from_numpy(x)
+    t_total = 0.0
+    for k in KS:
+        for seed in SEEDS:
+            gen = torch.Generator().manual_seed(seed)
+            w_enc = (torch.rand(INPUT_DIM, N_NEURONS, generator=gen) * 2 - 1) * (6 / (INPUT_DIM + N_NEURONS)) ** 0.5
+            w_dec = torch.randn(N_NEURONS, INPUT_DIM, generator=gen)
+            w_dec /= w_dec.norm(dim=1, keepdim=True)
+            params = [p.requires_grad_() for p in (w_enc, torch.zeros(N_NEURONS), w_dec, data.mean(0).clone())]
+            w_enc, b_enc, w_dec, b_dec = params
+            opt = torch.optim.Adam(params, lr=1e-3)
+            order = torch.randperm(ROWS, generator=gen)
+            t0 = time.perf_counter()
+            for start in range(0, ROWS, batch_size):
+                batch = data[order[start:start + batch_size]]
+                pre = torch.relu((batch - b_dec) @ w_enc + b_enc)
+                values, index = pre.topk(k, dim=1)
+                acts = torch.zeros_like(pre).scatter(1, index, values)
+                loss = ((acts @ w_dec + b_dec - batch) ** 2).sum(1).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    w_dec /= w_dec.norm(dim=1, keepdim=True)
+            t_total += time.perf_counter() - t0
+    return t_total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per variant (default 3)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 128])
+    parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch loop")
+    args = parser.parse_args()
+    x = codes()
+    n_saes = len(KS) * len(SEEDS)
+    print(f"backend {keras.backend.backend()}, {n_saes} Top-k SAEs ({N_NEURONS} neurons on {INPUT_DIM} inputs, "
+          f"k in {KS}, seeds {SEEDS}), one epoch of {ROWS} codes each, {args.repeats} interleaved rounds")
+    for batch_size in args.batch_sizes:
+        updates = n_saes * -(-ROWS // batch_size)
+        variants = {"sequential": lambda: train_banks(x, batch_size, 1),
+                    "bank": lambda: train_banks(x, batch_size, n_saes)}
+        if not args.no_torch:
+            variants["torch loop"] = lambda: train_torch_loop(x, batch_size)
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(args.repeats):
+            for name, run in variants.items():
+                times[name].append(run())
+        rates = {name: updates / statistics.median(t) for name, t in times.items()}
+        print(f"\nbatch {batch_size}: {updates} SAE updates per round")
+        for name, rate in rates.items():
+            print(f"  {name:11s} {rate:8.0f} updates/s  (median of {', '.join(f'{t:.2f}' for t in times[name])} s)")
+        print(f"  bank / sequential: {rates['bank'] / rates['sequential']:.2f}x")
+        if "torch loop" in rates:
+            print(f"  bank / torch loop: {rates['bank'] / rates['torch loop']:.2f}x;  "
+                  f"sequential / torch loop: {rates['sequential'] / rates['torch loop']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
