@@ -25,6 +25,7 @@ sparsity, and watch neurons die while reconstruction stays good.
 | ctrl+s | configure | save the form as YAML |
 | s | run | stop: the run is evaluated as it stands and marked *stopped* |
 | t | run | next dead-neuron threshold |
+| [ / ] | run | the previous / next run of the sweep (the runs of a bank train at once) |
 | 1 2 3 | run, compare | switch panel |
 | enter | runs | open a run (a run still being written is followed) |
 | space / c | runs | mark runs / compare the marked ones |

@@ -56,6 +56,8 @@ class RunScreen(Screen):
     BINDINGS = [
         Binding("s", "stop", "Stop run"),
         Binding("t", "next_threshold", "Threshold"),
+        Binding("[", "previous_run", "Prev run", show=False),
+        Binding("]", "next_run", "Next run", show=False),
         Binding("1", "tab('loss')", "Loss", show=False),
         Binding("2", "tab('dead')", "Dead", show=False),
         Binding("3", "tab('mig')", "MIG", show=False),
@@ -75,6 +77,9 @@ class RunScreen(Screen):
         self.redraws = 0
         self._panels_drawn_at = -1e9
         self.redraw_seconds = 0.0  # time spent updating widgets (what the UI costs the training thread)
+        # Which of the feed's runs the panels show: None follows the latest (the runs of a bank train at
+        # once, and [ / ] move between them).
+        self.selected: int | None = None
         if feed.live:
             feed.notify = lambda: self.post_message(self.EventsArrived())
 
@@ -123,8 +128,28 @@ class RunScreen(Screen):
         self.redraw()
 
     @property
+    def position(self) -> int:
+        """Index in the feed's runs of the run shown."""
+        last = len(self.feed.states) - 1
+        return last if self.selected is None else min(self.selected, last)
+
+    @property
     def run_state(self) -> RunState:
-        return self.feed.current
+        if self.selected is None or not self.feed.states:
+            return self.feed.current
+        return self.feed.states[self.position]
+
+    def action_previous_run(self) -> None:
+        if self.position > 0:
+            self.selected = self.position - 1
+            self.redraw(force=True)
+
+    def action_next_run(self) -> None:
+        if self.position < len(self.feed.states) - 1:
+            self.selected = self.position + 1
+            if self.selected == len(self.feed.states) - 1:
+                self.selected = None  # the latest again: follow it as new runs start
+            self.redraw(force=True)
 
     def redraw(self, force: bool = False) -> None:
         """Update the widgets from the feed's current state, if anything changed since last time.
@@ -132,11 +157,11 @@ class RunScreen(Screen):
         started = time.perf_counter()
         state = self.run_state
         panel = self.query_one("#panels", TabbedContent).active
-        key = (len(self.feed.states), state.panel_version, self.threshold_index, self.feed.running,
-               self.feed.error, panel)
+        key = (len(self.feed.states), self.position, state.panel_version, self.threshold_index,
+               self.feed.running, self.feed.error, panel)
         self._update_head(state)
         due = time.monotonic() - self._panels_drawn_at >= 1 / PANEL_HZ or state.finished
-        if key != self._drawn_version and (due or key[2:] != self._drawn_version[2:]) or force:
+        if key != self._drawn_version and (due or key[3:] != self._drawn_version[3:]) or force:
             self._drawn_version = key
             self._panels_drawn_at = time.monotonic()
             self.redraws += 1
@@ -157,7 +182,7 @@ class RunScreen(Screen):
 
     def _update_head(self, state: RunState) -> None:
         n_runs = len(getattr(self.feed, "runs", ()) or ()) or len(self.feed.states)
-        which = f"run {len(self.feed.states)}/{n_runs}  " if n_runs > 1 else ""
+        which = f"run {self.position + 1}/{n_runs}  " if n_runs > 1 else ""
         status = state.status
         if self.feed.live and self.feed.running and self.feed.stop_event.is_set() and not state.finished:
             status = "stopping"
