@@ -299,10 +299,11 @@ def _final_numbers(result):
 
 
 def test_a_sweeps_runs_train_in_banks_exactly_as_they_would_alone(tmp_path):
-    # Two seeds (two VAEs, two tables of codes), two k, AuxK in one run, and an evaluation mark only
-    # one run has: four runs, one bank; then the same sweep with every SAE alone.
+    # Two seeds (two VAEs, two tables of codes), two k, AuxK in one run with an evaluation mark only it
+    # has, resampling in another: six runs, one bank; then the same sweep with every SAE alone.
     models = str(tmp_path / "models")
-    sweep = [{"seed": [3, 4], "sae.k": [4, 8]}, {"sae.remedies.auxk": [True], "eval.every": [1]}]
+    sweep = [{"seed": [3, 4], "sae.k": [4, 8]}, {"sae.remedies.auxk": [True], "eval.every": [1]},
+             {"sae.remedies.resample_epochs": [[1, 2]], "sae.remedies.dead_steps": [1]}]
 
     def run(bank_size, where):
         config = tiny_config(tmp_path / where, models_dir=models, bank_size=bank_size, sweep=sweep,
@@ -312,12 +313,13 @@ def test_a_sweeps_runs_train_in_banks_exactly_as_they_would_alone(tmp_path):
 
     banked, rec = run(16, "banked")
     alone, _ = run(1, "alone")
-    assert [r.status for r in banked] == ["ok"] * 5 and [r.status for r in alone] == ["ok"] * 5
+    assert [r.status for r in banked] == ["ok"] * 6 and [r.status for r in alone] == ["ok"] * 6
     # One bank: every run started before any SAE trained; every event names its run.
     kinds = [(type(e).__name__, e.run_id) for e in rec.events if not isinstance(e, ev.SweepStarted)]
     first_epoch = next(i for i, e in enumerate(rec.events) if isinstance(e, ev.EpochEnd) and e.phase == "sae")
-    assert len([e for e in rec.events[:first_epoch] if isinstance(e, ev.RunStarted)]) == 5
+    assert len([e for e in rec.events[:first_epoch] if isinstance(e, ev.RunStarted)]) == 6
     assert all(run_id for _, run_id in kinds)
+    assert max(r.summary["resampled"] for r in banked) > 0  # the resampling run did resample, in the bank
     by_name = {r.summary["name"]: r for r in alone}
     for result in banked:
         twin = by_name[result.summary["name"]]
@@ -326,6 +328,7 @@ def test_a_sweeps_runs_train_in_banks_exactly_as_they_would_alone(tmp_path):
         for key in ours:
             assert ours[key] == pytest.approx(theirs[key], rel=1e-4, abs=1e-5), (result.summary["name"], key)
         assert result.summary["updates_by_sparsity"] == twin.summary["updates_by_sparsity"]
+        assert result.summary["resampled"] == twin.summary["resampled"]
         # Each run's SAE is a standalone file, equal to the lone run's.
         mine = keras.saving.load_model(result.run_dir / store.SAE_FILE)
         other = keras.saving.load_model(twin.run_dir / store.SAE_FILE)
@@ -335,7 +338,7 @@ def test_a_sweeps_runs_train_in_banks_exactly_as_they_would_alone(tmp_path):
     # schedule (before extension) and at the end.
     counts = {r.summary["name"]: len([e for e in store.read_events(r.run_dir)[0]
                                       if isinstance(e, ev.Evaluation) and e.phase == "sae"]) for r in banked}
-    assert sorted(counts.values()) == [2, 2, 2, 2, 3]
+    assert sorted(counts.values()) == [2, 2, 2, 2, 2, 3]
 
 
 def test_a_member_that_fails_fails_alone(tmp_path, monkeypatch):

@@ -155,8 +155,9 @@ class BankPhase:
             self.members[i].state.emit(Progress(phase="sae", done=done, total=total, epoch=epoch + 1))
 
     def after_epoch(self, epoch: int, logs: dict[str, Any], seconds: float) -> None:
-        values = {key: np.asarray(value, dtype=np.float64).reshape(-1) for key, value in logs.items()
-                  if np.ndim(value) == 1}
+        # The bank's logs are vectors, one value per member, as backend tensors (on the device under torch).
+        values = {key: np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64).reshape(-1)
+                  for key, value in logs.items() if np.ndim(keras.ops.convert_to_numpy(value)) == 1}
         sparsities = self.bank.sparsities
 
         def report(i, m):
