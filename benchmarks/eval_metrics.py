@@ -24,20 +24,12 @@ import numpy as np
 from collapse_tui.config import EvalConfig
 from collapse_tui.engine.evaluation import evaluate_sae
 from collapse_tui import metrics as M
-
-GRIDS = {"dsprites": (3, 6, 40, 32, 32), "shapes3d": (10, 10, 10, 8, 4, 15)}
-
+from synthetic import GRIDS, factors_and_features  # noqa: E402 - beside this script
 
 def make_data(samples: int, neurons: int, k: int, dataset: str, seed: int = 0):
     """(SAE input, Top-k codes, reconstruction, factors): realistic shapes and sparsity, random content."""
     rng = np.random.default_rng(seed)
-    sizes = GRIDS[dataset]
-    factors = np.stack([rng.integers(0, v, samples) for v in sizes], axis=1)
-    # Each factor enters the input as a few smooth features of its normalised value (continuous factors
-    # are ordinal), so the input, and the codes built from it, carry the factors the way a VAE's would.
-    scaled = factors / np.maximum(np.array(sizes) - 1, 1)
-    freqs = rng.uniform(0.5, 3.0, size=(len(sizes), 8))
-    feats = np.concatenate([np.sin(np.pi * scaled[:, [j]] * freqs[j]) for j in range(len(sizes))], axis=1)
+    factors, feats = factors_and_features(rng, samples, dataset, per_factor=8)
     hidden = np.maximum(feats @ rng.normal(size=(feats.shape[1], 256)) + 0.3 * rng.normal(size=(samples, 256)),
                         0.0).astype(np.float32)
     pre = hidden @ rng.normal(size=(256, neurons)).astype(np.float32) / 16.0

@@ -34,13 +34,13 @@ import numpy as np
 
 from collapse_tui.metrics import discretize, mutual_info_matrix
 from collapse_tui.metrics.disentanglement import _labels
+from synthetic import GRIDS, factors_and_features  # noqa: E402 - beside this script
 
 try:
     from sklearn.metrics import mutual_info_score
 except ImportError:  # the reference is optional: the project itself never needs scikit-learn
     mutual_info_score = None
 
-GRIDS = {"dsprites": (3, 6, 40, 32, 32), "shapes3d": (10, 10, 10, 8, 4, 15)}
 TARGET = 50  # mutual_info_matrix should take at most 1/TARGET of the per-pair reference's time
 TOLERANCE = 1e-9
 
@@ -48,14 +48,9 @@ TOLERANCE = 1e-9
 def make_codes(samples: int, neurons: int, k: int, dataset: str, seed: int = 0):
     """(Top-k codes as float32, integer factors): realistic sparsity and skew, random content."""
     rng = np.random.default_rng(seed)
-    sizes = GRIDS[dataset]
-    factors = np.stack([rng.integers(0, v, samples) for v in sizes], axis=1)
-    # Smooth features of the normalised factor values drive the pre-activations, so winning neurons
-    # (and how strongly they fire) follow the factors; a spread of biases leaves some neurons never
-    # in the top k: dead.
-    scaled = factors / np.maximum(np.array(sizes) - 1, 1)
-    freqs = rng.uniform(0.5, 3.0, size=(len(sizes), 4))
-    feats = np.concatenate([np.sin(np.pi * scaled[:, [j]] * freqs[j]) for j in range(len(sizes))], axis=1)
+    # Smooth features of the factors drive the pre-activations, so winning neurons (and how strongly
+    # they fire) follow the factors; a spread of biases leaves some neurons never in the top k: dead.
+    factors, feats = factors_and_features(rng, samples, dataset, per_factor=4)
     pre = feats @ rng.normal(size=(feats.shape[1], neurons)) + 0.5 * rng.normal(size=(samples, neurons))
     pre += rng.normal(0.0, 3.0, size=neurons)
     top = np.argpartition(-pre, k - 1, axis=1)[:, :k]
