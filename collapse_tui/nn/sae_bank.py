@@ -126,7 +126,7 @@ class SAEBank(keras.Model):
             raise ValueError(f"a bank holds at most {2**24} rows of training codes, got {len(codes)}")
         self.uses_auxk = any(m.auxk for m in members)
         self.projects = [bool(m.project_decoder_grads) for m in members]
-        n, d, m = self.n_members, self.input_dim, self.n_neurons
+        n = self.n_members
 
         def stacked(name, values, trainable=True, constraint=None):
             array = np.stack([np.asarray(v, np.float32) for v in values])
