@@ -246,20 +246,9 @@ def test_stop_key_ends_the_run_as_stopped_and_the_sweep_with_it(tmp_path, models
             screen = app.screen
             await wait_for(pilot, lambda: screen.run_state.sae_loss or not app.training.running, timeout=120)
             assert screen.run_state.sae_loss, screen.run_state.reason
-            # The sweep's two runs train as one bank: both have started, the view shows the latest;
-            # [ and ] move between them, each with its own live panels.
+            # The sweep's two runs train as one bank: both have started, the view shows the latest.
             title = lambda: str(screen.query_one("#run-title", Static).render())  # noqa: E731
             assert title().startswith("run 2/2  tiny-k8")
-            await pilot.press("[")
-            await pilot.pause()
-            assert title().startswith("run 1/2  tiny-k4") and screen.run_state.name == "tiny-k4"
-            await wait_for(pilot, lambda: screen.run_state.sae_loss, timeout=60)
-            await pilot.press("[")  # already the first: stays
-            await pilot.pause()
-            assert title().startswith("run 1/2")
-            await pilot.press("]")
-            await pilot.pause()
-            assert title().startswith("run 2/2  tiny-k8") and screen.selected is None
             await pilot.press("s")
             await wait_for(pilot, lambda: not app.training.running, timeout=60)
             await pilot.pause(2 / REDRAW_HZ)
@@ -279,6 +268,17 @@ def test_stop_key_ends_the_run_as_stopped_and_the_sweep_with_it(tmp_path, models
             assert all(load_run(Path(s.run_dir)).summary["status"] == "stopped" for s in app.training.states)
             (sweep_dir,) = (tmp_path / "runs" / "sweeps").iterdir()
             assert sorted(p.name for p in sweep_run_dirs(sweep_dir)) == names
+            # [ and ] move between the two runs, each with its own panels.
+            await pilot.press("[")
+            await pilot.pause()
+            assert title().startswith("run 1/2  tiny-k4") and screen.run_state.name == "tiny-k4"
+            assert screen.run_state.sae_loss and screen.run_state.status == "stopped"
+            await pilot.press("[")  # already the first: stays
+            await pilot.pause()
+            assert title().startswith("run 1/2")
+            await pilot.press("]")
+            await pilot.pause()
+            assert title().startswith("run 2/2  tiny-k8") and screen.selected is None
 
     asyncio.run(scenario())
 
