@@ -156,8 +156,8 @@ class BankPhase:
 
     def after_epoch(self, epoch: int, logs: dict[str, Any], seconds: float) -> None:
         # The bank's logs are vectors, one value per member, as backend tensors (on the device under torch).
-        values = {key: np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64).reshape(-1)
-                  for key, value in logs.items() if np.ndim(keras.ops.convert_to_numpy(value)) == 1}
+        arrays = {key: np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64) for key, value in logs.items()}
+        values = {key: array for key, array in arrays.items() if array.ndim == 1}
         sparsities = self.bank.sparsities
 
         def report(i, m):

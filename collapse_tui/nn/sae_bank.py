@@ -130,10 +130,12 @@ class SAEBank(keras.Model):
 
         def stacked(name, values, trainable=True, constraint=None):
             array = np.stack([np.asarray(v, np.float32) for v in values])
-            return self.add_weight(shape=array.shape, initializer=keras.initializers.Constant(0.0),
-                                   trainable=trainable, constraint=constraint, name=name)
+            weight = self.add_weight(shape=array.shape, initializer="zeros", trainable=trainable,
+                                     constraint=constraint, name=name)
+            weight.assign(array)
+            return weight
 
-        # Every member's own weights, one slice each (assigned just below).
+        # Every member's own weights, one slice each.
         self.norm_mean = stacked("norm_mean", [_np(s.norm_mean) for s in members], trainable=False)
         self.norm_std = stacked("norm_std", [_np(s.norm_std) for s in members], trainable=False)
         self.b_dec = stacked("b_dec", [_np(s.b_dec) for s in members])
@@ -162,8 +164,6 @@ class SAEBank(keras.Model):
 
         self._k_max = 1
         self._auxk_k_max = 1
-        for i, sae in enumerate(members):
-            self.read_member(i, sae)
         self.codes_table.assign(codes)
         self.set_orders([np.arange(self.n_rows)] * n)
         self.auxk_coefficients.assign(np.array([s.auxk_coefficient if s.auxk else 0.0 for s in members], np.float32))
