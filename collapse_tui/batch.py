@@ -188,7 +188,8 @@ def with_data_dir(runs, data_dir: str | None):
              overrides) for cfg, overrides in runs]
 
 
-def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, data_dir: str | None = None) -> int:
+def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, data_dir: str | None = None,
+         yes: bool = False) -> int:
     # Piped into a log file, rich would wrap at 80 columns and cut the result table: use a wide page.
     console = Console(width=None if sys.stdout.isatty() else 200)
     err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -205,6 +206,18 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
             console.print(f"# run {i}/{len(runs)}: {cfg.name}", markup=False)
             console.print(cfg.to_yaml(), markup=False)
         return EXIT_OK
+
+    if len(runs) > config_mod.LARGE_SWEEP and not yes:
+        err.print(f"{config_path}: the sweep expands to {len(runs):,} runs; check it with --dry-run, then "
+                  "pass --yes to run them all", style="red", markup=False, highlight=False)
+        return EXIT_INVALID
+    from collapse_tui.store import writable_dir_problem
+
+    for directory in dict.fromkeys(p for cfg, _ in runs for p in (cfg.runs_dir, cfg.models_dir)):
+        problem = writable_dir_problem(directory)
+        if problem:
+            err.print(f"cannot write runs: {problem}", style="red", markup=False, highlight=False)
+            return EXIT_INVALID
 
     from collapse_tui.engine.sweep import run_sweep
 

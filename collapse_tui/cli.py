@@ -37,6 +37,13 @@ exit status: 0 all runs ok, 1 a run failed, 2 invalid config, 130 stopped with C
 The Keras backend is KERAS_BACKEND unless --backend is given."""
 
 
+def directory(text: str) -> str:
+    """An argparse type for a directory: not empty, ``~`` expanded."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return os.path.expanduser(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from collapse_tui.config import DATASET_NAMES
 
@@ -56,16 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the results table (Markdown, mean ± std over seeds, the paper's numbers "
                              "beside) of a sweep directory, rewriting its results.md and results.csv, or of "
                              "every run in a runs dir")
-    parser.add_argument("--runs-dir", metavar="DIR", help="write runs here instead of the config's runs_dir")
+    parser.add_argument("--runs-dir", metavar="DIR", type=directory, help="write runs here instead of the config's runs_dir")
     parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
     parser.add_argument("--dry-run", action="store_true", help="with --batch: validate, print the resolved runs, exit")
-    parser.add_argument("--data-dir", metavar="DIR",
+    parser.add_argument("--yes", action="store_true",
+                        help="with --batch: run a sweep of more than 1,000 runs without asking")
+    parser.add_argument("--data-dir", metavar="DIR", type=directory,
                         help="where to look for official dataset files and prepared tfds copies "
                              "(for runs whose config sets no data.path)")
     parser.add_argument("--prepare-tfds", metavar="DATASET", choices=DATASET_NAMES,
                         help="prepare a tensorflow-datasets copy of DATASET from its official file in "
                              "--manual-dir, offline, into --data-dir (default: tfds' own data dir)")
-    parser.add_argument("--manual-dir", metavar="DIR", help="with --prepare-tfds: the directory holding the official file")
+    parser.add_argument("--manual-dir", metavar="DIR", type=directory, help="with --prepare-tfds: the directory holding the official file")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser
 
@@ -96,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             with quiet_native_logs():
                 import keras  # noqa: F401  (loads the backend now, without its start-up chatter)
 
-        return batch.main(args.batch, runs_dir=args.runs_dir, dry_run=args.dry_run, data_dir=args.data_dir)
+        return batch.main(args.batch, runs_dir=args.runs_dir, dry_run=args.dry_run, data_dir=args.data_dir,
+                          yes=args.yes)
     if args.prepare_tfds:
         return _prepare_tfds(parser, args)
     if args.table:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
+import os
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # The vocabularies of the schema's choices, named so that code outside it (nn, the front ends) checks
 # and lists the same names: each tuple is read from its Literal, never spelt again.
@@ -50,7 +52,9 @@ class ConfigError(ValueError):
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: every float field (list items included) must be a finite number; .nan or .inf
+    # would pass every bound check below and poison a run later.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(Section):
@@ -68,6 +72,11 @@ class DataConfig(Section):
         description="The official file, or a directory holding it or a prepared tfds copy; empty = "
                     "--data-dir, then $COLLAPSE_TUI_DATA.",
     )
+    @field_validator("path")
+    @classmethod
+    def _expand_path(cls, value: str | None) -> str | None:
+        return os.path.expanduser(value) if value else None
+
     cache: bool = Field(
         True, description="Keep procedural renders on disk ($COLLAPSE_TUI_CACHE) so the next run starts at once."
     )
@@ -248,6 +257,12 @@ class RunConfig(Section):
     sae: SAEConfig = Field(default_factory=SAEConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
+    @field_validator("runs_dir", "models_dir")
+    @classmethod
+    def _expand_home(cls, value: str) -> str:
+        # "~/runs" means the home directory's runs, as in a shell; never a directory literally named "~".
+        return os.path.expanduser(value)
+
     @model_validator(mode="after")
     def _check_sizes(self) -> "RunConfig":
         size = DATASET_SIZES[self.data.dataset]
@@ -310,8 +325,16 @@ def _format_errors(exc: ValidationError, prefix: str = "") -> list[str]:
                 head = path + "." if path else prefix
                 lines.append(f"{head}{part}")
         else:
-            lines.append(f"{path}: {err['msg']} (got {err.get('input')!r})")
+            lines.append(f"{path}: {err['msg']} (got {shorten(repr(err.get('input')))})")
     return lines
+
+
+def shorten(text: str, limit: int = 200) -> str:
+    """``text`` cut to about ``limit`` characters, saying how much was left out: an error quotes the value
+    it rejects, and a value can be megabytes long."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
 
 
 def validate(data: dict[str, Any] | None, source: str | None = None) -> RunConfig:
@@ -362,6 +385,9 @@ def _check_sweep_key(key: str) -> str | None:
 
 def _grids(sweep: Any) -> list[dict[str, list]]:
     blocks = sweep if isinstance(sweep, list) else [sweep]
+    if not blocks:
+        raise ConfigError(["sweep: is an empty list; give at least one block of dotted keys and values, "
+                           "or leave sweep out for a single run"])
     grids = []
     for i, block in enumerate(blocks):
         where = f"sweep[{i}]" if isinstance(sweep, list) else "sweep"
@@ -373,7 +399,7 @@ def _grids(sweep: Any) -> list[dict[str, list]]:
             if problem:
                 errors.append(problem)
             elif not isinstance(values, list) or not values:
-                errors.append(f"sweep.{key}: must be a non-empty list of values, got {values!r}")
+                errors.append(f"sweep.{key}: must be a non-empty list of values, got {shorten(repr(values))}")
         if errors:
             raise ConfigError(errors)
         grids.append(block)
@@ -414,6 +440,10 @@ def expand(data: dict[str, Any] | None, source: str | None = None) -> list[tuple
         grids = _grids(sweep)
     except ConfigError as exc:
         raise ConfigError(exc.errors, source) from None
+    count = grid_size(grids)
+    if count > MAX_RUNS:
+        raise ConfigError([f"sweep: expands to {count:,} runs, more than the {MAX_RUNS:,} one sweep may hold; "
+                           "split it into several configs"], source)
     for grid in grids:
         keys = list(grid)
         for values in itertools.product(*(grid[k] for k in keys)):
@@ -431,19 +461,107 @@ def expand(data: dict[str, Any] | None, source: str | None = None) -> list[tuple
     return runs
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file, turning I/O and syntax problems into :class:`ConfigError`."""
-    path = Path(path)
+def grid_size(grids: list[dict[str, list]]) -> int:
+    """How many runs ``grids`` expand to, counted without expanding them."""
+    return sum(math.prod(len(values) for values in grid.values()) for grid in grids)
+
+
+# A config is a few kilobytes of YAML; these bounds refuse what no config needs (a file the size of a
+# dataset, nesting thousands deep, an alias "bomb" that expands a few hundred bytes into millions of
+# values) with one line instead of a hang, a RecursionError or a 39 MB error message.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_NODES = 100_000  # values, counted with every alias expanded
+MAX_RUNS = 100_000  # runs one sweep may expand to
+LARGE_SWEEP = 1_000  # from here the batch front end asks for --yes
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses nesting deeper than :data:`MAX_DEPTH` while composing (the
+    composer recurses once per level)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _Refused(f"nested more than {MAX_DEPTH} levels deep (line {mark.line + 1})")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class _Refused(Exception):
+    """A YAML document outside the bounds above."""
+
+
+def _expanded_size(node: yaml.Node) -> int:
+    """Values in ``node`` with every alias expanded, counted in time linear in the *composed* document
+    (each distinct node once), stopping as soon as the count passes :data:`MAX_NODES`."""
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node) -> int:
+        key = id(n)
+        if key in sizes:
+            if sizes[key] < 0:
+                raise _Refused("an alias refers to a value that contains it (a recursive anchor)")
+            return sizes[key]
+        sizes[key] = -1
+        total = 1
+        if isinstance(n, yaml.SequenceNode):
+            total += sum(size(child) for child in n.value)
+        elif isinstance(n, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in n.value)
+        if total > MAX_NODES:
+            raise _Refused(f"expands to more than {MAX_NODES:,} values (through its aliases)")
+        sizes[key] = total
+        return total
+
+    return size(node)
+
+
+def parse_yaml(text: str, source: str | None = None) -> Any:
+    """Parse one YAML document within the bounds above; :class:`ConfigError` for a syntax error or a
+    document outside them."""
+    loader = _BoundedLoader(text)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"cannot read {path}: {exc.strerror or exc}"]) from None
-    try:
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node)
+        return loader.construct_document(node)
+    except _Refused as exc:
+        raise ConfigError([f"refused: the YAML is {exc}"], source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError([f"YAML syntax error{where}: {getattr(exc, 'problem', exc)}"], str(path)) from None
+        problem = shorten(str(getattr(exc, "problem", None) or exc))
+        raise ConfigError([f"YAML syntax error{where}: {problem}"], source) from None
+    finally:
+        loader.dispose()
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file, turning I/O, encoding, size and syntax problems into :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            what = "a directory" if path.is_dir() else "not a regular file" if path.exists() else "no such file"
+            raise ConfigError([f"cannot read {path}: {what}"])
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError([f"refused: {size:,} bytes is too large for a config file (at most "
+                               f"{MAX_CONFIG_BYTES:,})"], str(path))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"cannot read {path}: {exc.strerror or exc}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not a UTF-8 text file (byte {exc.start}); a config is YAML text"], str(path)) from None
+    data = parse_yaml(text, str(path))
     return {} if data is None else data
 
 

@@ -55,10 +55,23 @@ def dumps(data: Any) -> str:
     return json.dumps(_jsonable(data), separators=(",", ":"), allow_nan=False)
 
 
+def _file_mode() -> int:
+    """The mode a plainly created file gets under the process's umask (read once: setting the umask to
+    read it is not thread-safe)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees a half-written file."""
+    """Write via a temporary file and rename, so a reader never sees a half-written file. The file gets
+    the mode any other file of the run gets (mkstemp's own is 0600)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -67,6 +80,22 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def writable_dir_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot hold runs (not a directory, cannot be created, not writable), in a few words;
+    None when it can. Creates the directory if it is missing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return f"{path} is not a directory"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"{path} is not writable ({exc.strerror or exc})"
+    return None
 
 
 def create_run_dir(runs_dir: str | Path, name: str, now: float | None = None) -> Path:

@@ -94,8 +94,9 @@ def test_batch_runs_the_sweep_and_prints_a_table(tmp_path, capsys):
 
 
 def test_a_failed_run_exits_1(tmp_path, capsys):
-    (tmp_path / "models").write_text("not a directory")
-    path = write_config(tmp_path, tiny_config(tmp_path))
+    # Valid as a config, failing at run time: the official file it names is not there.
+    path = write_config(tmp_path, tiny_config(tmp_path, data={"source": "official",
+                                                              "path": str(tmp_path / "dsprites.npz")}))
     assert cli.main(["--batch", str(path)]) == 1
     assert "failed" in capsys.readouterr().out
 

@@ -163,11 +163,9 @@ class ConfigureScreen(Screen):
         if not text.strip():
             return None
         try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-            raise config_mod.ConfigError([f"sweep: YAML syntax error{where}: {getattr(exc, 'problem', exc)}"])
+            return config_mod.parse_yaml(text)
+        except config_mod.ConfigError as exc:
+            raise config_mod.ConfigError([f"sweep: {line}" for line in exc.errors]) from None
 
     def full_data(self) -> dict[str, Any]:
         data = self.form_data()

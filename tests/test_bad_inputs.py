@@ -1,0 +1,220 @@
+"""Careless and unlucky inputs: each is refused with one line (exit status 2 from the command line),
+quickly, and writes nothing."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from collapse_tui import cli
+from collapse_tui import config as config_mod
+from collapse_tui.config import ConfigError
+from tests.helpers import tiny_config, write_config
+
+
+def refused(tmp_path, capsys, text: str | bytes, *extra: str) -> str:
+    """Run ``--batch`` (and ``--dry-run``) on a config file holding ``text``; both must exit 2 with a
+    short message and write nothing. Returns the message."""
+    path = tmp_path / "bad.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    messages = []
+    for dry in ((), ("--dry-run",)):
+        t0 = time.perf_counter()
+        assert cli.main(["--batch", str(path), "--runs-dir", str(tmp_path / "runs"), *extra, *dry]) == 2
+        assert time.perf_counter() - t0 < 10, "refusing must not take long"
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err
+        assert len(captured.err) < 2_000, "the message quotes a few hundred characters at most"
+        messages.append(captured.err)
+    assert not (tmp_path / "runs").exists()
+    return messages[0]
+
+
+def tiny_yaml(tmp_path, **sections) -> str:
+    return yaml.safe_dump(tiny_config(tmp_path, **sections), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------- the file itself
+
+def test_a_binary_file(tmp_path, capsys):
+    assert "not a UTF-8 text file" in refused(tmp_path, capsys, b"\x89PNG\r\n\x1a\n\xff\xfe\x00garbage")
+
+
+def test_a_file_too_large_for_a_config(tmp_path, capsys):
+    err = refused(tmp_path, capsys, "# " + "x" * (config_mod.MAX_CONFIG_BYTES + 10) + "\n")
+    assert "too large for a config file" in err
+
+
+def test_a_directory_as_the_config(tmp_path, capsys):
+    (tmp_path / "cfgdir").mkdir()
+    assert cli.main(["--batch", str(tmp_path / "cfgdir")]) == 2
+    assert "a directory" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_as_the_config_does_not_hang(tmp_path, capsys):
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    t0 = time.perf_counter()
+    assert cli.main(["--batch", str(fifo)]) == 2
+    assert time.perf_counter() - t0 < 5
+    assert "not a regular file" in capsys.readouterr().err
+
+
+def test_a_missing_config(tmp_path, capsys):
+    assert cli.main(["--batch", str(tmp_path / "nope.yaml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the YAML
+
+def test_yaml_nested_thousands_deep(tmp_path, capsys):
+    err = refused(tmp_path, capsys, "sweep: " + "[" * 2000 + "]" * 2000 + "\n")
+    assert f"nested more than {config_mod.MAX_DEPTH} levels deep" in err
+
+
+def test_an_alias_bomb_in_the_thresholds(tmp_path, capsys):
+    # 385 bytes that expand to 9^9 values: refused while composing, before anything is built from it.
+    lines = ["a: &a [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]"]
+    for i, name in enumerate("bcdefghi"):
+        prev = "abcdefghi"[i]
+        lines.append(f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]")
+    text = "x-bomb:\n" + "\n".join("  " + line for line in lines) + "\neval:\n  thresholds: *i\n"
+    assert "expands to more than" in refused(tmp_path, capsys, text)
+
+
+def test_a_recursive_anchor(tmp_path, capsys):
+    assert "recursive anchor" in refused(tmp_path, capsys, "sweep: &a [*a]\n")
+
+
+def test_a_yaml_syntax_error_names_the_line(tmp_path, capsys):
+    assert "YAML syntax error (line 2" in refused(tmp_path, capsys, "name: x\nsae: {k: [1, 2}\n")
+
+
+def test_a_python_object_tag_is_not_executed(tmp_path, capsys):
+    err = refused(tmp_path, capsys, "name: !!python/object/apply:os.system ['touch pwned']\n")
+    assert "YAML syntax error" in err
+    assert not Path("pwned").exists()
+
+
+def test_a_top_level_list(tmp_path, capsys):
+    assert "top level must be a mapping" in refused(tmp_path, capsys, "- 1\n- 2\n")
+
+
+def test_parse_yaml_accepts_a_normal_config_with_anchors():
+    data = config_mod.parse_yaml("base: &b {k: 3}\nsae: *b\nlist: &l [1, 2]\nother: *l\n")
+    assert data["sae"] == {"k": 3} and data["other"] == [1, 2]
+
+
+# ----------------------------------------------------------------------------- the values
+
+@pytest.mark.parametrize("section, value", [
+    ({"eval": {"thresholds": [float("nan")]}}, "eval.thresholds.0"),
+    ({"eval": {"thresholds": [0.0, float("inf")]}}, "eval.thresholds.1"),
+    ({"sae": {"schedule": {"kind": "linear", "start": float("inf"), "epochs": 2}}}, "sae.schedule.start"),
+    ({"sae": {"learning_rate": float("nan")}}, "sae.learning_rate"),
+    ({"vae": {"beta": float("-inf")}}, "vae.beta"),
+    ({"eval": {"revival_frequency": float("nan")}}, "eval.revival_frequency"),
+])
+def test_non_finite_numbers_are_refused(tmp_path, capsys, section, value):
+    err = refused(tmp_path, capsys, tiny_yaml(tmp_path, **section))
+    assert value in err and "finite" in err
+
+
+def test_an_empty_sweep_list(tmp_path, capsys):
+    assert "sweep: is an empty list" in refused(tmp_path, capsys, tiny_yaml(tmp_path, sweep=[]))
+
+
+def test_a_sweep_with_an_empty_block_or_values(tmp_path, capsys):
+    assert "non-empty mapping" in refused(tmp_path, capsys, tiny_yaml(tmp_path, sweep=[{}]))
+    assert "non-empty list of values" in refused(tmp_path, capsys, tiny_yaml(tmp_path, sweep={"sae.k": []}))
+
+
+def test_a_grid_too_large_to_expand(tmp_path, capsys):
+    sweep = {"seed": list(range(1000)), "sae.k": list(range(1, 201))}
+    err = refused(tmp_path, capsys, tiny_yaml(tmp_path, sweep=sweep))
+    assert "200,000 runs" in err
+
+
+def test_a_large_grid_asks_for_yes(tmp_path, capsys):
+    path = write_config(tmp_path, tiny_config(tmp_path, sweep={"seed": list(range(1001))}))
+    assert cli.main(["--batch", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "1,001 runs" in err and "--yes" in err
+    assert not (tmp_path / "runs").exists()
+    assert cli.main(["--batch", str(path), "--dry-run"]) == 0  # a dry run only prints
+
+
+def test_a_long_bad_value_is_quoted_short(tmp_path, capsys):
+    err = refused(tmp_path, capsys, tiny_yaml(tmp_path, name="x" * 100_000))
+    assert "more characters" in err
+
+
+def test_a_wrong_type_names_the_field(tmp_path, capsys):
+    assert "seed" in refused(tmp_path, capsys, tiny_yaml(tmp_path, seed="xyz"))
+
+
+def test_error_quotes_are_shortened():
+    assert config_mod.shorten("abc") == "abc"
+    long = config_mod.shorten("y" * 1000, limit=50)
+    assert long.startswith("y" * 50) and "950 more characters" in long
+
+
+# ----------------------------------------------------------------------------- where runs go
+
+def test_an_empty_runs_dir_argument(tmp_path, capsys):
+    path = write_config(tmp_path, tiny_config(tmp_path))
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--batch", str(path), "--runs-dir", ""])
+    assert info.value.code == 2 and "must not be empty" in capsys.readouterr().err
+
+
+def test_a_runs_dir_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "runs").write_text("a file")
+    path = write_config(tmp_path, tiny_config(tmp_path))
+    assert cli.main(["--batch", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write runs" in err and "is not a directory" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_a_read_only_runs_dir(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    runs.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        path = write_config(tmp_path, tiny_config(tmp_path))
+        assert cli.main(["--batch", str(path)]) == 2
+        assert "is not writable" in capsys.readouterr().err
+    finally:
+        runs.chmod(stat.S_IRWXU)
+
+
+def test_a_models_dir_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "models").write_text("a file")
+    path = write_config(tmp_path, tiny_config(tmp_path))
+    assert cli.main(["--batch", str(path)]) == 2
+    assert "models" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_home_is_expanded_in_directories(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = config_mod.validate({"runs_dir": "~/r", "models_dir": "~/m", "data": {"path": "~/d"}})
+    assert cfg.runs_dir == str(tmp_path / "r") and cfg.models_dir == str(tmp_path / "m")
+    assert cfg.data.path == str(tmp_path / "d")
+    assert cli.build_parser().parse_args(["--runs-dir", "~/x"]).runs_dir == str(tmp_path / "x")
+
+
+def test_config_error_is_a_value_error_with_lines():
+    with pytest.raises(ConfigError) as info:
+        config_mod.expand({"sae": {"k": "many"}})
+    assert info.value.errors and all("\n" not in line for line in info.value.errors)
