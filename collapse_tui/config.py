@@ -309,9 +309,9 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
-def _format_errors(exc: ValidationError, prefix: str = "") -> list[str]:
+def _format_errors(exc: ValidationError | list[dict], prefix: str = "") -> list[str]:
     lines = []
-    for err in exc.errors():
+    for err in exc.errors() if isinstance(exc, ValidationError) else exc:
         loc = tuple(err["loc"])
         path = prefix + _path(loc)
         kind = err["type"]
@@ -346,6 +346,17 @@ def validate(data: dict[str, Any] | None, source: str | None = None) -> RunConfi
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc), source) from None
+
+
+def stored_config_errors(data: dict[str, Any]) -> list[str]:
+    """What is wrong with the settings a run stored (its config.yaml, less what it adds beside them),
+    one line each; keys this version's schema does not know are not errors: another version may have
+    written them."""
+    try:
+        RunConfig.model_validate(data)
+    except ValidationError as exc:
+        return _format_errors([e for e in exc.errors() if e["type"] != "extra_forbidden"])
+    return []
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:

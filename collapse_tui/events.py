@@ -134,10 +134,15 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 def event_from_dict(data: dict[str, Any]) -> Event:
     """Rebuild an event from its ``to_dict`` form; unknown fields are ignored so old readers survive new writers."""
+    if not isinstance(data, dict):
+        raise ValueError(f"an event is a JSON object, got {type(data).__name__}")
     data = dict(data)
     kind = data.pop("type", None)
-    cls = EVENT_TYPES.get(kind)
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ValueError(f"unknown event type {kind!r}; known: {', '.join(EVENT_TYPES)}")
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError as exc:  # a required field missing
+        raise ValueError(f"{kind} event: {exc}") from None

@@ -28,7 +28,8 @@ from typing import Any, Iterable, Iterator
 
 import yaml
 
-from collapse_tui.events import DataSource, Event, RunFailed, RunFinished, RunStarted, event_from_dict
+from collapse_tui.config import parse_yaml, shorten, stored_config_errors
+from collapse_tui.events import DataSource, Event, Message, RunFailed, RunFinished, RunStarted, event_from_dict
 
 CONFIG_FILE = "config.yaml"
 EVENTS_FILE = "events.jsonl"
@@ -217,21 +218,60 @@ class RunRecord:
         return "unreadable" if self.error else str(self.summary.get("status", "unknown"))
 
 
+# The types readers rely on in a summary, for the fields it has (a field may be absent in a run written
+# before it existed, and null where a number was not finite); see RunSummary.
+_NUMBER = (int, float)
+_SUMMARY_TYPES: dict[str, type | tuple[type, ...]] = {
+    "status": str, "run_id": str, "name": str, "dataset": str, "method": str, "sparsity": _NUMBER,
+    "n_neurons": int, "source": str, "remedies": list, "resampled": int, "started": _NUMBER,
+    "finished": _NUMBER, "seconds": _NUMBER, "durations": dict, "sae_epochs": int,
+    "updates_by_sparsity": dict, "evaluated_at_epoch": int, "final": dict, "vae": dict, "vae_model": str,
+    "data": dict, "reason": str,
+}
+# What config.yaml holds beside the run's settings.
+_CONFIG_EXTRAS = ("environment", "data_source")
+
+
+def summary_problem(summary: dict[str, Any]) -> str | None:
+    """What is wrong with a summary's shape (a field of the wrong type), or None."""
+    if not isinstance(summary.get("status"), str):
+        return "summary.json has no status"
+    for key, expected in _SUMMARY_TYPES.items():
+        value = summary.get(key)
+        if value is not None and (not isinstance(value, expected) or (expected is not bool and
+                                                                       isinstance(value, bool))):
+            names = expected if isinstance(expected, tuple) else (expected,)
+            return (f"summary.json: {key} is {type(value).__name__} {shorten(repr(value), 60)}, not "
+                    f"{' or '.join(n.__name__ for n in names)}")
+    return None
+
+
+def config_problem(config: dict[str, Any]) -> str | None:
+    """What is wrong with a run's config.yaml as a config (a value of the wrong type or out of range),
+    or None."""
+    errors = stored_config_errors({k: v for k, v in config.items() if k not in _CONFIG_EXTRAS})
+    return f"config.yaml: {errors[0]}" if errors else None
+
+
 def load_run(path: str | Path) -> RunRecord:
-    """Read a run directory's config and summary; raises ValueError naming the file that is unreadable."""
+    """Read a run directory's config and summary; raises ValueError naming the file that is unreadable
+    or holds a value of the wrong type (so that no reader meets one)."""
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"{path} is not a run directory")
-    try:
-        config = yaml.safe_load((path / CONFIG_FILE).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path / CONFIG_FILE}: unreadable ({exc.__class__.__name__}: {exc})") from None
+    try:  # parsed within the bounds a config file has (no alias bombs from a run directory either)
+        config = parse_yaml((path / CONFIG_FILE).read_text(encoding="utf-8")) or {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path / CONFIG_FILE}: unreadable ({exc.__class__.__name__}: {shorten(str(exc))})") from None
     try:
         summary = json.loads((path / SUMMARY_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # JSON and UTF-8 decoding errors are ValueErrors
         raise ValueError(f"{path / SUMMARY_FILE}: unreadable ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(config, dict) or not isinstance(summary, dict):
         raise ValueError(f"{path}: config.yaml and summary.json must each hold a mapping")
+    problem = summary_problem(summary) or config_problem(config)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     return RunRecord(path=path, config=config, summary=summary)
 
 
@@ -258,7 +298,9 @@ def list_runs(runs_dir: str | Path, include_unreadable: bool = False) -> list[Ru
 def read_events(path: str | Path, offset: int = 0) -> tuple[list[Event], int]:
     """Events appended to ``events.jsonl`` since byte ``offset``, and the offset to continue from.
 
-    A last line without its newline is still being written: it is left for the next call.
+    A last line without its newline is still being written: it is left for the next call. A line that is
+    not an event (damaged, or written by something else) becomes a :class:`Message` saying so, in its
+    place: a reader shows what it can and never fails on it.
     """
     file = Path(path)
     if file.is_dir():
@@ -271,9 +313,15 @@ def read_events(path: str | Path, offset: int = 0) -> tuple[list[Event], int]:
     except FileNotFoundError:
         return events, offset
     end = data.rfind(b"\n") + 1
-    for line in data[:end].splitlines():
+    position = offset
+    for line in data[:end].splitlines(keepends=True):
         if line.strip():
-            events.append(event_from_dict(json.loads(line)))
+            try:
+                events.append(event_from_dict(json.loads(line)))
+            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
+                events.append(Message(text=f"{file.name}: unreadable line at byte {position} "
+                                              f"({shorten(str(exc), 120)})", level="warning"))
+        position += len(line)
     return events, offset + end
 
 

@@ -218,3 +218,99 @@ def test_config_error_is_a_value_error_with_lines():
     with pytest.raises(ConfigError) as info:
         config_mod.expand({"sae": {"k": "many"}})
     assert info.value.errors and all("\n" not in line for line in info.value.errors)
+
+
+# ----------------------------------------------------------------------------- damaged run directories
+
+def good_run(runs_dir: Path, name: str, seed: int = 0, dead: float = 0.3) -> Path:
+    """A finished run's directory as the engine writes it (config, events, summary), by hand."""
+    from collapse_tui import store
+    from collapse_tui.events import RunFinished, RunStarted
+
+    run = runs_dir / f"20261201-120000-{name}"
+    run.mkdir(parents=True)
+    config = config_mod.validate({"name": name, "seed": seed}).to_dict()
+    (run / store.CONFIG_FILE).write_text(yaml.safe_dump({**config, "environment": {"backend": "x"}}))
+    summary = {"status": "ok", "run_id": run.name, "name": name, "dataset": "dsprites", "method": "topk",
+               "sparsity": 50.0, "n_neurons": 500, "source": "encoder_hidden", "remedies": [], "started": 1.0,
+               "finished": 2.0, "seconds": 1.0, "final": {"dead_fraction": dead, "dead@0": dead, "l0": 49.5,
+                                                          "explained_variance": 0.99}}
+    (run / store.SUMMARY_FILE).write_text(store.dumps(summary))
+    lines = [store.dumps(RunStarted(name=name, run_dir=str(run), config=config, environment={}).to_dict()),
+             store.dumps(RunFinished(status="ok", summary=summary).to_dict())]
+    (run / store.EVENTS_FILE).write_text("\n".join(lines) + "\n")
+    return run
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda run: _edit_summary(run, sparsity="abc"), "sparsity is str"),
+    (lambda run: _edit_summary(run, final=[1, 2]), "final is list"),
+    (lambda run: _edit_summary(run, status=None), "no status"),
+    (lambda run: _edit_summary(run, n_neurons=True), "n_neurons is bool"),
+    (lambda run: _edit_config(run, seed="xyz"), "config.yaml: seed"),
+    (lambda run: _edit_config(run, sae={"k": "many"}), "config.yaml: sae.k"),
+    (lambda run: (run / "summary.json").write_text("[1, 2]"), "must each hold a mapping"),
+    (lambda run: (run / "summary.json").write_bytes(b"\xff\xfe"), "summary.json: unreadable"),
+    (lambda run: (run / "config.yaml").write_text("seed: [unclosed"), "config.yaml: unreadable"),
+])
+def test_a_damaged_run_is_shown_unreadable_and_the_rest_works(tmp_path, capsys, damage, reason):
+    from collapse_tui import store
+
+    runs = tmp_path / "runs"
+    good_run(runs, "a", seed=0), good_run(runs, "b", seed=1)
+    damage(good_run(runs, "c", seed=2))
+    records = store.list_runs(runs, include_unreadable=True)
+    (bad,) = [r for r in records if r.error]
+    assert bad.status == "unreadable" and reason in bad.error
+    assert cli.main(["--table", str(runs)]) == 0  # the table of the two readable runs
+    out = capsys.readouterr().out
+    assert "| dsprites | topk | none | k=50 |" in out and "| 2 |" in out
+    assert len(cli.compared_runs([str(r.path) for r in records])) == 2
+
+
+def _edit_summary(run: Path, **changes):
+    data = __import__("json").loads((run / "summary.json").read_text())
+    data.update(changes)
+    (run / "summary.json").write_text(__import__("json").dumps(data))
+
+
+def _edit_config(run: Path, **changes):
+    data = yaml.safe_load((run / "config.yaml").read_text())
+    for key, value in changes.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) else value
+    (run / "config.yaml").write_text(yaml.safe_dump(data))
+
+
+def test_a_config_key_from_another_version_is_not_damage(tmp_path):
+    from collapse_tui import store
+
+    run = good_run(tmp_path / "runs", "a")
+    _edit_config(run, future_setting=3, sae={"future_field": "x"})
+    assert store.load_run(run).error is None
+
+
+@pytest.mark.parametrize("line", ["[1,2]", '{"type": "epoch_end"}', '{"type": 7}', "not json", '"text"',
+                                  '{"type": "nonsense", "x": 1}'])
+def test_a_damaged_events_line_becomes_a_warning_in_its_place(tmp_path, line):
+    from collapse_tui import store
+    from collapse_tui.events import Message, RunFinished, RunStarted
+
+    run = good_run(tmp_path / "runs", "a")
+    started, finished = (run / "events.jsonl").read_text().splitlines()
+    (run / "events.jsonl").write_text("\n".join([started, line, finished]) + "\n")
+    events, offset = store.read_events(run)
+    assert [type(e) for e in events] == [RunStarted, Message, RunFinished]
+    assert events[1].level == "warning" and f"at byte {len(started) + 1}" in events[1].text
+    assert offset == (run / "events.jsonl").stat().st_size
+
+
+def test_the_tui_state_follows_a_run_with_a_damaged_line(tmp_path):
+    from collapse_tui.tui.state import FileFeed
+
+    run = good_run(tmp_path / "runs", "a")
+    started, finished = (run / "events.jsonl").read_text().splitlines()
+    (run / "events.jsonl").write_text("\n".join([started, '{"type": "epoch_end"}', finished]) + "\n")
+    feed = FileFeed(run)
+    assert feed.poll() and feed.error is None
+    state = feed.current
+    assert state.status == "ok" and any("unreadable line" in m for m in state.messages)
