@@ -17,6 +17,7 @@ from rich.table import Table
 from collapse_tui import config as config_mod
 from collapse_tui import events as ev
 from collapse_tui.metrics.specs import DEAD, dead_spec, spec, threshold_key
+from collapse_tui.store import SUSPECT, defer_interrupt
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -27,7 +28,9 @@ class _Terminated(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def _stop_on_signals(stop: threading.Event):
-    """Ctrl-C (SIGINT) and SIGTERM end the run in progress cleanly; yields an event set once SIGTERM came.
+    """Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal went away: an SSH connection dropped) end the run
+    in progress cleanly; yields an event set once SIGTERM or SIGHUP came. A signal that arrives while
+    something is being saved interrupts once the save is done (:func:`~collapse_tui.store.uninterrupted`).
 
     Python's own Ctrl-C raises KeyboardInterrupt wherever the main thread is, and an exception raised
     inside a garbage-collector callback (JAX registers one) is printed and dropped: the run went on.
@@ -43,12 +46,16 @@ def _stop_on_signals(stop: threading.Event):
 
     def handler(signum, frame):
         stop.set()
-        if signum == signal.SIGTERM:
+        if signum != signal.SIGINT:
             terminated.set()
-            raise _Terminated()
-        raise KeyboardInterrupt()
+        exc = _Terminated() if signum != signal.SIGINT else KeyboardInterrupt()
+        # While a run's summary or model is being saved (a second Ctrl-C 10 ms after the first lands
+        # there), the interruption waits for the save to end: never a damaged file or a run left "running".
+        if not defer_interrupt(exc):
+            raise exc
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stopping = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, handler) for sig in stopping}
     try:
         yield terminated
     finally:
@@ -145,6 +152,9 @@ class ConsoleListener:
                 print_(f"  [red]✗ failed: {event.reason}[/]")
             elif event.status == "stopped":
                 print_("  [yellow]■ stopped: what was measured is kept[/]")
+            elif event.summary.get("flags"):
+                print_(f"  [yellow]! done in {event.summary.get('seconds', 0):.1f}s, but {SUSPECT}: "
+                       f"{'; '.join(event.summary['flags'])}[/]")
             else:
                 print_(f"  [green]✓ done in {event.summary.get('seconds', 0):.1f}s[/]")
 
@@ -160,6 +170,8 @@ def results_table(results, thresholds: list[float], width: int = 200) -> Table:
     compact = width < 120
     shown = thresholds[:1] if compact else thresholds
     caption = f"{DEAD.label}: neurons never above " + " / ".join(f"{t:g}" for t in shown) + " on the evaluation set"
+    if any(r.status == "ok" and r.summary.get("flags") for r in results):
+        caption += f"; {SUSPECT}: finished, but its final metrics are no result (and stay out of sweep tables)"
     table = Table(title="Runs", caption=caption)
     table.add_column("run", overflow="fold")
     dead_specs = [dead_spec(threshold_key(t)) for t in shown]
@@ -169,11 +181,12 @@ def results_table(results, thresholds: list[float], width: int = 200) -> Table:
         table.add_column(col, justify="left" if col in ("method", "status") else "right", no_wrap=True)
     for r in results:
         s = r.summary
-        status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "stopped": "[yellow]stopped[/]"}.get(
-            r.status, r.status)
+        shown_status = SUSPECT if r.status == "ok" and s.get("flags") else r.status
+        status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "stopped": "[yellow]stopped[/]",
+                  SUSPECT: f"[yellow]{SUSPECT}[/]"}.get(shown_status, shown_status)
         dead = " / ".join(d.format(d.value(s)) for d in dead_specs)
         name = s.get("name", r.run_dir.name)
-        if compact and r.status != "ok":
+        if compact and shown_status != "ok":
             name = f"{name} ({status})"
         table.add_row(name, str(s.get("method", "")), f"{s.get('sparsity', 0):g}", *([] if compact else [status]),
                       dead, *(m.format(m.value(s)) for m in metrics))

@@ -220,6 +220,11 @@ class EvalConfig(Section):
         description="After extended training, a neuron dead before it counts as revived only if it fires on "
                     "at least this fraction of evaluation inputs.",
     )
+    explained_variance_floor: float | None = Field(
+        0.0, ge=-1e12, le=1.0,
+        description="A run whose SAE ends at or below this explained variance (no better than the inputs' "
+                    "mean at 0) is flagged suspect and kept out of results tables; empty = never flagged.",
+    )
     n_bins: int = Field(20, ge=2, le=1000, description="Equal-width bins per code for MIG.")
     specialized_tau: float = Field(
         0.1, ge=0.0, le=1.0,

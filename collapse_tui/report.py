@@ -70,6 +70,7 @@ BOOKKEEPING = {
     "environment": "host, device, backend and versions: provenance, not a setting",
     "data_source": "provenance of the images, kept only as the data's identity: its fingerprint (below)",
     "eval.every": "when intermediate evaluations happen; the final one is always made at the end",
+    "eval.explained_variance_floor": "which runs are flagged as no result (flagged runs stay out of the rows)",
 }
 # How the images were found (the requested source, a path, the render cache): the fingerprint says which
 # images they were, so these count only where a run recorded no fingerprint.
@@ -282,7 +283,7 @@ def build_rows(records: Iterable[RunRecord]) -> tuple[list[Row], list[RunRecord]
     left_out = []
     for rec in records:
         s = rec.summary
-        if rec.error or s.get("status") != "ok":
+        if rec.status != "ok":  # failed, stopped, unreadable, or suspect (ok but flagged as no result)
             left_out.append(rec)
             continue
         head = (s.get("dataset", "?"), s.get("method", "?"), remedy_label(rec), float(s.get("sparsity") or 0.0))
@@ -450,8 +451,8 @@ def report_markdown(rows: list[Row], left_out: list[RunRecord], title: str) -> s
     if notes:
         parts.append("\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     if left_out:
-        parts.append("\nNot in the table (not finished ok): "
-                     + ", ".join(f"{r.run_id} ({r.status})" for r in left_out) + "\n")
+        parts.append("\nNot in the table (not finished ok, or flagged as no result): "
+                     + ", ".join(f"{r.run_id} ({'; '.join([r.status, *r.flags])})" for r in left_out) + "\n")
     return "".join(parts)
 
 

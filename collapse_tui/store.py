@@ -16,12 +16,16 @@ A run or sweep directory is created exclusively and never reused, so nothing is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import socket
 import tempfile
+import threading
 import time
 import warnings
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -37,6 +41,7 @@ SUMMARY_FILE = "summary.json"
 SAE_FILE = "sae.keras"
 SWEEPS_DIR = "sweeps"
 SWEEP_FILE = "sweep.json"
+SUSPECT = "suspect"  # an ok run whose final metrics are no result (RunSummary.flags)
 
 
 def _jsonable(value: Any) -> Any:
@@ -99,6 +104,56 @@ def writable_dir_problem(path: str | Path) -> str | None:
     return None
 
 
+class _Deferral:
+    """The main thread's :func:`uninterrupted` blocks: how deep, and the interruption held back."""
+
+    depth = 0
+    pending: BaseException | None = None
+
+
+@contextlib.contextmanager
+def uninterrupted():
+    """A block a stop signal must not cut short (writing a run's summary, saving a model): a signal
+    handler that asks :func:`defer_interrupt` first has its exception raised when the outermost block
+    ends instead of inside it. Only the main thread (where signals are handled) defers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _Deferral.depth += 1
+    try:
+        yield
+    finally:
+        _Deferral.depth -= 1
+        if _Deferral.depth == 0 and _Deferral.pending is not None:
+            pending, _Deferral.pending = _Deferral.pending, None
+            raise pending
+
+
+def defer_interrupt(exc: BaseException) -> bool:
+    """For a signal handler: hold ``exc`` back until the current :func:`uninterrupted` block ends (True),
+    or False when none is running (raise it now)."""
+    if _Deferral.depth == 0:
+        return False
+    if _Deferral.pending is None:
+        _Deferral.pending = exc
+    return True
+
+
+def save_model(model, path: str | Path) -> None:
+    """``model.save(path)`` atomically, without interruption: a reader, a crash or a second Ctrl-C never
+    leaves a half-written ``.keras`` file at ``path`` (it is written beside it, then renamed)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    with uninterrupted():
+        try:
+            model.save(tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
 def create_run_dir(runs_dir: str | Path, name: str, now: float | None = None) -> Path:
     """Create ``<runs_dir>/<timestamp>-<name>`` exclusively; a clash gets a ``-2``, ``-3`` ... suffix."""
     runs_dir = Path(runs_dir)
@@ -122,7 +177,8 @@ class RunSummary:
     ``final``: the last evaluation's scalar metrics; ``vae``: the VAE's; ``durations``: seconds per phase;
     ``updates_by_sparsity``: the SAE's optimiser updates at each k or λ it trained at (the total is
     ``final["updates"]``);
-    ``reason``: why a failed run failed (absent otherwise). Readers take the file as a mapping
+    ``reason``: why a failed run failed (absent otherwise); ``flags``: why an ok run's final metrics are
+    not a result (absent when they are: the engine's ``result_flags``). Readers take the file as a mapping
     (:class:`RunRecord`), so runs written before a field existed still load.
     """
 
@@ -148,22 +204,124 @@ class RunSummary:
     vae_model: str
     data: dict[str, Any]
     reason: str | None = None
+    flags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         if data["reason"] is None:
             del data["reason"]
+        if not data["flags"]:
+            del data["flags"]
         return data
 
 
+# ---------------------------------------------------------------------- liveness
+# A running run records its host and process (PID, and the process's start time where the system tells
+# it, so that a reused PID is not taken for the run's); while its process lives, a heartbeat touches its
+# events.jsonl every HEARTBEAT_SECONDS, events or not. A reader decides from these whether a "running"
+# run's process is gone: same host, by its PID and start time; another host, by a heartbeat older than
+# STALE_SECONDS.
+HEARTBEAT_SECONDS = 20.0
+STALE_SECONDS = 120.0
+CRASHED = "crashed"  # a "running" run whose process is gone
+
+
+def _process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux's /proc), or None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    try:  # the command name (field 2) is parenthesised and may hold spaces: count from after it
+        return int(stat[stat.rindex(")") + 2:].split()[19])
+    except (ValueError, IndexError):
+        return None
+
+
+def process_identity() -> dict[str, Any]:
+    """This process, as a run records it: host, PID and start time."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "pid_started": _process_start(pid)}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def process_gone(summary: dict[str, Any], events_file: Path, now: float | None = None) -> bool:
+    """Whether the process of a run whose summary says "running" is gone (see above)."""
+    host, pid, started = summary.get("host"), summary.get("pid"), summary.get("pid_started")
+    if host == socket.gethostname() and isinstance(pid, int) and not isinstance(pid, bool):
+        if not _pid_alive(pid):
+            return True
+        current = _process_start(pid)
+        if current is not None and isinstance(started, int):
+            return current != started  # the PID now belongs to another process
+    try:
+        beat = events_file.stat().st_mtime
+    except OSError:
+        beat = summary.get("started") if isinstance(summary.get("started"), (int, float)) else 0.0
+    return (now if now is not None else time.time()) - beat > STALE_SECONDS
+
+
+class _Heartbeat:
+    """Touches the events file of every open :class:`RunWriter` every ``HEARTBEAT_SECONDS``, from one
+    daemon thread (started with the first writer): a run's file stays fresh while its process lives,
+    through phases that write no events for minutes."""
+
+    def __init__(self) -> None:
+        self._writers: weakref.WeakSet = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, writer: "RunWriter") -> None:
+        with self._lock:
+            self._writers.add(writer)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._beat, name="collapse-tui-heartbeat", daemon=True)
+                self._thread.start()
+
+    def discard(self, writer: "RunWriter") -> None:
+        with self._lock:
+            self._writers.discard(writer)
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            with self._lock:
+                writers = list(self._writers)
+            for writer in writers:
+                writer.beat()
+
+
+_HEARTBEAT = _Heartbeat()
+
+
 class RunWriter:
-    """A listener that records one run's events into its directory."""
+    """A listener that records one run's events into its directory (and keeps its heartbeat)."""
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
         self._events = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")
         self._started: float | None = None
         self._config: dict[str, Any] | None = None
+        _HEARTBEAT.add(self)
+
+    def beat(self) -> None:
+        """Mark the run alive now (the events file's modification time), while it is open."""
+        if not self._events.closed:
+            try:
+                os.utime(self._events.fileno())
+            except (OSError, ValueError):
+                pass
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -172,7 +330,7 @@ class RunWriter:
             self._config["environment"] = event.environment
             self._write_config()
             self._write_summary({"status": "running", "run_id": event.run_id, "name": event.name,
-                                 "started": event.time})
+                                 "started": event.time, **process_identity()})
         elif isinstance(event, DataSource) and self._config is not None:
             # Beside the config that asked for the data, what it resolved to: source, file and checksum.
             self._config["data_source"] = event.provenance
@@ -196,6 +354,7 @@ class RunWriter:
         write_atomic(self.run_dir / SUMMARY_FILE, json.dumps(_jsonable(summary), indent=2, allow_nan=False))
 
     def close(self) -> None:
+        _HEARTBEAT.discard(self)
         if not self._events.closed:
             self._events.close()
 
@@ -215,7 +374,19 @@ class RunRecord:
 
     @property
     def status(self) -> str:
-        return "unreadable" if self.error else str(self.summary.get("status", "unknown"))
+        """The summary's status, as readers show it: ``unreadable`` when it could not be read, ``crashed``
+        for a ``running`` run whose process is gone (:func:`process_gone`), ``suspect`` for an ``ok`` run
+        whose final metrics are flagged as no result (see :attr:`flags`)."""
+        if self.error:
+            return "unreadable"
+        status = str(self.summary.get("status", "unknown"))
+        if status == "running" and process_gone(self.summary, self.path / EVENTS_FILE):
+            return CRASHED
+        return SUSPECT if status == "ok" and self.flags else status
+
+    @property
+    def flags(self) -> list[str]:
+        return [str(f) for f in self.summary.get("flags") or []]
 
 
 # The types readers rely on in a summary, for the fields it has (a field may be absent in a run written
@@ -226,7 +397,7 @@ _SUMMARY_TYPES: dict[str, type | tuple[type, ...]] = {
     "n_neurons": int, "source": str, "remedies": list, "resampled": int, "started": _NUMBER,
     "finished": _NUMBER, "seconds": _NUMBER, "durations": dict, "sae_epochs": int,
     "updates_by_sparsity": dict, "evaluated_at_epoch": int, "final": dict, "vae": dict, "vae_model": str,
-    "data": dict, "reason": str,
+    "data": dict, "reason": str, "flags": list, "host": str, "pid": int, "pid_started": int,
 }
 # What config.yaml holds beside the run's settings.
 _CONFIG_EXTRAS = ("environment", "data_source")

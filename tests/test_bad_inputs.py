@@ -314,3 +314,213 @@ def test_the_tui_state_follows_a_run_with_a_damaged_line(tmp_path):
     assert feed.poll() and feed.error is None
     state = feed.current
     assert state.status == "ok" and any("unreadable line" in m for m in state.messages)
+
+
+# ----------------------------------------------------------------------------- training that diverges
+
+def test_a_run_that_reconstructs_nothing_is_suspect_and_stays_out_of_the_table(tmp_path, capsys):
+    # An SAE learning rate of 1.0 "trains" to an explained variance far below 0 with every loss finite.
+    from collapse_tui import store
+
+    path = write_config(tmp_path, tiny_config(tmp_path, sae={"learning_rate": 1.0},
+                                              eval={"explained_variance_floor": 0.0}))
+    assert cli.main(["--batch", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "suspect: explained variance" in out and "no better than the inputs' mean" in out
+    (run,) = store.list_runs(tmp_path / "runs")
+    assert run.summary["status"] == "ok" and run.status == "suspect"
+    assert run.flags and run.flags[0].startswith("explained variance -")
+    assert (run.path / "sae.keras").is_file()  # kept, for a look
+    assert cli.main(["--table", str(tmp_path / "runs")]) == 0
+    table = capsys.readouterr().out
+    assert "| dsprites |" not in table and "(suspect; explained variance" in table
+
+
+def test_a_vae_that_diverges_fails_the_run_and_is_never_cached(tmp_path):
+    from collapse_tui.engine.runner import run
+
+    cfg = config_mod.validate(tiny_config(tmp_path, vae={"learning_rate": 1.0}))
+    result = run(cfg)
+    assert result.status == "failed" and "the VAE's loss became nan" in result.summary["reason"]
+    assert not list((tmp_path / "models").glob("vae-*.keras"))
+    assert not list((tmp_path / "models").glob(".vae-*"))
+
+
+def test_a_cached_vae_with_non_finite_weights_is_retrained(tmp_path):
+    import keras
+    import numpy as np
+
+    from collapse_tui.engine.runner import run
+
+    cfg = config_mod.validate(tiny_config(tmp_path, sae={"epochs": 1}))
+    assert run(cfg).status == "ok"
+    (cached,) = (tmp_path / "models").glob("vae-*.keras")
+    vae = keras.saving.load_model(cached, compile=False)
+    vae.set_weights([np.full_like(w, np.nan) for w in vae.get_weights()])
+    vae.save(cached)
+    again = run(cfg)
+    assert again.status == "ok"
+    events = (again.run_dir / "events.jsonl").read_text()
+    assert "weights are not finite" in events and "training a new one" in events
+    fresh = keras.saving.load_model(cached, compile=False)
+    assert all(np.isfinite(w).all() for w in fresh.get_weights())
+
+
+def test_a_member_whose_loss_turns_nan_fails_within_the_epoch(tmp_path, monkeypatch):
+    import keras
+    import numpy as np
+
+    from collapse_tui.config import expand
+    from collapse_tui.engine import bank_phase, sae_phase
+    from collapse_tui.engine.sweep import run_sweep
+
+    prepare = sae_phase.SAEPhase.prepare
+
+    def poisoned(self):
+        prepare(self)
+        if self.cfg.sae.k == 8:
+            w = keras.ops.convert_to_numpy(self.sae.W_enc).copy()
+            w[:] = np.nan
+            self.sae.W_enc.assign(w)
+
+    init = bank_phase._MemberEvents.__init__
+
+    def checked_every_step(self, phase):
+        init(self, phase)
+        self.interval = 0.0
+
+    monkeypatch.setattr(sae_phase.SAEPhase, "prepare", poisoned)
+    monkeypatch.setattr(bank_phase._MemberEvents, "__init__", checked_every_step)
+    results = run_sweep(expand(tiny_config(tmp_path, sweep={"sae.k": [4, 8]}, sae={"epochs": 2})))
+    status = {r.summary["name"]: (r.status, r.summary.get("reason")) for r in results}
+    assert status["tiny-k4"] == ("ok", None)
+    assert status["tiny-k8"][0] == "failed"
+    assert "loss became nan in epoch 1 (found at step " in status["tiny-k8"][1]  # within the epoch
+
+
+def test_result_flags():
+    from collapse_tui.engine.sae_phase import result_flags
+
+    assert result_flags({"explained_variance": 0.93}) == [] and result_flags({}) == []
+    assert "no better than the inputs' mean" in result_flags({"explained_variance": 0.0})[0]
+    assert "-3.2e+06 ≤ 0" in result_flags({"explained_variance": -3.2e6})[0]
+    assert result_flags({"explained_variance": 0.5}, floor=0.9) == ["explained variance 0.5 ≤ 0.9"]
+    assert result_flags({"explained_variance": -5.0}, floor=None) == []
+    assert result_flags({"explained_variance": float("nan")}, floor=None) == ["explained variance nan"]
+
+
+# ----------------------------------------------------------------------------- runs whose process died
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_running_run_whose_process_is_gone_is_crashed(tmp_path):
+    import socket
+
+    from collapse_tui import store
+
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    me = store.process_identity()
+    here = {"status": "running", "host": socket.gethostname()}
+    assert not store.process_gone({**here, **me}, events)
+    assert store.process_gone({**here, "pid": _dead_pid()}, events)
+    if me["pid_started"] is not None:  # a PID now used by another process (here: ours, started earlier)
+        assert store.process_gone({**here, "pid": me["pid"], "pid_started": me["pid_started"] - 1}, events)
+    # Another host: the heartbeat decides.
+    elsewhere = {"status": "running", "host": "another-host", "pid": me["pid"]}
+    assert not store.process_gone(elsewhere, events)
+    old = time.time() - store.STALE_SECONDS - 5
+    os.utime(events, (old, old))
+    assert store.process_gone(elsewhere, events)
+
+
+def test_the_heartbeat_keeps_an_open_run_fresh(tmp_path):
+    from collapse_tui import store
+
+    writer = store.RunWriter(tmp_path)
+    old = time.time() - 1000
+    os.utime(tmp_path / "events.jsonl", (old, old))
+    writer.beat()
+    assert time.time() - (tmp_path / "events.jsonl").stat().st_mtime < 60
+    writer.close()
+    os.utime(tmp_path / "events.jsonl", (old, old))
+    writer.beat()  # closed: no longer alive
+    assert (tmp_path / "events.jsonl").stat().st_mtime == pytest.approx(old)
+
+
+def test_a_killed_batch_leaves_crashed_runs_that_every_reader_shows(tmp_path, capsys):
+    import signal
+    import subprocess
+    import sys
+
+    from collapse_tui import store
+    from collapse_tui.tui.state import FileFeed
+
+    path = write_config(tmp_path, tiny_config(tmp_path, sae={"epochs": 1000}))
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "collapse_tui", "--batch", str(path)], cwd=root,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            found = list((tmp_path / "runs").glob("*/events.jsonl"))
+            if found and '"phase":"sae","epoch"' in found[0].read_text().replace(" ", ""):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the run never reached the SAE's epochs")
+        (run,) = store.list_runs(tmp_path / "runs")
+        assert run.status == "running"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (run,) = store.list_runs(tmp_path / "runs")
+    assert run.summary["status"] == "running" and run.status == "crashed"
+    assert cli.main(["--table", str(tmp_path / "runs")]) == 0
+    assert "(crashed)" in capsys.readouterr().out
+    feed = FileFeed(run.path)
+    feed.poll()
+    assert feed.running
+    feed._checked -= FileFeed.LIVENESS_SECONDS
+    assert feed.poll() and not feed.running and feed.current.status == "crashed"
+
+
+def test_an_interruption_during_a_save_waits_for_the_save():
+    from collapse_tui import store
+
+    assert not store.defer_interrupt(KeyboardInterrupt())  # nothing being saved: raise at once
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with store.uninterrupted():
+            with store.uninterrupted():
+                assert store.defer_interrupt(KeyboardInterrupt("first"))
+                assert store.defer_interrupt(KeyboardInterrupt("second"))
+                done.append("inner")
+            done.append("outer")  # the inner block's end does not raise: the outer one is still saving
+    assert done == ["inner", "outer"]
+    assert not store.defer_interrupt(KeyboardInterrupt())
+
+
+def test_a_model_is_saved_atomically(tmp_path):
+    import keras
+
+    from collapse_tui import store
+    from collapse_tui.nn import SparseAutoencoder
+
+    sae = SparseAutoencoder(8, 6, "topk", k=2, seed=0)
+    sae(keras.ops.zeros((1, 8)))
+    target = tmp_path / "sae.keras"
+    target.write_text("the previous file")
+    store.save_model(sae, target)
+    assert keras.saving.load_model(target, compile=False).n_neurons == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sae.keras"]  # no temporary left

@@ -110,8 +110,13 @@ def test_backend_flag_selects_the_backend_before_keras_loads(tmp_path):
     assert record.config["environment"]["backend"] == other
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl_c", "sigterm"])
-def test_ctrl_c_or_sigterm_stops_cleanly_and_keeps_what_was_measured(tmp_path, signum, code):
+@pytest.mark.parametrize("signals, code", [([signal.SIGINT], 130), ([signal.SIGTERM], 143), ([signal.SIGHUP], 143),
+                                           ([signal.SIGINT, signal.SIGINT], 130),
+                                           ([signal.SIGINT, signal.SIGTERM], 143)],
+                         ids=["ctrl_c", "sigterm", "sighup", "ctrl_c_twice", "ctrl_c_then_sigterm"])
+def test_ctrl_c_or_sigterm_stops_cleanly_and_keeps_what_was_measured(tmp_path, signals, code):
+    # A second signal 10 ms after the first lands while the stop saves what was measured: it must not
+    # interrupt that (a damaged file, a run left "running").
     data = tiny_config(tmp_path, vae={"epochs": 1000})
     path = write_config(tmp_path, data)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -127,7 +132,10 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_keeps_what_was_measured(tmp_path, s
                 break
             time.sleep(0.2)
         assert events_file is not None, "the run never reached its first epoch"
-        proc.send_signal(signum)
+        for i, signum in enumerate(signals):
+            if i:
+                time.sleep(0.01)
+            proc.send_signal(signum)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

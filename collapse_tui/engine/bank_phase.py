@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
-from collapse_tui.engine.callbacks import StopRequested, StoppableCallback
+from collapse_tui.engine.callbacks import StopRequested, StoppableCallback, running_metrics
 from collapse_tui.engine.sae_phase import SAEPhase
 from collapse_tui.events import EpochEnd, Progress
 
@@ -153,6 +153,22 @@ class BankPhase:
         total = self.total_epochs * self.steps_per_epoch
         for i in self.live:
             self.members[i].state.emit(Progress(phase="sae", done=done, total=total, epoch=epoch + 1))
+        if batch > 0:
+            self._check_finite(epoch, batch)
+
+    def _check_finite(self, epoch: int, batch: int) -> None:
+        """Fail, at once, each member whose running loss this epoch is no longer finite: nothing it would
+        measure from here on means anything. Its slice keeps training (nothing mixes members)."""
+        losses = running_metrics(self.bank).get("loss")
+        if losses is None:
+            return
+        for i in self.live:
+            loss = float(losses[self.index[i]])
+            if not np.isfinite(loss):
+                self._fail(i, f"training diverged: the SAE's loss became {loss} in epoch {epoch + 1} "
+                              f"(found at step {batch})")
+        if not self.live:
+            self.bank.stop_training = True
 
     def after_epoch(self, epoch: int, logs: dict[str, Any], seconds: float) -> None:
         # The bank's logs are vectors, one value per member, as backend tensors (on the device under torch).

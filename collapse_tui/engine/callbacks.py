@@ -16,6 +16,19 @@ class StopRequested(Exception):
     """Raised by the engine when a run was asked to stop (Stop in the TUI, or a stop event)."""
 
 
+def running_metrics(model) -> dict[str, np.ndarray]:
+    """The model's metric trackers as they stand mid-epoch (the epoch's running means so far), by name.
+
+    Under JAX the trainer keeps the variables to itself during an epoch; they are handed back first
+    (the trainer offers callbacks this, and takes them again at its next step). Reading them waits for
+    the steps dispatched so far: call it now and then, not every step.
+    """
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+    return {m.name: np.asarray(keras.ops.convert_to_numpy(m.result()), dtype=np.float64) for m in model.metrics}
+
+
 class StoppableCallback(keras.callbacks.Callback):
     """Stops ``fit`` between steps once ``stop_event`` is set (``stopped`` then says so) and calls
     :meth:`progress` at most every ``interval`` seconds.
@@ -62,7 +75,8 @@ class StoppableCallback(keras.callbacks.Callback):
 
 class EventCallback(StoppableCallback):
     """Emits ``Progress`` (at most every ``interval`` seconds) and ``EpochEnd`` events, and stops training
-    between steps once ``stop_event`` is set."""
+    between steps once ``stop_event`` is set, or as soon as its loss stops being finite (checked with
+    each progress event and at the end of each epoch; ``diverged`` then says where)."""
 
     def __init__(
         self,
@@ -80,12 +94,27 @@ class EventCallback(StoppableCallback):
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
         self.sparsity = sparsity
+        self.diverged: str | None = None
 
     def progress(self, epoch: int, batch: int) -> None:
         done = epoch * self.steps_per_epoch + batch
         self.emit(Progress(phase=self.phase, done=done, total=self.epochs * self.steps_per_epoch, epoch=epoch + 1))
+        if batch > 0:
+            loss = running_metrics(self.model).get("loss")
+            if loss is not None and not np.all(np.isfinite(loss)):
+                self._diverge(f"the {self.phase.upper()}'s loss became {float(np.ravel(loss)[0])} in epoch "
+                              f"{epoch + 1} (found at step {batch})")
+
+    def _diverge(self, reason: str) -> None:
+        self.diverged = reason
+        self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if self.diverged is None and loss is not None and not np.isfinite(float(loss)):
+            self._diverge(f"the {self.phase.upper()}'s loss became {float(loss)} in epoch {epoch + 1}")
+        if self.diverged:
+            return  # no epoch event: what it would report was computed from diverged weights
         values = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
         sparsity = float(self.sparsity()) if self.sparsity is not None else None
         values.pop("sparsity", None)
@@ -99,7 +128,8 @@ def fit_with_events(model, x: np.ndarray, phase: str, emit: Callable, *, epochs:
                     callbacks: Iterable = ()) -> EventCallback:
     """``model.fit`` as every run trains: progress and epoch events, stoppable between steps.
 
-    Returns the event callback (its ``stopped`` says whether a stop was requested).
+    Returns the event callback (its ``stopped`` says whether a stop was requested, its ``diverged``
+    why training stopped on a non-finite loss).
     """
     steps = -(-len(x) // batch_size)
     callback = EventCallback(phase, emit, epochs, steps, stop_event, sparsity=sparsity)

@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 import traceback
@@ -24,7 +23,7 @@ import numpy as np
 from collapse_tui.config import RunConfig
 from collapse_tui.engine.callbacks import StopRequested, fit_with_events
 from collapse_tui.engine.bank_phase import BankPhase
-from collapse_tui.engine.sae_phase import SAEPhase, remedy_names
+from collapse_tui.engine.sae_phase import SAEPhase, remedy_names, result_flags
 from collapse_tui.engine.seeding import derived_seed, seed_globals
 from collapse_tui.events import (
     DataSource,
@@ -38,7 +37,7 @@ from collapse_tui.events import (
     RunFinished,
     RunStarted,
 )
-from collapse_tui.store import SAE_FILE, RunSummary, RunWriter, create_run_dir
+from collapse_tui.store import SAE_FILE, RunSummary, RunWriter, create_run_dir, save_model, uninterrupted
 
 # TensorFlow warns through Python logging each time Keras traces a new predict function (the
 # evaluation uses several); harmless here, and noise in a terminal.
@@ -128,10 +127,11 @@ class Engine:
                     m.state.end("ok")
                 bank = None
         except (KeyboardInterrupt, StopRequested) as exc:
-            if bank is not None:
-                bank.write_back()  # keep the weights trained so far beside what was measured
-            for s in states:
-                s.end("stopped", interrupted=isinstance(exc, KeyboardInterrupt))
+            with uninterrupted():  # every run of the bank ends, whatever signal comes next
+                if bank is not None:
+                    bank.write_back()  # keep the weights trained so far beside what was measured
+                for s in states:
+                    s.end("stopped", interrupted=isinstance(exc, KeyboardInterrupt))
         except Exception as exc:  # the bank itself failed: every run still open fails with it
             reason, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
             for s in states:
@@ -240,6 +240,8 @@ class Engine:
         if path.exists():
             try:
                 vae = keras.saving.load_model(path, compile=False)
+                if not _finite_weights(vae):  # a diverged VAE that an older version cached
+                    raise ValueError("its weights are not finite")
             except Exception as exc:  # a damaged cache file is retrained, not fatal
                 s.emit(Message(text=f"vae: cannot load {path} ({exc}); training a new one", level="warning"))
             else:
@@ -257,12 +259,14 @@ class Engine:
                             steps_per_epoch=steps))
         callback = fit_with_events(vae, data.train_images, "vae", s.emit, epochs=v.epochs,
                                    batch_size=v.batch_size, stop_event=self.stop_event)
+        if callback.diverged:
+            raise FloatingPointError(f"training diverged: {callback.diverged}")
         if callback.stopped:
             raise StopRequested()
+        if not _finite_weights(vae):
+            raise FloatingPointError("training diverged: the VAE's weights are not finite")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.keras")
-        vae.save(tmp)
-        os.replace(tmp, path)
+        save_model(vae, path)
         s.emit(Message(text=f"vae: saved {path}"))
         s.vae_source = str(path)
         _keep(self._vaes, key, vae)
@@ -310,6 +314,11 @@ def _data_bytes(data: "_Data") -> int:
     return data.train_images.nbytes + data.eval_images.nbytes
 
 
+def _finite_weights(model) -> bool:
+    """Whether every weight of ``model`` is a finite number: a diverged model is never cached or reused."""
+    return all(np.isfinite(np.asarray(w)).all() for w in model.get_weights())
+
+
 def _by_shape(phases: list[SAEPhase]) -> list[list[SAEPhase]]:
     """The SAE phases grouped by what their SAEs must share to train in one bank, in order."""
     from collapse_tui.nn.sae_bank import bank_signature
@@ -349,19 +358,20 @@ class ActiveRun:
         kept: saved if it was not) or ``failed``; the summary is written and the result kept."""
         if self.result is not None:
             return
-        if status == "stopped" and self.sae is not None and not self.sae_saved:
-            try:  # keep the weights trained so far beside what was measured
-                self.sae.save(self.run_dir / SAE_FILE)
-            except Exception:
-                pass
-        summary = self.summary(status, reason=reason).to_dict()
-        if status == "failed":
-            self.emit(RunFailed(reason=reason or "", traceback=trace, summary=summary))
-        else:
-            self.emit(RunFinished(status=status, summary=summary))
-        self.result = RunResult(status, self.run_dir, summary, interrupted=interrupted)
-        if self.writer is not None:
-            self.writer.close()
+        with uninterrupted():  # a second Ctrl-C waits: the run must not stay "running" with half a file
+            if status == "stopped" and self.sae is not None and not self.sae_saved:
+                try:  # keep the weights trained so far beside what was measured
+                    save_model(self.sae, self.run_dir / SAE_FILE)
+                except Exception:
+                    pass
+            summary = self.summary(status, reason=reason).to_dict()
+            if status == "failed":
+                self.emit(RunFailed(reason=reason or "", traceback=trace, summary=summary))
+            else:
+                self.emit(RunFinished(status=status, summary=summary))
+            self.result = RunResult(status, self.run_dir, summary, interrupted=interrupted)
+            if self.writer is not None:
+                self.writer.close()
 
     @contextlib.contextmanager
     def phase(self, name: str):
@@ -400,6 +410,7 @@ class ActiveRun:
             vae_model=self.vae_source,
             data=self.data_source,
             reason=reason,
+            flags=result_flags(final, cfg.eval.explained_variance_floor) if status == "ok" else [],
         )
 
 

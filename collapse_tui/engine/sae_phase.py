@@ -13,7 +13,7 @@ import numpy as np
 from collapse_tui.config import K_METHODS, REMEDY_SWITCHES, RunConfig
 from collapse_tui.engine.seeding import derived_seed
 from collapse_tui.events import Evaluation, Message, PhaseStarted
-from collapse_tui.store import SAE_FILE
+from collapse_tui.store import SAE_FILE, save_model
 
 
 def remedy_names(cfg: RunConfig) -> list[str]:
@@ -27,6 +27,25 @@ def remedy_names(cfg: RunConfig) -> list[str]:
     if cfg.sae.normalization != "none":
         names.append(cfg.sae.normalization)
     return names
+
+
+def result_flags(metrics: dict[str, Any], floor: float | None = 0.0) -> list[str]:
+    """Why a final evaluation's metrics are not a result to report; empty when they are.
+
+    An SAE that reconstructs its inputs no better than their mean (explained variance at or below 0, the
+    default ``floor``) has learnt no dictionary: it trained far too briefly, or diverged (a learning rate
+    far too large ends near -3e6) however "ok" its run ended. A non-finite explained variance is flagged
+    whatever the floor; ``floor`` None flags nothing else.
+    """
+    ev = metrics.get("explained_variance")
+    if ev is None:
+        return []
+    if not math.isfinite(ev):
+        return [f"explained variance {ev}"]
+    if floor is not None and ev <= floor:
+        return [f"explained variance {ev:.3g} ≤ {floor:g}" + (": reconstructs no better than the inputs' mean"
+                                                               if floor == 0 else "")]
+    return []
 
 
 def extension_report(before: dict[str, Any], after: dict[str, Any], revival_frequency: float = 1e-3
@@ -186,7 +205,7 @@ class SAEPhase:
             with s.phase("evaluate"):
                 s.emit(PhaseStarted(phase="evaluate", detail="final evaluation"))
                 self.evaluate(epochs_done, final=True)
-        self.sae.save(s.run_dir / SAE_FILE)
+        save_model(self.sae, s.run_dir / SAE_FILE)
         s.sae_saved = True
 
     def updates_by_sparsity(self, epochs: int) -> dict[str, int]:

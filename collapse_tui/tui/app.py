@@ -7,7 +7,9 @@ followed while another process writes it.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import threading
 from pathlib import Path
 from typing import Any, Iterable
@@ -91,6 +93,7 @@ class CollapseApp(App):
 
     # ------------------------------------------------------------------ start-up
     def on_mount(self) -> None:
+        self._quit_on_signals()
         if self.environment_label is not None:
             self.sub_title = self.environment_label
         else:
@@ -152,6 +155,18 @@ class CollapseApp(App):
             feed.finished = True
             if feed.notify is not None:
                 feed.notify()
+
+    def _quit_on_signals(self) -> None:
+        """SIGTERM (a kill, a scheduler) and SIGHUP (the SSH connection dropped) quit as ``q`` does: the
+        run in progress is stopped and kept, and Textual restores the terminal (alternate screen off,
+        mouse reporting off) instead of the process dying inside it. A second signal quits at once."""
+        try:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+                if sig is not None:
+                    loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.action_quit()))
+        except (RuntimeError, NotImplementedError, ValueError):  # no running loop, Windows, not main thread
+            pass
 
     async def action_quit(self) -> None:
         """Quit; a run in progress is stopped first (evaluated as it stands, kept as ``stopped``).

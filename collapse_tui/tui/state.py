@@ -18,7 +18,7 @@ from typing import Any, Callable
 from collapse_tui import events as ev
 from collapse_tui.metrics.specs import DEAD_PREFIX, is_threshold_key, threshold_key
 
-TERMINAL = ("ok", "stopped", "failed")
+TERMINAL = ("ok", "stopped", "failed", "crashed")
 # The loss and the terms it is the sum of, as the VAE and SAE log them each epoch (chart labels).
 LOSS_TERMS = {"loss": "loss", "reconstruction": "reconstruction", "kl": "KL", "sparsity_loss": "sparsity",
               "auxk_loss": "AuxK (unweighted)"}
@@ -223,10 +223,14 @@ class EventFeed:
 class FileFeed(EventFeed):
     """Follows a run directory's ``events.jsonl`` from byte offset 0, as ``tail -f`` would."""
 
+    # How often, while no event arrives, the follower asks whether the writing process is still there.
+    LIVENESS_SECONDS = 5.0
+
     def __init__(self, run_dir: str | Path) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
         self.offset = 0
+        self._checked = time.monotonic()
 
     def poll(self) -> bool:
         from collapse_tui.store import read_events
@@ -237,7 +241,29 @@ class FileFeed(EventFeed):
             self.error = f"cannot read {self.run_dir.name}/events.jsonl: {exc}"
             return False
         self._apply(events)
-        return bool(events)
+        if events:
+            self._checked = time.monotonic()
+            return True
+        return self._check_alive()
+
+    def _check_alive(self) -> bool:
+        """A run still open when its process is gone is marked crashed (it will never end otherwise)."""
+        if time.monotonic() - self._checked < self.LIVENESS_SECONDS or not self.running:
+            return False
+        self._checked = time.monotonic()
+        from collapse_tui.store import CRASHED, load_run
+
+        try:
+            status = load_run(self.run_dir).status
+        except ValueError:
+            return False
+        if status != CRASHED:
+            return False
+        for state in self.states:
+            if not state.finished:
+                state.status, state.reason = CRASHED, "the process writing this run is gone"
+                state.version += 1
+        return True
 
     @property
     def running(self) -> bool:

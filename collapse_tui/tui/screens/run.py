@@ -189,7 +189,8 @@ class RunScreen(Screen):
         # Most telling first: on a narrow terminal the phase's detail is what gets cut.
         epoch = f" epoch {state.epoch}/{state.epochs}" if state.epochs else ""
         phase = f"{state.phase}{epoch}" + (f" · {state.phase_detail}" if state.phase_detail else "") if state.phase else ""
-        colour = {"ok": "green", "failed": "red", "stopped": "yellow", "stopping": "yellow"}.get(status, "cyan")
+        colour = {"ok": "green", "failed": "red", "crashed": "red", "stopped": "yellow",
+                  "stopping": "yellow"}.get(status, "cyan")
         title = Text.assemble(which, (state.name or "…", "bold"), "  ", (f"[{status}]", colour), f"  {phase}")
         if state.finished:
             total, done = 1, 1

@@ -17,7 +17,8 @@ from collapse_tui.store import RunRecord, list_runs
 from collapse_tui.tui.runs_table import COLUMNS, format_cell, matches, row_values, sort_key
 
 
-STATUS_STYLES = {"failed": "red", "unreadable": "red", "stopped": "yellow", "running": "cyan", "ok": "green"}
+STATUS_STYLES = {"failed": "red", "crashed": "red", "unreadable": "red", "stopped": "yellow", "suspect": "yellow",
+                 "running": "cyan", "ok": "green"}
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -159,7 +160,8 @@ class RunsScreen(Screen):
             detail.update(f"unreadable: {record.error}")
         else:
             reason = record.summary.get("reason")
-            detail.update(f"{record.path}" + (f"\nreason: {reason}" if reason else ""))
+            flags = "".join(f"\nsuspect: {flag}" for flag in record.flags)
+            detail.update(f"{record.path}" + (f"\nreason: {reason}" if reason else "") + flags)
 
     # ------------------------------------------------------------------ events
     @on(DataTable.RowHighlighted)
