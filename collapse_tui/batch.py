@@ -102,7 +102,7 @@ class ConsoleListener:
             self.console.print(f"sweep table: {self.sweep_dir}/results.md (and .csv), updated after each run",
                                markup=False)
             return
-        if isinstance(event, ev.RunStarted):
+        if isinstance(event, (ev.RunStarted, ev.RunResumed)):
             self.runs[event.run_id] = _RunLine(event.name)
         run = self.runs.setdefault(event.run_id, _RunLine(event.run_id))
         training = [r for r in self.runs.values() if r.task is not None]
@@ -114,6 +114,9 @@ class ConsoleListener:
         if isinstance(event, ev.RunStarted):
             print_(f"[bold]▶ {event.name}[/]  [dim]{event.run_dir}  ({event.environment.get('backend')}, "
                    f"{event.environment.get('device')})[/]")
+        elif isinstance(event, ev.RunResumed):
+            print_(f"[bold]▶ {event.name}[/]  [dim]resumed"
+                   + (f" from the checkpoint after SAE epoch {event.epoch}" if event.epoch else "") + "[/]")
         elif isinstance(event, ev.Message):
             style = "yellow" if event.level == "warning" else "dim"
             print_(f"  [{style}]{event.text}[/]")
@@ -234,29 +237,63 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
 
     from collapse_tui.engine.sweep import run_sweep
 
+    def announce(i, cfg, overrides):
+        console.rule(f"run {i + 1}/{len(runs)}" + (f": {overrides}" if overrides else ""))
+
     console.print(f"[bold]collapse-tui[/] {config_path}: {len(runs)} run(s) → {Path(runs[0][0].runs_dir)}/")
+    return _execute(console, err, Path(runs[0][0].runs_dir), runs[0][0].eval.thresholds,
+                    lambda listener, stop: run_sweep(runs, [listener], stop_event=stop, on_run_start=announce,
+                                                     config_path=str(Path(config_path).resolve())))
+
+
+def resume(path: str) -> int:
+    """``--resume``: a stopped or crashed run goes on from its checkpoint; a sweep directory is finished
+    (see :func:`~collapse_tui.engine.sweep.resume_sweep`)."""
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+    from collapse_tui.engine.runner import Engine, resume_plan
+    from collapse_tui.engine.sweep import plan_sweep_resume, resume_sweep
+    from collapse_tui.store import is_sweep_dir
+
+    target = Path(path)
+    try:
+        if is_sweep_dir(target):
+            plan = plan_sweep_resume(target)
+            runs_dir = target.parent.parent
+            console.print(f"[bold]collapse-tui[/] resuming sweep {target}: {plan.summary()}")
+            work = lambda listener, stop: resume_sweep(plan, [listener], stop_event=stop)  # noqa: E731
+            thresholds = plan.thresholds
+        else:
+            run_plan = resume_plan(target)
+            runs_dir = target.parent
+            console.print(f"[bold]collapse-tui[/] resuming {target}")
+            work = lambda listener, stop: Engine(stop).resume([run_plan], [listener])  # noqa: E731
+            thresholds = run_plan[1].eval.thresholds
+    except ValueError as exc:
+        err.print(f"cannot resume: {exc}", style="red", markup=False, highlight=False)
+        return EXIT_INVALID
+    return _execute(console, err, runs_dir, thresholds, work)
+
+
+def _execute(console: Console, err: Console, runs_dir: Path, thresholds: list[float], work) -> int:
+    """Run ``work(listener, stop_event)`` (which returns the runs' results) with the console's progress
+    and the stop signals; print the results table; return the exit status."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console, transient=True)
     listener = ConsoleListener(console, progress)
     stop = threading.Event()
     started = time.time()
-
-    def announce(i, cfg, overrides):
-        console.rule(f"run {i + 1}/{len(runs)}" + (f": {overrides}" if overrides else ""))
-
     try:
         with _stop_on_signals(stop) as terminated, progress:
-            results = run_sweep(runs, [listener], stop_event=stop, on_run_start=announce,
-                                config_path=str(Path(config_path).resolve()))
+            results = work(listener, stop)
     except _Terminated:
         err.print("terminated")
         return EXIT_TERMINATED
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
-    console.print(results_table(results, runs[0][0].eval.thresholds, width=console.width))
-    console.print(f"{len(results)} run(s) in {time.time() - started:.0f}s; results in "
-                  f"{Path(runs[0][0].runs_dir)}/")
+    console.print(results_table(results, thresholds, width=console.width))
+    console.print(f"{len(results)} run(s) in {time.time() - started:.0f}s; results in {runs_dir}/")
     if listener.sweep_dir is not None:
         from collapse_tui.report import RESULTS_CSV, RESULTS_MD
 
@@ -264,7 +301,8 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
         console.print(f"sweep table: {sweep_dir / RESULTS_MD} and {RESULTS_CSV} (mean ± std over seeds, "
                       f"the paper's numbers beside); compare its runs with: collapse-tui --compare {sweep_dir}")
     if any(r.interrupted or r.status == "stopped" for r in results):
-        err.print("stopped before the end: the runs above are on disk with status 'stopped'")
+        err.print("stopped before the end: the runs above are on disk with status 'stopped' (collapse-tui "
+                  "--resume goes on with them)")
         return EXIT_TERMINATED if terminated.is_set() else EXIT_INTERRUPTED
     if any(r.status == "failed" for r in results):
         return EXIT_FAILED

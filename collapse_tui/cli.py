@@ -23,6 +23,8 @@ examples:
   collapse-tui --batch configs/quick.yaml                 the embedded default (a few minutes on a CPU)
   collapse-tui --batch my.yaml --backend jax --runs-dir /scratch/runs
   collapse-tui --batch my.yaml --dry-run                  validate and print every resolved run
+  collapse-tui --resume runs/20261124-101500-quick-topk-k50   go on with a stopped or crashed run
+  collapse-tui --resume runs/sweeps/20261124-101500-paper-quick   finish a sweep that was cut short
   collapse-tui --batch configs/paper_quick.yaml           the paper's study, scaled down (~20 min on a CPU)
   collapse-tui --table runs/sweeps/20261124-101500-paper-quick    its table again, from the run directories
   collapse-tui --compare runs/sweeps/20261124-101500-paper-quick  its runs side by side in the terminal UI
@@ -33,7 +35,8 @@ data: with data.source auto (the default) a run takes the official file if it fi
 --data-dir, then $COLLAPSE_TUI_DATA), else a prepared tensorflow-datasets copy, else renders the images
 procedurally (cached under $COLLAPSE_TUI_CACHE, default ~/.cache/collapse-tui); it says which it used.
 
-exit status: 0 all runs ok, 1 a run failed, 2 invalid config, 130 stopped with Ctrl-C.
+exit status: 0 all runs ok, 1 a run failed, 2 invalid config (or nothing to resume), 130 stopped with
+Ctrl-C, 143 stopped by SIGTERM or SIGHUP.
 The Keras backend is KERAS_BACKEND unless --backend is given."""
 
 
@@ -54,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", nargs="?", metavar="CONFIG",
                         help="a YAML config to load into the terminal UI's form (default: the quick preset)")
     parser.add_argument("--batch", metavar="CONFIG", help="run CONFIG (a YAML file, sweep included) headless")
+    parser.add_argument("--resume", metavar="DIR",
+                        help="continue a stopped or crashed run from its last checkpoint (a run directory), "
+                             "or finish a sweep (a sweep directory): finished runs are skipped, "
+                             "interrupted ones resumed, the rest started")
     parser.add_argument("--follow", metavar="RUN_DIR", help="open the terminal UI on RUN_DIR's live view, "
                                                            "following it while another process writes it")
     parser.add_argument("--compare", metavar="DIR", nargs="+",
@@ -107,6 +114,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return batch.main(args.batch, runs_dir=args.runs_dir, dry_run=args.dry_run, data_dir=args.data_dir,
                           yes=args.yes)
+    if args.resume:
+        from collapse_tui import batch
+        from collapse_tui.engine.environment import quiet_native_logs
+
+        with quiet_native_logs():
+            import keras  # noqa: F401
+
+        return batch.resume(args.resume)
     if args.prepare_tfds:
         return _prepare_tfds(parser, args)
     if args.table:

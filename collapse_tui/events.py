@@ -39,6 +39,17 @@ class RunStarted(Event):
 
 
 @dataclass
+class RunResumed(Event):
+    """An interrupted run goes on in its own directory (``collapse-tui --resume``): from the checkpoint
+    after SAE epoch ``epoch`` (0: its SAE phase starts again), in another process."""
+
+    kind: ClassVar[str] = "run_resumed"
+    name: str
+    epoch: int
+    environment: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class PhaseStarted(Event):
     """A phase begins: ``data``, ``vae``, ``codes``, ``sae`` or ``evaluate``. ``epochs`` for training phases."""
 
@@ -127,7 +138,7 @@ class SweepStarted(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (RunStarted, DataSource, PhaseStarted, Progress, EpochEnd, Evaluation, Message, RunFinished, RunFailed,
+    for cls in (RunStarted, RunResumed, DataSource, PhaseStarted, Progress, EpochEnd, Evaluation, Message, RunFinished, RunFailed,
                 SweepStarted)
 }
 

@@ -33,7 +33,8 @@ from typing import Any, Iterable, Iterator
 import yaml
 
 from collapse_tui.config import parse_yaml, shorten, stored_config_errors
-from collapse_tui.events import DataSource, Event, Message, RunFailed, RunFinished, RunStarted, event_from_dict
+from collapse_tui.events import (DataSource, Event, Message, RunFailed, RunFinished, RunResumed, RunStarted,
+                                event_from_dict)
 
 CONFIG_FILE = "config.yaml"
 EVENTS_FILE = "events.jsonl"
@@ -59,6 +60,15 @@ def _jsonable(value: Any) -> Any:
 
 def dumps(data: Any) -> str:
     return json.dumps(_jsonable(data), separators=(",", ":"), allow_nan=False)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; empty if it is missing, unreadable or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _file_mode() -> int:
@@ -205,13 +215,15 @@ class RunSummary:
     data: dict[str, Any]
     reason: str | None = None
     flags: list[str] = field(default_factory=list)
+    resumed: list[float] = field(default_factory=list)  # when the run was resumed, if it was
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         if data["reason"] is None:
             del data["reason"]
-        if not data["flags"]:
-            del data["flags"]
+        for key in ("flags", "resumed"):
+            if not data[key]:
+                del data[key]
         return data
 
 
@@ -331,6 +343,15 @@ class RunWriter:
             self._write_config()
             self._write_summary({"status": "running", "run_id": event.run_id, "name": event.name,
                                  "started": event.time, **process_identity()})
+        elif isinstance(event, RunResumed):
+            # The same directory, written on by another process: its config as it was, running again.
+            previous = _read_json(self.run_dir / SUMMARY_FILE)
+            self._started = previous.get("started") if isinstance(previous.get("started"), (int, float)) else event.time
+            with contextlib.suppress(OSError, ValueError):
+                self._config = parse_yaml((self.run_dir / CONFIG_FILE).read_text(encoding="utf-8")) or {}
+            resumed = [t for t in previous.get("resumed") or [] if isinstance(t, (int, float))] + [event.time]
+            self._write_summary({"status": "running", "run_id": event.run_id, "name": event.name,
+                                 "started": self._started, "resumed": resumed, **process_identity()})
         elif isinstance(event, DataSource) and self._config is not None:
             # Beside the config that asked for the data, what it resolved to: source, file and checksum.
             self._config["data_source"] = event.provenance
@@ -397,7 +418,7 @@ _SUMMARY_TYPES: dict[str, type | tuple[type, ...]] = {
     "n_neurons": int, "source": str, "remedies": list, "resampled": int, "started": _NUMBER,
     "finished": _NUMBER, "seconds": _NUMBER, "durations": dict, "sae_epochs": int,
     "updates_by_sparsity": dict, "evaluated_at_epoch": int, "final": dict, "vae": dict, "vae_model": str,
-    "data": dict, "reason": str, "flags": list, "host": str, "pid": int, "pid_started": int,
+    "data": dict, "reason": str, "flags": list, "host": str, "pid": int, "pid_started": int, "resumed": list,
 }
 # What config.yaml holds beside the run's settings.
 _CONFIG_EXTRAS = ("environment", "data_source")
@@ -502,21 +523,37 @@ def iter_events(path: str | Path) -> Iterator[Event]:
 
 # ---------------------------------------------------------------------- sweeps
 
-class SweepWriter:
-    """A sweep's directory, kept current: ``add`` each run directory as the run ends."""
+PLAN_FILE = "plan.json"  # every run of a sweep, as resolved configs, in order: what --resume finishes
 
-    def __init__(self, runs_dir: str | Path, name: str, config_path: str | None = None, n_runs: int = 0):
-        self.path = create_run_dir(Path(runs_dir) / SWEEPS_DIR, name)
+
+class SweepWriter:
+    """A sweep's directory, kept current: ``add`` each run directory as the run starts. ``plan``: the
+    resolved configs of all its runs, written once (:data:`PLAN_FILE`); ``path``: reopen an existing
+    sweep directory instead of creating one (its runs so far are kept)."""
+
+    def __init__(self, runs_dir: str | Path, name: str, config_path: str | None = None, n_runs: int = 0,
+                 plan: list[dict[str, Any]] | None = None, path: str | Path | None = None):
+        if path is not None:
+            record = load_sweep(path)
+            self.path, self.runs = Path(path), [str(r) for r in record.runs]
+            info = _read_json(self.path / SWEEP_FILE)
+            self.started = info.get("started") if isinstance(info.get("started"), (int, float)) else time.time()
+        else:
+            self.path = create_run_dir(Path(runs_dir) / SWEEPS_DIR, name)
+            self.runs = []
+            self.started = time.time()
+            if plan is not None:
+                write_atomic(self.path / PLAN_FILE, dumps({"runs": plan}))
         self.name = name
         self.config_path = config_path
         self.n_runs = n_runs
-        self.started = time.time()
-        self.runs: list[str] = []
         self._write()
 
     def add(self, run_dir: str | Path) -> None:
-        self.runs.append(str(Path(run_dir).resolve()))
-        self._write()
+        resolved = str(Path(run_dir).resolve())
+        if resolved not in self.runs:
+            self.runs.append(resolved)
+            self._write()
 
     def records(self) -> list[RunRecord]:
         return sweep_records(self.path)
@@ -562,6 +599,15 @@ def load_sweep(path: str | Path) -> SweepRecord:
     name = info.get("name") if isinstance(info.get("name"), str) else path.name
     n_runs = info.get("n_runs") if isinstance(info.get("n_runs"), int) else len(resolved)
     return SweepRecord(path=path, name=name, config=info.get("config"), n_runs=n_runs, runs=resolved)
+
+
+def load_plan(path: str | Path) -> list[dict[str, Any]]:
+    """The resolved configs of every run a sweep directory planned; ValueError if it has no plan."""
+    plan = _read_json(Path(path) / PLAN_FILE).get("runs")
+    if not isinstance(plan, list) or not all(isinstance(c, dict) for c in plan):
+        raise ValueError(f"{Path(path) / PLAN_FILE}: missing or unreadable (a sweep written before sweeps "
+                         "recorded their plan cannot be resumed as a whole; resume its runs one by one)")
+    return plan
 
 
 def sweep_run_dirs(path: str | Path) -> list[Path]:

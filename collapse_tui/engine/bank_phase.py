@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from collapse_tui.engine.callbacks import StopRequested, StoppableCallback, running_metrics
+from collapse_tui.engine.checkpoint import write_checkpoint
 from collapse_tui.engine.sae_phase import SAEPhase
 from collapse_tui.events import EpochEnd, Progress
 
@@ -115,11 +116,15 @@ class BankPhase:
         self.index = {i: j for j, i in enumerate(self.live)}  # member -> its slice of the bank
         self.bank = SAEBank([m.sae for m in members], [m.train_codes for m in members])
         self.bank.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
+        # Resumed members (one bank holds members of one checkpoint epoch) bring the optimiser's state.
+        start = self.members[self.live[0]].start_epoch
+        self.bank.set_optimizer_states({self.index[i]: self.members[i].optimizer_state for i in self.live
+                                        if self.members[i].optimizer_state is not None})
         callback = _MemberEvents(self)
         positions = np.arange(self.bank.n_rows, dtype=np.int32)
         self.bank.fit(positions, epochs=self.total_epochs, batch_size=self.batch_size, shuffle=False, verbose=0,
-                      callbacks=[callback])
-        epochs_done = len(self.bank.history.history.get("loss", [])) if self.bank.history else 0
+                      callbacks=[callback], initial_epoch=start)
+        epochs_done = start + (len(self.bank.history.history.get("loss", [])) if self.bank.history else 0)
 
         def finish(i, m):
             self.bank.write_member(self.index[i], m.sae)
@@ -191,3 +196,15 @@ class BankPhase:
         busy = [i for i in self.live if self.members[i].acts_after(epoch)]
         self.bank.write_members({self.index[i]: self.members[i].sae for i in busy})
         self._each(lambda i, m: m.after_epoch(epoch, self.bank, self.index[i]) if i in busy else None)
+        self._checkpoint(epoch + 1, current=busy)
+
+    def _checkpoint(self, epochs_done: int, current: Sequence[int] = ()) -> None:
+        """Every live member's state after ``epochs_done`` epochs, into its run directory: what it needs to
+        go on from here if the process dies (its weights are copied out of the bank first; the members in
+        ``current``, which resampled or evaluated after this epoch, have them already)."""
+        if epochs_done >= self.total_epochs:
+            return  # the final evaluation and sae.keras follow at once
+        live = self.live
+        self.bank.write_members({self.index[i]: self.members[i].sae for i in live if i not in current})
+        states = self.bank.optimizer_states([self.index[i] for i in live])
+        self._each(lambda i, m: write_checkpoint(m.state.run_dir, m.checkpoint(epochs_done, states[self.index[i]])))

@@ -11,6 +11,8 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
+import signal
 import threading
 import time
 import traceback
@@ -27,6 +29,7 @@ from collapse_tui.engine.sae_phase import SAEPhase, remedy_names, result_flags
 from collapse_tui.engine.seeding import derived_seed, seed_globals
 from collapse_tui.events import (
     DataSource,
+    EpochEnd,
     Event,
     Evaluation,
     Listener,
@@ -35,9 +38,11 @@ from collapse_tui.events import (
     Progress,
     RunFailed,
     RunFinished,
+    RunResumed,
     RunStarted,
 )
-from collapse_tui.store import SAE_FILE, RunSummary, RunWriter, create_run_dir, save_model, uninterrupted
+from collapse_tui.engine.checkpoint import remove_checkpoint
+from collapse_tui.store import SAE_FILE, RunSummary, RunWriter, create_run_dir, load_run, save_model, uninterrupted
 
 # TensorFlow warns through Python logging each time Keras traces a new predict function (the
 # evaluation uses several); harmless here, and noise in a terminal.
@@ -105,7 +110,22 @@ class Engine:
         (shared where identical). A run that fails fails alone; a stop stops them all. Returns one
         result per config, in their order."""
         listeners = list(listeners)
-        states = [self._start(config, listeners) for config in configs]
+        return self._train([self._start(config, listeners) for config in configs])
+
+    def resume(self, run_dirs: Sequence, listeners: Iterable[Listener] = ()) -> list[RunResult]:
+        """Continue interrupted runs (stopped, or whose process died) in their own directories: each from
+        its checkpoint (:mod:`~collapse_tui.engine.checkpoint`) when it has one, its SAE phase from the
+        start when it has none; the data, VAE and codes come again from their seeds (the VAE from
+        ``models/`` once it was trained). Runs at one checkpoint epoch share a bank. ``run_dirs``: run
+        directories, or what :func:`resume_plan` made of them. Raises ValueError for a directory that is
+        not a run, holds a finished one, or whose config or checkpoint is unreadable (before any run
+        starts)."""
+        listeners = list(listeners)
+        plans = [d if isinstance(d, tuple) else resume_plan(Path(d)) for d in run_dirs]
+        return self._train([self._reopen(run_dir, config, checkpoint, listeners)
+                            for run_dir, config, checkpoint in plans])
+
+    def _train(self, states: list["ActiveRun"]) -> list[RunResult]:
         phases: list[SAEPhase] = []
         bank = None
         try:
@@ -139,15 +159,17 @@ class Engine:
         return [s.result for s in states]
 
     # ------------------------------------------------------------------ phases
-    def _start(self, config: RunConfig, listeners: list[Listener]) -> "ActiveRun":
-        """Create the run's directory and announce it; its events go to its writer and to ``listeners``."""
-        run_dir = create_run_dir(config.runs_dir, config.name)
-        writer = RunWriter(run_dir)
+    @staticmethod
+    def _emitter(run_dir: Path, writer: RunWriter, listeners: list[Listener]) -> Callable[[Event], None]:
+        """How a run emits: into its directory, then to ``listeners`` (one that raises is detached)."""
         others = list(listeners)
+        fault = os.environ.get(FAULT_PHASE_ENV)
 
         def emit(event: Event) -> None:
             event.run_id = run_dir.name
             writer(event)
+            if fault and fault in _fault_points(event):
+                os.kill(os.getpid(), signal.SIGKILL)  # the fault tests' crash, right where they ask
             for listener in list(others):
                 try:
                     listener(event)
@@ -155,12 +177,33 @@ class Engine:
                     others.remove(listener)
                     writer(Message(text=f"a listener failed and was detached: {exc!r}", level="warning"))
 
+        return emit
+
+    def _start(self, config: RunConfig, listeners: list[Listener]) -> "ActiveRun":
+        """Create the run's directory and announce it; its events go to its writer and to ``listeners``."""
+        run_dir = create_run_dir(config.runs_dir, config.name)
+        writer = RunWriter(run_dir)
+        emit = self._emitter(run_dir, writer, listeners)
         from collapse_tui.engine.environment import environment
 
         started = time.time()
         emit(RunStarted(run_id=run_dir.name, name=config.name, run_dir=str(run_dir),
                         config=config.to_dict(), environment=environment()))
         return ActiveRun(config=config, run_dir=run_dir, emit=emit, started=started, writer=writer)
+
+    def _reopen(self, run_dir: Path, config: RunConfig, checkpoint, listeners: list[Listener]) -> "ActiveRun":
+        """An interrupted run's directory, written on again: events appended, summary running."""
+        writer = RunWriter(run_dir)
+        emit = self._emitter(run_dir, writer, listeners)
+        from collapse_tui.engine.environment import environment
+
+        emit(RunResumed(name=config.name, epoch=checkpoint.epoch if checkpoint else 0, environment=environment()))
+        previous = load_run(run_dir).summary
+        started = previous.get("started") if isinstance(previous.get("started"), (int, float)) else time.time()
+        s = ActiveRun(config=config, run_dir=run_dir, emit=emit, started=started, writer=writer)
+        s.checkpoint = checkpoint
+        s.resumed = [t for t in previous.get("resumed") or [] if isinstance(t, (int, float))]  # this one included
+        return s
 
     def _prepare(self, s: "ActiveRun") -> SAEPhase:
         """The run's data, VAE and codes; its SAE phase, ready to train."""
@@ -172,7 +215,7 @@ class Engine:
             s.vae_metrics = self._evaluate_vae(key, vae, data, cfg, s)
         with s.phase("codes"):
             train_codes, eval_codes = self._representation(key, vae, data, cfg, s)
-        return SAEPhase(s, data, vae, (train_codes, eval_codes))
+        return SAEPhase(s, data, vae, (train_codes, eval_codes), checkpoint=s.checkpoint)
 
     def _check_stop(self) -> None:
         if self.stop_event.is_set():
@@ -292,6 +335,40 @@ class Engine:
         return self._codes[ckey]
 
 
+# For fault tests: the process kills itself (SIGKILL, nothing cleaned up) once it has written the event
+# this names: a phase's start ("vae"), or the end of one of a phase's epochs ("sae:3").
+FAULT_PHASE_ENV = "COLLAPSE_TUI_FAULT_AT"
+
+
+def _fault_points(event: Event) -> tuple[str, ...]:
+    if isinstance(event, PhaseStarted):
+        return (event.phase,)
+    if isinstance(event, EpochEnd):
+        return (f"{event.phase}:{event.epoch}",)
+    return ()
+
+# What a run may be resumed from: it ended without finishing (stopped), or its process died.
+RESUMABLE = ("stopped", "crashed")
+
+
+def resume_plan(run_dir: Path):
+    """(run_dir, its config, its checkpoint or None) for :meth:`Engine.resume`; ValueError if it cannot be
+    resumed."""
+    from collapse_tui.config import ConfigError, validate
+    from collapse_tui.engine.checkpoint import read_checkpoint
+
+    record = load_run(run_dir)
+    if record.status not in RESUMABLE:
+        what = "is still running" if record.status == "running" else f"ended {record.status}"
+        raise ValueError(f"{run_dir}: the run {what}; only a stopped or crashed run can be resumed")
+    settings = {k: v for k, v in record.config.items() if k not in ("environment", "data_source")}
+    try:
+        config = validate(settings, source=str(run_dir / "config.yaml"))
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return run_dir, config, read_checkpoint(run_dir)
+
+
 # A sweep that alternates datasets or seeds (dataset × seed × remedy grids) reuses what it computed for
 # each: up to four of each kind in memory, images only while they fit in DATA_MEMORY_BYTES (the
 # full-size protocol's 200,000 Shapes3D images alone take 2.5 GB), so a long sweep never grows unbounded.
@@ -324,8 +401,8 @@ def _by_shape(phases: list[SAEPhase]) -> list[list[SAEPhase]]:
     from collapse_tui.nn.sae_bank import bank_signature
 
     groups: dict[tuple, list[SAEPhase]] = {}
-    for phase in phases:
-        groups.setdefault(bank_signature(phase.sae), []).append(phase)
+    for phase in phases:  # resumed runs go on from their checkpoint's epoch: only equal ones share a bank
+        groups.setdefault((bank_signature(phase.sae), phase.start_epoch), []).append(phase)
     return list(groups.values())
 
 
@@ -352,6 +429,8 @@ class ActiveRun:
         self.data_source: dict[str, Any] = {}
         self.sae = None
         self.sae_saved = False
+        self.checkpoint = None  # resuming: the SAE phase's checkpoint to go on from
+        self.resumed: list[float] = []  # when the run was resumed, if it was
 
     def end(self, status: str, reason: str | None = None, trace: str = "", interrupted: bool = False) -> None:
         """End the run, once (later calls do nothing): ``ok``, ``stopped`` (the SAE trained so far is
@@ -372,6 +451,8 @@ class ActiveRun:
             self.result = RunResult(status, self.run_dir, summary, interrupted=interrupted)
             if self.writer is not None:
                 self.writer.close()
+            if status == "ok":  # sae.keras is the final state; a stopped or failed run keeps its last one
+                remove_checkpoint(self.run_dir)
 
     @contextlib.contextmanager
     def phase(self, name: str):
@@ -411,6 +492,7 @@ class ActiveRun:
             data=self.data_source,
             reason=reason,
             flags=result_flags(final, cfg.eval.explained_variance_floor) if status == "ok" else [],
+            resumed=self.resumed,
         )
 
 

@@ -4,6 +4,7 @@ schedule."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Callable
 
@@ -13,7 +14,8 @@ import numpy as np
 from collapse_tui.config import K_METHODS, REMEDY_SWITCHES, RunConfig
 from collapse_tui.engine.seeding import derived_seed
 from collapse_tui.events import Evaluation, Message, PhaseStarted
-from collapse_tui.store import SAE_FILE, save_model
+from collapse_tui.engine.checkpoint import Checkpoint
+from collapse_tui.store import SAE_FILE, dumps, save_model
 
 
 def remedy_names(cfg: RunConfig) -> list[str]:
@@ -130,7 +132,7 @@ class SAEPhase:
     holding the trained weights); :meth:`finish` at the end.
     """
 
-    def __init__(self, run, data, vae, codes: tuple[np.ndarray, np.ndarray]):
+    def __init__(self, run, data, vae, codes: tuple[np.ndarray, np.ndarray], checkpoint: Checkpoint | None = None):
         from collapse_tui.nn import SparseAutoencoder, SparsitySchedule
 
         self.state, self.cfg = run, run.config
@@ -157,16 +159,47 @@ class SAEPhase:
         self.before_extension: dict[str, Any] = {}
         self.input_probe = None  # the probe of the factors from the SAE's input, made at the first evaluation
         self.history: list[tuple[int, float, float]] = []  # (updates, sparsity, dead fraction) per evaluation
+        # Resuming: training goes on after the checkpoint's epoch, with its weights, optimiser state,
+        # random states and record (applied in prepare, once the SAE's input normalisation is set).
+        self.resume_from = checkpoint
+        self.start_epoch = checkpoint.epoch if checkpoint is not None else 0
+        self.optimizer_state = checkpoint.optimizer if checkpoint is not None else None
 
     # ------------------------------------------------------------------ training
     def prepare(self) -> None:
         """Set the SAE's normalisation (and ``b_dec``) from the training codes; announce the phase."""
         c, s = self.cfg.sae, self.state
         self.sae.adapt(self.train_codes)
+        if self.resume_from is not None:
+            self._restore(self.resume_from)
         s.sae = self.sae
         s.emit(PhaseStarted(phase="sae", detail=f"training the SAE ({c.method}, {self.label()}, "
                             f"{c.n_neurons} neurons)", epochs=self.total_epochs,
                             steps_per_epoch=self.steps_per_epoch))
+
+    def checkpoint(self, epochs_done: int, optimizer_state: dict[str, np.ndarray]) -> Checkpoint:
+        """The phase after ``epochs_done`` epochs, with ``self.sae`` current and the optimiser's state of
+        this SAE (see :mod:`~collapse_tui.engine.checkpoint`)."""
+        record = {"history": self.history, "before_sparsification": self.before_sparsification,
+                  "before_extension": self.before_extension, "resampled": self.state.resampled,
+                  "last_eval": self.state.last_eval, "last_eval_epoch": self.state.last_eval_epoch}
+        return Checkpoint(epoch=epochs_done, weights=self.sae.get_weights(), optimizer=optimizer_state,
+                          rng={"orders": self._orders.get_state(), "resample": self._resample_rng.get_state()},
+                          state=json.loads(dumps(record)))
+
+    def _restore(self, checkpoint: Checkpoint) -> None:
+        self.sae.set_weights(checkpoint.weights)
+        self._orders.set_state(checkpoint.rng["orders"])
+        self._resample_rng.set_state(checkpoint.rng["resample"])
+        record = checkpoint.state
+        self.history = [tuple(h) for h in record.get("history") or []]
+        self.before_sparsification = dict(record.get("before_sparsification") or {})
+        self.before_extension = dict(record.get("before_extension") or {})
+        self.state.resampled = int(record.get("resampled") or 0)
+        self.state.last_eval = record.get("last_eval")
+        self.state.last_eval_epoch = int(record.get("last_eval_epoch") or 0)
+        self.sae.set_sparsity(self.schedule.value(max(0, checkpoint.epoch - 1)))
+        self.state.emit(Message(text=f"sae: resumed from the checkpoint after epoch {checkpoint.epoch}"))
 
     def order(self) -> np.ndarray:
         """The next epoch's order of the training codes."""

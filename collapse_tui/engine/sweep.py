@@ -3,34 +3,61 @@ than one run keeps its own directory with the results table, current after every
 
 from __future__ import annotations
 
+import json
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from collapse_tui.config import RunConfig
+from collapse_tui.config import RunConfig, validate
 from collapse_tui.engine.bank_phase import bank_groups
-from collapse_tui.engine.runner import Engine, RunResult
-from collapse_tui.events import Listener, SweepStarted
+from collapse_tui.engine.runner import RESUMABLE, Engine, RunResult, resume_plan
+from collapse_tui.events import Event, Listener, RunResumed, RunStarted, SweepStarted
 from collapse_tui.report import table_title, write_report
-from collapse_tui.store import SweepWriter, sweep_name
+from collapse_tui.store import SUSPECT, SweepWriter, load_plan, load_run, load_sweep, sweep_name
 
 
 class SweepRecorder:
     """A sweep's directory (:class:`~collapse_tui.store.SweepWriter`) and its results tables
-    (:mod:`~collapse_tui.report`), rewritten as each run is added."""
+    (:mod:`~collapse_tui.report`). As a listener it records each run as it starts (so that a sweep cut
+    short knows every run it began); :meth:`write_tables` rewrites the tables."""
 
-    def __init__(self, runs_dir: str | Path, name: str, config_path: str | None = None, n_runs: int = 0):
-        self.writer = SweepWriter(runs_dir, name, config_path=config_path, n_runs=n_runs)
+    def __init__(self, runs_dir: str | Path, name: str, config_path: str | None = None, n_runs: int = 0,
+                 plan: list[dict[str, Any]] | None = None, path: str | Path | None = None):
+        self.writer = SweepWriter(runs_dir, name, config_path=config_path, n_runs=n_runs, plan=plan, path=path)
         self.path = self.writer.path
+        self.runs_dir = Path(runs_dir)
         self.name = name
-        self._write_tables()
+        self.write_tables()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.writer.add(event.run_dir)
+        elif isinstance(event, RunResumed):
+            self.writer.add(self.runs_dir / event.run_id)
 
     def add(self, run_dir: str | Path) -> None:
         self.writer.add(run_dir)
-        self._write_tables()
+        self.write_tables()
 
-    def _write_tables(self) -> None:
+    def write_tables(self) -> None:
         write_report(self.path, self.writer.records(), title=table_title(self.name))
+
+
+def _banked(engine: Engine, runs: list[tuple[RunConfig, dict[str, Any]]], listeners: list[Listener],
+            recorder: SweepRecorder | None, results: list[RunResult],
+            on_run_start: Callable[[int, RunConfig, dict[str, Any]], None] | None = None) -> None:
+    """Train ``runs`` bank by bank (:func:`~collapse_tui.engine.bank_phase.bank_groups`), appending to
+    ``results`` and rewriting the sweep's tables after each bank; stops after a bank that was stopped."""
+    for bank in bank_groups([config for config, _ in runs]):
+        if on_run_start is not None:
+            for i in bank:
+                on_run_start(i, *runs[i])
+        results.extend(engine.run_bank([runs[i][0] for i in bank], listeners))
+        if recorder is not None:
+            recorder.write_tables()
+        if any(result.status == "stopped" for result in results):
+            break
 
 
 def run_sweep(
@@ -45,29 +72,111 @@ def run_sweep(
     VAE, images and codes are computed once and shared. Results come bank by bank.
 
     A failed run does not stop the sweep; a stopped one (Ctrl-C or the stop event) does. More than one
-    run makes a sweep: its directory is created first (listeners get a :class:`SweepStarted` naming
-    it), and each run is added to it as it ends, with the table rewritten. ``config_path``: the file
-    the runs came from, recorded in the sweep's directory.
+    run makes a sweep: its directory is created first, with its plan (every run's resolved config, for
+    :func:`resume_sweep`), listeners get a :class:`SweepStarted` naming it, each run is recorded in it
+    as it starts, and the table is rewritten after each bank. ``config_path``: the file the runs came
+    from, recorded in the sweep's directory.
     """
     runs = list(runs)
     listeners = list(listeners)
     recorder = None
     if len(runs) > 1:
         recorder = SweepRecorder(runs[0][0].runs_dir, sweep_name(cfg.name for cfg, _ in runs),
-                                 config_path=config_path, n_runs=len(runs))
+                                 config_path=config_path, n_runs=len(runs), plan=[cfg.to_dict() for cfg, _ in runs])
         started = SweepStarted(name=recorder.name, sweep_dir=str(recorder.path), n_runs=len(runs))
         for listener in listeners:
             listener(started)
+        listeners.append(recorder)
+    results: list[RunResult] = []
+    _banked(Engine(stop_event), runs, listeners, recorder, results, on_run_start)
+    return results
+
+
+# ---------------------------------------------------------------------------------------- resuming
+
+# What a finished run of a sweep ended as: resuming the sweep leaves it as it is.
+FINISHED = ("ok", "failed", SUSPECT)
+
+
+@dataclass
+class SweepResume:
+    """What :func:`resume_sweep` will do with a sweep directory: the runs to resume (as
+    :func:`~collapse_tui.engine.runner.resume_plan` made them), the planned runs never started, and the
+    finished ones it leaves alone."""
+
+    path: Path
+    name: str
+    config_path: str | None
+    n_runs: int
+    resume: list[tuple] = field(default_factory=list)
+    new: list[tuple[RunConfig, dict[str, Any]]] = field(default_factory=list)
+    finished: list[Path] = field(default_factory=list)
+
+    @property
+    def thresholds(self) -> list[float]:
+        configs = [plan[1] for plan in self.resume] + [cfg for cfg, _ in self.new]
+        return configs[0].eval.thresholds if configs else [0.0]
+
+    def summary(self) -> str:
+        return (f"{len(self.finished)} of {self.n_runs} run(s) finished, {len(self.resume)} to resume, "
+                f"{len(self.new)} to start")
+
+
+def _settings_key(config: dict[str, Any]) -> str:
+    """A resolved config as comparable text, less what a run adds beside its settings."""
+    settings = {k: v for k, v in config.items() if k not in ("environment", "data_source")}
+    return json.dumps(settings, sort_keys=True, default=str)
+
+
+def plan_sweep_resume(path: str | Path) -> SweepResume:
+    """Match a sweep's plan against the runs it recorded (by resolved config): finished runs are left
+    alone, stopped or crashed ones resumed, runs never started started. ValueError when the sweep cannot
+    be resumed (no plan, a run still running, nothing left to do)."""
+    path = Path(path)
+    record = load_sweep(path)
+    plan = [validate({k: v for k, v in c.items()}) for c in load_plan(path)]
+    by_key: dict[str, list[int]] = {}
+    for i, cfg in enumerate(plan):
+        by_key.setdefault(_settings_key(cfg.to_dict()), []).append(i)
+    out = SweepResume(path=path, name=record.name, config_path=record.config, n_runs=len(plan))
+    started: set[int] = set()
+    for run_dir in record.runs:
+        try:
+            run = load_run(run_dir)
+        except ValueError:
+            continue  # unreadable or gone: its planned run counts as never started
+        indices = [i for i in by_key.get(_settings_key(run.config), []) if i not in started]
+        if not indices:
+            continue  # not one of the plan's runs
+        started.add(indices[0])
+        if run.status in FINISHED:
+            out.finished.append(run_dir)
+        elif run.status in RESUMABLE:
+            out.resume.append(resume_plan(run_dir))
+        else:
+            raise ValueError(f"{run_dir}: the run is {run.status}; resume the sweep once it has ended")
+    out.new = [(plan[i], {}) for i in range(len(plan)) if i not in started]
+    if not out.resume and not out.new:
+        raise ValueError(f"{path}: every run of the sweep has finished; nothing to resume")
+    return out
+
+
+def resume_sweep(plan: SweepResume, listeners: Iterable[Listener] = (),
+                 stop_event: threading.Event | None = None) -> list[RunResult]:
+    """Finish a sweep (:func:`plan_sweep_resume`): its interrupted runs go on from their checkpoints, then
+    the runs it never started train in banks; all are recorded in its directory and its tables."""
+    listeners = list(listeners)
+    recorder = SweepRecorder(plan.path.parent.parent, plan.name, config_path=plan.config_path,
+                             n_runs=plan.n_runs, path=plan.path)
+    started = SweepStarted(name=plan.name, sweep_dir=str(plan.path), n_runs=plan.n_runs)
+    for listener in listeners:
+        listener(started)
+    listeners.append(recorder)
     engine = Engine(stop_event)
-    results = []
-    for bank in bank_groups([config for config, _ in runs]):
-        if on_run_start is not None:
-            for i in bank:
-                on_run_start(i, *runs[i])
-        for result in engine.run_bank([runs[i][0] for i in bank], listeners):
-            results.append(result)
-            if recorder is not None:
-                recorder.add(result.run_dir)
-        if any(result.status == "stopped" for result in results):
-            break
+    results: list[RunResult] = []
+    if plan.resume:
+        results.extend(engine.resume(plan.resume, listeners))
+        recorder.write_tables()
+    if not any(result.status == "stopped" for result in results):
+        _banked(engine, plan.new, listeners, recorder, results)
     return results

@@ -245,6 +245,44 @@ class SAEBank(keras.Model):
                 state[index] = 0.0
                 slot.assign(state)
 
+    def _slots(self):
+        """(key, slot) for each optimiser slot of each trainable weight; key ``"<weight>:<slot>"``."""
+        for variable in self.trainable_variables:
+            prefix = variable.path.replace("/", "_") + "_"
+            for slot in optimizer_slots(self.optimizer, variable):
+                yield f"{variable.name}:{slot.name.removeprefix(prefix)}", slot
+
+    def optimizer_states(self, members: Sequence[int]) -> dict[int, dict[str, np.ndarray]]:
+        """What the optimiser remembers of each of ``members`` (each slot of each of its trainable weights,
+        e.g. Adam's momentum and velocity, as ``"<weight>:<slot>"``) and ``"iterations"``, the step count
+        the members share: for a checkpoint. Each slot is read from the device once."""
+        iterations = np.asarray(_np(self.optimizer.iterations))
+        states = {i: {"iterations": iterations} for i in members}
+        for key, slot in self._slots():
+            values = _np(slot.value)
+            for i in members:
+                states[i][key] = values[i].copy()
+        return states
+
+    def set_optimizer_states(self, states: dict[int, dict[str, np.ndarray]]) -> None:
+        """Restore what :meth:`optimizer_states` returned into those members (the optimiser is built
+        first if it is not yet); they must share one step count, which becomes the bank's."""
+        if not states:
+            return
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+        counts = {int(np.asarray(state["iterations"])) for state in states.values()}
+        if len(counts) != 1:
+            raise ValueError(f"members restored into one bank must share a step count, got {sorted(counts)}")
+        self.optimizer.iterations.assign(np.asarray(counts.pop(), _np(self.optimizer.iterations).dtype))
+        for key, slot in self._slots():
+            values = _np(slot.value).copy()
+            for i, state in states.items():
+                if key not in state:
+                    raise ValueError(f"the optimiser state of member {i} has no {key!r}")
+                values[i] = state[key]
+            slot.assign(values)
+
     # ------------------------------------------------------------------ per-member settings
     @property
     def sparsities(self) -> list:

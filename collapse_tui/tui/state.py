@@ -78,6 +78,10 @@ class RunState:
             self.run_id, self.name, self.run_dir = event.run_id, event.name, event.run_dir
             self.config, self.environment = dict(event.config), dict(event.environment)
             self.status = "running"
+        elif isinstance(event, ev.RunResumed):
+            self.run_id, self.name = event.run_id, event.name or self.name
+            self.status, self.reason = "running", ""
+            self.messages.append(f"resumed from SAE epoch {event.epoch}" if event.epoch else "resumed")
         elif isinstance(event, ev.PhaseStarted):
             self.phase, self.phase_detail, self.phase_started = event.phase, event.detail, event.time
             self.epochs = event.epochs or 0

@@ -1,0 +1,145 @@
+"""Checkpoints and resume: a run cut short (stopped, or its process killed in any phase) goes on from its
+last checkpoint to the same result as a run never interrupted; a sweep cut short is finished."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collapse_tui import cli, store
+from collapse_tui.config import expand, validate
+from collapse_tui.engine import bank_phase
+from collapse_tui.engine.checkpoint import CHECKPOINT_FILE, read_checkpoint
+from collapse_tui.engine.runner import FAULT_PHASE_ENV, Engine, run
+from collapse_tui.engine.sweep import plan_sweep_resume, resume_sweep, run_sweep
+from tests.helpers import tiny_config, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPARED = ("dead_fraction", "l0", "explained_variance", "mse", "mig", "specialized", "dead_before_extension")
+# A resumed run repeats the uninterrupted one's arithmetic exactly on one backend and machine; the
+# tolerance only absorbs a last-bit difference from reloading float32 weights.
+RTOL = 1e-5
+
+
+def protocol(tmp_path, **sections):
+    """Six SAE epochs: a schedule over three, two extended, evaluations every two epochs, AuxK and
+    resampling on (their idle counts and random state must survive a checkpoint too)."""
+    sae = {"epochs": 4, "extended_epochs": 2, "schedule": {"kind": "linear", "start": 12, "epochs": 3},
+           "remedies": {"auxk": True, "dead_steps": 2, "resample_epochs": [2]}}
+    sae.update(sections.pop("sae", {}))
+    return tiny_config(tmp_path, sae=sae, eval={"every": 2}, **sections)
+
+
+def same_results(a: dict, b: dict) -> None:
+    for key in COMPARED:
+        assert b.get(key) == pytest.approx(a.get(key), rel=RTOL, abs=1e-9), key
+
+
+def stop_after(epoch: int, stop: threading.Event, monkeypatch, k: int | None = None):
+    after = bank_phase.BankPhase.after_epoch
+
+    def stopping(self, e, logs, seconds):
+        after(self, e, logs, seconds)
+        if e + 1 == epoch and (k is None or self.members[0].cfg.sae.k == k):
+            stop.set()
+
+    monkeypatch.setattr(bank_phase.BankPhase, "after_epoch", stopping)
+
+
+def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    whole = run(validate(protocol(tmp_path)))
+    assert whole.status == "ok" and not (whole.run_dir / CHECKPOINT_FILE).exists()  # a finished run keeps none
+    stop = threading.Event()
+    stop_after(3, stop, monkeypatch)
+    cut = Engine(stop).run(validate(protocol(tmp_path)))
+    monkeypatch.undo()
+    assert cut.status == "stopped"
+    checkpoint = read_checkpoint(cut.run_dir)
+    assert checkpoint is not None and checkpoint.epoch == 3
+    (resumed,) = Engine().resume([cut.run_dir])
+    assert resumed.status == "ok" and resumed.run_dir == cut.run_dir
+    same_results(whole.summary["final"], resumed.summary["final"])
+    assert resumed.summary["sae_epochs"] == 6 and resumed.summary["resampled"] == whole.summary["resampled"]
+    assert len(resumed.summary["resumed"]) == 1
+    events = [type(e).__name__ for e in store.iter_events(cut.run_dir)]
+    assert events.count("RunStarted") == 1 and events.count("RunResumed") == 1
+    assert not (cut.run_dir / CHECKPOINT_FILE).exists()
+
+
+def test_only_a_stopped_or_crashed_run_resumes(tmp_path, capsys):
+    result = run(validate(tiny_config(tmp_path, sae={"epochs": 1})))
+    assert cli.main(["--resume", str(result.run_dir)]) == 2
+    assert "ended ok; only a stopped or crashed run can be resumed" in capsys.readouterr().err
+    assert cli.main(["--resume", str(tmp_path / "nothing")]) == 2
+
+
+@pytest.mark.parametrize("point", ["data", "vae", "sae:3", "evaluate"])
+def test_a_run_killed_in_any_phase_resumes_to_the_uninterrupted_result(tmp_path, point):
+    # Killed (SIGKILL: nothing cleaned up) as the data or VAE phase starts, at the end of SAE epoch 3
+    # (its checkpoint is epoch 2's) and as the final evaluation starts (the last checkpoint: epoch 5).
+    whole = run(validate(protocol(tmp_path, runs_dir=str(tmp_path / "whole"))))
+    # A models dir of its own, so that the VAE phase really trains (and is killed while it does).
+    path = write_config(tmp_path, protocol(tmp_path, models_dir=str(tmp_path / "fresh-models")))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **{FAULT_PHASE_ENV: point})
+    killed = subprocess.run([sys.executable, "-m", "collapse_tui", "--batch", str(path)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    (record,) = store.list_runs(tmp_path / "runs")
+    assert record.summary["status"] == "running" and record.status == "crashed"
+    if point in ("sae:3", "evaluate"):
+        assert read_checkpoint(record.path).epoch == {"sae:3": 2, "evaluate": 5}[point]
+    if point in ("data", "vae"):  # killed before its VAE was trained: none cached
+        assert not list((tmp_path / "fresh-models").glob("vae-*.keras"))
+    assert cli.main(["--resume", str(record.path)]) == 0
+    after = store.load_run(record.path)
+    assert after.status == "ok"
+    same_results(whole.summary["final"], after.summary["final"])
+    assert not [p.name for p in record.path.iterdir() if p.name.startswith(".")]  # no temporary left
+    assert not (record.path / CHECKPOINT_FILE).exists()
+
+
+def test_a_sweep_cut_short_is_finished(tmp_path, monkeypatch, capsys):
+    data = tiny_config(tmp_path, bank_size=1, sae={"epochs": 4}, sweep={"sae.k": [2, 3, 4]})
+    whole = {r.summary["name"]: r.summary["final"] for r in run_sweep(expand(data))}
+    stop = threading.Event()
+    stop_after(2, stop, monkeypatch, k=3)  # the second run of three is stopped; the third never starts
+    cut = run_sweep(expand({**data, "runs_dir": str(tmp_path / "cut")}), stop_event=stop)
+    monkeypatch.undo()
+    assert [r.status for r in cut] == ["ok", "stopped"]
+    (sweep_dir,) = (tmp_path / "cut" / "sweeps").iterdir()
+    plan = plan_sweep_resume(sweep_dir)
+    assert (len(plan.finished), len(plan.resume), len(plan.new)) == (1, 1, 1)
+    assert cli.main(["--resume", str(sweep_dir)]) == 0
+    records = store.sweep_records(sweep_dir)
+    assert sorted(r.summary["name"] for r in records) == sorted(whole) and all(r.status == "ok" for r in records)
+    for r in records:
+        same_results(whole[r.summary["name"]], r.summary["final"])
+    assert cli.main(["--resume", str(sweep_dir)]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_a_checkpoint_round_trips(tmp_path):
+    from collapse_tui.engine.checkpoint import Checkpoint, write_checkpoint
+
+    rng = np.random.RandomState(4)
+    rng.permutation(10)
+    ck = Checkpoint(epoch=7, weights=[np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(3)],
+                    optimizer={"W_enc:momentum": np.full((2, 3), 0.5), "iterations": np.array(70)},
+                    rng={"orders": rng.get_state()}, state={"history": [[10, 50.0, 0.25]]})
+    write_checkpoint(tmp_path, ck)
+    back = read_checkpoint(tmp_path)
+    assert back.epoch == 7 and back.state == {"history": [[10, 50.0, 0.25]]}
+    assert all(np.array_equal(a, b) for a, b in zip(ck.weights, back.weights))
+    assert np.array_equal(back.optimizer["W_enc:momentum"], ck.optimizer["W_enc:momentum"])
+    again = np.random.RandomState()
+    again.set_state(back.rng["orders"])
+    assert np.array_equal(again.permutation(10), rng.permutation(10))
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="unreadable checkpoint"):
+        read_checkpoint(tmp_path)
