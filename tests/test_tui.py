@@ -560,3 +560,36 @@ def test_palette_screenshot_is_saved_in_the_runs_dir(tmp_path):
             assert text.startswith("<svg") and "valid" in text
 
     asyncio.run(scenario())
+
+
+def test_a_stopped_run_is_resumed_from_the_runs_screen(tmp_path, monkeypatch):
+    from collapse_tui.engine import bank_phase
+    from collapse_tui.engine.runner import Engine
+
+    stop = threading.Event()
+    after = bank_phase.BankPhase.after_epoch
+
+    def stopping(self, epoch, logs, seconds):
+        after(self, epoch, logs, seconds)
+        if epoch + 1 == 2:
+            stop.set()
+
+    monkeypatch.setattr(bank_phase.BankPhase, "after_epoch", stopping)
+    cut = Engine(stop).run(config_mod.validate(tiny_config(tmp_path, sae={"epochs": 4})))
+    monkeypatch.undo()
+    assert cut.status == "stopped"
+
+    async def scenario():
+        app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("f3")
+            await pilot.pause()
+            assert app.screen.selected_id() == cut.run_dir.name
+            await pilot.press("u")
+            await wait_for(pilot, lambda: app.training is not None and app.training.finished, timeout=120)
+            assert isinstance(app.screen, RunScreen) and app.screen.run_state.status == "ok"
+
+    asyncio.run(scenario())
+    record = load_run(cut.run_dir)
+    assert record.status == "ok" and record.summary["sae_epochs"] == 4 and len(record.summary["resumed"]) == 1

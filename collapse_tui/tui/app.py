@@ -124,13 +124,14 @@ class CollapseApp(App):
         raise LookupError("no configure screen")
 
     # ------------------------------------------------------------------ training
-    def start_training(self, runs: list) -> LiveFeed | None:
-        """Train ``runs`` (``config.expand`` output) in a thread worker and show the live screen."""
+    def start_training(self, runs: list, resume: list | None = None) -> LiveFeed | None:
+        """Train ``runs`` (``config.expand`` output) in a thread worker and show the live screen; with
+        ``resume`` (run directories), go on with those stopped or crashed runs instead."""
         if self.training is not None and self.training.running:
             self.notify("a run is already in progress: stop it first (s on its screen)", severity="warning")
             self.action_show_live()
             return None
-        feed = LiveFeed(runs)
+        feed = LiveFeed(runs, resume=resume)
         self.training = feed
         self.live_screen = RunScreen(feed)
         self.push_screen(self.live_screen)
@@ -143,8 +144,12 @@ class CollapseApp(App):
 
         try:
             load_keras()
-            # A sweep of several runs gets its directory and results table, as with --batch.
-            results = run_sweep(feed.runs, [feed.listener], stop_event=feed.stop_event)
+            if feed.resume:
+                from collapse_tui.engine.runner import Engine
+
+                results = Engine(feed.stop_event).resume(feed.resume, [feed.listener])
+            else:  # a sweep of several runs gets its directory and results table, as with --batch
+                results = run_sweep(feed.runs, [feed.listener], stop_event=feed.stop_event)
             statuses = [r.status for r in results]
             message = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
             self.call_from_thread(self.notify, f"{len(results)} run(s) ended: {message}", title="training")

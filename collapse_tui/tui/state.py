@@ -280,9 +280,10 @@ class LiveFeed(EventFeed):
 
     live = True
 
-    def __init__(self, runs: list, notify: Callable[[], None] | None = None) -> None:
+    def __init__(self, runs: list, notify: Callable[[], None] | None = None, resume: list | None = None) -> None:
         super().__init__()
         self.runs = runs
+        self.resume = list(resume or [])  # run directories to go on with instead of new runs
         self.stop_event = threading.Event()
         self.notify = notify
         self.finished = False

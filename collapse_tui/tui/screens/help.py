@@ -31,6 +31,7 @@ sparsity, and watch neurons die while reconstruction stays good.
 | space / c | runs | mark runs / compare the marked ones |
 | / , o , click header | runs | filter / sort |
 | d | runs | delete a run (asks first) |
+| u | runs | resume a stopped or crashed run from its last checkpoint |
 | a | compare | all config keys or only the differing ones |
 | m / v / g | compare | export Markdown / CSV / SVG screenshot |
 | escape | | back |

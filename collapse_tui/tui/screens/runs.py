@@ -56,6 +56,7 @@ class RunsScreen(Screen):
         Binding("r", "reload", "Reload"),
         Binding("slash", "focus_filter", "Filter"),
         Binding("o", "cycle_sort", "Sort"),
+        Binding("u", "resume", "Resume", show=False),
         Binding("escape", "back", "Back", show=False),
     ]
 
@@ -161,7 +162,8 @@ class RunsScreen(Screen):
         else:
             reason = record.summary.get("reason")
             flags = "".join(f"\nsuspect: {flag}" for flag in record.flags)
-            detail.update(f"{record.path}" + (f"\nreason: {reason}" if reason else "") + flags)
+            hint = ("\nu: resume it from its last checkpoint" if record.status in ("stopped", "crashed") else "")
+            detail.update(f"{record.path}" + (f"\nreason: {reason}" if reason else "") + flags + hint)
 
     # ------------------------------------------------------------------ events
     @on(DataTable.RowHighlighted)
@@ -227,6 +229,24 @@ class RunsScreen(Screen):
             self.notify(f"{record.run_id} has no events.jsonl to show", severity="warning")
             return
         self.app.open_run(record.path)
+
+    def action_resume(self) -> None:
+        """Go on with the selected run, stopped or crashed, from its last checkpoint (as --resume does)."""
+        from collapse_tui.engine.runner import RESUMABLE, resume_plan
+
+        record = self.selected_record()
+        if record is None:
+            return
+        if record.status not in RESUMABLE:
+            self.notify(f"{record.run_id} is {record.status}: only a stopped or crashed run can be resumed",
+                        severity="warning")
+            return
+        try:
+            plan = resume_plan(record.path)
+        except ValueError as exc:
+            self.notify(str(exc), title="cannot resume", severity="error")
+            return
+        self.app.start_training([], resume=[plan])
 
     def action_compare(self) -> None:
         chosen = [r for m in self.marked for r in self.records if r.run_id == m and not r.error]
