@@ -255,7 +255,8 @@ def test_summary_json_keeps_the_keys_readers_know(finished_run):
         "status", "run_id", "name", "dataset", "method", "sparsity", "n_neurons", "source", "remedies",
         "resampled", "started", "finished", "seconds", "durations", "sae_epochs", "updates_by_sparsity",
         "evaluated_at_epoch", "final", "vae", "vae_model", "data"]
-    assert list(on_disk) == [f for f in store.RunSummary.__dataclass_fields__ if f != "reason"]
+    # reason, flags and resumed are written only when the run has them.
+    assert list(on_disk) == [f for f in store.RunSummary.__dataclass_fields__ if f not in ("reason", "flags", "resumed")]
     assert on_disk["sae_epochs"] == 2 and on_disk["evaluated_at_epoch"] == 2 and on_disk["method"] == "topk"
 
 
@@ -300,7 +301,8 @@ def _final_numbers(result):
 
 def test_a_sweeps_runs_train_in_banks_exactly_as_they_would_alone(tmp_path):
     # Two seeds (two VAEs, two tables of codes), two k, AuxK in one run with an evaluation mark only it
-    # has, resampling in another: six runs, one bank; then the same sweep with every SAE alone.
+    # has, resampling in another: six runs, two banks (the AuxK run's own: bank_key keeps runs with and
+    # without AuxK apart); then the same sweep with every SAE alone.
     models = str(tmp_path / "models")
     sweep = [{"seed": [3, 4], "sae.k": [4, 8]}, {"sae.remedies.auxk": [True], "eval.every": [1]},
              {"sae.remedies.resample_epochs": [[1, 2]], "sae.remedies.dead_steps": [1]}]
@@ -314,10 +316,10 @@ def test_a_sweeps_runs_train_in_banks_exactly_as_they_would_alone(tmp_path):
     banked, rec = run(16, "banked")
     alone, _ = run(1, "alone")
     assert [r.status for r in banked] == ["ok"] * 6 and [r.status for r in alone] == ["ok"] * 6
-    # One bank: every run started before any SAE trained; every event names its run.
+    # The first bank: its five runs started before any SAE trained; every event names its run.
     kinds = [(type(e).__name__, e.run_id) for e in rec.events if not isinstance(e, ev.SweepStarted)]
     first_epoch = next(i for i, e in enumerate(rec.events) if isinstance(e, ev.EpochEnd) and e.phase == "sae")
-    assert len([e for e in rec.events[:first_epoch] if isinstance(e, ev.RunStarted)]) == 6
+    assert len([e for e in rec.events[:first_epoch] if isinstance(e, ev.RunStarted)]) == 5
     assert all(run_id for _, run_id in kinds)
     assert max(r.summary["resampled"] for r in banked) > 0  # the resampling run did resample, in the bank
     by_name = {r.summary["name"]: r for r in alone}
