@@ -75,7 +75,13 @@ class DataConfig(Section):
     @field_validator("path")
     @classmethod
     def _expand_path(cls, value: str | None) -> str | None:
-        return os.path.expanduser(value) if value else None
+        if not value:
+            return None
+        path = os.path.expanduser(value)
+        if os.path.exists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
+            # A pipe or a device: reading it as a dataset would wait for ever.
+            raise ValueError(f"{shorten(path)} is neither a file nor a directory")
+        return path
 
     cache: bool = Field(
         True, description="Keep procedural renders on disk ($COLLAPSE_TUI_CACHE) so the next run starts at once."

@@ -164,6 +164,23 @@ def save_model(model, path: str | Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(directory: str | Path, everything: bool = False) -> list[Path]:
+    """Remove what writes cut short by a crash left in ``directory``: ``save_model``'s temporaries
+    (``.<name>.<pid>.tmp.<ext>``) whose process is gone, or, with ``everything`` (a run directory no
+    process is writing), every hidden file. Returns what was removed."""
+    removed = []
+    for path in Path(directory).glob(".*"):
+        if not path.is_file():
+            continue
+        parts = path.name.split(".")
+        pid = parts[-3] if len(parts) >= 4 and parts[-2] == "tmp" else None
+        if everything or (pid is not None and pid.isdigit() and not _pid_alive(int(pid))):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 def create_run_dir(runs_dir: str | Path, name: str, now: float | None = None) -> Path:
     """Create ``<runs_dir>/<timestamp>-<name>`` exclusively; a clash gets a ``-2``, ``-3`` ... suffix."""
     runs_dir = Path(runs_dir)

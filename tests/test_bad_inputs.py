@@ -527,3 +527,32 @@ def test_a_model_is_saved_atomically(tmp_path):
     store.save_model(sae, target)
     assert keras.saving.load_model(target, compile=False).n_neurons == 6
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sae.keras"]  # no temporary left
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_as_the_data_path_is_refused(tmp_path, capsys):
+    from collapse_tui.data import DatasetFileError
+    from collapse_tui.data.files import open_official
+
+    fifo = tmp_path / "dsprites.npz"
+    os.mkfifo(fifo)
+    err = refused(tmp_path, capsys, tiny_yaml(tmp_path, data={"source": "official", "path": str(fifo)}))
+    assert "data.path" in err and "neither a file nor a directory" in err
+    t0 = time.perf_counter()
+    with pytest.raises(DatasetFileError, match="not a regular file"):
+        open_official("dsprites", fifo)  # the reader refuses it too, without waiting on it
+    assert time.perf_counter() - t0 < 5
+
+
+def test_temporaries_left_by_a_crash_are_removed(tmp_path):
+    from collapse_tui import store
+
+    dead = tmp_path / f".vae-abc.{_dead_pid()}.tmp.keras"
+    mine = tmp_path / f".vae-abc.{os.getpid()}.tmp.keras"
+    other = tmp_path / ".summary.json.x1y2"
+    for p in (dead, mine, other):
+        p.write_text("half")
+    (tmp_path / "vae-abc.keras").write_text("whole")
+    assert store.remove_stale_temporaries(tmp_path) == [dead]
+    assert sorted(store.remove_stale_temporaries(tmp_path, everything=True)) == sorted([mine, other])
+    assert [p.name for p in tmp_path.iterdir()] == ["vae-abc.keras"]

@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -314,3 +315,24 @@ def test_a_table_without_the_papers_experiment_has_no_paper_columns(tmp_path):
     # with Top-k at k = 50 beside it, the paper's columns come back, empty on the batchtopk row
     both = markdown_table(build_rows(runs + [record(tmp_path, "t0")])[0])
     assert "| paper dead % | paper spec. |" in both and "| 10 ± 0 |  |  |" in both
+
+
+def test_a_sweep_reads_each_ended_run_once(tmp_path, monkeypatch):
+    # Rewriting the tables after every bank of a long sweep must not read every run again.
+    from collapse_tui.engine import sweep
+
+    runs_dir = tmp_path / "runs"
+    recorder = SweepRecorder(runs_dir, "study", n_runs=3)
+    reads = []
+    load = sweep.load_run
+    monkeypatch.setattr(sweep, "load_run", lambda path: reads.append(Path(path).name) or load(path))
+    for i, status in enumerate(("ok", "running", "ok")):
+        run = store.create_run_dir(runs_dir, f"study-{i}")
+        (run / store.CONFIG_FILE).write_text(f"seed: {i}\n")
+        rec = record(tmp_path, run.name)
+        (run / store.SUMMARY_FILE).write_text(json.dumps({**rec.summary, "status": status}))
+        recorder.add(run)
+    reads.clear()
+    recorder.write_tables()
+    recorder.write_tables()
+    assert len(reads) == 2 and len(set(reads)) == 1  # only the run still running is read again

@@ -42,6 +42,8 @@ def open_official(name: str, path: str | Path) -> FileDataset:
             raise DatasetFileError(path, f"no {name} file here; expected one of "
                                          f"{', '.join(f.filename for f in OFFICIAL_FILES[name])}")
         path = found
+    if not path.is_file():  # reading a pipe or a device would wait for ever, or for ever more bytes
+        raise DatasetFileError(path, "not a regular file")
     if name == "dsprites":
         return NpzDSprites(path) if zipfile.is_zipfile(path) else H5DSprites(path)
     if name == "shapes3d":

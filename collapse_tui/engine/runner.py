@@ -42,7 +42,8 @@ from collapse_tui.events import (
     RunStarted,
 )
 from collapse_tui.engine.checkpoint import remove_checkpoint
-from collapse_tui.store import SAE_FILE, RunSummary, RunWriter, create_run_dir, load_run, save_model, uninterrupted
+from collapse_tui.store import (SAE_FILE, RunSummary, RunWriter, create_run_dir, load_run, remove_stale_temporaries,
+                                save_model, uninterrupted)
 
 # TensorFlow warns through Python logging each time Keras traces a new predict function (the
 # evaluation uses several); harmless here, and noise in a terminal.
@@ -192,7 +193,9 @@ class Engine:
         return ActiveRun(config=config, run_dir=run_dir, emit=emit, started=started, writer=writer)
 
     def _reopen(self, run_dir: Path, config: RunConfig, checkpoint, listeners: list[Listener]) -> "ActiveRun":
-        """An interrupted run's directory, written on again: events appended, summary running."""
+        """An interrupted run's directory, written on again: events appended, summary running (and what
+        the crash left half-written removed)."""
+        remove_stale_temporaries(run_dir, everything=True)
         writer = RunWriter(run_dir)
         emit = self._emitter(run_dir, writer, listeners)
         from collapse_tui.engine.environment import environment
@@ -309,6 +312,7 @@ class Engine:
         if not _finite_weights(vae):
             raise FloatingPointError("training diverged: the VAE's weights are not finite")
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent)  # half-saved VAEs of processes that died
         save_model(vae, path)
         s.emit(Message(text=f"vae: saved {path}"))
         s.vae_source = str(path)

@@ -14,7 +14,12 @@ from collapse_tui.engine.bank_phase import bank_groups
 from collapse_tui.engine.runner import RESUMABLE, Engine, RunResult, resume_plan
 from collapse_tui.events import Event, Listener, RunResumed, RunStarted, SweepStarted
 from collapse_tui.report import table_title, write_report
-from collapse_tui.store import SUSPECT, SweepWriter, load_plan, load_run, load_sweep, sweep_name
+from collapse_tui.store import SUSPECT, RunRecord, SweepWriter, load_plan, load_run, load_sweep, sweep_name
+
+
+# What a finished run of a sweep ended as: resuming the sweep leaves it as it is.
+FINISHED = ("ok", "failed", SUSPECT)
+ENDED = (*FINISHED, "stopped")  # what a run of this process will not change again
 
 
 class SweepRecorder:
@@ -28,6 +33,7 @@ class SweepRecorder:
         self.path = self.writer.path
         self.runs_dir = Path(runs_dir)
         self.name = name
+        self._ended: dict[str, RunRecord] = {}  # runs read back once they had ended: not read again
         self.write_tables()
 
     def __call__(self, event: Event) -> None:
@@ -40,8 +46,24 @@ class SweepRecorder:
         self.writer.add(run_dir)
         self.write_tables()
 
+    def records(self) -> list[RunRecord]:
+        """The sweep's runs as records; a run that has ended is read from disk once, so that rewriting
+        the tables after every bank of a long sweep reads only the runs that changed."""
+        records = []
+        for run in self.writer.runs:
+            record = self._ended.get(run)
+            if record is None:
+                try:
+                    record = load_run(run)
+                except ValueError as exc:
+                    record = RunRecord(path=Path(run), error=str(exc))
+                if record.status in ENDED:
+                    self._ended[run] = record
+            records.append(record)
+        return records
+
     def write_tables(self) -> None:
-        write_report(self.path, self.writer.records(), title=table_title(self.name))
+        write_report(self.path, self.records(), title=table_title(self.name))
 
 
 def _banked(engine: Engine, runs: list[tuple[RunConfig, dict[str, Any]]], listeners: list[Listener],
@@ -94,8 +116,6 @@ def run_sweep(
 
 # ---------------------------------------------------------------------------------------- resuming
 
-# What a finished run of a sweep ended as: resuming the sweep leaves it as it is.
-FINISHED = ("ok", "failed", SUSPECT)
 
 
 @dataclass
