@@ -79,10 +79,11 @@ def test_only_a_stopped_or_crashed_run_resumes(tmp_path, capsys):
     assert cli.main(["--resume", str(tmp_path / "nothing")]) == 2
 
 
-@pytest.mark.parametrize("point", ["data", "vae", "sae:3", "evaluate"])
+@pytest.mark.parametrize("point", ["data", "vae", "sae:3", "evaluate", "evaluation:6"])
 def test_a_run_killed_in_any_phase_resumes_to_the_uninterrupted_result(tmp_path, point):
     # Killed (SIGKILL: nothing cleaned up) as the data or VAE phase starts, at the end of SAE epoch 3
-    # (its checkpoint is epoch 2's) and as the final evaluation starts (the last checkpoint: epoch 5).
+    # (its checkpoint is epoch 2's), as the final evaluation starts and as sae.keras is about to be saved
+    # (the last checkpoint: epoch 5).
     whole = run(validate(protocol(tmp_path, runs_dir=str(tmp_path / "whole"))))
     # A models dir of its own, so that the VAE phase really trains (and is killed while it does).
     path = write_config(tmp_path, protocol(tmp_path, models_dir=str(tmp_path / "fresh-models")))
@@ -94,6 +95,8 @@ def test_a_run_killed_in_any_phase_resumes_to_the_uninterrupted_result(tmp_path,
     assert record.summary["status"] == "running" and record.status == "crashed"
     if point in ("sae:3", "evaluate"):
         assert read_checkpoint(record.path).epoch == {"sae:3": 2, "evaluate": 5}[point]
+    if point == "evaluation:6":
+        assert read_checkpoint(record.path).epoch == 5 and not (record.path / "sae.keras").exists()
     if point in ("data", "vae"):  # killed before its VAE was trained: none cached
         assert not list((tmp_path / "fresh-models").glob("vae-*.keras"))
     assert cli.main(["--resume", str(record.path)]) == 0

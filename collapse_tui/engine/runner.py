@@ -340,7 +340,8 @@ class Engine:
 
 
 # For fault tests: the process kills itself (SIGKILL, nothing cleaned up) once it has written the event
-# this names: a phase's start ("vae"), or the end of one of a phase's epochs ("sae:3").
+# this names: a phase's start ("vae"), the end of one of a phase's epochs ("sae:3"), or the SAE's
+# evaluation after an epoch ("evaluation:6": the final one, just before sae.keras is saved).
 FAULT_PHASE_ENV = "COLLAPSE_TUI_FAULT_AT"
 
 
@@ -349,6 +350,8 @@ def _fault_points(event: Event) -> tuple[str, ...]:
         return (event.phase,)
     if isinstance(event, EpochEnd):
         return (f"{event.phase}:{event.epoch}",)
+    if isinstance(event, Evaluation) and event.phase == "sae":
+        return (f"evaluation:{event.epoch}",)
     return ()
 
 # What a run may be resumed from: it ended without finishing (stopped), or its process died.
