@@ -44,8 +44,8 @@ def same_results(a: dict, b: dict) -> None:
 def stop_after(epoch: int, stop: threading.Event, monkeypatch, k: int | None = None):
     after = bank_phase.BankPhase.after_epoch
 
-    def stopping(self, e, logs, seconds):
-        after(self, e, logs, seconds)
+    def stopping(self, e, logs, seconds, **kwargs):
+        after(self, e, logs, seconds, **kwargs)
         if e + 1 == epoch and (k is None or self.members[0].cfg.sae.k == k):
             stop.set()
 
@@ -70,6 +70,32 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch
     events = [type(e).__name__ for e in store.iter_events(cut.run_dir)]
     assert events.count("RunStarted") == 1 and events.count("RunResumed") == 1
     assert not (cut.run_dir / CHECKPOINT_FILE).exists()
+
+
+def test_a_run_stopped_within_an_epoch_redoes_that_epoch(tmp_path, monkeypatch):
+    # The stop lands between two steps of epoch 3: that epoch is cut short, so the checkpoint stays the
+    # one after epoch 2 and the resumed run trains epoch 3 whole.
+    whole = run(validate(protocol(tmp_path)))
+    stop = threading.Event()
+    progress, init = bank_phase.BankPhase.progress, bank_phase._MemberEvents.__init__
+
+    def stopping(self, epoch, batch):
+        progress(self, epoch, batch)
+        if epoch == 2 and batch == 1:
+            stop.set()
+
+    def every_step(self, phase):
+        init(self, phase)
+        self.interval = 0.0
+
+    monkeypatch.setattr(bank_phase.BankPhase, "progress", stopping)
+    monkeypatch.setattr(bank_phase._MemberEvents, "__init__", every_step)
+    cut = Engine(stop).run(validate(protocol(tmp_path)))
+    monkeypatch.undo()
+    assert cut.status == "stopped" and read_checkpoint(cut.run_dir).epoch == 2
+    (resumed,) = Engine().resume([cut.run_dir])
+    assert resumed.status == "ok"
+    same_results(whole.summary["final"], resumed.summary["final"])
 
 
 def test_only_a_stopped_or_crashed_run_resumes(tmp_path, capsys):

@@ -569,8 +569,8 @@ def test_a_stopped_run_is_resumed_from_the_runs_screen(tmp_path, monkeypatch):
     stop = threading.Event()
     after = bank_phase.BankPhase.after_epoch
 
-    def stopping(self, epoch, logs, seconds):
-        after(self, epoch, logs, seconds)
+    def stopping(self, epoch, logs, seconds, **kwargs):
+        after(self, epoch, logs, seconds, **kwargs)
         if epoch + 1 == 2:
             stop.set()
 

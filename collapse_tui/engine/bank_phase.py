@@ -65,7 +65,9 @@ class _MemberEvents(StoppableCallback):
         self.phase.progress(epoch, batch)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.phase.after_epoch(epoch, logs or {}, self.epoch_seconds())
+        # A stop during the epoch's steps cut it short: it is reported and evaluated, never checkpointed
+        # (a resumed run redoes it whole from the checkpoint before it).
+        self.phase.after_epoch(epoch, logs or {}, self.epoch_seconds(), complete=not self.stopped)
         if not self.stop_requested() and not self.phase.live:
             self.model.stop_training = True
 
@@ -180,7 +182,7 @@ class BankPhase:
         if not self.live:
             self.bank.stop_training = True
 
-    def after_epoch(self, epoch: int, logs: dict[str, Any], seconds: float) -> None:
+    def after_epoch(self, epoch: int, logs: dict[str, Any], seconds: float, complete: bool = True) -> None:
         # The bank's logs are vectors, one value per member, as backend tensors (on the device under torch).
         arrays = {key: np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64) for key, value in logs.items()}
         values = {key: array for key, array in arrays.items() if array.ndim == 1}
@@ -201,7 +203,8 @@ class BankPhase:
         busy = [i for i in self.live if self.members[i].acts_after(epoch)]
         self.bank.write_members({self.index[i]: self.members[i].sae for i in busy})
         self._each(lambda i, m: m.after_epoch(epoch, self.bank, self.index[i]) if i in busy else None)
-        self._checkpoint(epoch + 1, current=busy)
+        if complete:
+            self._checkpoint(epoch + 1, current=busy)
 
     def _checkpoint(self, epochs_done: int, current: Sequence[int] = ()) -> None:
         """Every live member's state after ``epochs_done`` epochs, into its run directory: what it needs to
