@@ -24,7 +24,7 @@ import numpy as np
 
 from collapse_tui.config import RunConfig
 from collapse_tui.engine.callbacks import StopRequested, fit_with_events
-from collapse_tui.engine.bank_phase import BankPhase
+from collapse_tui.engine.bank_phase import BankPhase, bank_key
 from collapse_tui.engine.sae_phase import SAEPhase, remedy_names, result_flags
 from collapse_tui.engine.seeding import derived_seed, seed_globals
 from collapse_tui.events import (
@@ -123,8 +123,19 @@ class Engine:
         starts)."""
         listeners = list(listeners)
         plans = [d if isinstance(d, tuple) else resume_plan(Path(d)) for d in run_dirs]
-        return self._train([self._reopen(run_dir, config, checkpoint, listeners)
-                            for run_dir, config, checkpoint in plans])
+        # Banks as a sweep would make them, and of one checkpoint epoch each; results in the given order.
+        groups: dict[tuple, list[int]] = {}
+        for i, (_, config, checkpoint) in enumerate(plans):
+            groups.setdefault((bank_key(config), checkpoint.epoch if checkpoint else 0), []).append(i)
+        results: dict[int, RunResult] = {}
+        banks = [group[start:start + max(1, plans[group[0]][1].bank_size)]
+                 for group in groups.values() for start in range(0, len(group), max(1, plans[group[0]][1].bank_size))]
+        for indices in banks:
+            states = [self._reopen(plans[i][0], plans[i][1], plans[i][2], listeners) for i in indices]
+            results.update(zip(indices, self._train(states)))
+            if any(r.status == "stopped" for r in results.values()):
+                break
+        return [results[i] for i in sorted(results)]
 
     def _train(self, states: list["ActiveRun"]) -> list[RunResult]:
         phases: list[SAEPhase] = []
