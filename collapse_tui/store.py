@@ -32,7 +32,7 @@ from typing import Any, Iterable, Iterator
 
 import yaml
 
-from collapse_tui.config import parse_yaml, shorten, stored_config_errors
+from collapse_tui.config import ConfigError, parse_yaml, shorten, stored_config_errors
 from collapse_tui.events import (DataSource, Event, Message, RunFailed, RunFinished, RunResumed, RunStarted,
                                 event_from_dict)
 
@@ -470,6 +470,8 @@ def load_run(path: str | Path) -> RunRecord:
         raise ValueError(f"{path} is not a run directory")
     try:  # parsed within the bounds a config file has (no alias bombs from a run directory either)
         config = parse_yaml((path / CONFIG_FILE).read_text(encoding="utf-8")) or {}
+    except ConfigError as exc:
+        raise ValueError(f"{path / CONFIG_FILE}: unreadable ({'; '.join(exc.errors)})") from None
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path / CONFIG_FILE}: unreadable ({exc.__class__.__name__}: {shorten(str(exc))})") from None
     try:
