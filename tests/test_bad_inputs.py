@@ -394,7 +394,8 @@ def test_a_member_whose_loss_turns_nan_fails_within_the_epoch(tmp_path, monkeypa
 
     monkeypatch.setattr(sae_phase.SAEPhase, "prepare", poisoned)
     monkeypatch.setattr(bank_phase._MemberEvents, "__init__", checked_every_step)
-    results = run_sweep(expand(tiny_config(tmp_path, sweep={"sae.k": [4, 8]}, sae={"epochs": 2})))
+    # Batches of one: 96 steps an epoch, several calls of TensorFlow's training function (32 steps each).
+    results = run_sweep(expand(tiny_config(tmp_path, sweep={"sae.k": [4, 8]}, sae={"epochs": 2, "batch_size": 1})))
     status = {r.summary["name"]: (r.status, r.summary.get("reason")) for r in results}
     assert status["tiny-k4"] == ("ok", None)
     assert status["tiny-k8"][0] == "failed"

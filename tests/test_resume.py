@@ -74,14 +74,15 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch
 
 def test_a_run_stopped_within_an_epoch_redoes_that_epoch(tmp_path, monkeypatch):
     # The stop lands between two steps of epoch 3: that epoch is cut short, so the checkpoint stays the
-    # one after epoch 2 and the resumed run trains epoch 3 whole.
-    whole = run(validate(protocol(tmp_path)))
+    # one after epoch 2 and the resumed run trains epoch 3 whole. Batches of one make an epoch 96 steps,
+    # several calls of TensorFlow's training function (32 steps each).
+    whole = run(validate(protocol(tmp_path, sae={"batch_size": 1})))
     stop = threading.Event()
     progress, init = bank_phase.BankPhase.progress, bank_phase._MemberEvents.__init__
 
     def stopping(self, epoch, batch):
         progress(self, epoch, batch)
-        if epoch == 2 and batch == 1:
+        if epoch == 2 and batch >= 1:
             stop.set()
 
     def every_step(self, phase):
@@ -90,7 +91,7 @@ def test_a_run_stopped_within_an_epoch_redoes_that_epoch(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bank_phase.BankPhase, "progress", stopping)
     monkeypatch.setattr(bank_phase._MemberEvents, "__init__", every_step)
-    cut = Engine(stop).run(validate(protocol(tmp_path)))
+    cut = Engine(stop).run(validate(protocol(tmp_path, sae={"batch_size": 1})))
     monkeypatch.undo()
     assert cut.status == "stopped" and read_checkpoint(cut.run_dir).epoch == 2
     (resumed,) = Engine().resume([cut.run_dir])
