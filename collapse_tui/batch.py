@@ -63,6 +63,15 @@ def _stop_on_signals(stop: threading.Event):
             signal.signal(sig, old)
 
 
+def _ignore_late_signals() -> None:
+    """After a stop has been saved, the process only reports and exits: a second Ctrl-C or a kill
+    arriving now (a user pressing twice) must not end it with a traceback or as killed."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                signal.signal(sig, signal.SIG_IGN)
+
+
 def _pct(value: Any) -> str:
     return DEAD.format(value, unit=True)
 
@@ -292,6 +301,9 @@ def _execute(console: Console, err: Console, runs_dir: Path, thresholds: list[fl
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
+    finally:
+        if stop.is_set():
+            _ignore_late_signals()
     console.print(results_table(results, thresholds, width=console.width))
     console.print(f"{len(results)} run(s) in {time.time() - started:.0f}s; results in {runs_dir}/")
     if listener.sweep_dir is not None:

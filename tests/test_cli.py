@@ -112,7 +112,8 @@ def test_backend_flag_selects_the_backend_before_keras_loads(tmp_path):
 
 @pytest.mark.parametrize("signals, code", [([signal.SIGINT], 130), ([signal.SIGTERM], 143), ([signal.SIGHUP], 143),
                                            ([signal.SIGINT, signal.SIGINT], 130),
-                                           ([signal.SIGINT, signal.SIGTERM], 143)],
+                                           # 143 if the SIGTERM lands while the stop runs, else the Ctrl-C's 130
+                                           ([signal.SIGINT, signal.SIGTERM], (130, 143))],
                          ids=["ctrl_c", "sigterm", "sighup", "ctrl_c_twice", "ctrl_c_then_sigterm"])
 def test_ctrl_c_or_sigterm_stops_cleanly_and_keeps_what_was_measured(tmp_path, signals, code):
     # A second signal 10 ms after the first lands while the stop saves what was measured: it must not
@@ -140,7 +141,8 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_keeps_what_was_measured(tmp_path, s
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == code, err[-2000:]
+    assert proc.returncode in (code if isinstance(code, tuple) else (code,)), err[-2000:]
+    assert "Traceback" not in err
     summary = json.loads((events_file.parent / "summary.json").read_text())
     assert summary["status"] == "stopped"
     lines = events_file.read_text().splitlines()

@@ -17,7 +17,7 @@ from collapse_tui.config import expand, validate
 from collapse_tui.engine import bank_phase
 from collapse_tui.engine.checkpoint import CHECKPOINT_FILE, read_checkpoint
 from collapse_tui.engine.runner import FAULT_PHASE_ENV, Engine, run
-from collapse_tui.engine.sweep import plan_sweep_resume, resume_sweep, run_sweep
+from collapse_tui.engine.sweep import plan_sweep_resume, run_sweep
 from tests.helpers import tiny_config, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
