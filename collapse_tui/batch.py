@@ -301,6 +301,11 @@ def _execute(console: Console, err: Console, runs_dir: Path, thresholds: list[fl
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
+    except OSError as exc:  # the disk filled up, the runs dir went away: what was written stays
+        where = f" ({exc.filename})" if exc.filename else ""
+        err.print(f"cannot go on: {exc.strerror or exc}{where}; the runs cut short are listed as crashed and "
+                  "can be resumed (collapse-tui --resume)", style="red", markup=False, highlight=False)
+        return EXIT_FAILED
     finally:
         if stop.is_set():
             _ignore_late_signals()

@@ -557,3 +557,27 @@ def test_temporaries_left_by_a_crash_are_removed(tmp_path):
     assert store.remove_stale_temporaries(tmp_path) == [dead]
     assert sorted(store.remove_stale_temporaries(tmp_path, everything=True)) == sorted([mine, other])
     assert [p.name for p in tmp_path.iterdir()] == ["vae-abc.keras"]
+
+
+def test_a_full_disk_ends_the_batch_with_one_line(tmp_path, capsys, monkeypatch):
+    # From the SAE's first epoch on, nothing can be written (events, summary): the batch says so in a line.
+    import errno
+
+    from collapse_tui import store
+    from collapse_tui.events import EpochEnd
+
+    write, full = store.RunWriter.__call__, []
+
+    def filling(self, event):
+        if full or (isinstance(event, EpochEnd) and event.phase == "sae"):
+            full.append(event)
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.run_dir / "events.jsonl"))
+        write(self, event)
+
+    monkeypatch.setattr(store.RunWriter, "__call__", filling)
+    path = write_config(tmp_path, tiny_config(tmp_path))
+    assert cli.main(["--batch", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot go on: No space left on device" in err and "Traceback" not in err
+    (run,) = store.list_runs(tmp_path / "runs")
+    assert run.summary["status"] == "running"  # as the disk left it: crashed once this process is gone

@@ -36,6 +36,15 @@ def protocol(tmp_path, **sections):
     return tiny_config(tmp_path, sae=sae, eval={"every": 2}, **sections)
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The final metrics of the protocol's run, never interrupted: what every resumed run must reach."""
+    tmp_path = tmp_path_factory.mktemp("uninterrupted")
+    result = run(validate(protocol(tmp_path)))
+    assert result.status == "ok" and not (result.run_dir / CHECKPOINT_FILE).exists()  # a finished run keeps none
+    return result.summary
+
+
 def same_results(a: dict, b: dict) -> None:
     for key in COMPARED:
         assert b.get(key) == pytest.approx(a.get(key), rel=RTOL, abs=1e-9), key
@@ -52,9 +61,7 @@ def stop_after(epoch: int, stop: threading.Event, monkeypatch, k: int | None = N
     monkeypatch.setattr(bank_phase.BankPhase, "after_epoch", stopping)
 
 
-def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
-    whole = run(validate(protocol(tmp_path)))
-    assert whole.status == "ok" and not (whole.run_dir / CHECKPOINT_FILE).exists()  # a finished run keeps none
+def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, uninterrupted):
     stop = threading.Event()
     stop_after(3, stop, monkeypatch)
     cut = Engine(stop).run(validate(protocol(tmp_path)))
@@ -64,8 +71,8 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch
     assert checkpoint is not None and checkpoint.epoch == 3
     (resumed,) = Engine().resume([cut.run_dir])
     assert resumed.status == "ok" and resumed.run_dir == cut.run_dir
-    same_results(whole.summary["final"], resumed.summary["final"])
-    assert resumed.summary["sae_epochs"] == 6 and resumed.summary["resampled"] == whole.summary["resampled"]
+    same_results(uninterrupted["final"], resumed.summary["final"])
+    assert resumed.summary["sae_epochs"] == 6 and resumed.summary["resampled"] == uninterrupted["resampled"]
     assert len(resumed.summary["resumed"]) == 1
     events = [type(e).__name__ for e in store.iter_events(cut.run_dir)]
     assert events.count("RunStarted") == 1 and events.count("RunResumed") == 1
@@ -107,11 +114,10 @@ def test_only_a_stopped_or_crashed_run_resumes(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("point", ["data", "vae", "sae:3", "evaluate", "evaluation:6"])
-def test_a_run_killed_in_any_phase_resumes_to_the_uninterrupted_result(tmp_path, point):
+def test_a_run_killed_in_any_phase_resumes_to_the_uninterrupted_result(tmp_path, point, uninterrupted):
     # Killed (SIGKILL: nothing cleaned up) as the data or VAE phase starts, at the end of SAE epoch 3
     # (its checkpoint is epoch 2's), as the final evaluation starts and as sae.keras is about to be saved
     # (the last checkpoint: epoch 5).
-    whole = run(validate(protocol(tmp_path, runs_dir=str(tmp_path / "whole"))))
     # A models dir of its own, so that the VAE phase really trains (and is killed while it does).
     path = write_config(tmp_path, protocol(tmp_path, models_dir=str(tmp_path / "fresh-models")))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **{FAULT_PHASE_ENV: point})
@@ -129,7 +135,7 @@ def test_a_run_killed_in_any_phase_resumes_to_the_uninterrupted_result(tmp_path,
     assert cli.main(["--resume", str(record.path)]) == 0
     after = store.load_run(record.path)
     assert after.status == "ok"
-    same_results(whole.summary["final"], after.summary["final"])
+    same_results(uninterrupted["final"], after.summary["final"])
     assert not [p.name for p in record.path.iterdir() if p.name.startswith(".")]  # no temporary left
     assert not (record.path / CHECKPOINT_FILE).exists()
 
