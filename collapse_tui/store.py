@@ -438,7 +438,12 @@ _SUMMARY_TYPES: dict[str, type | tuple[type, ...]] = {
     "data": dict, "reason": str, "flags": list, "host": str, "pid": int, "pid_started": int, "resumed": list,
 }
 # What config.yaml holds beside the run's settings.
-_CONFIG_EXTRAS = ("environment", "data_source")
+CONFIG_EXTRAS = ("environment", "data_source")
+
+
+def stored_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's config.yaml less what it holds beside the run's settings (:data:`CONFIG_EXTRAS`)."""
+    return {k: v for k, v in config.items() if k not in CONFIG_EXTRAS}
 
 
 def summary_problem(summary: dict[str, Any]) -> str | None:
@@ -458,7 +463,7 @@ def summary_problem(summary: dict[str, Any]) -> str | None:
 def config_problem(config: dict[str, Any]) -> str | None:
     """What is wrong with a run's config.yaml as a config (a value of the wrong type or out of range),
     or None."""
-    errors = stored_config_errors({k: v for k, v in config.items() if k not in _CONFIG_EXTRAS})
+    errors = stored_config_errors(stored_settings(config))
     return f"config.yaml: {errors[0]}" if errors else None
 
 

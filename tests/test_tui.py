@@ -49,6 +49,13 @@ def make_app(tmp_path: Path, **kwargs) -> CollapseApp:
     return CollapseApp(presets_dir=presets, environment_label="test · CPU", **kwargs)
 
 
+async def open_runs_screen(pilot) -> None:
+    """From start-up to the runs table (F3)."""
+    await pilot.pause()
+    await pilot.press("f3")
+    await pilot.pause()
+
+
 async def wait_for(pilot, condition, timeout: float = 60.0, step: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -348,9 +355,7 @@ def test_follow_a_run_another_process_is_writing(tmp_path):
         async def scenario():
             app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"))
             async with app.run_test(size=SIZE) as pilot:
-                await pilot.pause()
-                await pilot.press("f3")
-                await pilot.pause()
+                await open_runs_screen(pilot)
                 runs = app.screen
                 assert isinstance(runs, RunsScreen)
                 assert runs.values[run_dir.name]["status"] == "running"
@@ -391,9 +396,7 @@ def test_runs_table_sorts_filters_and_lists_unreadable_runs(tmp_path):
     async def scenario():
         app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"))
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
-            await pilot.press("f3")
-            await pilot.pause()
+            await open_runs_screen(pilot)
             screen = app.screen
             table = screen.query_one("#runs", DataTable)
             assert table.row_count == 5
@@ -431,9 +434,7 @@ def test_compare_two_runs_and_export(tmp_path):
     async def scenario():
         app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"))
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
-            await pilot.press("f3")
-            await pilot.pause()
+            await open_runs_screen(pilot)
             runs_screen = app.screen
             runs_screen.sort_by("run")
             await pilot.pause()
@@ -505,9 +506,7 @@ def test_delete_asks_first(tmp_path):
     async def scenario():
         app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"))
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
-            await pilot.press("f3")
-            await pilot.pause()
+            await open_runs_screen(pilot)
             screen = app.screen
             assert screen.selected_id() == run.name  # newest first
             await pilot.press("d")
@@ -582,9 +581,7 @@ def test_a_stopped_run_is_resumed_from_the_runs_screen(tmp_path, monkeypatch):
     async def scenario():
         app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"))
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
-            await pilot.press("f3")
-            await pilot.pause()
+            await open_runs_screen(pilot)
             assert app.screen.selected_id() == cut.run_dir.name
             await pilot.press("u")
             await wait_for(pilot, lambda: app.training is not None and app.training.finished, timeout=120)

@@ -43,7 +43,7 @@ from collapse_tui.events import (
 )
 from collapse_tui.engine.checkpoint import remove_checkpoint
 from collapse_tui.store import (SAE_FILE, RunSummary, RunWriter, create_run_dir, load_run, remove_stale_temporaries,
-                                save_model, uninterrupted)
+                                save_model, stored_settings, uninterrupted)
 
 # TensorFlow warns through Python logging each time Keras traces a new predict function (the
 # evaluation uses several); harmless here, and noise in a terminal.
@@ -379,9 +379,8 @@ def resume_plan(run_dir: Path):
     if record.status not in RESUMABLE:
         what = "is still running" if record.status == "running" else f"ended {record.status}"
         raise ValueError(f"{run_dir}: the run {what}; only a stopped or crashed run can be resumed")
-    settings = {k: v for k, v in record.config.items() if k not in ("environment", "data_source")}
     try:
-        config = validate(settings, source=str(run_dir / "config.yaml"))
+        config = validate(stored_settings(record.config), source=str(run_dir / "config.yaml"))
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
     return run_dir, config, read_checkpoint(run_dir)

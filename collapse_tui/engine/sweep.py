@@ -14,7 +14,8 @@ from collapse_tui.engine.bank_phase import bank_groups
 from collapse_tui.engine.runner import RESUMABLE, Engine, RunResult, resume_plan
 from collapse_tui.events import Event, Listener, RunResumed, RunStarted, SweepStarted
 from collapse_tui.report import table_title, write_report
-from collapse_tui.store import SUSPECT, RunRecord, SweepWriter, load_plan, load_run, load_sweep, sweep_name
+from collapse_tui.store import (SUSPECT, RunRecord, SweepWriter, load_plan, load_run, load_sweep, stored_settings,
+                                sweep_name)
 
 
 # What a finished run of a sweep ended as: resuming the sweep leaves it as it is.
@@ -144,8 +145,7 @@ class SweepResume:
 
 def _settings_key(config: dict[str, Any]) -> str:
     """A resolved config as comparable text, less what a run adds beside its settings."""
-    settings = {k: v for k, v in config.items() if k not in ("environment", "data_source")}
-    return json.dumps(settings, sort_keys=True, default=str)
+    return json.dumps(stored_settings(config), sort_keys=True, default=str)
 
 
 def plan_sweep_resume(path: str | Path) -> SweepResume:
@@ -154,7 +154,7 @@ def plan_sweep_resume(path: str | Path) -> SweepResume:
     be resumed (no plan, a run still running, nothing left to do)."""
     path = Path(path)
     record = load_sweep(path)
-    plan = [validate({k: v for k, v in c.items()}) for c in load_plan(path)]
+    plan = [validate(c) for c in load_plan(path)]
     by_key: dict[str, list[int]] = {}
     for i, cfg in enumerate(plan):
         by_key.setdefault(_settings_key(cfg.to_dict()), []).append(i)
