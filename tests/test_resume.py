@@ -15,9 +15,11 @@ import pytest
 from collapse_tui import cli, store
 from collapse_tui.config import expand, validate
 from collapse_tui.engine import bank_phase
-from collapse_tui.engine.checkpoint import CHECKPOINT_FILE, read_checkpoint
+from collapse_tui.engine.checkpoint import (CHECKPOINT_FILE, Checkpoint, read_checkpoint, read_checkpoint_file,
+                                           write_checkpoint_file)
 from collapse_tui.engine.runner import FAULT_PHASE_ENV, Engine, run
 from collapse_tui.engine.sweep import plan_sweep_resume, run_sweep
+from collapse_tui.engine.vae_training import vae_checkpoint_path
 from tests.helpers import tiny_config, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,12 +30,12 @@ RTOL = 1e-5
 
 
 def protocol(tmp_path, **sections):
-    """Six SAE epochs: a schedule over three, two extended, evaluations every two epochs, AuxK and
-    resampling on (their idle counts and random state must survive a checkpoint too)."""
+    """Two VAE epochs; six SAE epochs: a schedule over three, two extended, evaluations every two epochs,
+    AuxK and resampling on (their idle counts and random state must survive a checkpoint too)."""
     sae = {"epochs": 4, "extended_epochs": 2, "schedule": {"kind": "linear", "start": 12, "epochs": 3},
            "remedies": {"auxk": True, "dead_steps": 2, "resample_epochs": [2]}}
     sae.update(sections.pop("sae", {}))
-    return tiny_config(tmp_path, sae=sae, eval={"every": 2}, **sections)
+    return tiny_config(tmp_path, vae={"epochs": 2}, sae=sae, eval={"every": 2}, **sections)
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +115,11 @@ def test_only_a_stopped_or_crashed_run_resumes(tmp_path, capsys):
     assert cli.main(["--resume", str(tmp_path / "nothing")]) == 2
 
 
-@pytest.mark.parametrize("point", ["data", "vae", "sae:3", "evaluate", "evaluation:6"])
+@pytest.mark.parametrize("point", ["data", "vae:2", "sae:3", "evaluate", "evaluation:6"])
 def test_a_run_killed_in_any_phase_resumes_to_the_uninterrupted_result(tmp_path, point, uninterrupted):
-    # Killed (SIGKILL: nothing cleaned up) as the data or VAE phase starts, at the end of SAE epoch 3
-    # (its checkpoint is epoch 2's), as the final evaluation starts and as sae.keras is about to be saved
-    # (the last checkpoint: epoch 5).
+    # Killed (SIGKILL: nothing cleaned up) as the data phase starts, at the end of VAE epoch 2 of 2 (its
+    # checkpoint, in the models dir, is epoch 1's) and of SAE epoch 3 (its checkpoint is epoch 2's), as
+    # the final evaluation starts and as sae.keras is about to be saved (the last checkpoint: epoch 5).
     # A models dir of its own, so that the VAE phase really trains (and is killed while it does).
     path = write_config(tmp_path, protocol(tmp_path, models_dir=str(tmp_path / "fresh-models")))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **{FAULT_PHASE_ENV: point})
@@ -130,14 +132,44 @@ def test_a_run_killed_in_any_phase_resumes_to_the_uninterrupted_result(tmp_path,
         assert read_checkpoint(record.path).epoch == {"sae:3": 2, "evaluate": 5}[point]
     if point == "evaluation:6":
         assert read_checkpoint(record.path).epoch == 5 and not (record.path / "sae.keras").exists()
-    if point in ("data", "vae"):  # killed before its VAE was trained: none cached
-        assert not list((tmp_path / "fresh-models").glob("vae-*.keras"))
+    models = tmp_path / "fresh-models"
+    if point in ("data", "vae:2"):  # killed before its VAE was trained: none cached
+        assert not list(models.glob("vae-*.keras"))
+    if point == "vae:2":
+        (vae_checkpoint,) = models.glob("vae-*.checkpoint.npz")
+        assert read_checkpoint_file(vae_checkpoint).epoch == 1
     assert cli.main(["--resume", str(record.path)]) == 0
     after = store.load_run(record.path)
     assert after.status == "ok"
     same_results(uninterrupted["final"], after.summary["final"])
     assert not [p.name for p in record.path.iterdir() if p.name.startswith(".")]  # no temporary left
     assert not (record.path / CHECKPOINT_FILE).exists()
+    assert not list(models.glob("*.npz")) and list(models.glob("vae-*.keras"))  # the VAE's replaced it
+    if point == "vae:2":
+        assert any("continuing from its checkpoint after epoch 1" in getattr(e, "text", "")
+                   for e in store.iter_events(record.path))
+
+
+def test_a_vae_checkpoint_that_does_not_fit_is_ignored(tmp_path):
+    # A damaged file where the VAE's checkpoint goes, and one written for another VAE: each run warns and
+    # trains its VAE from the start, to the VAE a clean run trains.
+    config = validate(tiny_config(tmp_path))
+    clean = Engine().run(config)
+    (saved,) = Path(config.models_dir).glob("vae-*.keras")
+    key = saved.stem.removeprefix("vae-")
+    saved.unlink()
+    target = vae_checkpoint_path(config.models_dir, key)
+    target.write_bytes(b"not a zip")
+    damaged = Engine().run(config)
+    write_checkpoint_file(target, Checkpoint(epoch=1, weights=[np.zeros(3)], optimizer={}, rng={},
+                                             state={"vae_key": key}))
+    saved.unlink()
+    foreign = Engine().run(config)
+    for result in (damaged, foreign):
+        assert result.status == "ok" and not target.exists()
+        warnings = [e.text for e in store.iter_events(result.run_dir) if getattr(e, "level", "") == "warning"]
+        assert any("ignoring the checkpoint" in w for w in warnings), warnings
+        same_results(clean.summary["final"], result.summary["final"])
 
 
 def test_a_sweep_cut_short_is_finished(tmp_path, monkeypatch, capsys):

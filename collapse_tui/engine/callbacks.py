@@ -76,7 +76,8 @@ class StoppableCallback(keras.callbacks.Callback):
 class EventCallback(StoppableCallback):
     """Emits ``Progress`` (at most every ``interval`` seconds) and ``EpochEnd`` events, and stops training
     between steps once ``stop_event`` is set, or as soon as its loss stops being finite (checked with
-    each progress event and at the end of each epoch; ``diverged`` then says where)."""
+    each progress event and at the end of each epoch; ``diverged`` then says where). ``epochs_done``
+    counts the epochs that ran whole: not one a stop cut short, nor one that diverged."""
 
     def __init__(
         self,
@@ -95,6 +96,7 @@ class EventCallback(StoppableCallback):
         self.steps_per_epoch = steps_per_epoch
         self.sparsity = sparsity
         self.diverged: str | None = None
+        self.epochs_done = 0  # the last epoch that ran whole (1-based), 0 before the first
 
     def progress(self, epoch: int, batch: int) -> None:
         done = epoch * self.steps_per_epoch + batch
@@ -113,8 +115,11 @@ class EventCallback(StoppableCallback):
         loss = (logs or {}).get("loss")
         if self.diverged is None and loss is not None and not np.isfinite(float(loss)):
             self._diverge(f"the {self.phase.upper()}'s loss became {float(loss)} in epoch {epoch + 1}")
-        if self.diverged:
-            return  # no epoch event: what it would report was computed from diverged weights
+        if self.diverged or self.stopped:
+            # No epoch event: what it would report was computed from diverged weights, or over the part
+            # of the epoch that ran before a stop (the epoch is not done: a resumed run trains it whole).
+            return
+        self.epochs_done = epoch + 1
         values = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
         sparsity = float(self.sparsity()) if self.sparsity is not None else None
         values.pop("sparsity", None)

@@ -1,14 +1,15 @@
-"""A run's SAE phase as it stood after an epoch, on disk, so that an interrupted run can go on from there.
+"""A training phase as it stood after an epoch, on disk, so that an interrupted run can go on from there.
 
-``<run_dir>/checkpoint.npz``, replaced atomically after every SAE epoch, holds everything the next epoch
-depends on: the SAE's weights (and idle counts, thresholds), what the optimiser remembers of them
+``<run_dir>/checkpoint.npz``, replaced atomically after every SAE epoch, holds everything the SAE's next
+epoch depends on: its weights (and idle counts, thresholds), what the optimiser remembers of them
 (Adam's moments and its step count), the random state of the run's data order and of resampling, and
 what the evaluations so far recorded for the final report (the dead fraction over training, the
 measurements before sparsification and before extension). A finished run deletes it: its ``sae.keras``
 is the final state.
 
-The VAE phase has no checkpoint: a VAE trains in a few minutes at this scale, is cached in ``models/``
-as soon as it is trained, and a run interrupted before that trains it again from its seed.
+A VAE's checkpoint, ``models/vae-<key>.checkpoint.npz``, is the same format with the VAE's variables,
+its optimiser's variables and its data order (:mod:`~collapse_tui.engine.vae_training`); it lives beside
+the VAE it becomes, so any run that needs that VAE continues it.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ FORMAT_VERSION = 1
 class Checkpoint:
     """What :func:`write_checkpoint` saves (see the module's docstring)."""
 
-    epoch: int  # SAE epochs done
-    weights: list[np.ndarray]  # the SAE's get_weights()
-    optimizer: dict[str, np.ndarray]  # a bank member's optimiser state (SAEBank.member_optimizer_state)
+    epoch: int  # the phase's epochs done
+    weights: list[np.ndarray]  # the SAE's get_weights(); a VAE's variables (its seed state included)
+    optimizer: dict[str, np.ndarray]  # a bank member's optimiser state (SAEBank.optimizer_states); a VAE's by index
     rng: dict[str, tuple]  # name -> numpy RandomState.get_state()
     state: dict[str, Any] = field(default_factory=dict)  # JSON: the phase's record so far
 
@@ -49,7 +50,12 @@ def _rng_arrays(name: str, state: tuple) -> dict[str, np.ndarray]:
 
 def write_checkpoint(run_dir: str | Path, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint`` into ``run_dir`` atomically (temporary file, fsync, rename), uninterrupted."""
-    path = Path(run_dir) / CHECKPOINT_FILE
+    return write_checkpoint_file(Path(run_dir) / CHECKPOINT_FILE, checkpoint)
+
+
+def write_checkpoint_file(path: str | Path, checkpoint: Checkpoint) -> Path:
+    """Write ``checkpoint`` to ``path`` (an ``.npz``) as :func:`write_checkpoint` does."""
+    path = Path(path)
     arrays: dict[str, np.ndarray] = {
         "meta": np.frombuffer(json.dumps({"version": FORMAT_VERSION, "epoch": checkpoint.epoch,
                                           "state": checkpoint.state}).encode(), np.uint8),
@@ -60,7 +66,8 @@ def write_checkpoint(run_dir: str | Path, checkpoint: Checkpoint) -> Path:
         arrays.update(_rng_arrays(name, state))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Named as save_model names its temporaries, so that remove_stale_temporaries knows it.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     with uninterrupted():
         try:
             with open(tmp, "wb") as fh:
@@ -75,7 +82,12 @@ def write_checkpoint(run_dir: str | Path, checkpoint: Checkpoint) -> Path:
 
 def read_checkpoint(run_dir: str | Path) -> Checkpoint | None:
     """The checkpoint in ``run_dir``, or None if it has none; ValueError if it cannot be read."""
-    path = Path(run_dir) / CHECKPOINT_FILE
+    return read_checkpoint_file(Path(run_dir) / CHECKPOINT_FILE)
+
+
+def read_checkpoint_file(path: str | Path) -> Checkpoint | None:
+    """The checkpoint at ``path``, or None if there is none; ValueError if it cannot be read."""
+    path = Path(path)
     if not path.is_file():
         return None
     try:

@@ -23,10 +23,11 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from collapse_tui.config import RunConfig
-from collapse_tui.engine.callbacks import StopRequested, fit_with_events
+from collapse_tui.engine.callbacks import StopRequested
 from collapse_tui.engine.bank_phase import BankPhase, bank_key
 from collapse_tui.engine.sae_phase import SAEPhase, remedy_names, result_flags
 from collapse_tui.engine.seeding import derived_seed, seed_globals
+from collapse_tui.engine.vae_training import train_vae, vae_checkpoint_path
 from collapse_tui.events import (
     DataSource,
     EpochEnd,
@@ -50,7 +51,7 @@ from collapse_tui.store import (SAE_FILE, RunSummary, RunWriter, create_run_dir,
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 # Bump when the VAE's training procedure changes, so cached models from older code are not reused.
-VAE_CACHE_VERSION = 1
+VAE_CACHE_VERSION = 2  # 2: its own data order, epoch by epoch (engine.vae_training)
 
 
 @dataclass
@@ -314,17 +315,19 @@ class Engine:
         steps = -(-len(data.train_images) // v.batch_size)
         s.emit(PhaseStarted(phase="vae", detail=f"training the VAE (beta={v.beta:g})", epochs=v.epochs,
                             steps_per_epoch=steps))
-        callback = fit_with_events(vae, data.train_images, "vae", s.emit, epochs=v.epochs,
-                                   batch_size=v.batch_size, stop_event=self.stop_event)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent)  # half-saved VAEs and checkpoints of processes that died
+        checkpoint = vae_checkpoint_path(path.parent, key)
+        callback = train_vae(vae, data.train_images, s.emit, key=key, seed=cfg.seed, epochs=v.epochs,
+                             batch_size=v.batch_size, checkpoint_path=checkpoint, stop_event=self.stop_event)
         if callback.diverged:
             raise FloatingPointError(f"training diverged: {callback.diverged}")
         if callback.stopped:
             raise StopRequested()
         if not _finite_weights(vae):
             raise FloatingPointError("training diverged: the VAE's weights are not finite")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(path.parent)  # half-saved VAEs of processes that died
         save_model(vae, path)
+        checkpoint.unlink(missing_ok=True)  # the saved VAE is its final state
         s.emit(Message(text=f"vae: saved {path}"))
         s.vae_source = str(path)
         _keep(self._vaes, key, vae)
