@@ -108,8 +108,8 @@ class ConsoleListener:
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.SweepStarted):
             self.sweep_dir = Path(event.sweep_dir)
-            self.console.print(f"sweep table: {self.sweep_dir}/results.md (and .csv), updated after each run",
-                               markup=False)
+            self.console.print(f"sweep table: {self.sweep_dir}/results.md (and .csv), updated as runs end; "
+                               "runs.jsonl: a line per finished run", markup=False)
             return
         if isinstance(event, (ev.RunStarted, ev.RunResumed)):
             self.runs[event.run_id] = _RunLine(event.name)

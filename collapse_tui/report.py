@@ -1,7 +1,9 @@
 """The results table of a sweep: one row per experiment (the runs identical but for their seed), mean ±
 std over the seeds, with the published numbers beside the rows they correspond to. Built from run
 records alone; written as Markdown and CSV (``results.md``, ``results.csv``) into a sweep's directory,
-beside its ``sweep.json``, after each run, so a sweep cut short still leaves the table of what it measured.
+beside its ``sweep.json``, as its runs end, so a sweep cut short still leaves the table of what it
+measured. Beside them ``runs.jsonl`` gets one line per finished run (:func:`run_line`), appended as it
+finishes: the sweep's per-run table, written in constant time per run however long the sweep.
 
 A row is labelled by dataset, method, remedy and k / λ and, where runs of the table differ in some other
 setting (batch size, epochs, schedule, the VAE, the data file...), by those settings too: see
@@ -27,6 +29,7 @@ from collapse_tui.store import RunRecord, load_sweep, write_atomic
 
 RESULTS_MD = "results.md"
 RESULTS_CSV = "results.csv"
+RUNS_JSONL = "runs.jsonl"
 
 # Roy, Misra & Singh (2026), arXiv 2603.18056: dead neurons at k = 50 (mean ± std over seeds), and the
 # specialized neurons left after sparsification (the method is not stated there).
@@ -454,6 +457,16 @@ def report_markdown(rows: list[Row], left_out: list[RunRecord], title: str) -> s
         parts.append("\nNot in the table (not finished ok, or flagged as no result): "
                      + ", ".join(f"{r.run_id} ({'; '.join([r.status, *r.flags])})" for r in left_out) + "\n")
     return "".join(parts)
+
+
+def run_line(record: RunRecord) -> dict[str, Any]:
+    """One finished run as a line of ``runs.jsonl``: its directory's name, status and flags, seed and the
+    k / λ in effect, the settings that define its experiment (:func:`experiment_settings`, the row it
+    belongs to) and its final metrics."""
+    summary = record.summary
+    return {"run": record.run_id, "status": record.status, "flags": list(record.flags),
+            "seed": record.config.get("seed"), "sparsity": summary.get("sparsity"),
+            "settings": experiment_settings(record), "final": dict(summary.get("final") or {})}
 
 
 def write_report(directory: str | Path, records: Iterable[RunRecord], title: str) -> tuple[Path, Path]:

@@ -10,7 +10,7 @@ import pytest
 
 from collapse_tui import cli, report, store
 from collapse_tui.engine.sweep import SweepRecorder
-from collapse_tui.report import Row, build_rows, csv_table, markdown_table
+from collapse_tui.report import RUNS_JSONL, Row, build_rows, csv_table, markdown_table
 from collapse_tui.store import RunRecord, sweep_name
 from tests.helpers import tiny_config, write_config
 
@@ -336,3 +336,32 @@ def test_a_sweep_reads_each_ended_run_once(tmp_path, monkeypatch):
     recorder.write_tables()
     recorder.write_tables()
     assert len(reads) == 2 and len(set(reads)) == 1  # only the run still running is read again
+
+
+def test_finished_runs_are_appended_to_runs_jsonl_once_and_costly_rewrites_are_spaced(tmp_path):
+    runs_dir = tmp_path / "runs"
+    recorder = SweepRecorder(runs_dir, "study", n_runs=3)
+    runs = []
+    for i, status in enumerate(("ok", "running", "failed")):
+        run = store.create_run_dir(runs_dir, f"study-{i}")
+        (run / store.CONFIG_FILE).write_text(f"seed: {i}\n")
+        (run / store.SUMMARY_FILE).write_text(json.dumps({**record(tmp_path, run.name).summary, "status": status}))
+        recorder.add(run)
+        runs.append(run)
+    recorder.update()
+    lines = [json.loads(line) for line in (recorder.path / RUNS_JSONL).read_text().splitlines()]
+    assert [(line["run"], line["status"], line["seed"]) for line in lines] == [
+        (runs[0].name, "ok", 0), (runs[2].name, "failed", 2)]  # the running one is not finished
+    assert lines[0]["final"]["l0"] == 50.0 and lines[0]["settings"]["sae.method"] == "topk"
+    # The running run finishes: its line comes next, and reopening the sweep repeats none.
+    (runs[1] / store.SUMMARY_FILE).write_text(json.dumps(record(tmp_path, runs[1].name).summary))
+    table = (recorder.path / "results.md").read_text()
+    recorder._write_seconds = 1e6  # as if a rewrite took very long: the next update leaves the tables
+    recorder.update()
+    assert (recorder.path / "results.md").read_text() == table
+    assert len((recorder.path / RUNS_JSONL).read_text().splitlines()) == 3
+    recorder.write_tables()  # the sweep's end always rewrites them
+    assert (recorder.path / "results.md").read_text() != table
+    again = SweepRecorder(runs_dir, "study", n_runs=3, path=recorder.path)
+    again.update()
+    assert len((recorder.path / RUNS_JSONL).read_text().splitlines()) == 3

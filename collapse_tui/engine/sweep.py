@@ -1,10 +1,11 @@
 """Running the expanded runs of a config file, bank by bank, sharing one engine; a sweep of more
-than one run keeps its own directory with the results table, current after every run."""
+than one run keeps its own directory with the results tables, kept current as its banks end."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -13,7 +14,7 @@ from collapse_tui.config import RunConfig, validate
 from collapse_tui.engine.bank_phase import bank_groups
 from collapse_tui.engine.runner import RESUMABLE, Engine, RunResult, resume_plan
 from collapse_tui.events import Event, Listener, RunResumed, RunStarted, SweepStarted
-from collapse_tui.report import table_title, write_report
+from collapse_tui.report import RUNS_JSONL, run_line, table_title, write_report
 from collapse_tui.store import (SUSPECT, RunRecord, SweepWriter, load_plan, load_run, load_sweep, stored_settings,
                                 sweep_name)
 
@@ -26,7 +27,14 @@ ENDED = (*FINISHED, "stopped")  # what a run of this process will not change aga
 class SweepRecorder:
     """A sweep's directory (:class:`~collapse_tui.store.SweepWriter`) and its results tables
     (:mod:`~collapse_tui.report`). As a listener it records each run as it starts (so that a sweep cut
-    short knows every run it began); :meth:`write_tables` rewrites the tables."""
+    short knows every run it began); :meth:`update` appends each run that finished to ``runs.jsonl`` and
+    rewrites the tables unless that would cost more than a small share of the sweep's time;
+    :meth:`write_tables` rewrites them."""
+
+    # The tables are rewritten only once at least this many times the last rewrite's duration has gone
+    # by since it: they hold every row (mean ± std over seeds needs all of them), so a rewrite grows with
+    # the sweep (a second at 2,000 runs), and this keeps their cost under 1/20 of a long sweep's time.
+    REWRITE_SPACING = 20.0
 
     def __init__(self, runs_dir: str | Path, name: str, config_path: str | None = None, n_runs: int = 0,
                  plan: list[dict[str, Any]] | None = None, path: str | Path | None = None):
@@ -35,6 +43,8 @@ class SweepRecorder:
         self.runs_dir = Path(runs_dir)
         self.name = name
         self._ended: dict[str, RunRecord] = {}  # runs read back once they had ended: not read again
+        self._listed = _listed_runs(self.path / RUNS_JSONL)  # runs already in runs.jsonl
+        self._written_at = self._write_seconds = 0.0
         self.write_tables()
 
     def __call__(self, event: Event) -> None:
@@ -49,8 +59,9 @@ class SweepRecorder:
 
     def records(self) -> list[RunRecord]:
         """The sweep's runs as records; a run that has ended is read from disk once, so that rewriting
-        the tables after every bank of a long sweep reads only the runs that changed."""
-        records = []
+        the tables after every bank of a long sweep reads only the runs that changed. A run that
+        finished is appended to ``runs.jsonl`` the first time it is seen finished."""
+        records, finished = [], []
         for run in self.writer.runs:
             record = self._ended.get(run)
             if record is None:
@@ -60,11 +71,45 @@ class SweepRecorder:
                     record = RunRecord(path=Path(run), error=str(exc))
                 if record.status in ENDED:
                     self._ended[run] = record
+                if record.status in FINISHED and record.run_id not in self._listed:
+                    finished.append(record)
             records.append(record)
+        if finished:
+            with open(self.path / RUNS_JSONL, "a", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(run_line(r), default=str) + "\n" for r in finished)
+            self._listed.update(r.run_id for r in finished)
         return records
 
+    def update(self) -> None:
+        """After a bank: record what finished, and rewrite the tables unless they were rewritten lately
+        (:data:`REWRITE_SPACING`)."""
+        records = self.records()
+        if time.monotonic() - self._written_at >= self.REWRITE_SPACING * self._write_seconds:
+            self._write(records)
+
     def write_tables(self) -> None:
-        write_report(self.path, self.records(), title=table_title(self.name))
+        self._write(self.records())
+
+    def _write(self, records: list[RunRecord]) -> None:
+        start = time.monotonic()
+        write_report(self.path, records, title=table_title(self.name))
+        self._written_at = time.monotonic()
+        self._write_seconds = self._written_at - start
+
+
+def _listed_runs(path: Path) -> set[str]:
+    """The runs a ``runs.jsonl`` lists (a damaged line is skipped: its run is listed again)."""
+    listed = set()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    listed.add(json.loads(line)["run"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+    except OSError:
+        pass
+    return listed
 
 
 def _banked(engine: Engine, runs: list[tuple[RunConfig, dict[str, Any]]], listeners: list[Listener],
@@ -78,7 +123,7 @@ def _banked(engine: Engine, runs: list[tuple[RunConfig, dict[str, Any]]], listen
                 on_run_start(i, *runs[i])
         results.extend(engine.run_bank([runs[i][0] for i in bank], listeners))
         if recorder is not None:
-            recorder.write_tables()
+            recorder.update()
         if any(result.status == "stopped" for result in results):
             break
 
@@ -111,7 +156,11 @@ def run_sweep(
             listener(started)
         listeners.append(recorder)
     results: list[RunResult] = []
-    _banked(Engine(stop_event), runs, listeners, recorder, results, on_run_start)
+    try:
+        _banked(Engine(stop_event), runs, listeners, recorder, results, on_run_start)
+    finally:
+        if recorder is not None:
+            recorder.write_tables()  # whatever the rewrites after each bank skipped
     return results
 
 
@@ -194,9 +243,12 @@ def resume_sweep(plan: SweepResume, listeners: Iterable[Listener] = (),
     listeners.append(recorder)
     engine = Engine(stop_event)
     results: list[RunResult] = []
-    if plan.resume:
-        results.extend(engine.resume(plan.resume, listeners))
+    try:
+        if plan.resume:
+            results.extend(engine.resume(plan.resume, listeners))
+            recorder.update()
+        if not any(result.status == "stopped" for result in results):
+            _banked(engine, plan.new, listeners, recorder, results)
+    finally:
         recorder.write_tables()
-    if not any(result.status == "stopped" for result in results):
-        _banked(engine, plan.new, listeners, recorder, results)
     return results
