@@ -128,6 +128,17 @@ def _inert(flat: dict[str, Any]) -> set[str]:
     return inert
 
 
+def unused_settings(config: dict[str, Any]) -> set[str]:
+    """The dotted keys of a run's config that have no effect in it: :func:`_inert`'s, and the other
+    kind of method's sparsity (``sae.k`` for a penalised method, ``sae.l1_coefficient`` for a k-sparse
+    one)."""
+    flat = dict(_defaults())
+    flat.update(_flatten(dict(config or {})))
+    method = flat.get("sae.method")
+    other = "sae.l1_coefficient" if method in K_METHODS else "sae.k" if method in PENALTY_METHODS else None
+    return _inert(flat) | ({other} if other else set())
+
+
 def experiment_settings(record: RunRecord) -> dict[str, Any]:
     """What defines a run's experiment besides its k / λ, as dotted keys of its resolved config (the
     settings the dataset, method and remedy columns show are among them, never labelled: ``_IN_COLUMNS``).

@@ -23,7 +23,7 @@ from tests.test_tui_fixtures import make_run, make_runs
 
 pytest.importorskip("textual")
 
-from textual.widgets import Button, DataTable, Input, Static  # noqa: E402
+from textual.widgets import Button, DataTable, Input, Select, Static  # noqa: E402
 
 from collapse_tui.tui.app import CollapseApp  # noqa: E402
 from collapse_tui.tui.screens.compare import CompareScreen  # noqa: E402
@@ -95,6 +95,17 @@ def test_form_is_generated_from_the_schema(tmp_path):
             # With no preset the form holds the schema defaults, which are valid.
             assert screen.errors == [] and screen.n_runs == 1
             assert config_mod.validate(screen.form_data()) == config_mod.RunConfig()
+            # The focused field stands out even in 256 colours (tmux's default): another colour there,
+            # and a colour, not a grey.
+            from rich.color import ColorSystem
+
+            focused, other = screen.query_one("#field-sae-k", Input), screen.query_one("#field-vae-epochs", Input)
+            focused.focus()
+            await pilot.pause()
+            shown = [w.background_colors[1] for w in (focused, other)]
+            assert len({c.rich_color.downgrade(ColorSystem.EIGHT_BIT).number for c in shown}) == 2
+            r, g, b = shown[0].rgb
+            assert max(r, g, b) - min(r, g, b) > 40
 
     asyncio.run(scenario())
 
@@ -174,6 +185,55 @@ def test_preset_loads_and_save_as_yaml_round_trips(tmp_path):
     asyncio.run(scenario())
 
 
+def test_the_form_says_what_the_sweep_sets_asks_before_dropping_edits_and_opens_files(tmp_path):
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    data = tiny_config(tmp_path)
+    data["sweep"] = [{"sae.method": ["topk"], "sae.k": [4, 8]}]
+    (presets / "quick.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    (presets / "other.yaml").write_text(yaml.safe_dump(tiny_config(tmp_path, sae={"n_neurons": 30})))
+
+    async def scenario():
+        app = CollapseApp(presets_dir=presets, environment_label="test · CPU")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            # The sweep, not the form, decides the method and k: the status line and the fields say so.
+            assert "the sweep sets sae.k, sae.method" in str(screen.query_one("#cfg-status", Static).render())
+            assert screen.query_one("#field-sae-k").has_class("swept")
+            assert not screen.query_one("#field-sae-n-neurons").has_class("swept")
+            # An edit, then another preset: asked first; "no" keeps the edit and shows its preset again.
+            await type_into(pilot, screen.query_one("#field-sae-n-neurons", Input), "40")
+            assert screen.edited
+            screen.query_one("#preset", Select).value = "other.yaml"
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")
+            await pilot.pause()
+            assert screen.query_one("#field-sae-n-neurons", Input).value == "40"
+            assert str(screen.query_one("#preset", Select).value) == "quick.yaml"
+            screen.query_one("#preset", Select).value = "other.yaml"
+            await pilot.pause()
+            await pilot.press("y")
+            await pilot.pause()
+            assert screen.query_one("#field-sae-n-neurons", Input).value == "30" and not screen.edited
+            # Saved, the file joins the preset list, selected; Open loads any file by its path.
+            target = tmp_path / "out" / "mine.yaml"
+            screen.query_one("#save-path", Input).value = str(target)
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert str(screen.query_one("#preset", Select).value) == "mine.yaml" and screen.presets["mine.yaml"] == target
+            elsewhere = tmp_path / "elsewhere.yaml"
+            elsewhere.write_text(yaml.safe_dump(tiny_config(tmp_path, sae={"n_neurons": 50})))
+            screen.query_one("#save-path", Input).value = str(elsewhere)
+            await pilot.press("ctrl+o")
+            await pilot.pause()
+            assert screen.query_one("#field-sae-n-neurons", Input).value == "50"
+            assert str(screen.query_one("#preset", Select).value) == "elsewhere.yaml"
+
+    asyncio.run(scenario())
+
+
 # --------------------------------------------------------------------------- live runs
 
 
@@ -210,9 +270,10 @@ def test_tiny_run_started_from_the_form_fills_every_panel(tmp_path, models_dir):
             await pilot.pause()
             vae_loss = screen.query_one("#vae-loss", LineChart).series
             assert [(s.label, len(s.xs)) for s in vae_loss] == [("loss", 1), ("reconstruction", 1), ("KL", 1)]
-            # Top-k has no sparsity term: its all-zero line is not drawn.
+            # Top-k has no sparsity term: its all-zero line is not drawn, and its loss is its
+            # reconstruction: one line, so labelled.
             sae_loss = screen.query_one("#sae-loss", LineChart).series
-            assert [(s.label, len(s.xs)) for s in sae_loss] == [("loss", 2), ("reconstruction", 2)]
+            assert [(s.label, len(s.xs)) for s in sae_loss] == [("loss = reconstruction", 2)]
             # Dead panel: one dead fraction per evaluation (every epoch), a histogram covering all neurons.
             await pilot.press("2")
             await pilot.pause()
@@ -430,6 +491,11 @@ def test_runs_table_sorts_filters_and_lists_unreadable_runs(tmp_path):
 def test_compare_two_runs_and_export(tmp_path):
     runs = make_runs(tmp_path)
     export_dir = tmp_path / "exports"
+    # A dataset described at length, as real data sources are: the column of all keys must stay narrow.
+    for key in ("k2", "k8"):
+        config = yaml.safe_load((runs[key] / "config.yaml").read_text())
+        config["data_source"] = {"description": "procedural dSprites, " + "rendered on the fly; " * 11}
+        (runs[key] / "config.yaml").write_text(yaml.safe_dump(config))
 
     async def scenario():
         app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"))
@@ -452,12 +518,18 @@ def test_compare_two_runs_and_export(tmp_path):
             await pilot.press("a")
             await pilot.pause()
             assert config_table.row_count > 20 and not screen.only_differing
+            # Both runs' columns fit on the screen beside the keys; the long description is cut short.
+            described = next(r for r in range(config_table.row_count)
+                             if config_table.get_row_at(r)[0] == "data_source.description")
+            assert all(v.endswith("…") for v in config_table.get_row_at(described)[1:])
+            assert sum(c.get_render_width(config_table) for c in config_table.columns.values()) <= SIZE[0]
             await pilot.press("a")
             # Overlaid curves: one series per run, in the run's colour.
             dead = screen.query_one("#cmp-dead", LineChart).series
             assert [s.label for s in dead] == ["quick-topk-k2", "quick-topk-k8"]
             assert dead[0].color != dead[1].color
-            assert dead[0].ys[-1] == pytest.approx(0.5) and dead[1].ys[-1] == pytest.approx(0.1)
+            # In percent, as the runs table and every results table show dead neurons.
+            assert dead[0].ys[-1] == pytest.approx(50.0) and dead[1].ys[-1] == pytest.approx(10.0)
             screen.query_one("#export-dir", Input).value = str(export_dir)
             md = screen.export("md")
             text = md.read_text()
@@ -468,8 +540,11 @@ def test_compare_two_runs_and_export(tmp_path):
             assert [r["run_id"] for r in rows] == [runs["k2"].name, runs["k8"].name]
             assert [float(r["dead_pct"]) for r in rows] == [50.0, 10.0]
             assert [r["sae.k"] for r in rows] == ["2", "8"]
+            screen.action_export("md")  # its toast ("wrote …") must not be in the next picture
+            await pilot.pause()
             svg = screen.export("svg")
             assert svg.read_text().lstrip().startswith("<svg") and "quick-topk-k2" in svg.read_text()
+            assert "wrote" not in svg.read_text()
             assert [p.parent for p in (md, svg)] == [export_dir] * 2 and md.name.startswith("compare-")
 
     asyncio.run(scenario())
@@ -512,6 +587,12 @@ def test_delete_asks_first(tmp_path):
             await pilot.press("d")
             await pilot.pause()
             assert isinstance(app.screen, ConfirmScreen)
+            assert app.focused.id == "no"
+            await pilot.press("enter")  # Enter answers the focused button: no
+            await pilot.pause()
+            assert run.exists() and not isinstance(app.screen, ConfirmScreen)
+            await pilot.press("d")
+            await pilot.pause()
             await pilot.press("n")
             await pilot.pause()
             assert run.exists()

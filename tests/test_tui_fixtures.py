@@ -171,6 +171,10 @@ def test_loss_panel_draws_each_term_and_skips_one_that_is_always_zero():
     terms["sparsity_loss"][1] = (2, 0.5)
     assert [s.label for s in loss_series(terms)][-1] == "sparsity"
     assert loss_series({}) == []
+    # Top-k: the loss is its reconstruction; one line, whose legend says so.
+    topk = {"loss": [(1, 3.0), (2, 2.0)], "reconstruction": [(1, 3.0), (2, 2.0)], "sparsity_loss": [(1, 0.0), (2, 0.0)]}
+    (only,) = loss_series(topk)
+    assert only.label == "loss = reconstruction" and list(only.ys) == [3.0, 2.0]
 
 
 def test_eta_from_progress_rate():
@@ -209,3 +213,33 @@ def test_file_feed_reads_only_complete_lines(tmp_path):
     feed.poll()
     assert feed.current.status == "ok" and not feed.running
     assert feed.poll() is False  # nothing new
+
+
+def test_the_comparison_leaves_out_settings_a_run_does_not_use(tmp_path):
+    from collapse_tui.store import load_run
+    from collapse_tui.tui.runs_table import UNUSED, config_rows, load_compared
+
+    runs = make_runs(tmp_path)
+    compared = load_compared([load_run(runs["k2"]), load_run(runs["l1"])])
+    differing = dict(config_rows(compared))
+    # Top-k at k = 2 against L1 at λ = 0.3: the method differs; k (unused by L1) and λ (unused by
+    # Top-k) each have one run using them, so neither is a difference.
+    assert differing["sae.method"] == ["topk", "l1"]
+    assert "sae.k" not in differing and "sae.l1_coefficient" not in differing
+    every = dict(config_rows(compared, only_differing=False))
+    assert every["sae.k"] == ["2", UNUSED] and every["sae.l1_coefficient"] == [UNUSED, "0.3"]
+    assert every["sae.remedies.auxk_k"] == [UNUSED, UNUSED]  # AuxK is off in both
+
+
+def test_the_run_head_says_the_phase_in_few_words():
+    from collapse_tui.tui.screens.run import phase_text
+    from collapse_tui.tui.state import RunState
+
+    state = RunState()
+    assert phase_text(state) == ""
+    state.apply(ev.PhaseStarted(phase="sae", detail="training the SAE (topk, 500 neurons)", epochs=10,
+                                steps_per_epoch=3))
+    state.apply(ev.Progress(phase="sae", done=7, total=30, epoch=3))
+    assert phase_text(state) == "sae epoch 3/10 · topk, 500 neurons"
+    state.apply(ev.PhaseStarted(phase="evaluate", detail="final evaluation"))
+    assert phase_text(state).endswith("final evaluation")

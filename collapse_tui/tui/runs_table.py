@@ -12,6 +12,7 @@ from typing import Any
 
 from collapse_tui.config import K_METHODS
 from collapse_tui.metrics.specs import MISSING, SPECS, MetricSpec, csv_number, dead_keys, dead_spec, spec
+from collapse_tui.report import unused_settings
 from collapse_tui.store import RunRecord, iter_events
 from collapse_tui.tui.schema import flatten
 from collapse_tui.tui.state import RunState
@@ -122,19 +123,28 @@ def load_compared(records: list[RunRecord]) -> list[Compared]:
     return out
 
 
+# How the comparison shows a setting that has no effect in a run (an L1 run's k, AuxK's settings without
+# AuxK): not a difference between runs.
+UNUSED = "n/a"
+
+
 def config_rows(runs: list[Compared], only_differing: bool = True) -> list[tuple[str, list[str]]]:
-    """``(dotted key, [value per run])`` of the runs' configs; with ``only_differing``, keys whose
-    values are not all equal."""
+    """``(dotted key, [value per run])`` of the runs' configs, a setting a run does not use shown as
+    :data:`UNUSED` (:func:`~collapse_tui.report.unused_settings`); with ``only_differing``, keys whose
+    values differ among the runs that use them."""
     flats = [flatten(r.record.config) for r in runs]
+    unused = [unused_settings(r.record.config) for r in runs]
     keys: list[str] = []
     for flat in flats:
         keys.extend(k for k in flat if k not in keys)
     rows = []
     for key in keys:
         values = [flat.get(key) for flat in flats]
-        if only_differing and all(v == values[0] for v in values):
+        used = [v for v, off in zip(values, unused) if key not in off]
+        if only_differing and all(v == used[0] for v in used):
             continue
-        rows.append((key, [MISSING if v is None else str(v) for v in values]))
+        rows.append((key, [UNUSED if key in off else MISSING if v is None else str(v)
+                           for v, off in zip(values, unused)]))
     return rows
 
 

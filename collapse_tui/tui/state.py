@@ -156,6 +156,10 @@ class RunState:
         key = threshold_key(threshold)
         return [(e, m[key]) for e, m in self.evaluations if m.get(key) is not None]
 
+    def dead_pct_series(self, threshold: float) -> list[tuple[int, float]]:
+        """:meth:`dead_series` in percent, as every table shows dead neurons."""
+        return [(e, 100.0 * f) for e, f in self.dead_series(threshold)]
+
     def metric_series(self, key: str) -> list[tuple[int, float]]:
         return [(e, m[key]) for e, m in self.evaluations if isinstance(m.get(key), (int, float))]
 

@@ -29,6 +29,22 @@ def common_prefix(labels: list[str]) -> str:
     return prefix if all(len(label) > len(prefix) for label in labels) else ""
 
 
+# A config value is cut to its share of the screen: a dataset's ~230-character description would make
+# its column as wide as the screen and push every other run's off it. Exports keep whole values.
+MIN_CELL_WIDTH = 12
+CELL_PADDING = 2  # DataTable's padding around each cell
+
+
+def cell(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def cell_width(screen_width: int, key_width: int, n_runs: int) -> int:
+    """How wide each run's column may be for the key column and ``n_runs`` columns to fit the screen."""
+    room = screen_width - key_width - CELL_PADDING * (n_runs + 1) - 2  # and a scrollbar
+    return max(MIN_CELL_WIDTH, room // max(1, n_runs))
+
+
 class CompareScreen(Screen):
     """Side by side view of the given runs; each run keeps one colour everywhere on the screen."""
 
@@ -78,7 +94,7 @@ class CompareScreen(Screen):
                 with Vertical(classes="charts"):
                     with Horizontal():
                         yield LineChart("SAE loss", id="cmp-loss", legend=False)
-                        yield LineChart("dead fraction", id="cmp-dead", y_range=(0.0, 1.0), legend=False)
+                        yield LineChart("dead %", id="cmp-dead", y_range=(0.0, 100.0), legend=False)
                     yield LineChart("MIG (SAE codes)", id="cmp-mig", legend=False)
         with Horizontal(id="export-row"):
             yield Label("export to ")
@@ -102,8 +118,10 @@ class CompareScreen(Screen):
         table = self.query_one("#cmp-config", DataTable)
         self._header(table, "config key" + (" (differing)" if self.only_differing else " (all)"))
         rows = config_rows(self.runs, self.only_differing)
+        key_width = max([len(key) for key, _ in rows] + [len("config key (differing)")])
+        width = cell_width(self.app.size.width, key_width, len(self.runs))
         for key, values in rows:
-            table.add_row(key, *values)
+            table.add_row(key, *(cell(v, width) for v in values))
         if not rows:
             table.add_row("(identical configs)", *["" for _ in self.runs])
         metrics = self.query_one("#cmp-metrics", DataTable)
@@ -118,7 +136,7 @@ class CompareScreen(Screen):
             if st.sae_loss:
                 loss.append(Series(c.label, [p[0] for p in st.sae_loss], [p[1] for p in st.sae_loss], color))
             thresholds = st.thresholds
-            points = st.dead_series(thresholds[0]) if thresholds else []
+            points = st.dead_pct_series(thresholds[0]) if thresholds else []
             if points:
                 dead.append(Series(c.label, [p[0] for p in points], [p[1] for p in points], color))
             points = st.metric_series("mig")
@@ -127,9 +145,12 @@ class CompareScreen(Screen):
         self.query_one("#cmp-loss", LineChart).set_series(loss)
         first = self.runs[0].state.thresholds
         self.query_one("#cmp-dead", LineChart).title = (
-            f"dead fraction @ {first[0]:g}" if first else "dead fraction")
+            f"dead % @ {first[0]:g}" if first else "dead %")
         self.query_one("#cmp-dead", LineChart).set_series(dead)
         self.query_one("#cmp-mig", LineChart).set_series(mig)
+
+    def on_resize(self) -> None:
+        self.fill_tables()
 
     # ------------------------------------------------------------------ actions
     def action_toggle_all(self) -> None:
@@ -165,6 +186,8 @@ class CompareScreen(Screen):
         elif fmt == "csv":
             path.write_text(to_csv(self.runs), encoding="utf-8")
         else:
+            # The toasts of earlier exports would sit over the charts in the picture.
+            self.app.clear_notifications()
             self.app.save_screenshot(filename=path.name, path=str(path.parent))
         self.exported.append(path)
         return path

@@ -32,6 +32,7 @@ class ConfigureScreen(Screen):
 
     BINDINGS = [
         Binding("ctrl+s", "save", "Save YAML"),
+        Binding("ctrl+o", "open", "Open YAML", show=False),  # the Open button is beside the file field
         Binding("ctrl+g", "start", "Start", priority=True),
         Binding("f5", "start", "Start", show=False),
     ]
@@ -47,6 +48,9 @@ class ConfigureScreen(Screen):
         self.errors: list[str] = []
         self.sweep_errors: list[str] = []
         self.n_runs = 0
+        self.swept: list[str] = []  # the dotted keys the sweep block sets
+        self._pristine: tuple | None = None  # what the form held when a preset was loaded or saved
+        self.current_preset = initial if initial in presets else None
         self.saved_path: Path | None = None
         self._loading = False
 
@@ -72,9 +76,10 @@ class ConfigureScreen(Screen):
             yield TextArea("", id="sweep", language=None, compact=True, soft_wrap=False)
             yield Static("", id="sweep-error", classes="field-error")
             with Horizontal(id="save-row"):
-                yield Label("save as ")
+                yield Label("file ")
                 yield Input("", id="save-path", placeholder="path/to/config.yaml", compact=True)
                 yield Button("Save YAML", id="save", compact=True)
+                yield Button("Open", id="open", compact=True)
         yield Footer()
 
     def _field_row(self, f: FormField) -> Vertical:
@@ -141,6 +146,7 @@ class ConfigureScreen(Screen):
             self.query_one("#save-path", Input).value = f"{name}.yaml"
         finally:
             self._loading = False
+        self._pristine = self._snapshot()
         self.validate_form()
 
     def form_data(self) -> dict[str, Any]:
@@ -178,7 +184,7 @@ class ConfigureScreen(Screen):
     def validate_form(self) -> bool:
         """Validate with the schema; show each error line beside its field. True when valid."""
         data = self.form_data()
-        self.errors, self.sweep_errors, self.n_runs = [], [], 0
+        self.errors, self.sweep_errors, self.n_runs, self.swept = [], [], 0, []
         try:
             config_mod.validate(data)
         except config_mod.ConfigError as exc:
@@ -188,9 +194,17 @@ class ConfigureScreen(Screen):
                 sweep = self.sweep_data()
                 if sweep is not None:
                     data["sweep"] = sweep
-                self.n_runs = len(config_mod.expand(data))
+                runs = config_mod.expand(data)
+                self.n_runs = len(runs)
+                self.swept = sorted({key for _, overrides in runs for key in overrides})
             except config_mod.ConfigError as exc:
                 self.sweep_errors = list(exc.errors)
+        # A field the sweep sets is not what runs: say so beside it, and in the status line.
+        for f in self.fields:
+            swept = f.path in self.swept
+            self.query_one(f"#{f.widget_id}").set_class(swept, "swept")
+            self.query_one(f"#{f.widget_id}").parent.query_one(".field-bounds", Static).update(
+                "set by the sweep below" if swept else f.bounds)
         by_path, rest = errors_by_field(self.errors, list(self.by_path))
         for f in self.fields:
             box = self.query_one(f"#err-{f.widget_id}", Static)
@@ -206,7 +220,8 @@ class ConfigureScreen(Screen):
         status = self.query_one("#cfg-status", Static)
         if valid:
             runs_dir = get_dotted(data, "runs_dir", "runs")
-            status.update(f"✓ valid: {self.n_runs} run{'s' if self.n_runs != 1 else ''} → {runs_dir}/")
+            swept = f" · the sweep sets {', '.join(self.swept)} (not the fields)" if self.swept else ""
+            status.update(f"✓ valid: {self.n_runs} run{'s' if self.n_runs != 1 else ''} → {runs_dir}/{swept}")
         else:
             problems = self.errors + self.sweep_errors
             status.update(f"✗ {len(problems)} problem{'s' if len(problems) != 1 else ''}: {problems[0]}")
@@ -223,9 +238,40 @@ class ConfigureScreen(Screen):
         if self._loading or getattr(event, "input", None) is not None and event.input.id == "save-path":
             return
         if isinstance(event, Select.Changed) and event.select.id == "preset":
-            self.load_preset(None if event.value is Select.NULL else str(event.value))
+            self._choose_preset(None if event.value is Select.NULL else str(event.value))
             return
         self.validate_form()
+
+    def _snapshot(self) -> tuple:
+        return repr(self.form_data()), self.query_one("#sweep", TextArea).text
+
+    @property
+    def edited(self) -> bool:
+        """Whether the form differs from what was loaded (or saved) last."""
+        return self._pristine is not None and self._snapshot() != self._pristine
+
+    def _choose_preset(self, name: str | None) -> None:
+        """Load preset ``name``; with edits in the form, only once the user agrees to drop them."""
+        if name == self.current_preset:
+            return
+        if not self.edited:
+            self._load(name)
+            return
+        from collapse_tui.tui.screens.runs import ConfirmScreen
+
+        def answered(drop: bool | None) -> None:
+            if drop:
+                self._load(name)
+            else:  # keep the edits, and show the preset they came from again
+                self._show_preset(self.current_preset)
+
+        what = name or "the schema defaults"
+        self.app.push_screen(ConfirmScreen(f"Drop your edits and load {what}?", yes="Yes, load it"), answered)
+
+    def _load(self, name: str | None) -> None:
+        self.current_preset = name
+        self._show_preset(name)
+        self.load_preset(name)
 
     # ------------------------------------------------------------------ actions
     @on(Button.Pressed, "#start")
@@ -264,3 +310,34 @@ class ConfigureScreen(Screen):
             return
         self.notify(f"saved {path}")
         self.saved_path = path
+        self._offer(path)
+        self.current_preset = path.name  # the form is that file now
+        self._show_preset(path.name)
+        self._pristine = self._snapshot()
+
+    @on(Button.Pressed, "#open")
+    def _open_pressed(self) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        """Load the YAML file named in the file field into the form; it joins the preset list."""
+        target = self.query_one("#save-path", Input).value.strip()
+        path = Path(target).expanduser() if target else None
+        if path is None or not path.is_file():
+            self.notify(f"no such file: {target}" if target else "give the path of a YAML config to open",
+                        severity="error")
+            return
+        self._offer(path)
+        self._choose_preset(path.name)
+
+    def _offer(self, path: Path) -> None:
+        """Put ``path`` in the preset list under its file name (replacing a preset of that name)."""
+        self.presets = {path.name: path, **{k: v for k, v in self.presets.items() if k != path.name}}
+        with self.prevent(Select.Changed):
+            self.query_one("#preset", Select).set_options([(name, name) for name in self.presets])
+        self._show_preset(self.current_preset)
+
+    def _show_preset(self, name: str | None) -> None:
+        """Show ``name`` as the selected preset without loading it."""
+        with self.prevent(Select.Changed):
+            self.query_one("#preset", Select).value = name if name in self.presets else Select.NULL

@@ -22,7 +22,8 @@ sparsity, and watch neurons die while reconstruction stays good.
 | F1 / ? | anywhere | this help |
 | ctrl+p | anywhere | command palette |
 | ctrl+g | configure | start (refused while the form has errors) |
-| ctrl+s | configure | save the form as YAML |
+| ctrl+s | configure | save the form as YAML (the file field's path; it joins the preset list) |
+| ctrl+o | configure | open the YAML file named in the file field |
 | s | run | stop: the run is evaluated as it stands and marked *stopped* |
 | t | run | next dead-neuron threshold |
 | [ / ] | run | the previous / next run of the sweep (the runs of a bank train at once) |
@@ -37,7 +38,7 @@ sparsity, and watch neurons die while reconstruction stays good.
 | escape | | back |
 | ctrl+q | | quit |
 
-**Panels.** *Loss*: VAE and SAE loss per epoch with the terms it sums (reconstruction, KL, sparsity). *Dead neurons*: the fraction of neurons that never
+**Panels.** *Loss*: VAE and SAE loss per epoch with the terms it sums (reconstruction, KL, sparsity). *Dead neurons*: the percentage of neurons that never
 fire above the chosen threshold on the evaluation set, the histogram of log10 activation density of the
 live ones, L0 and the current k or λ. *MIG*: mutual information gap of the VAE latents and of the SAE
 codes, and the neuron × factor normalised mutual information, neurons sorted by their best factor,

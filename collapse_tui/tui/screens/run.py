@@ -8,6 +8,8 @@ the training thread CPU time; charts a second late cost the user nothing), never
 
 from __future__ import annotations
 
+import math
+import re
 import time
 
 from rich.text import Text
@@ -34,14 +36,32 @@ def _xy(points: list[tuple[int, float]]) -> tuple[list[float], list[float]]:
 
 
 def loss_series(terms: dict[str, list[tuple[int, float]]]) -> list[Series]:
-    """The loss and each term it sums, in a fixed colour per term; a term that is zero throughout
-    (the sparsity term of Top-k) is left out rather than drawn as a line along the axis."""
+    """The loss and each term it sums, in a fixed colour per term. A term that is zero throughout (the
+    sparsity term of Top-k) is left out rather than drawn as a line along the axis; one equal to the loss
+    throughout (Top-k's reconstruction: its loss has no other term) is drawn once, as the loss, its legend
+    entry saying so, rather than hidden under it with a legend entry of its own."""
     series = []
+    loss = terms.get("loss") or []
     for i, (name, label) in enumerate(LOSS_TERMS.items()):
         points = terms.get(name)
-        if points and (name == "loss" or any(v != 0 for _, v in points)):
-            series.append(Series(label, *_xy(points), PALETTE[i]))
+        if not points or (name != "loss" and not any(v != 0 for _, v in points)):
+            continue
+        if name != "loss" and len(points) == len(loss) and all(
+                e == f and math.isclose(v, w, rel_tol=1e-9, abs_tol=1e-12) for (e, v), (f, w) in zip(points, loss)):
+            series[0] = Series(f"{series[0].label} = {label}", series[0].xs, series[0].ys, series[0].color)
+            continue
+        series.append(Series(label, *_xy(points), PALETTE[i]))
     return series
+
+
+def phase_text(state: RunState) -> str:
+    """The head's phase, most telling first (a narrow terminal cuts the end): ``sae epoch 3/10 · topk,
+    500 neurons``; "training the SAE (…)" after "sae" says nothing but the parenthesis."""
+    if not state.phase:
+        return ""
+    epoch = f" epoch {state.epoch}/{state.epochs}" if state.epochs else ""
+    detail = re.sub(r"^training the \w+ \((.*)\)$", r"\1", state.phase_detail or "")
+    return f"{state.phase}{epoch}" + (f" · {detail}" if detail else "")
 
 
 def sparsity_label(state: RunState) -> str:
@@ -98,7 +118,7 @@ class RunScreen(Screen):
                     yield LineChart("SAE loss", id="sae-loss")
             with TabPane("Dead neurons", id="dead"):
                 with Horizontal(classes="charts"):
-                    yield LineChart("dead fraction", id="dead-chart", y_range=(0.0, 1.0))
+                    yield LineChart("dead %", id="dead-chart", y_range=(0.0, 100.0))
                     with Vertical(classes="side"):
                         yield Histogram("log10 activation density", id="density")
                         yield Static("", id="dead-stats")
@@ -186,12 +206,11 @@ class RunScreen(Screen):
         status = state.status
         if self.feed.live and self.feed.running and self.feed.stop_event.is_set() and not state.finished:
             status = "stopping"
-        # Most telling first: on a narrow terminal the phase's detail is what gets cut.
-        epoch = f" epoch {state.epoch}/{state.epochs}" if state.epochs else ""
-        phase = f"{state.phase}{epoch}" + (f" · {state.phase_detail}" if state.phase_detail else "") if state.phase else ""
+        phase = phase_text(state)
         colour = {"ok": "green", "failed": "red", "crashed": "red", "stopped": "yellow",
                   "stopping": "yellow"}.get(status, "cyan")
-        title = Text.assemble(which, (state.name or "…", "bold"), "  ", (f"[{status}]", colour), f"  {phase}")
+        title = Text.assemble(which, (state.name or "…", "bold"), "  ", (f"[{status}]", colour), f"  {phase}",
+                              no_wrap=True, overflow="ellipsis")  # a narrow terminal shows where it is cut
         if state.finished:
             total, done = 1, 1
         else:
@@ -200,7 +219,7 @@ class RunScreen(Screen):
         if eta is not None and not state.finished and state.last_time is not None and self.feed.live:
             # Between progress reports the estimate keeps counting down with the clock.
             eta = max(0.0, eta - max(0.0, time.time() - state.last_time))
-        eta_text = f" ETA {format_seconds(eta)}" if eta is not None else ""
+        eta_text = f"ETA {format_seconds(eta)}" if eta is not None else ""
         can_stop = self.feed.live and self.feed.running
         head = (title, total, done, eta_text, can_stop)
         if head == self._drawn_head:
@@ -226,8 +245,8 @@ class RunScreen(Screen):
     def _update_dead(self, state: RunState) -> None:
         threshold = self.threshold
         chart = self.query_one("#dead-chart", LineChart)
-        chart.title = f"dead fraction @ {threshold:g}" if threshold is not None else "dead fraction"
-        chart.set_series([Series(f"{threshold:g}", *_xy(state.dead_series(threshold)), PALETTE[3])]
+        chart.title = f"dead % @ {threshold:g}" if threshold is not None else "dead %"
+        chart.set_series([Series(f"{threshold:g}", *_xy(state.dead_pct_series(threshold)), PALETTE[3])]
                          if threshold is not None else [])
         latest = state.latest
         hist = latest.get("density_histogram") or {}

@@ -22,19 +22,22 @@ STATUS_STYLES = {"failed": "red", "crashed": "red", "unreadable": "red", "stoppe
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Yes / no question; dismissed with True only on an explicit yes."""
+    """Yes / no question; dismissed with True only on an explicit yes. "No" has the focus, so that Enter
+    (or a key pressed by habit) never deletes."""
 
     BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+    AUTO_FOCUS = "#no"
 
-    def __init__(self, question: str, **kwargs) -> None:
+    def __init__(self, question: str, yes: str = "Yes, delete", **kwargs) -> None:
         super().__init__(**kwargs)
         self.question = question
+        self.yes = yes
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm"):
             yield Static(self.question, markup=False)
             with Horizontal():
-                yield Button("Yes, delete", id="yes", variant="error", compact=True)
+                yield Button(self.yes, id="yes", variant="error", compact=True)
                 yield Button("No", id="no", compact=True)
 
     @on(Button.Pressed)
