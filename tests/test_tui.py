@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
 import subprocess
 import sys
 import threading
@@ -74,6 +75,46 @@ async def type_into(pilot, widget: Input, text: str) -> None:
 
 
 # --------------------------------------------------------------------------- configure
+
+
+FIRST_PAINT = """
+import asyncio, os, sys
+sys.path.insert(0, {repo!r})
+from collapse_tui.tui import app as app_module
+from collapse_tui.tui.app import CollapseApp
+from collapse_tui.tui.screens.configure import ConfigureScreen
+
+seen = []
+load = app_module.load_keras
+
+def load_keras():  # what the screen showed when the Keras import began
+    screen = app.screen
+    seen.append(isinstance(screen, ConfigureScreen) and bool(screen.n_runs))
+    return load()
+
+app_module.load_keras = load_keras
+
+async def main():
+    async with app.run_test(size=(100, 30)):
+        while not seen:
+            await asyncio.sleep(0.005)
+        print("form shown when Keras began loading:", seen[0], app.sub_title, flush=True)
+    os._exit(0)  # not waiting for the worker that imports Keras
+
+app = CollapseApp(presets_dir={presets!r})
+asyncio.run(main())
+"""
+
+
+def test_the_first_screen_paints_before_keras_is_loaded(tmp_path):
+    # A fresh interpreter: the form is on the screen, validated, before Keras (seconds) begins to load;
+    # the header says it is loading.
+    script = tmp_path / "first_paint.py"
+    script.write_text(FIRST_PAINT.format(repo=str(REPO), presets=str(REPO / "configs")))
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert "form shown when Keras began loading: True" in out.stdout and "loading Keras…" in out.stdout, \
+        out.stdout + out.stderr[-2000:]
 
 
 def test_form_is_generated_from_the_schema(tmp_path):

@@ -97,8 +97,10 @@ class CollapseApp(App):
         if self.environment_label is not None:
             self.sub_title = self.environment_label
         else:
-            self.sub_title = f"{os.environ.get('KERAS_BACKEND', 'tensorflow')} · probing device…"
-            self._probe_environment()
+            self.sub_title = f"{os.environ.get('KERAS_BACKEND', 'tensorflow')} · loading Keras…"
+            # After the first paint: importing Keras holds the interpreter for seconds, and started at
+            # once it would keep the screen blank until it is done.
+            self.call_after_refresh(self._probe_environment)
         self.push_screen(ConfigureScreen(self.presets, self.initial_preset, runs_dir=self.runs_dir_arg))
         if self.follow is not None:
             self.open_run(self.follow)
