@@ -65,13 +65,47 @@ class MemberMean(keras.metrics.Metric):
         return self.total / ops.maximum(self.count, 1.0)
 
 
-def _kth_largest(sorted_desc, k, k_max: int):
-    """Per-member k-th largest value of each row: ``sorted_desc`` (N, B, k_max) from ``top_k``, ``k``
-    (N,) float whole numbers <= k_max. The minimum of each member's first k entries, not a gather."""
+# Whether a step's k-th largest values come from top_k (whose k_max is a static shape: a new largest k
+# retraces the step) or from the bisection (no static k: k changes nothing compiled).
+_SELECTS_WITH_TOP_K = keras.backend.backend() == "torch"
+
+
+def _kth_largest(x, k, k_max: int):
+    """Each row's k-th largest value, per member: ``x`` (N, B, m) non-negative (ReLU'd), ``k`` (N,) float
+    whole numbers in [1, k_max]. The value itself, exactly, so ``x >= result`` keeps what a lone SAE's
+    Top-k keeps, by either of two computations that agree to the bit:
+
+    - torch: ``top_k(x, k_max)``, then the minimum of each member's first k (torch's ``topk`` selects
+      without sorting the row);
+    - TensorFlow and JAX: a bisection on the values' bit patterns (for non-negative float32 numbers, the
+      order of their bits read as int32 is the order of the numbers): the largest pattern ``p`` with at
+      least k entries at or above it is the k-th largest entry. 31 compare-and-count passes over the row,
+      no sort: XLA's CPU ``top_k`` sorts, and this took 2.3 ms against 4.8 (batch 16) and 21 against 37
+      (batch 128) for 16 members of 500 neurons at k_max = 100 on TensorFlow, 1.5 against 4.0 and 19
+      against 33 on JAX (2 CPU cores, medians of 7 rounds); on torch it is 4.5× slower than ``topk``.
+    """
+    return _kth_largest_by_top_k(x, k, k_max) if _SELECTS_WITH_TOP_K else _kth_largest_by_bisection(x, k)
+
+
+def _kth_largest_by_top_k(x, k, k_max: int):
+    values, _ = ops.top_k(x, k_max, sorted=True)
     rank = ops.arange(k_max, dtype="float32")
     within = ops.less(rank[None, None, :], ops.reshape(k, (-1, 1, 1)))
-    inf = ops.full_like(sorted_desc, float("inf"))
-    return ops.min(ops.where(within, sorted_desc, inf), axis=-1, keepdims=True)
+    inf = ops.full_like(values, float("inf"))
+    return ops.min(ops.where(within, values, inf), axis=-1, keepdims=True)
+
+
+def _kth_largest_by_bisection(x, k):
+    bits = ops.view(ops.stop_gradient(ops.cast(x, "float32")), "int32")
+    need = ops.reshape(ops.cast(k, "int32"), (-1, 1, 1))
+    low = ops.zeros_like(bits[..., :1])  # at least k entries >= low (a row has m >= k_max entries >= 0)
+    high = ops.max(bits, axis=-1, keepdims=True) + 1  # no entry >= high
+    for _ in range(31):  # high - low < 2**31 halves each pass, down to 1: low is then the k-th largest
+        middle = low + (high - low) // 2
+        enough = ops.sum(ops.cast(bits >= middle, "int32"), axis=-1, keepdims=True) >= need
+        low = ops.where(enough, middle, low)
+        high = ops.where(enough, high, middle)
+    return ops.cast(ops.view(low, "float32"), x.dtype)
 
 
 class SAEBank(keras.Model):
@@ -304,8 +338,8 @@ class SAEBank(keras.Model):
 
     def set_sparsities(self, values: Sequence[float]) -> None:
         """Set every member's k or penalty coefficient (one value each). Between epochs only: under JAX the
-        trainer holds the variables during an epoch. A new largest k retraces the step (Top-k's k_max
-        is a static shape); anything else is a variable the compiled step reads."""
+        trainer holds the variables during an epoch. Under torch a new largest k retraces the step
+        (``top_k``'s k_max is a static shape); anything else is a variable the compiled step reads."""
         values = [float(v) for v in values]
         if len(values) != self.n_members:
             raise ValueError(f"need one sparsity per member ({self.n_members}), got {len(values)}")
@@ -316,7 +350,8 @@ class SAEBank(keras.Model):
             k_max = max(ks)
             if k_max != self._k_max:
                 self._k_max = k_max
-                reset_compiled_functions(self)
+                if _SELECTS_WITH_TOP_K:
+                    reset_compiled_functions(self)
         elif any(not np.isfinite(v) or v < 0 for v in values):
             raise ValueError(f"penalty coefficients must be finite and >= 0, got {values}")
         self.sparsity_values.assign(np.array(values, np.float32))
@@ -351,8 +386,7 @@ class SAEBank(keras.Model):
     def _activate(self, pre):
         x = ops.relu(pre)
         if self.method == "topk":
-            values, _ = ops.top_k(x, self._k_max, sorted=True)
-            threshold = _kth_largest(values, self.sparsity_values, self._k_max)
+            threshold = _kth_largest(x, self.sparsity_values, self._k_max)
             return ops.where(x >= threshold, x, ops.zeros_like(x)), None
         if self.method == "batchtopk":
             return self._batch_topk(x), None
@@ -444,8 +478,7 @@ class SAEBank(keras.Model):
         """AuxK as :meth:`SparseAutoencoder._auxk_loss`, per member: (term, logged error, dead fraction)."""
         dead = ops.greater_equal(ops.convert_to_tensor(self.idle_steps), self.dead_steps[:, None])  # (N, m)
         candidates = ops.relu(ops.where(dead[:, None, :], pre, ops.zeros_like(pre)))
-        values, _ = ops.top_k(candidates, self._auxk_k_max, sorted=True)
-        threshold = _kth_largest(values, self.auxk_ks, self._auxk_k_max)
+        threshold = _kth_largest(candidates, self.auxk_ks, self._auxk_k_max)
         aux_codes = ops.where(candidates >= threshold, candidates, ops.zeros_like(candidates))
         residual = ops.stop_gradient(z - z_hat)
         aux_reconstruction = ops.einsum("nbm,nmd->nbd", aux_codes, decoder)
