@@ -20,6 +20,7 @@ examples:
   collapse-tui                                            the terminal UI: configure, train, watch, compare
   collapse-tui my.yaml --runs-dir /scratch/runs           the UI with my.yaml in its form, runs listed from there
   collapse-tui --follow runs/20261124-101500-quick-topk-k50   watch a run another process is writing
+  collapse-tui --follow runs/sweeps/20261124-101500-quick      watch a --batch sweep, run after run
   collapse-tui --batch configs/quick.yaml                 the embedded default (a few minutes on a CPU)
   collapse-tui --batch my.yaml --backend jax --runs-dir /scratch/runs
   collapse-tui --batch my.yaml --dry-run                  validate and print every resolved run
@@ -61,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue a stopped or crashed run from its last checkpoint (a run directory), "
                              "or finish a sweep (a sweep directory): finished runs are skipped, "
                              "interrupted ones resumed, the rest started")
-    parser.add_argument("--follow", metavar="RUN_DIR", help="open the terminal UI on RUN_DIR's live view, "
-                                                           "following it while another process writes it")
+    parser.add_argument("--follow", metavar="DIR", help="open the terminal UI on the live view of DIR, a run "
+                                                       "directory another process writes (the latest run of a "
+                                                       "sweep: the sweep's next runs too) or a sweep directory")
     parser.add_argument("--compare", metavar="DIR", nargs="+",
                         help="open the terminal UI's compare screen on these run directories; a sweep "
                              "directory (RUNS_DIR/sweeps/...) stands for all its runs")
@@ -137,7 +139,7 @@ def _terminal_ui(parser: argparse.ArgumentParser, args) -> int:
         print("collapse-tui: the terminal UI needs an interactive terminal; to run without one use "
               "--batch CONFIG", file=sys.stderr)
         return 2
-    for path, what in ((args.config, "config file"), (args.follow, "run directory"),
+    for path, what in ((args.config, "config file"), (args.follow, "run or sweep directory"),
                        *((p, "run directory") for p in args.compare or ())):
         if path is not None and not os.path.exists(path):
             print(f"collapse-tui: {what} {path} does not exist", file=sys.stderr)

@@ -639,6 +639,20 @@ def sweep_run_dirs(path: str | Path) -> list[Path]:
     return load_sweep(path).runs
 
 
+def sweep_of(run_dir: str | Path) -> Path | None:
+    """The sweep directory (beside ``run_dir``, in its runs dir's ``sweeps/``) that recorded ``run_dir``,
+    the newest if several did; None if none did."""
+    run_dir = Path(run_dir)
+    target = run_dir.resolve()
+    for sweep in sorted((run_dir.parent / SWEEPS_DIR).glob("*"), reverse=True):
+        try:
+            if any(Path(r).resolve() == target for r in load_sweep(sweep).runs):
+                return sweep
+        except ValueError:
+            continue
+    return None
+
+
 def sweep_records(path: str | Path) -> list[RunRecord]:
     """The runs of a sweep as records; one that cannot be read is returned with ``error`` set."""
     records = []

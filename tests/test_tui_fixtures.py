@@ -243,3 +243,29 @@ def test_the_run_head_says_the_phase_in_few_words():
     assert phase_text(state) == "sae epoch 3/10 · topk, 500 neurons"
     state.apply(ev.PhaseStarted(phase="evaluate", detail="final evaluation"))
     assert phase_text(state).endswith("final evaluation")
+
+
+def test_following_a_sweep_moves_on_to_its_next_run(tmp_path):
+    from collapse_tui.engine.sweep import SweepRecorder
+    from collapse_tui.tui.app import feed_for
+    from collapse_tui.tui.state import FileFeed, SweepFeed
+
+    recorder = SweepRecorder(tmp_path / "runs", "quick", n_runs=3)
+    first = make_run(tmp_path, "quick-topk-k8", "20260101-120000", sparsity=8)
+    recorder.add(first)
+    second = make_run(tmp_path, "quick-topk-k2", "20260101-120100", sparsity=2, status="running")
+    recorder.add(second)
+    assert isinstance(feed_for(first), FileFeed)  # finished, and not the sweep's latest: itself
+    assert isinstance(feed_for(recorder.path), SweepFeed)
+    feed = feed_for(second)  # the latest run, still open: the sweep
+    assert isinstance(feed, SweepFeed)
+    feed.poll()
+    assert [s.name for s in feed.states] == ["quick-topk-k8", "quick-topk-k2"] and feed.running
+    assert feed.current.name == "quick-topk-k2" and not feed.current.finished and feed.n_planned == 3
+    # The sweep starts its third run: the feed picks it up by itself, the view's latest run.
+    third = make_run(tmp_path, "quick-l1-lam0.3", "20260101-120200", method="l1", sparsity=0.3)
+    recorder.add(third)
+    feed._listed = 0.0  # as if its second had passed
+    feed.poll()
+    assert feed.current.name == "quick-l1-lam0.3" and feed.current.finished
+    assert feed.running  # the second run is still open

@@ -23,7 +23,7 @@ from collapse_tui.tui.screens.configure import ConfigureScreen, find_presets
 from collapse_tui.tui.screens.help import HelpScreen
 from collapse_tui.tui.screens.run import RunScreen
 from collapse_tui.tui.screens.runs import RunsScreen
-from collapse_tui.tui.state import FileFeed, LiveFeed
+from collapse_tui.tui.state import FileFeed, LiveFeed, SweepFeed
 
 DEFAULT_PRESET = "quick.yaml"
 # Native libraries print start-up lines to fd 2, which would scribble over the screen; holding them
@@ -40,6 +40,26 @@ def load_keras() -> Any:
 
     return keras
 _REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def feed_for(path: str | Path) -> FileFeed | SweepFeed:
+    """What following ``path`` reads: a sweep directory as the sweep; a run directory as itself, unless
+    it is the latest run of a sweep not yet finished (following it then follows the sweep on)."""
+    from collapse_tui.store import is_sweep_dir, load_run, load_sweep, sweep_of
+
+    path = Path(path)
+    if is_sweep_dir(path):
+        return SweepFeed(path)
+    sweep = sweep_of(path)
+    if sweep is not None:
+        try:
+            record, runs = load_run(path), load_sweep(sweep)
+            latest = runs.runs and Path(runs.runs[-1]).resolve() == path.resolve()
+            if latest and (record.status == "running" or len(runs.runs) < runs.n_runs):
+                return SweepFeed(sweep)
+        except ValueError:
+            pass
+    return FileFeed(path)
 
 
 class CollapseApp(App):
@@ -222,8 +242,9 @@ class CollapseApp(App):
         self.push_screen(self.live_screen)
 
     def open_run(self, run_dir: str | Path) -> RunScreen:
-        """Show a run directory, following it while it grows."""
-        screen = RunScreen(FileFeed(run_dir))
+        """Show a run directory, following it while it grows; a sweep directory, or the latest run of a
+        sweep still going, is followed as the sweep: the view moves on to each run it starts."""
+        screen = RunScreen(feed_for(run_dir))
         self.push_screen(screen)
         return screen
 

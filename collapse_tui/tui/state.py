@@ -278,6 +278,86 @@ class FileFeed(EventFeed):
         return bool(self.states) and not self.current.finished
 
 
+class SweepFeed(EventFeed):
+    """Follows a sweep directory: every run its ``sweep.json`` lists, each run's ``events.jsonl`` read on
+    as it grows (as :class:`FileFeed` reads one), runs the sweep starts later picked up as they appear; so
+    a view that follows the latest run moves on to the sweep's next run by itself."""
+
+    # How often the sweep's list of runs is read again (it grows by one line per run started).
+    RUNS_SECONDS = 1.0
+
+    def __init__(self, sweep_dir: str | Path) -> None:
+        super().__init__()
+        self.sweep_dir = str(sweep_dir)
+        self.n_planned: int | None = None
+        self.offsets: dict[Path, int] = {}
+        self._listed = 0.0
+        self._checked = time.monotonic()
+        self._last_event = time.time()
+
+    def _list_runs(self) -> None:
+        from collapse_tui.store import load_sweep
+
+        self._listed = time.monotonic()
+        try:
+            record = load_sweep(self.sweep_dir)
+        except ValueError as exc:
+            self.error = str(exc)
+            return
+        self.n_planned = record.n_runs or None
+        for run in record.runs:
+            self.offsets.setdefault(Path(run), 0)
+
+    def poll(self) -> bool:
+        from collapse_tui.store import read_events
+
+        if time.monotonic() - self._listed >= self.RUNS_SECONDS or not self.offsets:
+            self._list_runs()
+        events: list[ev.Event] = []
+        for run_dir, offset in self.offsets.items():
+            try:
+                more, self.offsets[run_dir] = read_events(run_dir, offset)
+            except (OSError, ValueError):
+                continue  # not written yet, or gone: the others still show
+            events.extend(more)
+        self._apply(events)
+        if events:
+            self._checked, self._last_event = time.monotonic(), time.time()
+            return True
+        return self._check_alive()
+
+    def _check_alive(self) -> bool:
+        """Open runs whose process is gone are marked crashed, as :meth:`FileFeed._check_alive` does."""
+        if time.monotonic() - self._checked < FileFeed.LIVENESS_SECONDS:
+            return False
+        self._checked = time.monotonic()
+        from collapse_tui.store import CRASHED, load_run
+
+        changed = False
+        for state in self.states:
+            if state.finished or not state.run_dir:
+                continue
+            try:
+                status = load_run(state.run_dir).status
+            except ValueError:
+                continue
+            if status == CRASHED:
+                state.status, state.reason = CRASHED, "the process writing this run is gone"
+                state.version += 1
+                changed = True
+        return changed
+
+    @property
+    def running(self) -> bool:
+        """A run still open, or runs still to come from a sweep that wrote lately."""
+        from collapse_tui.store import STALE_SECONDS
+
+        if any(not state.finished for state in self.states):
+            return True
+        return (self.n_planned is not None and len(self.offsets) < self.n_planned
+                and time.time() - self._last_event < STALE_SECONDS)
+
+
 class LiveFeed(EventFeed):
     """Events from an engine running in another thread: the listener only appends to a queue (it
     must not slow training); ``notify`` tells the UI that the queue went from empty to non-empty."""

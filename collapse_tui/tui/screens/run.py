@@ -201,7 +201,8 @@ class RunScreen(Screen):
         self.redraw()
 
     def _update_head(self, state: RunState) -> None:
-        n_runs = len(getattr(self.feed, "runs", ()) or ()) or len(self.feed.states)
+        n_runs = (getattr(self.feed, "n_planned", None) or len(getattr(self.feed, "runs", ()) or ())
+                  or len(self.feed.states))
         which = f"run {self.position + 1}/{n_runs}  " if n_runs > 1 else ""
         status = state.status
         if self.feed.live and self.feed.running and self.feed.stop_event.is_set() and not state.finished:
