@@ -361,25 +361,45 @@ def table_columns(rows: list[Row]) -> list[str]:
             *([f"paper {DEAD.label}", "paper spec."] if _cites_paper(rows) else [])]
 
 
-def markdown_table(rows: list[Row]) -> str:
-    """The table as GitHub Markdown, mean ± std over seeds; metrics no run measured are left out, the
-    setting column too when no two rows differ in a setting the other columns do not show, and the
-    paper's columns when no row corresponds to the paper's experiment."""
+def table_cells(rows: list[Row]) -> tuple[list[str], list[list[str]], list[list[Any]]]:
+    """The table's columns (:func:`table_columns`) and, per row, its cells as text and as values to sort
+    by (a metric's mean over the seeds, None where not measured; the text itself elsewhere, k / λ as a
+    number)."""
     columns = table_columns(rows)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     shown = _dead_specs(rows) + _measured(rows)
     labelled, cites = _labelled(rows), _cites_paper(rows)
+    texts, values = [], []
     for row in rows:
         n = len(row.finals)
         cells = [row.dataset, row.method, row.remedy, _sparsity(row)]
-        cells += [row.setting.replace("|", "\\|")] if labelled else []
+        keys: list[Any] = [row.dataset, row.method, row.remedy, row.sparsity]
+        if labelled:
+            cells.append(row.setting)
+            keys.append(row.setting)
         cells.append(str(n))
-        cells += [_fmt(m, row.stat(m.key, m.scale), n) for m in shown]
+        keys.append(n)
+        for m in shown:
+            stat = row.stat(m.key, m.scale)
+            cells.append(_fmt(m, stat, n))
+            keys.append(stat[0] if stat else None)
         if cites:
             paper = row.paper_dead
             cells.append(f"{paper[0]:.1f} ± {paper[1]:.1f}" if paper else "")
             cells.append(str(row.paper_specialized) if row.paper_specialized is not None else "")
-        lines.append("| " + " | ".join(cells) + " |")
+            keys += [paper[0] if paper else None, row.paper_specialized]
+        texts.append(cells)
+        values.append(keys)
+    return columns, texts, values
+
+
+def markdown_table(rows: list[Row]) -> str:
+    """The table as GitHub Markdown, mean ± std over seeds; metrics no run measured are left out, the
+    setting column too when no two rows differ in a setting the other columns do not show, and the
+    paper's columns when no row corresponds to the paper's experiment."""
+    columns, texts, _ = table_cells(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for cells in texts:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -615,6 +615,53 @@ def test_compare_opens_first_on_the_runs_of_a_sweep(tmp_path):
     asyncio.run(scenario())
 
 
+def test_runs_group_by_sweep_and_a_sweep_shows_its_results_table(tmp_path):
+    from collapse_tui.engine.sweep import SweepRecorder
+    from collapse_tui.tui.screens.runs import SWEEP_ROW
+    from collapse_tui.tui.screens.sweep import SweepScreen
+
+    runs = make_runs(tmp_path)
+    recorder = SweepRecorder(tmp_path / "runs", "quick", n_runs=3)
+    for key in ("k8", "k2", "l1"):
+        recorder.add(runs[key])
+
+    async def scenario():
+        app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"))
+        async with app.run_test(size=SIZE) as pilot:
+            await open_runs_screen(pilot)
+            screen = app.screen
+            label = screen.values[runs["k8"].name]["sweep"]
+            assert label.startswith("quick ") and screen.values[runs["failed"].name]["sweep"] is None
+            await pilot.press("g")
+            await pilot.pause()
+            table = screen.query_one("#runs", DataTable)
+            keys = row_ids(table)
+            header = SWEEP_ROW + str(recorder.path)
+            assert keys[0] == header and sorted(keys[1:4]) == sorted(runs[k].name for k in ("k8", "k2", "l1"))
+            assert keys[4] == SWEEP_ROW and len(keys) == 7  # then the two runs in no sweep
+            table.move_cursor(row=0)
+            await pilot.press("space")  # on the sweep's header: folded
+            await pilot.pause()
+            assert row_ids(table)[:2] == [header, SWEEP_ROW]
+            await pilot.press("enter")  # its results table
+            await pilot.pause()
+            sweep = app.screen
+            assert isinstance(sweep, SweepScreen)
+            assert sweep.columns[:4] == ["dataset", "method", "remedy", "k / λ"]
+            assert [cells[3] for cells in sweep.texts] == ["k=2", "k=8", "λ=0.3"]  # the table's own order
+            dead = next(c for c in sweep.columns if c.startswith("dead %"))
+            sweep.sort_by(dead)  # k8 10%, k2 50%, l1 70%
+            await pilot.pause()
+            assert [sweep.texts[i][3] for i in sweep.order()] == ["k=8", "k=2", "λ=0.3"]
+            sweep.sort_by(dead)
+            assert [sweep.texts[i][3] for i in sweep.order()] == ["λ=0.3", "k=2", "k=8"]
+            await pilot.press("enter")  # the top row has one seed: its run
+            await pilot.pause()
+            assert isinstance(app.screen, RunScreen) and app.screen.run_state.name == "quick-l1-lam0.3"
+
+    asyncio.run(scenario())
+
+
 def test_delete_asks_first(tmp_path):
     run = make_run(tmp_path, "victim")
     make_run(tmp_path, "keeper", stamp="20260101-110000")

@@ -20,7 +20,7 @@ from collapse_tui.tui.state import RunState
 # The measurements the runs table shows, keyed by their column titles.
 _METRIC_COLUMNS = {s.label: s for s in map(spec, ("dead_fraction", "l0", "explained_variance", "mig"))}
 # The measurements first, so that a narrow terminal still shows them; date and dataset last.
-COLUMNS = ("run", "status", "method", "k/λ", *_METRIC_COLUMNS, "dataset", "date")
+COLUMNS = ("run", "status", "method", "k/λ", *_METRIC_COLUMNS, "sweep", "dataset", "date")
 _STAMP = re.compile(r"^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})")
 
 
@@ -41,12 +41,35 @@ def _final(record: RunRecord) -> dict[str, Any]:
     return final if isinstance(final, dict) else {}
 
 
-def row_values(record: RunRecord) -> dict[str, Any]:
-    """Sortable values of one row (None where the run has no such value)."""
+def sweep_label(sweep_dir: Path, name: str) -> str:
+    """How the runs table names a sweep: its name and when it started (``quick 12-01 19:42``)."""
+    m = _STAMP.match(sweep_dir.name)
+    return f"{name} {m.group(2)}-{m.group(3)} {m.group(4)}:{m.group(5)}" if m else name
+
+
+def sweep_index(runs_dir: str | Path) -> dict[str, tuple[Path, str]]:
+    """``run directory name -> (sweep directory, its label)`` for the sweeps in ``runs_dir/sweeps``; a run
+    recorded by several sweeps (one resumed into another) belongs to the newest."""
+    from collapse_tui.store import SWEEPS_DIR, load_sweep
+
+    index: dict[str, tuple[Path, str]] = {}
+    for sweep_dir in sorted((Path(runs_dir) / SWEEPS_DIR).glob("*")):
+        try:
+            record = load_sweep(sweep_dir)
+        except ValueError:
+            continue
+        for run in record.runs:
+            index[Path(run).name] = (sweep_dir, sweep_label(sweep_dir, record.name))
+    return index
+
+
+def row_values(record: RunRecord, sweep: str | None = None) -> dict[str, Any]:
+    """Sortable values of one row (None where the run has no such value); ``sweep``: the label of the
+    sweep it belongs to."""
     if record.error:
         name = record.run_id[_STAMP.match(record.run_id).end():].lstrip("-") if _STAMP.match(record.run_id) else ""
         return {c: None for c in COLUMNS} | {"run": name or record.run_id, "status": "unreadable",
-                                             "date": run_date(record)}
+                                             "date": run_date(record), "sweep": sweep}
     cfg, s = record.config, record.summary
     sae = cfg.get("sae") if isinstance(cfg.get("sae"), dict) else {}
     method = s.get("method") or sae.get("method")
@@ -57,6 +80,7 @@ def row_values(record: RunRecord) -> dict[str, Any]:
         "run": str(s.get("name") or cfg.get("name") or record.run_id),
         "status": record.status,
         "date": run_date(record),
+        "sweep": sweep,
         "dataset": s.get("dataset") or (cfg.get("data") or {}).get("dataset"),
         "method": method,
         "k/λ": sparsity,

@@ -33,6 +33,8 @@ sparsity, and watch neurons die while reconstruction stays good.
 | / , o , click header | runs | filter / sort |
 | d | runs | delete a run (asks first) |
 | u | runs | resume a stopped or crashed run from its last checkpoint |
+| g | runs | group the runs by sweep (space on a sweep's row folds it) |
+| w / enter on a sweep | runs | the sweep's results table: rows sortable by any column, enter opens a row's run (or compares its seeds) |
 | a | compare | all config keys or only the differing ones |
 | m / v / g | compare | export Markdown / CSV / SVG screenshot |
 | escape | | back |

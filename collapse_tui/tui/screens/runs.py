@@ -14,11 +14,15 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
 
 from collapse_tui.store import RunRecord, list_runs
-from collapse_tui.tui.runs_table import COLUMNS, format_cell, matches, row_values, sort_key
+from collapse_tui.tui.runs_table import COLUMNS, format_cell, matches, row_values, sort_key, sweep_index
 
 
 STATUS_STYLES = {"failed": "red", "crashed": "red", "unreadable": "red", "stopped": "yellow", "suspect": "yellow",
                  "running": "cyan", "ok": "green"}
+
+
+# The row key of a sweep's header row in the grouped table: this prefix and the sweep's directory.
+SWEEP_ROW = "sweep:"
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -60,6 +64,8 @@ class RunsScreen(Screen):
         Binding("slash", "focus_filter", "Filter"),
         Binding("o", "cycle_sort", "Sort"),
         Binding("u", "resume", "Resume", show=False),
+        Binding("g", "toggle_group", "Group by sweep"),
+        Binding("w", "open_sweep", "Sweep table"),
         Binding("escape", "back", "Back", show=False),
     ]
 
@@ -72,6 +78,9 @@ class RunsScreen(Screen):
         self.sort_column: str = "date"
         self.sort_reverse = True
         self.filter_text = ""
+        self.sweeps: dict[str, tuple[Path, str]] = {}  # run id -> (its sweep's directory, label)
+        self.grouped = False  # rows under a header row per sweep
+        self.collapsed: set[str] = set()  # sweep directories whose runs are hidden
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -107,7 +116,8 @@ class RunsScreen(Screen):
         except OSError as exc:
             self.records = []
             self.notify(f"cannot list {self.runs_dir}: {exc}", severity="error")
-        self.values = {r.run_id: row_values(r) for r in self.records}
+        self.sweeps = sweep_index(self.runs_dir)
+        self.values = {r.run_id: row_values(r, self.sweeps.get(r.run_id, (None, None))[1]) for r in self.records}
         self.marked = [m for m in self.marked if m in self.values]
         self.populate()
 
@@ -128,22 +138,53 @@ class RunsScreen(Screen):
             current = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
         table.clear()
         ids = self.visible_ids()
-        for run_id in ids:
-            values = self.values[run_id]
+        keys = self._grouped_keys(ids) if self.grouped else ids
+        for key in keys:
+            if key.startswith(SWEEP_ROW):
+                table.add_row(*self._sweep_cells(key, ids), key=key)
+                continue
+            values = self.values[key]
             cells = []
             for column in COLUMNS:
                 text = format_cell(column, values.get(column))
                 if column == "run":
-                    text = ("✓ " if run_id in self.marked else "  ") + text
+                    text = ("✓ " if key in self.marked else "  ") + text
                 style = STATUS_STYLES.get(text, "") if column == "status" else ""
                 cells.append(Text(text, style=style))  # never markup: directory names are arbitrary
-            table.add_row(*cells, key=run_id)
-        if current in ids:
-            table.move_cursor(row=ids.index(current))
+            table.add_row(*cells, key=key)
+        if current in keys:
+            table.move_cursor(row=keys.index(current))
         arrow = "▼" if self.sort_reverse else "▲"
         self.query_one("#runs-count", Static).update(
             f" {len(ids)}/{len(self.records)} runs · sort {self.sort_column} {arrow} · {len(self.marked)} marked")
         self._show_detail()
+
+    def _grouped_keys(self, ids: list[str]) -> list[str]:
+        """Row keys grouped by sweep: a header row per sweep (newest first; runs in no sweep last), then
+        its runs in the current order unless it is collapsed."""
+        groups: dict[str, list[str]] = {}
+        for run_id in ids:
+            sweep = self.sweeps.get(run_id)
+            groups.setdefault(str(sweep[0]) if sweep else "", []).append(run_id)
+        keys = []
+        order = sorted((d for d in groups if d), key=lambda d: Path(d).name, reverse=True)
+        for sweep in order + ([""] if "" in groups else []):
+            keys.append(SWEEP_ROW + sweep)
+            if sweep not in self.collapsed:
+                keys.extend(groups[sweep])
+        return keys
+
+    def _sweep_cells(self, key: str, ids: list[str]) -> list[Text]:
+        sweep = key[len(SWEEP_ROW):]
+        members = [i for i in ids if str(self.sweeps.get(i, ("",))[0]) == sweep] if sweep else \
+            [i for i in ids if i not in self.sweeps]
+        statuses = [self.values[i].get("status") for i in members]
+        label = next((self.sweeps[i][1] for i in members if i in self.sweeps), "runs in no sweep")
+        arrow = "▸" if sweep in self.collapsed else "▾"
+        cells = {c: Text("") for c in COLUMNS}
+        cells["run"] = Text(f"{arrow} {label} ({len(members)})", style="bold")
+        cells["status"] = Text(" ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses)), style="dim")
+        return [cells[c] for c in COLUMNS]
 
     def selected_id(self) -> str | None:
         table = self.query_one("#runs", DataTable)
@@ -158,7 +199,12 @@ class RunsScreen(Screen):
     def _show_detail(self) -> None:
         record = self.selected_record()
         detail = self.query_one("#runs-detail", Static)
-        if record is None:
+        key = self.selected_id()
+        if key is not None and key.startswith(SWEEP_ROW):
+            sweep = key[len(SWEEP_ROW):]
+            detail.update(f"{sweep}\nenter or w: its results table · space: fold / unfold" if sweep
+                          else "the runs that no sweep recorded · space: fold / unfold")
+        elif record is None:
             detail.update(f"no runs in {self.runs_dir}" if not self.records else "no run matches the filter")
         elif record.error:
             detail.update(f"unreadable: {record.error}")
@@ -214,9 +260,31 @@ class RunsScreen(Screen):
     def action_reload(self) -> None:
         self.reload()
 
+    def action_toggle_group(self) -> None:
+        self.grouped = not self.grouped
+        self.populate()
+
+    def action_open_sweep(self) -> None:
+        """The results table of the selected sweep (its header row), or of the selected run's sweep."""
+        key = self.selected_id()
+        if key is None:
+            return
+        sweep = key[len(SWEEP_ROW):] if key.startswith(SWEEP_ROW) else str(self.sweeps.get(key, ("",))[0])
+        if not sweep:
+            self.notify("this run belongs to no sweep", severity="warning")
+            return
+        from collapse_tui.tui.screens.sweep import SweepScreen
+
+        self.app.push_screen(SweepScreen(sweep))
+
     def action_mark(self) -> None:
         run_id = self.selected_id()
         if run_id is None:
+            return
+        if run_id.startswith(SWEEP_ROW):  # on a sweep's header row, space folds or unfolds it
+            sweep = run_id[len(SWEEP_ROW):]
+            self.collapsed.symmetric_difference_update({sweep})
+            self.populate()
             return
         if run_id in self.marked:
             self.marked.remove(run_id)
@@ -225,6 +293,10 @@ class RunsScreen(Screen):
         self.populate()
 
     def action_open(self) -> None:
+        key = self.selected_id()
+        if key is not None and key.startswith(SWEEP_ROW):
+            self.action_open_sweep()
+            return
         record = self.selected_record()
         if record is None:
             return
