@@ -269,3 +269,21 @@ def test_following_a_sweep_moves_on_to_its_next_run(tmp_path):
     feed.poll()
     assert feed.current.name == "quick-l1-lam0.3" and feed.current.finished
     assert feed.running  # the second run is still open
+
+
+def test_the_sweep_eta_extrapolates_the_work_done():
+    from collapse_tui.tui.state import EventFeed, RunState
+
+    feed = EventFeed()
+    feed.n_planned = 4
+    first, second = RunState(), RunState()
+    first.apply(ev.RunStarted(run_id="a", name="a", run_dir="a", config={}, environment={}, time=1000.0))
+    first.apply(ev.RunFinished(status="ok", summary={}, time=1060.0))
+    second.apply(ev.RunStarted(run_id="b", name="b", run_dir="b", config={}, environment={}, time=1060.0))
+    second.apply(ev.PhaseStarted(phase="sae", epochs=2, steps_per_epoch=10, time=1070.0))
+    second.apply(ev.Progress(phase="sae", done=10, total=20, epoch=1, time=1090.0))
+    feed.states = [first, second]
+    # 1.5 runs of 4 done in 100 s: 2.5 left, 100 * 2.5 / 1.5 seconds.
+    assert feed.sweep_eta(now=1100.0) == pytest.approx(100 * 2.5 / 1.5)
+    feed.n_planned = 1
+    assert feed.sweep_eta(now=1100.0) is None  # one run: its phase ETA says it

@@ -53,6 +53,7 @@ class RunState:
     total: int = 0
     progress_started: tuple[float, int] | None = None
     last_time: float | None = None
+    started: float | None = None  # when the run started (its RunStarted event)
     # Per phase, each logged term ("loss", "reconstruction", "kl", "sparsity_loss", ...) per epoch.
     vae_terms: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     sae_terms: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
@@ -78,6 +79,7 @@ class RunState:
             self.run_id, self.name, self.run_dir = event.run_id, event.name, event.run_dir
             self.config, self.environment = dict(event.config), dict(event.environment)
             self.status = "running"
+            self.started = event.time
         elif isinstance(event, ev.RunResumed):
             self.run_id, self.name = event.run_id, event.name or self.name
             self.status, self.reason = "running", ""
@@ -216,6 +218,27 @@ class EventFeed:
                 if event.run_id:
                     by_run[event.run_id] = state
             (state or self.states[-1]).apply(event)
+
+    @property
+    def planned(self) -> int:
+        """How many runs the feed will show in all (the sweep's plan, else the runs given or seen)."""
+        return (getattr(self, "n_planned", None) or len(getattr(self, "runs", ()) or ()) or len(self.states))
+
+    def sweep_eta(self, now: float | None = None) -> float | None:
+        """Seconds left in the whole sweep, extrapolated linearly: the time since its first run started,
+        times the work left over the work done, where a finished run counts 1 and a run in its SAE phase
+        the fraction of its steps done (earlier phases count 0: the SAE phase is most of a sweep's
+        time, and a bank's runs move through it together). None for one run or before any work."""
+        n = self.planned
+        starts = [s.started for s in self.states if s.started is not None]
+        if n < 2 or not starts:
+            return None
+        done = sum(1.0 if s.finished else (s.done / s.total if s.phase == "sae" and s.total else 0.0)
+                   for s in self.states)
+        if done <= 0 or done >= n:
+            return None
+        now = time.time() if now is None else now
+        return max(0.0, now - min(starts)) * (n - done) / done
 
     def poll(self) -> bool:  # pragma: no cover - overridden
         return False

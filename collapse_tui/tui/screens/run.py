@@ -201,8 +201,7 @@ class RunScreen(Screen):
         self.redraw()
 
     def _update_head(self, state: RunState) -> None:
-        n_runs = (getattr(self.feed, "n_planned", None) or len(getattr(self.feed, "runs", ()) or ())
-                  or len(self.feed.states))
+        n_runs = self.feed.planned
         which = f"run {self.position + 1}/{n_runs}  " if n_runs > 1 else ""
         status = state.status
         if self.feed.live and self.feed.running and self.feed.stop_event.is_set() and not state.finished:
@@ -221,6 +220,9 @@ class RunScreen(Screen):
             # Between progress reports the estimate keeps counting down with the clock.
             eta = max(0.0, eta - max(0.0, time.time() - state.last_time))
         eta_text = f"ETA {format_seconds(eta)}" if eta is not None else ""
+        sweep_eta = self.feed.sweep_eta() if self.feed.running else None
+        if sweep_eta is not None:  # the phase's ETA resets with each phase; the sweep's does not
+            eta_text += f"{' · ' if eta_text else ''}sweep ~{format_seconds(sweep_eta)}"
         can_stop = self.feed.live and self.feed.running
         head = (title, total, done, eta_text, can_stop)
         if head == self._drawn_head:
