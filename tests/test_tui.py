@@ -591,14 +591,21 @@ def test_compare_two_runs_and_export(tmp_path):
     asyncio.run(scenario())
 
 
-def test_compare_opens_first_on_the_runs_of_a_sweep(tmp_path):
-    from collapse_tui import cli
+def swept_runs(tmp_path):
+    """make_runs' runs, three of them (k8, k2, l1, in that order) recorded by a sweep: (runs, its recorder)."""
     from collapse_tui.engine.sweep import SweepRecorder
 
     runs = make_runs(tmp_path)
     recorder = SweepRecorder(tmp_path / "runs", "quick", n_runs=3)
     for key in ("k8", "k2", "l1"):
         recorder.add(runs[key])
+    return runs, recorder
+
+
+def test_compare_opens_first_on_the_runs_of_a_sweep(tmp_path):
+    from collapse_tui import cli
+
+    runs, recorder = swept_runs(tmp_path)
 
     async def scenario():
         app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"), compare=cli.compared_runs([str(recorder.path)]))
@@ -616,14 +623,10 @@ def test_compare_opens_first_on_the_runs_of_a_sweep(tmp_path):
 
 
 def test_runs_group_by_sweep_and_a_sweep_shows_its_results_table(tmp_path):
-    from collapse_tui.engine.sweep import SweepRecorder
     from collapse_tui.tui.screens.runs import SWEEP_ROW
     from collapse_tui.tui.screens.sweep import SweepScreen
 
-    runs = make_runs(tmp_path)
-    recorder = SweepRecorder(tmp_path / "runs", "quick", n_runs=3)
-    for key in ("k8", "k2", "l1"):
-        recorder.add(runs[key])
+    runs, recorder = swept_runs(tmp_path)
 
     async def scenario():
         app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"))
