@@ -230,7 +230,9 @@ class RunScreen(Screen):
         self._drawn_head = head
         self.query_one("#run-title", Static).update(title, layout=False)
         self.query_one("#bar", ProgressBar).update(total=total, progress=done)
-        self.query_one("#eta", Label).update(eta_text, layout=False)
+        # Its width follows its text (a sweep's ETA is longer): a layout only when the length changes.
+        label = self.query_one("#eta", Label)
+        label.update(eta_text, layout=len(eta_text) != len(str(label.content)))
         self.query_one("#stop", Button).disabled = not can_stop
 
     def _update_loss(self, state: RunState) -> None:
