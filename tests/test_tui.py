@@ -264,13 +264,16 @@ def test_the_form_says_what_the_sweep_sets_asks_before_dropping_edits_and_opens_
             await pilot.press("ctrl+s")
             await pilot.pause()
             assert str(screen.query_one("#preset", Select).value) == "mine.yaml" and screen.presets["mine.yaml"] == target
-            elsewhere = tmp_path / "elsewhere.yaml"
+            # (another file of the same name: loaded, not taken for the preset already shown)
+            elsewhere = tmp_path / "elsewhere" / "mine.yaml"
+            elsewhere.parent.mkdir()
             elsewhere.write_text(yaml.safe_dump(tiny_config(tmp_path, sae={"n_neurons": 50})))
             screen.query_one("#save-path", Input).value = str(elsewhere)
             await pilot.press("ctrl+o")
             await pilot.pause()
             assert screen.query_one("#field-sae-n-neurons", Input).value == "50"
-            assert str(screen.query_one("#preset", Select).value) == "elsewhere.yaml"
+            assert str(screen.query_one("#preset", Select).value) == "mine.yaml"
+            assert screen.presets["mine.yaml"] == elsewhere
 
     asyncio.run(scenario())
 

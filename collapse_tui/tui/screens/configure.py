@@ -250,9 +250,10 @@ class ConfigureScreen(Screen):
         """Whether the form differs from what was loaded (or saved) last."""
         return self._pristine is not None and self._snapshot() != self._pristine
 
-    def _choose_preset(self, name: str | None) -> None:
-        """Load preset ``name``; with edits in the form, only once the user agrees to drop them."""
-        if name == self.current_preset:
+    def _choose_preset(self, name: str | None, again: bool = False) -> None:
+        """Load preset ``name``; with edits in the form, only once the user agrees to drop them. The
+        preset shown already is loaded only ``again`` (a file opened under the same name)."""
+        if name == self.current_preset and not again:
             return
         if not self.edited:
             self._load(name)
@@ -328,7 +329,7 @@ class ConfigureScreen(Screen):
                         severity="error")
             return
         self._offer(path)
-        self._choose_preset(path.name)
+        self._choose_preset(path.name, again=True)
 
     def _offer(self, path: Path) -> None:
         """Put ``path`` in the preset list under its file name (replacing a preset of that name)."""
