@@ -337,7 +337,11 @@ class SweepFeed(EventFeed):
         if time.monotonic() - self._listed >= self.RUNS_SECONDS or not self.offsets:
             self._list_runs()
         events: list[ev.Event] = []
+        # (by directory name: a run records its directory as given, the sweep records it resolved)
+        ended = {Path(state.run_dir).name for state in self.states if state.finished and state.run_dir}
         for run_dir, offset in self.offsets.items():
+            if run_dir.name in ended:
+                continue  # a run that ended writes nothing more: not read again at every poll
             try:
                 more, self.offsets[run_dir] = read_events(run_dir, offset)
             except (OSError, ValueError):

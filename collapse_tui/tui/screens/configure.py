@@ -199,19 +199,19 @@ class ConfigureScreen(Screen):
                 self.swept = sorted({key for _, overrides in runs for key in overrides})
             except config_mod.ConfigError as exc:
                 self.sweep_errors = list(exc.errors)
-        # A field the sweep sets is not what runs: say so beside it, and in the status line.
-        for f in self.fields:
-            swept = f.path in self.swept
-            self.query_one(f"#{f.widget_id}").set_class(swept, "swept")
-            self.query_one(f"#{f.widget_id}").parent.query_one(".field-bounds", Static).update(
-                "set by the sweep below" if swept else f.bounds)
         by_path, rest = errors_by_field(self.errors, list(self.by_path))
         for f in self.fields:
+            widget = self.query_one(f"#{f.widget_id}")
             box = self.query_one(f"#err-{f.widget_id}", Static)
             lines = by_path.get(f.path, [])
             box.update("\n".join(f"✗ {line}" for line in lines))
             box.set_class(bool(lines), "shown")
-            self.query_one(f"#{f.widget_id}").set_class(bool(lines), "invalid")
+            widget.set_class(bool(lines), "invalid")
+            # A field the sweep sets is not what runs: say so beside it (and in the status line).
+            swept = f.path in self.swept
+            if swept != widget.has_class("swept"):
+                widget.set_class(swept, "swept")
+                widget.parent.query_one(".field-bounds", Static).update("set by the sweep below" if swept else f.bounds)
         sweep_box = self.query_one("#sweep-error", Static)
         sweep_lines = self.sweep_errors + rest
         sweep_box.update("\n".join(f"✗ {line}" for line in sweep_lines))
