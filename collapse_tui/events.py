@@ -62,13 +62,17 @@ class PhaseStarted(Event):
 
 @dataclass
 class Progress(Event):
-    """Long work inside a phase (rendering images, training steps): ``done`` of ``total``."""
+    """Long work inside a phase (rendering images, training steps): ``done`` of ``total``.
+
+    In training, ``logs`` holds each metric's mean over the steps since the previous progress event of
+    the same epoch (from the epoch's start for its first): the points of the per-step curves."""
 
     kind: ClassVar[str] = "progress"
     phase: str
     done: int
     total: int
     epoch: int | None = None
+    logs: dict[str, float] | None = None
 
 
 @dataclass

@@ -299,7 +299,16 @@ def _final_numbers(result):
     return {k: v for k, v in result.summary["final"].items() if isinstance(v, (int, float))}
 
 
-def test_a_sweeps_runs_train_in_banks_exactly_as_they_would_alone(tmp_path):
+def _step_losses(run_dir) -> dict[int, float]:
+    """The SAE phase's per-step loss points of a run: steps done -> mean loss since the point before."""
+    return {e.done: e.logs["loss"] for e in store.read_events(run_dir)[0]
+            if isinstance(e, ev.Progress) and e.phase == "sae" and e.logs}
+
+
+def test_a_sweeps_runs_train_in_banks_exactly_as_they_would_alone(tmp_path, monkeypatch):
+    from collapse_tui.engine import callbacks
+
+    monkeypatch.setattr(callbacks, "PROGRESS_INTERVAL", 0.0)  # a progress event, with step means, per call
     # Two seeds (two VAEs, two tables of codes), two k, AuxK in one run with an evaluation mark only it
     # has, resampling in another: six runs, two banks (the AuxK run's own: bank_key keeps runs with and
     # without AuxK apart); then the same sweep with every SAE alone.
@@ -336,6 +345,12 @@ def test_a_sweeps_runs_train_in_banks_exactly_as_they_would_alone(tmp_path):
         other = keras.saving.load_model(twin.run_dir / store.SAE_FILE)
         np.testing.assert_allclose(keras.ops.convert_to_numpy(mine.W_dec), keras.ops.convert_to_numpy(other.W_dec),
                                    atol=1e-5)
+        # Its per-step curve too: the same means over the same steps (on TensorFlow a call runs 32 steps,
+        # more than a tiny epoch has, so there are none there).
+        ours, theirs = _step_losses(result.run_dir), _step_losses(twin.run_dir)
+        assert ours.keys() == theirs.keys()
+        assert list(ours.values()) == pytest.approx(list(theirs.values()), rel=1e-4, abs=1e-5)
+        assert ours or keras.backend.backend() == "tensorflow"
     # The run with eval.every 1 was evaluated after each of the 3 epochs, the others at the end of the
     # schedule (before extension) and at the end.
     counts = {r.summary["name"]: len([e for e in store.read_events(r.run_dir)[0]
@@ -362,3 +377,15 @@ def test_a_member_that_fails_fails_alone(tmp_path, monkeypatch):
     assert status["tiny-k4"] == ("ok", None)
     assert status["tiny-k8"][0] == "failed" and "diverged" in status["tiny-k8"][1]
     assert store.load_run(results[1].run_dir).summary["status"] == "failed"
+
+
+def test_every_sae_epoch_logs_the_neurons_dead_in_training(finished_run):
+    # 96 codes in batches of 32: 3 steps an epoch. A neuron idle for 3 steps fired on none of the epoch's
+    # training inputs; the last epoch's count is the saved SAE's idle streaks at or above 3.
+    config, result, rec = finished_run
+    epochs = [e for e in rec.of(ev.EpochEnd) if e.phase == "sae"]
+    values = [e.logs["dead_in_training"] for e in epochs]
+    assert len(values) == config.sae.epochs and all(0.0 <= v <= 1.0 for v in values)
+    sae = keras.saving.load_model(result.run_dir / store.SAE_FILE)
+    idle = keras.ops.convert_to_numpy(sae.idle_steps)
+    assert values[-1] == pytest.approx(float((idle >= 3).mean()))

@@ -32,7 +32,8 @@ from collapse_tui.tui.screens.configure import ConfigureScreen  # noqa: E402
 from collapse_tui.tui.screens.help import HelpScreen  # noqa: E402
 from collapse_tui.tui.screens.run import REDRAW_HZ, RunScreen  # noqa: E402
 from collapse_tui.tui.screens.runs import ConfirmScreen, RunsScreen  # noqa: E402
-from collapse_tui.tui.widgets.charts import Heatmap, Histogram, LineChart  # noqa: E402
+from collapse_tui.tui.widgets.chart_view import ChartView, smoothed  # noqa: E402
+from collapse_tui.tui.widgets.charts import Heatmap, Histogram, LineChart, format_number  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (100, 30)
@@ -309,11 +310,13 @@ def test_tiny_run_started_from_the_form_fills_every_panel(tmp_path, models_dir):
             elapsed = time.monotonic() - started
             state = screen.run_state
             assert state.status == "ok", (state.reason, app.training.error)
-            # Loss panel: one point per epoch of each model.
+            # Loss panel: the VAE's one epoch every few steps (at least its end's point, which closes the
+            # curve at epoch 1), or per epoch where the steps give no finer curve.
             await pilot.press("1")
             await pilot.pause()
             vae_loss = screen.query_one("#vae-loss", LineChart).series
-            assert [(s.label, len(s.xs)) for s in vae_loss] == [("loss", 1), ("reconstruction", 1), ("KL", 1)]
+            assert [s.label for s in vae_loss] == ["loss", "reconstruction", "KL"]
+            assert len({len(s.xs) for s in vae_loss}) == 1 and all(s.xs[-1] == pytest.approx(1.0) for s in vae_loss)
             # Top-k has no sparsity term: its all-zero line is not drawn, and its loss is its
             # reconstruction: one line, so labelled.
             sae_loss = screen.query_one("#sae-loss", LineChart).series
@@ -476,7 +479,8 @@ def test_follow_a_run_another_process_is_writing(tmp_path):
                 await wait_for(pilot, lambda: screen.run_state.finished, timeout=30)
                 await pilot.pause(2 / REDRAW_HZ)
                 assert screen.run_state.status == "ok"
-                assert [len(s.xs) for s in screen.query_one("#sae-loss", LineChart).series] == [4, 4, 4]
+                # Loss and reconstruction per step (3 points an epoch), the sparsity term (no step points) per epoch.
+                assert [len(s.xs) for s in screen.query_one("#sae-loss", LineChart).series] == [12, 12, 4]
                 await pilot.press("2")
                 await pilot.pause()
                 assert screen.query_one("#dead-chart", LineChart).series[0].xs == [1, 2, 3, 4]
@@ -574,6 +578,24 @@ def test_compare_two_runs_and_export(tmp_path):
             assert dead[0].color != dead[1].color
             # In percent, as the runs table and every results table show dead neurons.
             assert dead[0].ys[-1] == pytest.approx(50.0) and dead[1].ys[-1] == pytest.approx(10.0)
+            # The loss per step where the runs recorded it (three points an epoch), from the first third.
+            loss = screen.query_one("#cmp-loss", LineChart).series
+            assert len(loss[0].xs) == 18 and loss[0].xs[0] == pytest.approx(1 / 3)
+            # The chart keys change every curve at once; 0 puts them back.
+            screen.action_tab("curves")
+            await pilot.press("e", "l", "full_stop", "plus")
+            await pilot.pause()
+            views = {chart.view for chart in screen.query(LineChart)}
+            assert len(views) == 1
+            (view,) = views
+            assert (view.smoothing, view.log_y, view.cursor, view.zoom) == (0.6, True, 1.0, 2.0)
+            footer = screen.query_one("#cmp-dead", LineChart).render().plain.split("\n")[-1]
+            # Each run's smoothed value at the cursor (the newest point).
+            assert all(f"━ {format_number(smoothed(s.ys, 0.6)[-1])}" in footer for s in dead)
+            await pilot.press("0")
+            assert all(chart.view == ChartView() for chart in screen.query(LineChart))
+            screen.action_tab("config")
+            await pilot.pause()
             screen.query_one("#export-dir", Input).value = str(export_dir)
             md = screen.export("md")
             text = md.read_text()

@@ -82,10 +82,14 @@ def run_events(tmp_path: Path, run_dir: Path, name: str, method: str = "topk", s
     final = {}
     for e in range(1, last + 1):
         tt = t + 5 + e
-        out.append(ev.Progress(phase="sae", done=3 * e, total=3 * epochs, epoch=e, time=tt))
+        for step in (1, 2, 3):  # the per-step curve's points: each the mean over the steps since the last
+            x = e - 1 + step / 3
+            out.append(ev.Progress(phase="sae", done=3 * (e - 1) + step, total=3 * epochs, epoch=e, time=tt - 1 + step / 3,
+                                   logs={"loss": round(0.01 / x + 0.001, 6), "reconstruction": round(0.01 / x, 6)}))
         out.append(ev.EpochEnd(phase="sae", epoch=e, epochs=epochs,
                                logs={"loss": round(0.01 / e + 0.001, 6), "reconstruction": round(0.01 / e, 6),
-                                     "sparsity_loss": 0.001, "l0": float(sparsity)},
+                                     "sparsity_loss": 0.001, "l0": float(sparsity),
+                                     "dead_in_training": round(dead_final * e / epochs, 4)},
                                seconds=0.5, sparsity=float(sparsity), time=tt + 0.01))
         final = sae_metrics(e, epochs, n_neurons, dead_final, float(sparsity), mig)
         out.append(ev.Evaluation(phase="sae", epoch=e, metrics=final, time=tt + 0.02))

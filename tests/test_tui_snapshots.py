@@ -72,6 +72,17 @@ def test_run_screen_panels(workdir, snap_compare, tab):
     assert snap_compare(app(), terminal_size=SIZE, run_before=open_run)
 
 
+def test_run_screen_charts_smoothed_on_a_log_axis_with_a_cursor(workdir, snap_compare):
+    async def open_run(pilot):
+        pilot.app.open_run(workdir["k2"])
+        await pilot.pause()
+        for key in ("e", "e", "l", "comma", "comma", "comma", "plus"):
+            await pilot.press(key)
+        await pilot.pause()
+
+    assert snap_compare(app(), terminal_size=SIZE, run_before=open_run)
+
+
 @pytest.mark.parametrize("tab", ["config", "curves"])
 def test_compare_screen(workdir, snap_compare, tab):
     async def compare(pilot):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from collapse_tui.tui.schema import errors_by_field, flatten, form_fields
 from collapse_tui.tui.widgets.charts import (
     Series,
@@ -11,6 +15,7 @@ from collapse_tui.tui.widgets.charts import (
     render_histogram,
     render_line_chart,
 )
+from collapse_tui.tui.widgets.chart_view import CURSOR_STEPS, SMOOTHING_STEPS, ChartView, log_points, smoothed
 
 
 def plot_rows(text, height):
@@ -66,16 +71,27 @@ def test_heatmap_sorts_live_neurons_by_best_factor_and_greys_the_dead():
     best = [1, 0, 0, 1]
     dead = [False, True, False, False]
     assert heatmap_order(best, dead) == [2, 0, 3, 1]
-    text = render_heatmap(nmi, ["shape", "scale"], best, dead, width=20, title="nmi")
+    text = render_heatmap(nmi, ["shape", "scale"], best, dead, width=26, title="nmi")
     lines = text.plain.split("\n")
+    assert lines[0] == "nmi  4 neurons, 1 dead"
     assert lines[1].startswith("shape") and lines[1].endswith("   ·")
-    # One coloured cell per live neuron and factor: 3 x 2.
+    # One coloured cell per live neuron and factor: 3 x 2; the colour scale after them.
+    scale_at = len("\n".join(lines[:3]))
     coloured = [span for span in text.spans if getattr(span.style, "bgcolor", None) is not None]
-    assert len(coloured) == 6
-    # Colours are relative to the largest live value (0.9): it gets the top of the ramp.
-    assert "max 0.9" in lines[0]
-    rgb = {tuple(span.style.bgcolor.get_truecolor()) for span in coloured}
+    cells = [span for span in coloured if span.start < scale_at]
+    assert len(cells) == 6
+    # Colours are relative to the largest live value (0.9): it gets the top of the ramp, which the
+    # scale's right end names.
+    assert lines[3].strip().startswith("0") and lines[3].endswith("0.9  · dead")
+    rgb = {tuple(span.style.bgcolor.get_truecolor()) for span in cells}
     assert (250, 230, 80) in rgb and len(rgb) == 6
+    ramp = [tuple(span.style.bgcolor.get_truecolor()) for span in coloured if span.start >= scale_at]
+    assert ramp[0] == (20, 24, 60) and ramp[-1] == (250, 230, 80)
+    # Given a height, each factor's band fills its share of it, the name on its middle line.
+    lines = render_heatmap(nmi, ["shape", "scale"], best, dead, width=26, height=8, title="nmi").plain.split("\n")
+    assert len(lines) == 8
+    assert [line[:5].strip() for line in lines[1:7]] == ["", "shape", "", "", "scale", ""]
+    assert lines[1][6:] == lines[2][6:] == lines[3][6:]
 
 
 def test_form_fields_follow_the_schema_and_errors_map_to_fields():
@@ -102,3 +118,62 @@ def test_compare_legend_says_a_shared_leading_name_once():
     assert common_prefix(["quick-topk-k2", "quick-topk-k8"]) == "quick-topk-"
     assert common_prefix(["quick-k2", "quick-k2-auxk"]) == "quick-"  # whole words only: "k2" stays in both
     assert common_prefix(["a-b", "c-d"]) == "" and common_prefix(["solo-run"]) == ""
+
+
+def test_smoothing_is_a_debiased_ema_and_log_points_drop_non_positive_values():
+    # weight 0.5 on [2, 4]: m1 = 1, s1 = 1 / 0.5 = 2; m2 = 0.5 + 2 = 2.5, s2 = 2.5 / 0.75.
+    assert smoothed([2.0, 4.0], 0.5) == pytest.approx([2.0, 2.5 / 0.75])
+    assert smoothed([2.0, 4.0], 0.0) == [2.0, 4.0]
+    assert log_points([(0, 100.0), (1, 0.0), (2, -1.0), (3, 0.01)]) == [(0, 2.0), (3, -2.0)]
+
+
+def test_chart_view_keys_cycle_smoothing_toggle_log_move_the_cursor_and_zoom_around_it():
+    view = ChartView()
+    assert view.window() == (0.0, 1.0) and view.describe() == ""
+    smooth = [view := view.changed("smooth") for _ in SMOOTHING_STEPS]
+    assert [v.smoothing for v in smooth] == [*SMOOTHING_STEPS[1:], 0.0]
+    view = ChartView().changed("zoom_in").changed("zoom_in")
+    assert view.zoom == 4 and view.window() == (0.75, 1.0)  # no cursor: the newest quarter
+    view = view.changed("left")  # the first press shows the cursor at the window's right edge
+    assert view.cursor == 1.0
+    view = view.changed("left")
+    assert view.cursor == pytest.approx(1.0 - 0.25 / CURSOR_STEPS)
+    view = dataclasses.replace(view, cursor=0.5)
+    assert view.window() == (0.375, 0.625)  # centred on the cursor
+    assert dataclasses.replace(view, cursor=0.01).window() == (0.0, 0.25)  # kept inside the range
+    assert view.changed("zoom_out").changed("zoom_out").changed("zoom_out").zoom == 1.0
+    assert view.changed("log").log_y and view.changed("log").describe() == "log y · zoom 4×"
+    assert view.changed("reset") == ChartView()
+    with pytest.raises(ValueError):
+        view.changed("spin")
+
+
+def test_line_chart_cursor_reads_every_series_at_the_nearest_point():
+    series = [Series("a", [0, 1, 2, 3, 4], [1.0, 2.0, 3.0, 4.0, 5.0], "red"),
+              Series("b", [0, 2, 4], [10.0, 30.0, 50.0], "blue")]
+    text = render_line_chart(series, width=40, height=6, x_label="epoch", view=ChartView(cursor=0.5))
+    footer = text.plain.split("\n")[-1]
+    assert "epoch 2" in footer and "━ 3  ━ 30" in footer
+    # The cursor is drawn where no line is: a column of ┊ in the plot.
+    assert "┊" in text.plain
+    # Smoothed, the readout is the smoothed value: weight 0.6 over [1, 2, 3] debiased at x = 2.
+    expected = smoothed([1.0, 2.0, 3.0], 0.6)[-1]
+    text = render_line_chart(series[:1], width=40, height=6, view=ChartView(cursor=0.5, smoothing=0.6))
+    assert f"━ {format_number(expected)}" in text.plain.split("\n")[-1]
+
+
+def test_line_chart_log_axis_labels_in_data_units_and_zoom_shows_part_of_the_x_range():
+    series = [Series("a", [0, 1, 2, 3], [1.0, 10.0, 100.0, 1000.0])]
+    text = render_line_chart(series, width=40, height=7, view=ChartView(log_y=True))
+    lines = text.plain.split("\n")
+    # log10 y runs 0..3, padded by 5%: the top label is 10^3.15, the bottom 10^-0.15.
+    assert lines[1].split("│")[0].strip() == format_number(10 ** 3.15)
+    assert lines[-2].split("└")[0].strip() == format_number(10 ** -0.15)
+    assert "log y" in lines[-1]
+    # Zoomed 2x with no cursor: the newest half of the x range, 1.5 .. 3.
+    text = render_line_chart(series, width=40, height=7, view=ChartView(zoom=2.0))
+    footer = text.plain.split("\n")[-1].split()
+    assert footer[0] == "1.5" and footer[-1] == "3"
+    # Nothing positive to put on a log axis: the chart says so.
+    text = render_line_chart([Series("z", [0, 1], [0.0, 0.0])], width=40, height=6, view=ChartView(log_y=True))
+    assert "no positive values" in text.plain

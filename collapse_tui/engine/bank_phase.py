@@ -12,10 +12,11 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
-from collapse_tui.engine.callbacks import StopRequested, StoppableCallback, running_metrics
+from collapse_tui.engine.callbacks import IntervalMeans, StopRequested, StoppableCallback, running_metrics
 from collapse_tui.engine.checkpoint import write_checkpoint
 from collapse_tui.engine.sae_phase import SAEPhase
 from collapse_tui.events import EpochEnd, Progress
+from collapse_tui.metrics.specs import DEAD_IN_TRAINING
 
 
 def bank_key(cfg) -> tuple:
@@ -92,6 +93,7 @@ class BankPhase:
         self.steps_per_epoch = self.members[0].steps_per_epoch
         self.failed: set[int] = set()
         self.bank = None
+        self._steps = IntervalMeans()  # the members' per-step curves, sent with the progress events
 
     @property
     def live(self) -> list[int]:
@@ -163,15 +165,26 @@ class BankPhase:
     def progress(self, epoch: int, batch: int) -> None:
         done = epoch * self.steps_per_epoch + batch
         total = self.total_epochs * self.steps_per_epoch
-        for i in self.live:
-            self.members[i].state.emit(Progress(phase="sae", done=done, total=total, epoch=epoch + 1))
+        steps, means = {}, {}
         if batch > 0:
-            self._check_finite(epoch, batch)
+            means = running_metrics(self.bank)
+            steps = self._steps.update(epoch, batch, {k: v for k, v in means.items() if v.ndim == 1})
+        for i in self.live:
+            logs = self._member_logs(steps, i)
+            self.members[i].state.emit(Progress(phase="sae", done=done, total=total, epoch=epoch + 1,
+                                                logs=logs or None))
+        if batch > 0:
+            self._check_finite(epoch, batch, means.get("loss"))
 
-    def _check_finite(self, epoch: int, batch: int) -> None:
+    def _member_logs(self, values: dict[str, np.ndarray], i: int) -> dict[str, float]:
+        """Member ``i``'s value of each of the bank's per-member metrics (AuxK's only if it uses AuxK:
+        the bank computes them for every member when any does)."""
+        j, auxk = self.index[i], self.members[i].sae.auxk
+        return {key: float(v[j]) for key, v in values.items() if key not in ("auxk_loss", "auxk_dead") or auxk}
+
+    def _check_finite(self, epoch: int, batch: int, losses: np.ndarray | None) -> None:
         """Fail, at once, each member whose running loss this epoch is no longer finite: nothing it would
         measure from here on means anything. Its slice keeps training (nothing mixes members)."""
-        losses = running_metrics(self.bank).get("loss")
         if losses is None:
             return
         for i in self.live:
@@ -187,11 +200,23 @@ class BankPhase:
         arrays = {key: np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64) for key, value in logs.items()}
         values = {key: array for key, array in arrays.items() if array.ndim == 1}
         sparsities = self.bank.sparsities
+        # Dead over the epoch, for every member at no cost: the step counts each neuron's idle streak, so
+        # one idle for the epoch's every step fired on none of its training inputs (the evaluation's dead
+        # fraction, on held-out inputs, comes only at the marks).
+        idle = np.asarray(keras.ops.convert_to_numpy(self.bank.idle_steps))
+        dead_in_training = (idle >= self.steps_per_epoch).mean(axis=1) if complete else None
+        # The epoch's last steps close each member's per-step curve (see EventCallback.on_epoch_end).
+        tail = self._steps.update(epoch, self.steps_per_epoch, values) if complete else {}
+        done, total = (epoch + 1) * self.steps_per_epoch, self.total_epochs * self.steps_per_epoch
 
         def report(i, m):
             j = self.index[i]
-            member_logs = {key: float(v[j]) for key, v in values.items()
-                           if key not in ("auxk_loss", "auxk_dead") or m.sae.auxk}
+            member_logs = self._member_logs(values, i)
+            if dead_in_training is not None:
+                member_logs[DEAD_IN_TRAINING] = float(dead_in_training[j])
+            if tail:
+                m.state.emit(Progress(phase="sae", done=done, total=total, epoch=epoch + 1,
+                                      logs=self._member_logs(tail, i)))
             m.state.emit(EpochEnd(phase="sae", epoch=epoch + 1, epochs=self.total_epochs, logs=member_logs,
                                   seconds=seconds, sparsity=float(sparsities[j])))
             loss = member_logs.get("loss")

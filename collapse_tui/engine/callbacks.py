@@ -12,6 +12,10 @@ import numpy as np
 from collapse_tui.events import EpochEnd, Progress
 
 
+# Seconds between two progress events of a training phase (each also a point of the per-step curves).
+PROGRESS_INTERVAL = 0.5
+
+
 class StopRequested(Exception):
     """Raised by the engine when a run was asked to stop (Stop in the TUI, or a stop event)."""
 
@@ -29,6 +33,31 @@ def running_metrics(model) -> dict[str, np.ndarray]:
     return {m.name: np.asarray(keras.ops.convert_to_numpy(m.result()), dtype=np.float64) for m in model.metrics}
 
 
+class IntervalMeans:
+    """Each metric's mean over the steps between two reads within an epoch, from the epoch's running
+    means: Keras keeps every metric's mean since the epoch began, so ``steps × mean`` is its sum, and
+    the difference of two sums over the difference of their steps is the mean in between (exact while
+    the batches are of one size, as all but an epoch's last are). Values may be arrays (a bank's
+    metrics: one value per member)."""
+
+    def __init__(self) -> None:
+        self._epoch: int | None = None
+        self._steps = 0
+        self._sums: dict[str, np.ndarray] = {}
+
+    def update(self, epoch: int, steps: int, means: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The means since the last update, given the running ``means`` after ``steps`` steps of
+        ``epoch``; empty when no step ran since."""
+        if epoch != self._epoch:
+            self._epoch, self._steps, self._sums = epoch, 0, {}
+        if steps <= self._steps:
+            return {}
+        sums = {key: np.asarray(mean, dtype=np.float64) * steps for key, mean in means.items()}
+        out = {key: (total - self._sums.get(key, 0.0)) / (steps - self._steps) for key, total in sums.items()}
+        self._steps, self._sums = steps, sums
+        return out
+
+
 class StoppableCallback(keras.callbacks.Callback):
     """Stops ``fit`` between steps once ``stop_event`` is set (``stopped`` then says so) and calls
     :meth:`progress` at most every ``interval`` seconds.
@@ -38,10 +67,10 @@ class StoppableCallback(keras.callbacks.Callback):
     every step and cost throughput).
     """
 
-    def __init__(self, stop_event: threading.Event | None = None, interval: float = 0.5):
+    def __init__(self, stop_event: threading.Event | None = None, interval: float | None = None):
         super().__init__()
         self.stop_event = stop_event
-        self.interval = interval
+        self.interval = PROGRESS_INTERVAL if interval is None else interval
         self.stopped = False
         self._epoch = 0
         self._epoch_start = 0.0
@@ -74,7 +103,8 @@ class StoppableCallback(keras.callbacks.Callback):
 
 
 class EventCallback(StoppableCallback):
-    """Emits ``Progress`` (at most every ``interval`` seconds) and ``EpochEnd`` events, and stops training
+    """Emits ``Progress`` (at most every ``interval`` seconds, with the metrics' means over the steps since
+    the last) and ``EpochEnd`` events, and stops training
     between steps once ``stop_event`` is set, or as soon as its loss stops being finite (checked with
     each progress event and at the end of each epoch; ``diverged`` then says where). ``epochs_done``
     counts the epochs that ran whole: not one a stop cut short, nor one that diverged."""
@@ -87,7 +117,7 @@ class EventCallback(StoppableCallback):
         steps_per_epoch: int,
         stop_event: threading.Event | None = None,
         sparsity: Callable[[], float] | None = None,
-        interval: float = 0.5,
+        interval: float | None = None,
     ):
         super().__init__(stop_event, interval)
         self.phase = phase
@@ -97,12 +127,19 @@ class EventCallback(StoppableCallback):
         self.sparsity = sparsity
         self.diverged: str | None = None
         self.epochs_done = 0  # the last epoch that ran whole (1-based), 0 before the first
+        self._steps = IntervalMeans()  # the per-step curves' points, sent with the progress events
 
     def progress(self, epoch: int, batch: int) -> None:
         done = epoch * self.steps_per_epoch + batch
-        self.emit(Progress(phase=self.phase, done=done, total=self.epochs * self.steps_per_epoch, epoch=epoch + 1))
+        logs = None
         if batch > 0:
-            loss = running_metrics(self.model).get("loss")
+            means = running_metrics(self.model)
+            steps = self._steps.update(epoch, batch, {k: v for k, v in means.items() if v.ndim == 0})
+            logs = {key: float(value) for key, value in steps.items()} or None
+        self.emit(Progress(phase=self.phase, done=done, total=self.epochs * self.steps_per_epoch, epoch=epoch + 1,
+                           logs=logs))
+        if batch > 0:
+            loss = means.get("loss")
             if loss is not None and not np.all(np.isfinite(loss)):
                 self._diverge(f"the {self.phase.upper()}'s loss became {float(np.ravel(loss)[0])} in epoch "
                               f"{epoch + 1} (found at step {batch})")
@@ -121,6 +158,13 @@ class EventCallback(StoppableCallback):
             return
         self.epochs_done = epoch + 1
         values = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+        # The epoch's last steps close its per-step curve: the epoch's means are the running means after
+        # all its steps (the tail's mean is off only by a smaller last batch's weight).
+        tail = self._steps.update(epoch, self.steps_per_epoch, values)
+        if tail:
+            self.emit(Progress(phase=self.phase, done=(epoch + 1) * self.steps_per_epoch,
+                               total=self.epochs * self.steps_per_epoch, epoch=epoch + 1,
+                               logs={key: float(value) for key, value in tail.items()}))
         sparsity = float(self.sparsity()) if self.sparsity is not None else None
         values.pop("sparsity", None)
         self.emit(EpochEnd(phase=self.phase, epoch=epoch + 1, epochs=self.epochs, logs=values,

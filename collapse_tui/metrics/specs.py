@@ -14,6 +14,9 @@ from typing import Any, Iterable, Mapping
 
 MISSING = "–"  # the cell of a value never measured
 DEAD_PREFIX = "dead@"
+# Logged after every SAE epoch (cheap: from the training step's idle counts, no evaluation pass): the
+# fraction of neurons that fired on no training input during the whole epoch.
+DEAD_IN_TRAINING = "dead_in_training"
 RARE_PREFIX = "dead_freq@"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from collapse_tui import events as ev
-from collapse_tui.metrics.specs import DEAD_PREFIX, is_threshold_key, threshold_key
+from collapse_tui.metrics.specs import DEAD_IN_TRAINING, DEAD_PREFIX, is_threshold_key, threshold_key
 
 TERMINAL = ("ok", "stopped", "failed", "crashed")
 # The loss and the terms it is the sum of, as the VAE and SAE log them each epoch (chart labels).
@@ -57,7 +57,12 @@ class RunState:
     # Per phase, each logged term ("loss", "reconstruction", "kl", "sparsity_loss", ...) per epoch.
     vae_terms: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     sae_terms: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    # The same terms per few steps (the progress events' means since the last), at fractional epochs.
+    vae_steps: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    sae_steps: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     sae_l0: list[tuple[int, float]] = field(default_factory=list)
+    # Percent of neurons that fired on no training input of an epoch, after every SAE epoch.
+    dead_in_training: list[tuple[int, float]] = field(default_factory=list)
     sparsity: float | None = None
     evaluations: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     vae_metrics: dict[str, Any] = field(default_factory=dict)
@@ -72,7 +77,7 @@ class RunState:
     # ------------------------------------------------------------------ folding events
     def apply(self, event: ev.Event) -> None:
         self.version += 1
-        if not isinstance(event, (ev.Progress, ev.PhaseStarted)):
+        if not isinstance(event, (ev.Progress, ev.PhaseStarted)) or getattr(event, "logs", None):
             self.panel_version += 1
         self.last_time = event.time
         if isinstance(event, ev.RunStarted):
@@ -96,6 +101,12 @@ class RunState:
                 self.epoch = max(self.epoch, event.epoch)
             if self.progress_started is None or event.done < self.progress_started[1]:
                 self.progress_started = (event.time, event.done)
+            if event.logs and event.phase in ("vae", "sae") and self.epochs and event.total:
+                steps = self.vae_steps if event.phase == "vae" else self.sae_steps
+                x = event.done * self.epochs / event.total
+                for name, value in event.logs.items():
+                    if name in LOSS_TERMS and value is not None:
+                        steps.setdefault(name, []).append((x, float(value)))
         elif isinstance(event, ev.EpochEnd):
             self.epoch, self.epochs = event.epoch, event.epochs
             terms = self.vae_terms if event.phase == "vae" else self.sae_terms
@@ -107,6 +118,8 @@ class RunState:
                     self.sparsity = event.sparsity
                 if event.logs.get("l0") is not None:
                     self.sae_l0.append((event.epoch, float(event.logs["l0"])))
+                if event.logs.get(DEAD_IN_TRAINING) is not None:
+                    self.dead_in_training.append((event.epoch, 100.0 * float(event.logs[DEAD_IN_TRAINING])))
         elif isinstance(event, ev.Evaluation):
             if event.phase == "vae":
                 self.vae_metrics = dict(event.metrics)
@@ -131,6 +144,15 @@ class RunState:
     @property
     def sae_loss(self) -> list[tuple[int, float]]:
         return self.sae_terms.get("loss", [])
+
+    def loss_curves(self, phase: str) -> dict[str, list[tuple[float, float]]]:
+        """Each loss term of ``phase`` (``vae`` or ``sae``) over epochs, per few steps where those are the
+        finer curve (a run whose epochs take under the progress interval has about one step point per
+        epoch, and a run written before step points existed has none), else per epoch."""
+        epochs, steps = (self.vae_terms, self.vae_steps) if phase == "vae" else (self.sae_terms, self.sae_steps)
+        return {name: steps[name] if len(steps.get(name, ())) > len(points) else points
+                for name, points in epochs.items()} | {name: points for name, points in steps.items()
+                                                        if name not in epochs}
 
     @property
     def finished(self) -> bool:

@@ -14,6 +14,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sta
 
 from collapse_tui.store import RunRecord
 from collapse_tui.tui.runs_table import config_rows, export_path, load_compared, metric_rows, to_csv, to_markdown
+from collapse_tui.tui.widgets.chart_view import CHART_BINDINGS, ChartView
 from collapse_tui.tui.widgets.charts import PALETTE, LineChart, Series
 
 
@@ -57,6 +58,7 @@ class CompareScreen(Screen):
         Binding("2", "tab('metrics')", "Metrics", show=False),
         Binding("3", "tab('curves')", "Curves", show=False),
         Binding("escape", "back", "Back"),
+        *CHART_BINDINGS,
     ]
 
     def __init__(self, records: list[RunRecord], export_dir: str | Path = ".", **kwargs) -> None:
@@ -68,6 +70,7 @@ class CompareScreen(Screen):
         self.only_differing = True
         self.prefix = common_prefix([c.label for c in self.runs])  # shown once, in the legend
         self.exported: list[Path] = []
+        self.chart_view = ChartView()  # shared by the curves: they smooth, scale and zoom together
 
     def color(self, i: int) -> str:
         return PALETTE[i % len(PALETTE)]
@@ -133,8 +136,9 @@ class CompareScreen(Screen):
         loss, dead, mig = [], [], []
         for i, c in enumerate(self.runs):
             st, color = c.state, self.color(i)
-            if st.sae_loss:
-                loss.append(Series(c.label, [p[0] for p in st.sae_loss], [p[1] for p in st.sae_loss], color))
+            points = st.loss_curves("sae").get("loss")
+            if points:
+                loss.append(Series(c.label, [p[0] for p in points], [p[1] for p in points], color))
             thresholds = st.thresholds
             points = st.dead_pct_series(thresholds[0]) if thresholds else []
             if points:
@@ -153,6 +157,12 @@ class CompareScreen(Screen):
         self.fill_tables()
 
     # ------------------------------------------------------------------ actions
+    def action_chart(self, key: str) -> None:
+        """Change how the curves are drawn (all of them at once)."""
+        self.chart_view = self.chart_view.changed(key)
+        for chart in self.query(LineChart):
+            chart.set_view(self.chart_view)
+
     def action_toggle_all(self) -> None:
         self.only_differing = not self.only_differing
         self.fill_tables()

@@ -28,6 +28,10 @@ sparsity, and watch neurons die while reconstruction stays good.
 | t | run | next dead-neuron threshold |
 | [ / ] | run | the previous / next run of the sweep (the runs of a bank train at once) |
 | 1 2 3 | run, compare | switch panel |
+| e | run, compare | smooth the curves: EMA weight 0 → 0.6 → 0.9 → 0.97 (debiased, as TensorBoard's) |
+| l | run, compare | log y axis |
+| , / . | run, compare | cursor left / right: the last line of each chart reads every series' value there |
+| + / - / 0 | run, compare | zoom the x axis in / out (around the cursor, else the newest values); 0 resets the view |
 | enter | runs | open a run (a run still being written is followed) |
 | space / c | runs | mark runs / compare the marked ones |
 | / , o , click header | runs | filter / sort |
@@ -40,8 +44,10 @@ sparsity, and watch neurons die while reconstruction stays good.
 | escape | | back |
 | ctrl+q | | quit |
 
-**Panels.** *Loss*: VAE and SAE loss per epoch with the terms it sums (reconstruction, KL, sparsity). *Dead neurons*: the percentage of neurons that never
-fire above the chosen threshold on the evaluation set, the histogram of log10 activation density of the
+**Panels.** *Loss*: VAE and SAE loss with the terms it sums (reconstruction, KL, sparsity), every few
+steps (each point the mean over the steps since the one before) where a run recorded them, else per epoch. *Dead neurons*: the percentage of neurons that never
+fire above the chosen threshold on the evaluation set (at each evaluation), and of those that fired on
+no training input of an epoch (after every epoch), the histogram of log10 activation density of the
 live ones, L0 and the current k or λ. *MIG*: mutual information gap of the VAE latents and of the SAE
 codes, and the neuron × factor normalised mutual information, neurons sorted by their best factor,
 dead neurons as grey dots.

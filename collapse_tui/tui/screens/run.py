@@ -25,6 +25,7 @@ from textual.widgets import Button, Footer, Header, Label, ProgressBar, Static, 
 from collapse_tui.config import K_METHODS
 from collapse_tui.metrics.specs import threshold_key
 from collapse_tui.tui.state import LOSS_TERMS, EventFeed, RunState, dead_neurons, format_seconds
+from collapse_tui.tui.widgets.chart_view import CHART_BINDINGS, ChartView
 from collapse_tui.tui.widgets.charts import PALETTE, Heatmap, Histogram, LineChart, Series
 
 REDRAW_HZ = 4
@@ -82,6 +83,7 @@ class RunScreen(Screen):
         Binding("2", "tab('dead')", "Dead", show=False),
         Binding("3", "tab('mig')", "MIG", show=False),
         Binding("escape", "back", "Back"),
+        *CHART_BINDINGS,
     ]
 
     threshold_index: reactive[int] = reactive(0)
@@ -100,6 +102,7 @@ class RunScreen(Screen):
         # Which of the feed's runs the panels show: None follows the latest (the runs of a bank train at
         # once, and [ / ] move between them).
         self.selected: int | None = None
+        self.chart_view = ChartView()  # shared by the charts: they smooth, scale and zoom together
         if feed.live:
             feed.notify = lambda: self.post_message(self.EventsArrived())
 
@@ -239,8 +242,9 @@ class RunScreen(Screen):
         # A VAE trained earlier with the same config is loaded, not trained: it has no curve here.
         past_vae = state.phase in ("codes", "sae", "evaluate") or state.finished
         self.query_one("#vae-loss", LineChart).set_series(
-            loss_series(state.vae_terms), empty="VAE loaded, not trained in this run" if past_vae else "no data yet")
-        self.query_one("#sae-loss", LineChart).set_series(loss_series(state.sae_terms))
+            loss_series(state.loss_curves("vae")),
+            empty="VAE loaded, not trained in this run" if past_vae else "no data yet")
+        self.query_one("#sae-loss", LineChart).set_series(loss_series(state.loss_curves("sae")))
 
     @property
     def threshold(self) -> float | None:
@@ -251,8 +255,11 @@ class RunScreen(Screen):
         threshold = self.threshold
         chart = self.query_one("#dead-chart", LineChart)
         chart.title = f"dead % @ {threshold:g}" if threshold is not None else "dead %"
-        chart.set_series([Series(f"{threshold:g}", *_xy(state.dead_pct_series(threshold)), PALETTE[3])]
-                         if threshold is not None else [])
+        series = [Series("evaluation", *_xy(state.dead_pct_series(threshold)), PALETTE[3])
+                  if threshold is not None else None,
+                  # After every epoch: neurons that fired on none of its training inputs.
+                  Series("in training", *_xy(state.dead_in_training), PALETTE[1]) if state.dead_in_training else None]
+        chart.set_series([s for s in series if s is not None and s.xs])
         latest = state.latest
         hist = latest.get("density_histogram") or {}
         edges = hist.get("edges") or []
@@ -309,6 +316,12 @@ class RunScreen(Screen):
             self.notify("stopping: the run is evaluated as it stands and marked stopped")
         else:
             self.notify("the run has already ended")
+
+    def action_chart(self, key: str) -> None:
+        """Change how the charts are drawn (all of them at once, on every tab)."""
+        self.chart_view = self.chart_view.changed(key)
+        for chart in self.query(LineChart):
+            chart.set_view(self.chart_view)
 
     def action_next_threshold(self) -> None:
         self.threshold_index += 1

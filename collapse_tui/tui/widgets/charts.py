@@ -15,6 +15,8 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
+from collapse_tui.tui.widgets.chart_view import ChartView, log_points, smoothed
+
 # Stable, distinguishable colours: series i (or the i-th compared run) always gets PALETTE[i % len].
 PALETTE = ("#4e9ae0", "#e8a33d", "#5fbf73", "#e05d5d", "#a77bd4", "#4fc1c1", "#d97bb0", "#b5b54a")
 
@@ -54,11 +56,20 @@ def _finite_points(series: Series) -> list[tuple[float, float]]:
             if y is not None and x is not None and math.isfinite(float(y)) and math.isfinite(float(x))]
 
 
+def _nearest(points: Sequence[tuple[float, float]], x: float) -> float | None:
+    """The y of the point nearest to ``x`` (None without points)."""
+    return min(points, key=lambda p: abs(p[0] - x))[1] if points else None
+
+
 def render_line_chart(series: Sequence[Series], width: int, height: int, *, title: str = "",
                       y_range: tuple[float, float] | None = None, x_label: str = "",
-                      legend: bool = True, empty: str = "no data yet") -> Text:
+                      legend: bool = True, empty: str = "no data yet", view: ChartView | None = None) -> Text:
     """A line chart of ``series`` in a ``width`` x ``height`` cell box: title and legend (cut to the
-    width) on the first line, a y axis with three labels, the x axis range on the last line."""
+    width) on the first line, a y axis with three labels, the x axis range on the last line.
+
+    ``view`` smooths the series, puts y on a log scale, shows part of the x range and a cursor; with a
+    cursor, the last line reads each series' value at it instead of the x range."""
+    view = view or ChartView()
     text = Text(no_wrap=True, overflow="crop")
     head = Text()
     if title:
@@ -72,23 +83,35 @@ def render_line_chart(series: Sequence[Series], width: int, height: int, *, titl
     text.append("\n")
     plot_h = max(1, height - 2)
     points = [_finite_points(s) for s in series]
-    all_pts = [p for pts in points for p in pts]
+    if view.smoothing:
+        points = [list(zip([p[0] for p in pts], smoothed([p[1] for p in pts], view.smoothing))) for pts in points]
+    drawn = [log_points(pts) for pts in points] if view.log_y else points
+    all_pts = [p for pts in drawn for p in pts]
     if not all_pts:
+        if view.log_y and any(points):
+            empty = "no positive values for a log axis"
         text.append("\n" * (plot_h - 1))
         text.append(f"  ({empty})", style="dim")
         text.append("\n")
         return text
-    ys = [p[1] for p in all_pts]
-    xs = [p[0] for p in all_pts]
+    full_lo, full_hi = min(p[0] for p in all_pts), max(p[0] for p in all_pts)
+    f_lo, f_hi = view.window()
+    x_lo, x_hi = full_lo + f_lo * (full_hi - full_lo), full_lo + f_hi * (full_hi - full_lo)
+    # The y range fits what the window shows.
+    ys = [p[1] for p in all_pts if x_lo <= p[0] <= x_hi] or [p[1] for p in all_pts]
+    if view.log_y:
+        y_range = None
     y_lo, y_hi = y_range if y_range is not None else (min(ys), max(ys))
     if y_range is None:
         pad = (y_hi - y_lo) * 0.05
-        # Quantities that cannot be negative (losses, fractions, MIG) keep 0 as their floor.
-        y_lo, y_hi = (y_lo - pad if y_lo - pad >= 0 or y_lo < 0 else 0.0), y_hi + pad
+        # Quantities that cannot be negative (losses, fractions, MIG) keep 0 as their floor (on a log
+        # axis the floor is whatever the data reach).
+        floor_at_zero = not view.log_y and 0 <= y_lo < pad
+        y_lo, y_hi = (0.0 if floor_at_zero else y_lo - pad), y_hi + pad
     if y_hi - y_lo < 1e-12:
         y_lo, y_hi = y_lo - 0.5 if y_lo else -1.0, y_hi + 0.5 if y_hi else 1.0
-    x_lo, x_hi = min(xs), max(xs)
-    labels = [format_number(y_hi), format_number((y_lo + y_hi) / 2), format_number(y_lo)]
+    label = (lambda v: format_number(10 ** v)) if view.log_y else format_number
+    labels = [label(y_hi), label((y_lo + y_hi) / 2), label(y_lo)]
     axis_w = max(len(s) for s in labels) + 1
     plot_w = max(2, width - axis_w - 1)
     cols, rows = plot_w * 2, plot_h * 4
@@ -107,8 +130,11 @@ def render_line_chart(series: Sequence[Series], width: int, height: int, *, titl
             cells[cy][cx] |= _DOTS[px % 2][py % 4]
             colors[cy][cx] = color
 
-    for s, pts in zip(series, points):
-        pixels = [to_px(x, y) for x, y in pts]
+    for s, pts in zip(series, drawn):
+        # Points outside the window still anchor the lines that cross its edges (pixels off the plot
+        # are dropped); far beyond it they only cost time.
+        margin = (x_hi - x_lo) or 1.0
+        pixels = [to_px(x, y) for x, y in pts if x_lo - margin <= x <= x_hi + margin]
         if len(pixels) == 1:
             plot(*pixels[0], s.color)
         for (x0, y0), (x1, y1) in zip(pixels, pixels[1:]):
@@ -116,6 +142,8 @@ def render_line_chart(series: Sequence[Series], width: int, height: int, *, titl
             for i in range(steps + 1):
                 plot(round(x0 + (x1 - x0) * i / steps), round(y0 + (y1 - y0) * i / steps), s.color)
 
+    cursor_x = full_lo + view.cursor * (full_hi - full_lo) if view.cursor is not None else None
+    cursor_col = to_px(cursor_x, y_lo)[0] // 2 if cursor_x is not None and x_lo <= cursor_x <= x_hi else None
     label_rows = {0: labels[0], plot_h // 2: labels[1], plot_h - 1: labels[2]}
     for r in range(plot_h):
         text.append(label_rows.get(r, "").rjust(axis_w - 1) + " ", style="dim")
@@ -124,13 +152,31 @@ def render_line_chart(series: Sequence[Series], width: int, height: int, *, titl
             bits = cells[r][c]
             if bits:
                 text.append(chr(0x2800 + bits), style=colors[r][c])
+            elif c == cursor_col:
+                text.append("┊", style="bold")
             else:
                 text.append(" ")
         text.append("\n")
+    if cursor_x is not None:
+        footer = Text(" " * (axis_w + 1) + (f"{x_label} " if x_label else "x ") + format_number(cursor_x), style="dim")
+        for s, pts in zip(series, points):
+            value = _nearest(pts, cursor_x)
+            if value is not None:
+                footer.append("  ━ ", style=s.color)
+                footer.append(format_number(value))
+        footer.truncate(width)
+        text.append_text(footer)
+        return text
     lo, hi = format_number(x_lo), format_number(x_hi)
     footer = " " * (axis_w + 1) + lo
     right = (f"{x_label} " if x_label else "") + hi
-    footer += " " * max(1, axis_w + 1 + plot_w - len(footer) - len(right)) + right
+    mode = view.describe()
+    gap = axis_w + 1 + plot_w - len(footer) - len(right)
+    if mode and gap >= len(mode) + 4:
+        left_gap = (gap - len(mode)) // 2
+        footer += " " * left_gap + mode + " " * (gap - left_gap - len(mode)) + right
+    else:
+        footer += " " * max(1, gap) + right
     text.append(footer, style="dim")
     return text
 
@@ -181,16 +227,18 @@ def heatmap_order(best_factor: Sequence[int], dead: Sequence[bool]) -> list[int]
 
 
 def render_heatmap(nmi: Sequence[Sequence[float]], factors: Sequence[str], best_factor: Sequence[int],
-                   dead: Sequence[bool], width: int, *, title: str = "") -> Text:
+                   dead: Sequence[bool], width: int, height: int | None = None, *, title: str = "") -> Text:
     """Factor rows x neuron columns of normalised MI, neurons sorted by best factor; dead neurons
-    are grey dots. Colours run from 0 to the matrix's largest value (named in the title), so that
-    the structure shows at small MI too. With more neurons than columns, neighbours (in sorted
-    order) share a column and it shows their largest value."""
+    are grey dots. Colours run from 0 to the matrix's largest value, so that the structure shows at
+    small MI too; the last line is that colour scale. With more neurons than columns, neighbours (in
+    sorted order) share a column and it shows their largest value. With ``height``, each factor's row
+    is repeated to fill it (title and scale take a line each)."""
     text = Text(no_wrap=True, overflow="crop")
     n = len(nmi)
     live = [v for i, row in enumerate(nmi) if not (i < len(dead) and dead[i]) for v in row]
     top = max(live, default=0.0)
-    text.append((title + (f"  max {top:.2g}" if n else ""))[:width], style="bold")
+    n_dead = sum(1 for i in range(n) if i < len(dead) and dead[i])
+    text.append((title + (f"  {n} neurons, {n_dead} dead" if n else ""))[:width], style="bold")
     text.append("\n")
     if n == 0:
         text.append("  (no data yet)\n", style="dim")
@@ -200,17 +248,31 @@ def render_heatmap(nmi: Sequence[Sequence[float]], factors: Sequence[str], best_
     names = [str(factors[j]) if j < len(factors) else f"f{j}" for j in range(n_factors)]
     name_w = min(12, max(len(s) for s in names)) + 1
     cols = max(1, min(n, width - name_w))
+    repeat = max(1, (height - 2) // max(1, n_factors)) if height else 1
     order = heatmap_order(best_factor, dead)
     groups = [order[round(c * n / cols): round((c + 1) * n / cols)] for c in range(cols)]
     for j in range(n_factors):
-        text.append(names[j][: name_w - 1].ljust(name_w), style="dim")
+        row = Text()
         for group in groups:
             if not group or all(i < len(dead) and dead[i] for i in group):
-                text.append("·", style="grey42")
+                row.append("·", style="grey42")
                 continue
             value = max(nmi[i][j] for i in group if not (i < len(dead) and dead[i]))
-            text.append(" ", style=_heat_style(value / scale))
-        text.append("\n")
+            row.append(" ", style=_heat_style(value / scale))
+        for r in range(repeat):
+            # The name on the middle line of its band.
+            label = names[j][: name_w - 1] if r == (repeat - 1) // 2 else ""
+            text.append(label.ljust(name_w), style="dim")
+            text.append_text(row)
+            text.append("\n")
+    # The colour scale: 0 on the left, the largest live value on the right.
+    left, right = " 0 ", f" {top:.2g}  · dead"
+    ramp = max(4, min(24, width - name_w - len(left) - len(right)))
+    text.append(" " * name_w)
+    text.append(left, style="dim")
+    for c in range(ramp):
+        text.append(" ", style=_heat_style(c / (ramp - 1)))
+    text.append(right, style="dim")
     return text
 
 
@@ -240,6 +302,7 @@ class LineChart(ChartWidget):
         self.y_range = y_range
         self.series: list[Series] = []
         self.empty = "no data yet"
+        self.view = ChartView()
 
     def set_series(self, series: Sequence[Series], empty: str = "no data yet") -> None:
         """Draw ``series``; with none, the chart says ``empty`` instead."""
@@ -247,10 +310,15 @@ class LineChart(ChartWidget):
         self.empty = empty
         self.refresh()
 
+    def set_view(self, view: ChartView) -> None:
+        """Smooth, scale, zoom or move the cursor as ``view`` says."""
+        self.view = view
+        self.refresh()
+
     def _draw(self, width: int, height: int) -> Text:
         return render_line_chart(self.series, width, height, title=self.title, y_range=self.y_range,
                                  x_label=self.x_label, legend=self.legend and len(self.series) > 1,
-                                 empty=self.empty)
+                                 empty=self.empty, view=self.view)
 
 
 class Histogram(ChartWidget):
@@ -291,4 +359,4 @@ class Heatmap(ChartWidget):
         self.refresh()
 
     def _draw(self, width: int, height: int) -> Text:
-        return render_heatmap(self.nmi, self.factors, self.best_factor, self.dead, width, title=self.title)
+        return render_heatmap(self.nmi, self.factors, self.best_factor, self.dead, width, height, title=self.title)
