@@ -16,7 +16,7 @@ from rich.table import Table
 
 from collapse_tui import config as config_mod
 from collapse_tui import events as ev
-from collapse_tui.metrics.specs import DEAD, dead_spec, spec, threshold_key
+from collapse_tui.metrics.specs import DEAD, DEAD_IN_TRAINING, dead_spec, spec, threshold_key
 from collapse_tui.store import SUSPECT, defer_interrupt
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
@@ -136,7 +136,9 @@ class ConsoleListener:
             if run.task is not None:
                 self.progress.update(run.task, completed=event.done, total=event.total)
         elif isinstance(event, ev.EpochEnd):
-            logs = "  ".join(f"{k} {v:.4g}" for k, v in event.logs.items())
+            # Dead neurons read as percentages everywhere; the other logs as the model logs them.
+            logs = "  ".join(f"dead in training {_pct(v)}" if k == DEAD_IN_TRAINING else f"{k} {v:.4g}"
+                             for k, v in event.logs.items())
             extra = ""
             if event.sparsity is not None:
                 extra += f"  sparsity {event.sparsity:g}"

@@ -17,6 +17,7 @@ A run or sweep directory is created exclusively and never reused, so nothing is 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import numpy as np
 import yaml
 
 from collapse_tui.config import ConfigError, parse_yaml, shorten, stored_config_errors
@@ -40,6 +42,7 @@ CONFIG_FILE = "config.yaml"
 EVENTS_FILE = "events.jsonl"
 SUMMARY_FILE = "summary.json"
 SAE_FILE = "sae.keras"
+NEURONS_FILE = "neurons.npz"  # per-neuron profiles of the final evaluation (write_neurons)
 SWEEPS_DIR = "sweeps"
 SWEEP_FILE = "sweep.json"
 SUSPECT = "suspect"  # an ok run whose final metrics are no result (RunSummary.flags)
@@ -82,13 +85,14 @@ def _file_mode() -> int:
 FILE_MODE = _file_mode()
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str | bytes) -> None:
     """Write via a temporary file and rename, so a reader never sees a half-written file. The file gets
     the mode any other file of the run gets (mkstemp's own is 0600)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        binary = isinstance(text, bytes)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -162,6 +166,41 @@ def save_model(model, path: str | Path) -> None:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def write_neurons(run_dir: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write a run's per-neuron profiles, ``<run_dir>/neurons.npz``, atomically. Its arrays (m neurons,
+    F factors, n evaluation samples, ``top`` examples a neuron):
+
+    - ``factors`` (F,): the factors' names; ``eval_indices`` (n,): each evaluation sample's index in its
+      dataset, from which its image is rendered again (images are not stored);
+    - ``frequency``, ``max_activation``, ``mean_activation`` (m,); ``dead`` (m,) as the evaluation counts it;
+    - ``top_examples`` (m, top): rows of the evaluation set, largest activation first, -1 padding;
+      ``top_values`` (m, top);
+    - ``nmi`` (m, F): normalised mutual information with each factor; ``best_factor`` (m,);
+    - ``tuning/<factor>`` (m, values): mean activation at each value of the factor, and
+      ``tuning_values/<factor>`` those values (indices into the factor's grid);
+    - ``neighbours``, ``neighbour_cosines`` (m, 8): the neurons whose decoder directions are nearest
+      (by cosine), nearest first.
+    """
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    path = Path(run_dir) / NEURONS_FILE
+    write_atomic(path, buffer.getvalue())
+    return path
+
+
+def read_neurons(run_dir: str | Path) -> dict[str, np.ndarray] | None:
+    """The profiles :func:`write_neurons` wrote, or None if the run has none (not finished, or older);
+    ValueError if the file cannot be read."""
+    path = Path(run_dir) / NEURONS_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"{path}: unreadable neuron profiles ({type(exc).__name__}: {exc})") from None
 
 
 def remove_stale_temporaries(directory: str | Path, everything: bool = False) -> list[Path]:

@@ -389,3 +389,33 @@ def test_every_sae_epoch_logs_the_neurons_dead_in_training(finished_run):
     sae = keras.saving.load_model(result.run_dir / store.SAE_FILE)
     idle = keras.ops.convert_to_numpy(sae.idle_steps)
     assert values[-1] == pytest.approx(float((idle >= 3).mean()))
+
+
+def test_the_final_evaluation_writes_each_neurons_profile(finished_run):
+    # The profiles agree with the run's own evaluation and with its saved SAE on its evaluation set.
+    config, result, rec = finished_run
+    profiles = store.read_neurons(result.run_dir)
+    final = result.summary["final"]
+    n_neurons, n_eval = config.sae.n_neurons, config.eval.n_samples
+    assert profiles["frequency"].shape == (n_neurons,) and profiles["top_examples"].shape == (n_neurons, 16)
+    assert profiles["eval_indices"].shape == (n_eval,) and len(set(profiles["eval_indices"].tolist())) == n_eval
+    assert profiles["factors"].tolist() == ["shape", "scale", "orientation", "pos_x", "pos_y"]
+    last = [e for e in rec.of(ev.Evaluation) if e.phase == "sae"][-1].metrics
+    np.testing.assert_allclose(profiles["frequency"] * n_eval, last["fire_counts"])
+    assert profiles["dead"].tolist() == last["dead_mask"]
+    assert profiles["dead"].mean() == pytest.approx(final["dead_fraction"])
+    np.testing.assert_allclose(profiles["nmi"], last["nmi"], atol=1e-4)
+    # A dead neuron has no top examples; a live one's first is a row where it fired.
+    assert (profiles["top_examples"][profiles["dead"]] == -1).all()
+    live = np.flatnonzero(~profiles["dead"])
+    assert (profiles["top_examples"][live, 0] >= 0).all() and (profiles["top_values"][live, 0] > 0).all()
+    # One tuning curve per factor, over the values its evaluation samples take.
+    assert {k for k in profiles if k.startswith("tuning/")} == {f"tuning/{f}" for f in profiles["factors"]}
+    assert profiles["tuning/shape"].shape == (n_neurons, len(profiles["tuning_values/shape"]))
+
+
+def test_unreadable_neuron_profiles_are_a_clear_error(tmp_path):
+    assert store.read_neurons(tmp_path) is None
+    (tmp_path / store.NEURONS_FILE).write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="unreadable neuron profiles"):
+        store.read_neurons(tmp_path)

@@ -291,3 +291,38 @@ def test_the_sweep_eta_extrapolates_the_work_done():
     assert feed.sweep_eta(now=1100.0) == pytest.approx(100 * 2.5 / 1.5)
     feed.n_planned = 1
     assert feed.sweep_eta(now=1100.0) is None  # one run: its phase ETA says it
+
+
+def add_neuron_profiles(run_dir: Path, n_neurons: int = 40, n_eval: int = 64) -> dict:
+    """Give a fixture run the neurons.npz its final evaluation would write: profiles computed from
+    made-up codes of procedural dSprites images (whose source the run's config then records)."""
+    import numpy as np
+    import yaml
+
+    from collapse_tui.data import open_dataset
+    from collapse_tui.metrics import decoder_neighbours, neuron_profiles
+    from collapse_tui.store import write_neurons
+
+    dataset = open_dataset("dsprites", source="procedural", cache=False)
+    rng = np.random.default_rng(0)
+    eval_indices = rng.choice(dataset.num_available, size=n_eval, replace=False).astype(np.int32)
+    factors = dataset.index_to_factors(eval_indices)
+    # Neuron i fires with the scale factor for i < 10, with pos_x for the next 10; the last 20 are dead.
+    acts = np.zeros((n_eval, n_neurons), np.float32)
+    for i in range(20):
+        acts[:, i] = np.maximum(0, factors[:, 1 if i < 10 else 3] - (i % 5)) * (1 + i / 10)
+    profiles = neuron_profiles(acts, factors)
+    neighbours, cosines = decoder_neighbours(rng.normal(size=(n_neurons, 8)))
+    dead = ~(acts > 0).any(axis=0)
+    nmi = np.zeros((n_neurons, len(FACTORS)), np.float32)
+    nmi[:10, 1], nmi[10:20, 3] = 0.4, 0.3
+    arrays = {k: profiles[k] for k in ("frequency", "max_activation", "mean_activation", "top_examples", "top_values")}
+    for name, tuning, values in zip(FACTORS, profiles["tuning"], profiles["tuning_values"]):
+        arrays[f"tuning/{name}"], arrays[f"tuning_values/{name}"] = tuning, values
+    arrays.update(factors=np.asarray(FACTORS), eval_indices=eval_indices, nmi=nmi,
+                  best_factor=nmi.argmax(axis=1), dead=dead, neighbours=neighbours, neighbour_cosines=cosines)
+    write_neurons(run_dir, arrays)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["data_source"] = {"dataset": "dsprites", "source": "procedural"}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return arrays

@@ -67,6 +67,7 @@ class _Data:
     train_images: np.ndarray
     eval_images: np.ndarray
     eval_factors: np.ndarray
+    eval_indices: np.ndarray  # each evaluation image's index in its dataset (it can be rendered again)
     factor_names: tuple[str, ...]
     input_scale: float
     fingerprint: str
@@ -277,6 +278,7 @@ class Engine:
             train_images=train_images,
             eval_images=eval_images,
             eval_factors=dataset.index_to_factors(indices[n_train:]),
+            eval_indices=np.asarray(indices[n_train:], dtype=np.int32),
             factor_names=tuple(dataset.factor_names),
             input_scale=float(dataset.input_scale),
             fingerprint=dataset.fingerprint(),

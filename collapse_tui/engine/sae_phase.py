@@ -15,7 +15,7 @@ from collapse_tui.config import K_METHODS, REMEDY_SWITCHES, RunConfig
 from collapse_tui.engine.seeding import derived_seed
 from collapse_tui.events import Evaluation, Message, PhaseStarted
 from collapse_tui.engine.checkpoint import Checkpoint
-from collapse_tui.store import SAE_FILE, dumps, save_model
+from collapse_tui.store import SAE_FILE, dumps, save_model, write_neurons
 
 
 def remedy_names(cfg: RunConfig) -> list[str]:
@@ -263,6 +263,25 @@ class SAEPhase:
         return label
 
     # ------------------------------------------------------------------ evaluation
+    def _write_neurons(self, metrics: dict[str, Any]) -> None:
+        """The final evaluation's per-neuron profiles, for the neuron inspector (``store.write_neurons``)."""
+        import keras
+
+        from collapse_tui.metrics import decoder_neighbours, neuron_profiles
+
+        profiles = neuron_profiles(self.sae.codes(self.eval_codes), self.data.eval_factors)
+        neighbours, cosines = decoder_neighbours(keras.ops.convert_to_numpy(self.sae.W_dec))
+        arrays = {key: profiles[key] for key in ("frequency", "max_activation", "mean_activation",
+                                                 "top_examples", "top_values")}
+        for name, tuning, values in zip(self.data.factor_names, profiles["tuning"], profiles["tuning_values"]):
+            arrays[f"tuning/{name}"], arrays[f"tuning_values/{name}"] = tuning, values
+        arrays.update(factors=np.asarray(self.data.factor_names, dtype=str), eval_indices=self.data.eval_indices,
+                      nmi=np.asarray(metrics["nmi"], dtype=np.float32),
+                      best_factor=np.asarray(metrics["best_factor"], dtype=np.int64),
+                      dead=np.asarray(metrics["dead_mask"], dtype=bool), neighbours=neighbours,
+                      neighbour_cosines=cosines)
+        write_neurons(self.state.run_dir, arrays)
+
     def evaluate(self, epoch: int, final: bool = False) -> dict[str, Any]:
         """Measure the SAE after ``epoch``; the final evaluation also decodes the evaluation images
         through the VAE (the costly part) and adds what the marks recorded before it."""
@@ -290,6 +309,8 @@ class SAEPhase:
         if final and self.before_sparsification:
             metrics["dead_before_sparsification"] = self.before_sparsification["dead_fraction"]
             metrics["specialized_before_sparsification"] = self.before_sparsification["specialized"]
+        if final:
+            self._write_neurons(metrics)
         s.last_eval = metrics
         s.last_eval_epoch = epoch
         s.emit(Evaluation(phase="sae", epoch=epoch, metrics=metrics))

@@ -35,13 +35,14 @@ from collapse_tui.metrics.neurons import (
     rare_mask,
     specialized_neurons,
 )
+from collapse_tui.metrics.neuron_profiles import decoder_neighbours, neuron_profiles
 from collapse_tui.metrics.reconstruction import bce, bce_from_logits, explained_variance, mse
 
 __all__ = [
     "DCI", "Alignment", "Probe", "auroc_matrix", "average_ranks", "code_entropy", "dci", "feature_alignment",
     "holdout_split", "linear_probe", "mig_sup", "mig_sup_per_code", "specialized_neurons_per_code",
     "DensityHistogram", "Specialization", "activation_density_histogram", "activation_frequency", "bce",
-    "bce_from_logits", "dead_fraction", "dead_mask", "discretize", "entropy", "explained_variance", "l0",
-    "mig", "mig_per_factor", "mse", "mutual_info_matrix", "normalized_mi", "rare_fraction", "rare_mask",
+    "bce_from_logits", "dead_fraction", "decoder_neighbours", "dead_mask", "discretize", "entropy", "explained_variance", "l0",
+    "mig", "mig_per_factor", "mse", "mutual_info_matrix", "neuron_profiles", "normalized_mi", "rare_fraction", "rare_mask",
     "specialized_neurons",
 ]

@@ -26,6 +26,7 @@ sparsity, and watch neurons die while reconstruction stays good.
 | ctrl+o | configure | open the YAML file named in the file field |
 | s | run | stop: the run is evaluated as it stands and marked *stopped* |
 | t | run | next dead-neuron threshold |
+| n | run | the neuron inspector: every neuron of the run's SAE (sortable table; `o` or a header click sorts), and the selected one's top-activating images, tuning curves and nearest decoder directions |
 | [ / ] | run | the previous / next run of the sweep (the runs of a bank train at once) |
 | 1 2 3 | run, compare | switch panel |
 | e | run, compare | smooth the curves: EMA weight 0 → 0.6 → 0.9 → 0.97 (debiased, as TensorBoard's) |

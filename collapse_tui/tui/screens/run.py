@@ -77,6 +77,7 @@ class RunScreen(Screen):
     BINDINGS = [
         Binding("s", "stop", "Stop run"),
         Binding("t", "next_threshold", "Threshold"),
+        Binding("n", "neurons", "Neurons"),
         Binding("[", "previous_run", "Prev run", show=False),
         Binding("]", "next_run", "Next run", show=False),
         Binding("1", "tab('loss')", "Loss", show=False),
@@ -322,6 +323,16 @@ class RunScreen(Screen):
         self.chart_view = self.chart_view.changed(key)
         for chart in self.query(LineChart):
             chart.set_view(self.chart_view)
+
+    def action_neurons(self) -> None:
+        """Inspect the shown run's neurons (from the profiles its final evaluation wrote)."""
+        from collapse_tui.tui.screens.neurons import NeuronScreen
+
+        run_dir = self.run_state.run_dir
+        if not run_dir:
+            self.notify("no run to inspect yet", severity="warning")
+            return
+        self.app.push_screen(NeuronScreen(run_dir))
 
     def action_next_threshold(self) -> None:
         self.threshold_index += 1
