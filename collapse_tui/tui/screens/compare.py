@@ -111,26 +111,29 @@ class CompareScreen(Screen):
         self.fill_tables()
         self.fill_curves()
 
-    def _header(self, table: DataTable, first: str) -> None:
+    def _fill(self, table: DataTable, first: str, rows: list[tuple[str, list[str]]]) -> None:
+        """Header and ``rows`` (key, a text per run). Each column gets the width of its widest text:
+        Textual's automatic widths, after a ``clear(columns=True)`` while the screen mounts, can keep
+        the header's width and cut every cell to it."""
         table.clear(columns=True)
-        table.add_column(first, key="key")
+        table.add_column(first, key="key", width=max([len(first)] + [len(k) for k, _ in rows]))
         for i, c in enumerate(self.runs):
-            table.add_column(Text(c.label[len(self.prefix):], style=self.color(i)), key=f"run{i}")
+            label = c.label[len(self.prefix):]
+            width = max([len(label)] + [len(str(values[i])) for _, values in rows])
+            table.add_column(Text(label, style=self.color(i)), key=f"run{i}", width=width)
+        for key, values in rows:
+            table.add_row(key, *values)
 
     def fill_tables(self) -> None:
-        table = self.query_one("#cmp-config", DataTable)
-        self._header(table, "config key" + (" (differing)" if self.only_differing else " (all)"))
         rows = config_rows(self.runs, self.only_differing)
         key_width = max([len(key) for key, _ in rows] + [len("config key (differing)")])
         width = cell_width(self.app.size.width, key_width, len(self.runs))
-        for key, values in rows:
-            table.add_row(key, *(cell(v, width) for v in values))
-        if not rows:
-            table.add_row("(identical configs)", *["" for _ in self.runs])
-        metrics = self.query_one("#cmp-metrics", DataTable)
-        self._header(metrics, "final metric")
-        for key, values in metric_rows(self.runs):
-            metrics.add_row(key, *values)
+        rows = [(key, [cell(v, width) for v in values]) for key, values in rows]
+        self._fill(self.query_one("#cmp-config", DataTable),
+                   "config key" + (" (differing)" if self.only_differing else " (all)"),
+                   rows or [("(identical configs)", ["" for _ in self.runs])])
+        self._fill(self.query_one("#cmp-metrics", DataTable), "final metric",
+                   [(key, [str(v) for v in values]) for key, values in metric_rows(self.runs)])
 
     def fill_curves(self) -> None:
         loss, dead, mig = [], [], []

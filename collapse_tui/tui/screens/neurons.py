@@ -201,7 +201,8 @@ class NeuronScreen(Screen):
             widget.update(Text(images, style="yellow"))
             return
         # As many side by side as the panel is wide, the rest on further rows.
-        per_row = max(1, (widget.size.width + 1) // (IMAGE_PIXELS + 1))
+        room = self.query_one("#neuron-detail").scrollable_content_region.width
+        per_row = max(1, (room + 1) // (IMAGE_PIXELS + 1))
         drawn = Text(f"top {len(images)} activating evaluation images, largest first\n", style="bold")
         for start in range(0, len(images), per_row):
             drawn.append_text(render_images(images[start:start + per_row], size=IMAGE_PIXELS))
