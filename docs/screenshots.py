@@ -2,7 +2,8 @@
 
 Runs ``configs/quick.yaml`` in the UI (headless, 100 x 30), saves the live screen once the first run's
 SAE has trained half its epochs (``docs/tui_live.svg``), lets the preset finish, then compares three of
-its Top-k runs on the curves tab (``docs/tui_compare.svg``). A few minutes on 2 CPU cores.
+its Top-k runs on the curves tab (``docs/tui_compare.svg``), and opens the neuron inspector on the last
+of them (``docs/tui_neurons.svg``). A few minutes on 2 CPU cores.
 
     KERAS_BACKEND=tensorflow python docs/screenshots.py [--runs-dir /tmp/shots/runs]
 """
@@ -23,6 +24,7 @@ from collapse_tui import config  # noqa: E402
 from collapse_tui.store import load_run  # noqa: E402
 from collapse_tui.tui.app import CollapseApp  # noqa: E402
 from collapse_tui.tui.screens.compare import CompareScreen  # noqa: E402
+from collapse_tui.tui.screens.neurons import NeuronScreen  # noqa: E402
 
 SIZE = (100, 30)
 
@@ -53,6 +55,11 @@ async def shoot(runs_dir: Path, out: Path) -> None:
         app.screen.action_tab("curves")
         await pilot.pause(1.0)
         app.save_screenshot(filename="tui_compare.svg", path=str(out))
+        # The neuron inspector on the last of the compared runs, once its images are drawn.
+        app.push_screen(NeuronScreen(records[-1].path))
+        await pilot.pause()
+        await wait(pilot, lambda: "▀" in str(app.screen.query_one("#neuron-images").content), 120)
+        app.save_screenshot(filename="tui_neurons.svg", path=str(out))
 
 
 def main() -> None:
@@ -61,7 +68,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "docs"))
     args = parser.parse_args()
     asyncio.run(shoot(Path(args.runs_dir), Path(args.out)))
-    print(f"wrote {args.out}/tui_live.svg and tui_compare.svg")
+    print(f"wrote {args.out}/tui_live.svg, tui_compare.svg and tui_neurons.svg")
 
 
 if __name__ == "__main__":

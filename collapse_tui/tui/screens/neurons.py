@@ -21,20 +21,21 @@ from collapse_tui.store import load_run, read_neurons
 from collapse_tui.tui.widgets.charts import _BLOCKS
 from collapse_tui.tui.widgets.pixels import render_images
 
-COLUMNS = ("neuron", "fires %", "max", "mean", "dead", "best factor", "NMI")
+COLUMNS = ("neuron", "fires %", "max", "mean", "best factor", "NMI")
 IMAGES_SHOWN = 8
 IMAGE_PIXELS = 16  # each image drawn 16 x 16 pixels: 16 columns, 8 lines
 
 
 def neuron_rows(profiles: dict[str, np.ndarray]) -> list[tuple]:
-    """One row of :data:`COLUMNS` per neuron: values to sort by (the table shows them formatted)."""
+    """One row of :data:`COLUMNS` per neuron: values to sort by (the table shows them formatted); a
+    dead neuron's best factor reads "dead"."""
     factors = [str(f) for f in profiles["factors"]]
     nmi, best = profiles["nmi"], profiles["best_factor"]
     rows = []
     for i in range(len(profiles["frequency"])):
         dead = bool(profiles["dead"][i])
         rows.append((i, 100.0 * float(profiles["frequency"][i]), float(profiles["max_activation"][i]),
-                     float(profiles["mean_activation"][i]), dead, "" if dead else factors[int(best[i])],
+                     float(profiles["mean_activation"][i]), "dead" if dead else factors[int(best[i])],
                      0.0 if dead else float(nmi[i, int(best[i])])))
     return rows
 
@@ -103,7 +104,7 @@ class NeuronScreen(Screen):
             self.query_one("#neuron-title", Static).update(Text(f"{name}: {self.problem}", style="yellow"))
             return
         self.rows = neuron_rows(self.profiles)
-        n_dead = sum(1 for r in self.rows if r[4])
+        n_dead = int(np.sum(self.profiles["dead"]))
         self.query_one("#neuron-title", Static).update(
             f"{name}: {len(self.rows)} neurons, {n_dead} dead · top images from its "
             f"{len(self.profiles['eval_indices'])} evaluation samples")
@@ -120,9 +121,11 @@ class NeuronScreen(Screen):
         rows = sorted(self.rows, key=lambda r: (r[index], -r[0] if self.sort_reverse else r[0]),
                       reverse=self.sort_reverse)
         table.clear()
+        dead = self.profiles["dead"]
         for r in rows:
-            table.add_row(str(r[0]), f"{r[1]:.2f}", f"{r[2]:.3g}", f"{r[3]:.3g}", "dead" if r[4] else "",
-                          r[5], f"{r[6]:.3f}" if not r[4] else "", key=str(r[0]))
+            table.add_row(str(r[0]), f"{r[1]:.2f}", f"{r[2]:.3g}", f"{r[3]:.3g}",
+                          Text(r[4], style="grey50") if dead[r[0]] else r[4],
+                          "" if dead[r[0]] else f"{r[5]:.3f}", key=str(r[0]))
 
     def sort_by(self, column: str) -> None:
         """Sort by ``column`` (largest first); choosing it again reverses the order."""
@@ -155,22 +158,20 @@ class NeuronScreen(Screen):
         self.selected = neuron
         r = self.rows[neuron]
         head = Text(f"neuron {neuron}", style="bold")
-        if r[4]:
+        if p["dead"][neuron]:
             head.append("  dead: fires on no evaluation sample", style="grey50")
         else:
-            head.append(f"  fires on {r[1]:.2f}% · max {r[2]:.3g} · best factor {r[5]} (NMI {r[6]:.3f})")
+            head.append(f"  fires on {r[1]:.2f}% · max {r[2]:.3g} · best factor {r[4]} (NMI {r[5]:.3f})")
         self.query_one("#neuron-head", Static).update(head)
         self.query_one("#neuron-tuning", Static).update(
             Text("mean activation at each factor value\n", style="bold") + tuning_lines(p, neuron))
         neighbours = Text("nearest decoder directions (cosine)\n", style="bold")
-        factors = [str(f) for f in p["factors"]]
         for j, cos in zip(p["neighbours"][neuron], p["neighbour_cosines"][neuron]):
             if j < 0:
                 break
             other = self.rows[int(j)]
             neighbours.append(f"  #{int(j):<4} {float(cos):+.3f}  ")
-            neighbours.append("dead" if other[4] else f"{factors[int(p['best_factor'][j])]} {other[6]:.2f}",
-                              style="dim")
+            neighbours.append("dead" if p["dead"][j] else f"{other[4]} {other[5]:.2f}", style="dim")
             neighbours.append("\n")
         self.query_one("#neuron-neighbours", Static).update(neighbours)
         rows = [int(k) for k in p["top_examples"][neuron] if k >= 0][:IMAGES_SHOWN]
