@@ -177,3 +177,14 @@ def test_line_chart_log_axis_labels_in_data_units_and_zoom_shows_part_of_the_x_r
     # Nothing positive to put on a log axis: the chart says so.
     text = render_line_chart([Series("z", [0, 1], [0.0, 0.0])], width=40, height=6, view=ChartView(log_y=True))
     assert "no positive values" in text.plain
+
+
+def test_choosing_a_sort_column_again_reverses_it_and_another_starts_in_its_own_direction():
+    from collapse_tui.tui.sorting import chosen_sort
+
+    assert chosen_sort(["a", "b"], "a", None, False) == ("a", False)
+    assert chosen_sort(["a", "b"], "a", "a", False) == ("a", True)
+    assert chosen_sort(["a", "b"], "b", "a", True) == ("b", False)
+    assert chosen_sort(["a", "b"], "b", "a", False, first_reverse=True) == ("b", True)
+    with pytest.raises(ValueError, match="unknown column 'c'"):
+        chosen_sort(["a", "b"], "c", "a", False)

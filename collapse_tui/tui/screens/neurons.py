@@ -18,7 +18,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from collapse_tui.store import load_run, read_neurons
-from collapse_tui.tui.widgets.charts import _BLOCKS
+from collapse_tui.tui.sorting import chosen_sort
+from collapse_tui.tui.widgets.charts import BLOCKS
 from collapse_tui.tui.widgets.pixels import render_images
 
 COLUMNS = ("neuron", "fires %", "max", "mean", "best factor", "NMI")
@@ -56,7 +57,7 @@ def tuning_lines(profiles: dict[str, np.ndarray], neuron: int, width: int = 40) 
         groups = [curve[round(c * n / cols): round((c + 1) * n / cols)] for c in range(cols)]
         for g in groups:
             level = 0 if top <= 0 or not g.size else round(float(g.max()) / top * 8)
-            text.append(_BLOCKS[level] if level else "·", style="#4e9ae0" if level else "grey42")
+            text.append(BLOCKS[level] if level else "·", style="#4e9ae0" if level else "grey42")
         text.append(f"  {float(curve.max()) if curve.size else 0:.3g} max\n", style="dim")
     return text
 
@@ -129,12 +130,8 @@ class NeuronScreen(Screen):
 
     def sort_by(self, column: str) -> None:
         """Sort by ``column`` (largest first); choosing it again reverses the order."""
-        if column not in COLUMNS:
-            raise ValueError(f"unknown column {column!r}; columns: {', '.join(COLUMNS)}")
-        if column == self.sort_column:
-            self.sort_reverse = not self.sort_reverse
-        else:
-            self.sort_column, self.sort_reverse = column, column not in ("neuron", "best factor")
+        self.sort_column, self.sort_reverse = chosen_sort(COLUMNS, column, self.sort_column, self.sort_reverse,
+                                                          first_reverse=column not in ("neuron", "best factor"))
         self.populate()
 
     @on(DataTable.HeaderSelected)

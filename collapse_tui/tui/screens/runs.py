@@ -15,6 +15,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sta
 
 from collapse_tui.store import RunRecord, list_runs
 from collapse_tui.tui.runs_table import COLUMNS, format_cell, matches, row_values, sort_key, sweep_index
+from collapse_tui.tui.sorting import chosen_sort
 
 
 STATUS_STYLES = {"failed": "red", "crashed": "red", "unreadable": "red", "stopped": "yellow", "suspect": "yellow",
@@ -241,12 +242,7 @@ class RunsScreen(Screen):
     # ------------------------------------------------------------------ actions
     def sort_by(self, column: str) -> None:
         """Sort by ``column``; choosing the sorted column again reverses the order."""
-        if column not in COLUMNS:
-            raise ValueError(f"unknown column {column!r}; columns: {', '.join(COLUMNS)}")
-        if column == self.sort_column:
-            self.sort_reverse = not self.sort_reverse
-        else:
-            self.sort_column, self.sort_reverse = column, False
+        self.sort_column, self.sort_reverse = chosen_sort(COLUMNS, column, self.sort_column, self.sort_reverse)
         self.populate()
 
     def action_cycle_sort(self) -> None:

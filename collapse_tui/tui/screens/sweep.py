@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from collapse_tui.report import build_rows, table_cells, table_notes
 from collapse_tui.store import RunRecord, load_sweep, sweep_records
 from collapse_tui.tui.runs_table import sort_key
+from collapse_tui.tui.sorting import chosen_sort
 
 
 class SweepScreen(Screen):
@@ -109,12 +110,7 @@ class SweepScreen(Screen):
     # ------------------------------------------------------------------ actions
     def sort_by(self, column: str) -> None:
         """Sort by ``column``; choosing it again reverses the order."""
-        if column not in self.columns:
-            raise ValueError(f"unknown column {column!r}; columns: {', '.join(self.columns)}")
-        if column == self.sort_column:
-            self.sort_reverse = not self.sort_reverse
-        else:
-            self.sort_column, self.sort_reverse = column, False
+        self.sort_column, self.sort_reverse = chosen_sort(self.columns, column, self.sort_column, self.sort_reverse)
         self.populate()
 
     @on(DataTable.HeaderSelected)

@@ -22,7 +22,7 @@ PALETTE = ("#4e9ae0", "#e8a33d", "#5fbf73", "#e05d5d", "#a77bd4", "#4fc1c1", "#d
 
 # Braille dot bits for (column, row) inside one 2x4 cell.
 _DOTS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
-_BLOCKS = " ▁▂▃▄▅▆▇█"
+BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
 def format_number(value: float) -> str:
@@ -200,7 +200,7 @@ def render_histogram(counts: Sequence[int], width: int, height: int, *, title: s
         line = Text()
         for lv in levels:
             part = min(8, max(0, lv - floor))
-            line.append(_BLOCKS[part] * per, style=color)
+            line.append(BLOCKS[part] * per, style=color)
         text.append_text(line)
         text.append("\n")
     span = per * n
