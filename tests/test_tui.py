@@ -320,7 +320,9 @@ def test_tiny_run_started_from_the_form_fills_every_panel(tmp_path, models_dir):
             # Top-k has no sparsity term: its all-zero line is not drawn, and its loss is its
             # reconstruction: one line, so labelled.
             sae_loss = screen.query_one("#sae-loss", LineChart).series
-            assert [(s.label, len(s.xs)) for s in sae_loss] == [("loss = reconstruction", 2)]
+            # Its 2 epochs per epoch, or per step where a slow machine reported steps within them.
+            assert [s.label for s in sae_loss] == ["loss = reconstruction"]
+            assert len(sae_loss[0].xs) >= 2 and sae_loss[0].xs[-1] == pytest.approx(2.0)
             # Dead panel: one dead fraction per evaluation (every epoch), a histogram covering all neurons.
             await pilot.press("2")
             await pilot.pause()
