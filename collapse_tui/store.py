@@ -181,7 +181,10 @@ def write_neurons(run_dir: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     - ``tuning/<factor>`` (m, values): mean activation at each value of the factor, and
       ``tuning_values/<factor>`` those values (indices into the factor's grid);
     - ``neighbours``, ``neighbour_cosines`` (m, 8): the neurons whose decoder directions are nearest
-      (by cosine), nearest first.
+      (by cosine), nearest first;
+    - ``auroc`` (m,): where the neuron is the best single detector of some factor's value, its highest
+      such AUROC (NaN elsewhere), for the factor ``auroc_factor`` (index into ``factors``) and its value
+      ``auroc_value`` (-1 elsewhere).
     """
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)

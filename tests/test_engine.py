@@ -412,6 +412,14 @@ def test_the_final_evaluation_writes_each_neurons_profile(finished_run):
     # One tuning curve per factor, over the values its evaluation samples take.
     assert {k for k in profiles if k.startswith("tuning/")} == {f"tuning/{f}" for f in profiles["factors"]}
     assert profiles["tuning/shape"].shape == (n_neurons, len(profiles["tuning_values/shape"]))
+    # Each varied factor's every value has a best detector, whose AUROC the profile holds (the highest
+    # of the values it is best at).
+    for j, (best, neurons) in enumerate(zip(last["auroc_best_per_value"], last["auroc_best_neuron"])):
+        if len(best) > 1:
+            for a, i in zip(best, neurons):
+                assert profiles["auroc"][i] >= a - 1e-6 and profiles["auroc_factor"][i] >= 0
+    marked = ~np.isnan(profiles["auroc"])
+    assert marked.any() and (profiles["auroc_value"][~marked] == -1).all()
 
 
 def test_unreadable_neuron_profiles_are_a_clear_error(tmp_path):

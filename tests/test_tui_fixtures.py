@@ -319,6 +319,10 @@ def add_neuron_profiles(run_dir: Path, n_neurons: int = 40, n_eval: int = 64) ->
     arrays = {k: profiles[k] for k in ("frequency", "max_activation", "mean_activation", "top_examples", "top_values")}
     for name, tuning, values in zip(FACTORS, profiles["tuning"], profiles["tuning_values"]):
         arrays[f"tuning/{name}"], arrays[f"tuning_values/{name}"] = tuning, values
+    # Neuron 0 the best detector of scale's value 2; no other the best of any value.
+    auroc, auroc_factor, auroc_value = np.full(n_neurons, np.nan, np.float32), np.full(n_neurons, -1), np.full(n_neurons, -1)
+    auroc[0], auroc_factor[0], auroc_value[0] = 0.9, 1, 2
+    arrays.update(auroc=auroc, auroc_factor=auroc_factor, auroc_value=auroc_value)
     arrays.update(factors=np.asarray(FACTORS), eval_indices=eval_indices, nmi=nmi,
                   best_factor=nmi.argmax(axis=1), dead=dead, neighbours=neighbours, neighbour_cosines=cosines)
     write_neurons(run_dir, arrays)

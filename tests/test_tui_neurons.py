@@ -30,8 +30,9 @@ def test_rows_and_tuning_lines_from_profiles(tmp_path):
     profiles = add_neuron_profiles(runs["k2"])
     rows = neuron_rows(profiles)
     assert len(rows) == 40 and len(rows[0]) == len(COLUMNS)
-    assert rows[0][4] == "scale" and rows[0][5] == pytest.approx(0.4)
-    assert rows[39][4] == "dead" and rows[39][5] == 0.0 and rows[39][1] == 0.0
+    assert rows[0][3] == "scale" and rows[0][4] == pytest.approx(0.4) and rows[0][5] == pytest.approx(0.9)
+    assert rows[39][3] == "dead" and rows[39][4] == 0.0 and rows[39][1] == 0.0
+    assert rows[1][5] == -1.0  # the best detector of no value: sorts last
     lines = tuning_lines(profiles, 0).plain.split("\n")[:-1]
     assert [line.split()[0] for line in lines] == ["shape", "scale", "orientation", "pos_x", "pos_y"]
     # Neuron 0 follows scale: its bars rise over scale's values; shape's do not reach the top.
@@ -56,12 +57,15 @@ def test_the_inspector_lists_the_neurons_and_shows_the_selected_one(tmp_path):
             # Most often firing first; the dead ones last.
             order = [int(table.get_row_at(r)[0]) for r in range(table.row_count)]
             freq = [screen.rows[i][1] for i in order]
-            assert freq == sorted(freq, reverse=True) and screen.rows[order[-1]][4] == "dead"
+            assert freq == sorted(freq, reverse=True) and screen.rows[order[-1]][3] == "dead"
             # The highlighted neuron's profile, its images rendered again from the dataset.
             first = order[0]
             await wait_for(pilot, lambda: "▀" in str(screen.query_one("#neuron-images").content), timeout=30)
             assert screen.selected == first
             assert f"neuron {first}" in str(screen.query_one("#neuron-head").content)
+            screen.show(0)  # the best detector of scale = 2 in the fixture
+            assert "best detector of scale = 2 (AUROC 0.900)" in str(screen.query_one("#neuron-head").content)
+            screen.show(first)
             assert str(screen.query_one("#neuron-neighbours").content).count("#") == 8
             await pilot.press("o")  # the next column, largest first
             assert screen.sort_column == "max"

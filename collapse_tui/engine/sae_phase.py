@@ -280,6 +280,16 @@ class SAEPhase:
                       best_factor=np.asarray(metrics["best_factor"], dtype=np.int64),
                       dead=np.asarray(metrics["dead_mask"], dtype=bool), neighbours=neighbours,
                       neighbour_cosines=cosines)
+        # Where a neuron is the best single detector of a factor's value (the evaluation's AUROC), its
+        # best such value; single-valued factors (AUROC 0.5 throughout) are left out.
+        m = len(arrays["frequency"])
+        auroc, auroc_factor, auroc_value = np.full(m, np.nan, np.float32), np.full(m, -1, np.int32), np.full(m, -1, np.int32)
+        for j, (best, neuron) in enumerate(zip(metrics["auroc_best_per_value"], metrics["auroc_best_neuron"])):
+            values = profiles["tuning_values"][j]  # sorted, as the AUROC's values are
+            for k, (a, i) in enumerate(zip(best, neuron)):
+                if len(values) > 1 and not a <= auroc[i]:  # the first, or a higher one (NaN compares False)
+                    auroc[i], auroc_factor[i], auroc_value[i] = a, j, values[k]
+        arrays.update(auroc=auroc, auroc_factor=auroc_factor, auroc_value=auroc_value)
         write_neurons(self.state.run_dir, arrays)
 
     def evaluate(self, epoch: int, final: bool = False) -> dict[str, Any]:

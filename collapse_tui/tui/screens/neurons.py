@@ -22,7 +22,7 @@ from collapse_tui.tui.sorting import chosen_sort
 from collapse_tui.tui.widgets.charts import BLOCKS
 from collapse_tui.tui.widgets.pixels import render_images
 
-COLUMNS = ("neuron", "fires %", "max", "mean", "best factor", "NMI")
+COLUMNS = ("neuron", "fires %", "max", "best factor", "NMI", "AUROC")
 IMAGES_SHOWN = 8
 IMAGE_PIXELS = 16  # each image drawn 16 x 16 pixels: 16 columns, 8 lines
 
@@ -35,9 +35,10 @@ def neuron_rows(profiles: dict[str, np.ndarray]) -> list[tuple]:
     rows = []
     for i in range(len(profiles["frequency"])):
         dead = bool(profiles["dead"][i])
+        auroc = float(profiles["auroc"][i]) if "auroc" in profiles else float("nan")
         rows.append((i, 100.0 * float(profiles["frequency"][i]), float(profiles["max_activation"][i]),
-                     float(profiles["mean_activation"][i]), "dead" if dead else factors[int(best[i])],
-                     0.0 if dead else float(nmi[i, int(best[i])])))
+                     "dead" if dead else factors[int(best[i])], 0.0 if dead else float(nmi[i, int(best[i])]),
+                     auroc if auroc == auroc else -1.0))  # -1: the best detector of no value
     return rows
 
 
@@ -124,9 +125,9 @@ class NeuronScreen(Screen):
         table.clear()
         dead = self.profiles["dead"]
         for r in rows:
-            table.add_row(str(r[0]), f"{r[1]:.2f}", f"{r[2]:.3g}", f"{r[3]:.3g}",
-                          Text(r[4], style="grey50") if dead[r[0]] else r[4],
-                          "" if dead[r[0]] else f"{r[5]:.3f}", key=str(r[0]))
+            table.add_row(str(r[0]), f"{r[1]:.2f}", f"{r[2]:.3g}",
+                          Text(r[3], style="grey50") if dead[r[0]] else r[3],
+                          "" if dead[r[0]] else f"{r[4]:.3f}", f"{r[5]:.3f}" if r[5] >= 0 else "", key=str(r[0]))
 
     def sort_by(self, column: str) -> None:
         """Sort by ``column`` (largest first); choosing it again reverses the order."""
@@ -158,7 +159,11 @@ class NeuronScreen(Screen):
         if p["dead"][neuron]:
             head.append("  dead: fires on no evaluation sample", style="grey50")
         else:
-            head.append(f"  fires on {r[1]:.2f}% · max {r[2]:.3g} · best factor {r[4]} (NMI {r[5]:.3f})")
+            head.append(f"  fires on {r[1]:.2f}% · max {r[2]:.3g}, mean {float(p['mean_activation'][neuron]):.3g}"
+                        f" · best factor {r[3]} (NMI {r[4]:.3f})")
+            if r[5] >= 0:
+                factor = str(p["factors"][int(p["auroc_factor"][neuron])])
+                head.append(f" · best detector of {factor} = {int(p['auroc_value'][neuron])} (AUROC {r[5]:.3f})")
         self.query_one("#neuron-head", Static).update(head)
         self.query_one("#neuron-tuning", Static).update(
             Text("mean activation at each factor value\n", style="bold") + tuning_lines(p, neuron))
@@ -168,7 +173,7 @@ class NeuronScreen(Screen):
                 break
             other = self.rows[int(j)]
             neighbours.append(f"  #{int(j):<4} {float(cos):+.3f}  ")
-            neighbours.append("dead" if p["dead"][j] else f"{other[4]} {other[5]:.2f}", style="dim")
+            neighbours.append("dead" if p["dead"][j] else f"{other[3]} {other[4]:.2f}", style="dim")
             neighbours.append("\n")
         self.query_one("#neuron-neighbours", Static).update(neighbours)
         rows = [int(k) for k in p["top_examples"][neuron] if k >= 0][:IMAGES_SHOWN]
