@@ -263,13 +263,14 @@ class SAEPhase:
         return label
 
     # ------------------------------------------------------------------ evaluation
-    def _write_neurons(self, metrics: dict[str, Any]) -> None:
-        """The final evaluation's per-neuron profiles, for the neuron inspector (``store.write_neurons``)."""
+    def _write_neurons(self, metrics: dict[str, Any], acts: np.ndarray) -> None:
+        """The final evaluation's per-neuron profiles, for the neuron inspector (``store.write_neurons``),
+        from the codes ``acts`` it measured."""
         import keras
 
         from collapse_tui.metrics import decoder_neighbours, neuron_profiles
 
-        profiles = neuron_profiles(self.sae.codes(self.eval_codes), self.data.eval_factors)
+        profiles = neuron_profiles(acts, self.data.eval_factors)
         neighbours, cosines = decoder_neighbours(keras.ops.convert_to_numpy(self.sae.W_dec))
         arrays = {key: profiles[key] for key in ("frequency", "max_activation", "mean_activation",
                                                  "top_examples", "top_values")}
@@ -301,9 +302,10 @@ class SAEPhase:
         cfg, s = self.cfg, self.state
         if self.input_probe is None:  # the SAE's input does not change during the run: probe it once
             self.input_probe = linear_probe(self.eval_codes, self.data.eval_factors)
+        acts = self.sae.codes(self.eval_codes)  # measured here, and profiled per neuron after the final one
         metrics = evaluate_sae(self.sae, self.eval_codes, self.data.eval_factors, cfg.eval, vae=self.vae,
                                source=cfg.sae.source, eval_images=self.data.eval_images if final else None,
-                               input_probe=self.input_probe)
+                               input_probe=self.input_probe, acts=acts)
         metrics["sparsity"] = float(self.sae.sparsity)
         metrics["updates"] = epoch * self.steps_per_epoch  # the x axis of dead neurons against training
         metrics["mig_vae"] = s.vae_metrics.get("mig")
@@ -320,7 +322,7 @@ class SAEPhase:
             metrics["dead_before_sparsification"] = self.before_sparsification["dead_fraction"]
             metrics["specialized_before_sparsification"] = self.before_sparsification["specialized"]
         if final:
-            self._write_neurons(metrics)
+            self._write_neurons(metrics, acts)
         s.last_eval = metrics
         s.last_eval_epoch = epoch
         s.emit(Evaluation(phase="sae", epoch=epoch, metrics=metrics))

@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from collapse_tui.store import load_run, read_neurons
 from collapse_tui.tui.sorting import chosen_sort
-from collapse_tui.tui.widgets.charts import BLOCKS
+from collapse_tui.tui.widgets.charts import BLOCKS, column_groups
 from collapse_tui.tui.widgets.pixels import render_images
 
 COLUMNS = ("neuron", "fires %", "max", "best factor", "NMI", "AUROC")
@@ -55,7 +55,7 @@ def tuning_lines(profiles: dict[str, np.ndarray], neuron: int, width: int = 40) 
         # A factor with more values than columns: neighbouring values share a column (their largest).
         n = len(curve)
         cols = max(1, min(n, width))
-        groups = [curve[round(c * n / cols): round((c + 1) * n / cols)] for c in range(cols)]
+        groups = [curve[part] for part in column_groups(n, cols)]
         for g in groups:
             level = 0 if top <= 0 or not g.size else round(float(g.max()) / top * 8)
             text.append(BLOCKS[level] if level else "·", style="#4e9ae0" if level else "grey42")

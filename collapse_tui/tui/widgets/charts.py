@@ -220,6 +220,11 @@ def _heat_style(value: float) -> Style:
     return Style(bgcolor=Color.from_rgb(*stops[-1][1]))
 
 
+def column_groups(n: int, cols: int) -> list[slice]:
+    """``n`` items shared out over ``cols`` columns in order, as evenly as rounding allows."""
+    return [slice(round(c * n / cols), round((c + 1) * n / cols)) for c in range(cols)]
+
+
 def heatmap_order(best_factor: Sequence[int], dead: Sequence[bool]) -> list[int]:
     """Neuron order for the heatmap: live neurons grouped by best factor, dead ones last."""
     n = len(best_factor)
@@ -250,7 +255,7 @@ def render_heatmap(nmi: Sequence[Sequence[float]], factors: Sequence[str], best_
     cols = max(1, min(n, width - name_w))
     repeat = max(1, (height - 2) // max(1, n_factors)) if height else 1
     order = heatmap_order(best_factor, dead)
-    groups = [order[round(c * n / cols): round((c + 1) * n / cols)] for c in range(cols)]
+    groups = [order[part] for part in column_groups(n, cols)]
     for j in range(n_factors):
         row = Text()
         for group in groups:
