@@ -27,7 +27,7 @@ class _Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event):
+def _stop_on_signals(stop: threading.Event, ignore_after_stop: bool = False):
     """Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal went away: an SSH connection dropped) end the run
     in progress cleanly; yields an event set once SIGTERM or SIGHUP came. A signal that arrives while
     something is being saved interrupts once the save is done (:func:`~collapse_tui.store.uninterrupted`).
@@ -38,6 +38,9 @@ def _stop_on_signals(stop: threading.Event):
     SIGTERM (job schedulers, `timeout`) would otherwise kill the process and leave the run 'running'.
     SIGINT is handled even if the process started with it ignored (a background job of a shell without
     job control): Ctrl-C in a terminal never reaches such a job, so only an explicit kill -INT does.
+    ``ignore_after_stop``: once a stop came, leave the signals ignored rather than restoring the earlier
+    handlers (a process that then only reports and exits: a second signal must not find the default
+    handler in between, which for SIGTERM kills it).
     """
     terminated = threading.Event()
     if threading.current_thread() is not threading.main_thread():
@@ -59,8 +62,11 @@ def _stop_on_signals(stop: threading.Event):
     try:
         yield terminated
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        if ignore_after_stop and stop.is_set():
+            _ignore_late_signals()
+        else:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
 
 def _ignore_late_signals() -> None:
@@ -295,7 +301,7 @@ def _execute(console: Console, err: Console, runs_dir: Path, thresholds: list[fl
     stop = threading.Event()
     started = time.time()
     try:
-        with _stop_on_signals(stop) as terminated, progress:
+        with _stop_on_signals(stop, ignore_after_stop=True) as terminated, progress:
             results = work(listener, stop)
     except _Terminated:
         err.print("terminated")
@@ -308,9 +314,6 @@ def _execute(console: Console, err: Console, runs_dir: Path, thresholds: list[fl
         err.print(f"cannot go on: {exc.strerror or exc}{where}; the runs cut short are listed as crashed and "
                   "can be resumed (collapse-tui --resume)", style="red", markup=False, highlight=False)
         return EXIT_FAILED
-    finally:
-        if stop.is_set():
-            _ignore_late_signals()
     console.print(results_table(results, thresholds, width=console.width))
     console.print(f"{len(results)} run(s) in {time.time() - started:.0f}s; results in {runs_dir}/")
     if listener.sweep_dir is not None:

@@ -187,3 +187,26 @@ def test_a_stop_signal_sets_the_stop_event_even_when_its_exception_is_swallowed(
             time.sleep(1)
         assert terminated.is_set()
     assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+def test_after_a_stop_the_batch_ignores_further_signals_until_it_exits():
+    # The batch's stop propagates out of the handlers' scope before it is reported: a SIGTERM landing
+    # there must not meet the default handler (the process would die as killed, -15).
+    from collapse_tui import batch
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stop = threading.Event()
+        with batch._stop_on_signals(stop, ignore_after_stop=True):
+            pass
+        assert {sig: signal.getsignal(sig) for sig in before} == before  # no stop: restored
+        with pytest.raises(KeyboardInterrupt):
+            with batch._stop_on_signals(stop, ignore_after_stop=True):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN == signal.getsignal(signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)  # ignored: the test goes on
+        time.sleep(0.1)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

@@ -24,7 +24,7 @@ from tests.test_tui_fixtures import make_run, make_runs
 
 pytest.importorskip("textual")
 
-from textual.widgets import Button, DataTable, Input, Select, Static  # noqa: E402
+from textual.widgets import Button, DataTable, Input, Label, Select, Static  # noqa: E402
 
 from collapse_tui.tui.app import CollapseApp  # noqa: E402
 from collapse_tui.tui.screens.compare import CompareScreen  # noqa: E402
@@ -366,6 +366,10 @@ def test_stop_key_ends_the_run_as_stopped_and_the_sweep_with_it(tmp_path, models
             # The sweep's two runs train as one bank: both have started, the view shows the latest.
             title = lambda: str(screen.query_one("#run-title", Static).render())  # noqa: E731
             assert title().startswith("run 2/2  tiny-k8")
+            # No run has ended yet: the run's ETA is its SAE phase's time left, a bound (an evaluation
+            # follows), and the sweep's counts the bank's steps.
+            eta = lambda: str(screen.query_one("#eta", Label).render())  # noqa: E731
+            await wait_for(pilot, lambda: "run ≥" in eta() and "sweep ~" in eta(), timeout=60)
             await pilot.press("s")
             await wait_for(pilot, lambda: not app.training.running, timeout=60)
             await pilot.pause(2 / REDRAW_HZ)

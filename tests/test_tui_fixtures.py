@@ -293,6 +293,42 @@ def test_the_sweep_eta_extrapolates_the_work_done():
     assert feed.sweep_eta(now=1100.0) is None  # one run: its phase ETA says it
 
 
+def test_the_run_eta_spans_its_phases_from_the_run_before():
+    from collapse_tui.tui.state import EventFeed, RunState
+
+    feed = EventFeed()
+    first, second = RunState(), RunState()
+    # The first run: data 10 s, VAE 100 s, codes 5 s, SAE 40 s, final evaluation 15 s.
+    first.apply(ev.RunStarted(run_id="a", name="a", run_dir="a", config={}, environment={}, time=0.0))
+    for phase, start in [("data", 0.0), ("vae", 10.0), ("codes", 110.0), ("sae", 115.0), ("evaluate", 155.0)]:
+        first.apply(ev.PhaseStarted(phase=phase, epochs=1, steps_per_epoch=10, time=start))
+    feed.states = [first]
+    assert first.phase_seconds == {"data": 10.0, "vae": 100.0, "codes": 5.0, "sae": 40.0}
+    # While it runs nothing after its phase is known: its time left there is a lower bound.
+    assert feed.run_eta(first) is None  # the evaluation reports no progress, and there is no run before
+    first.apply(ev.RunFinished(status="ok", summary={}, time=170.0))
+    assert first.phase_seconds["evaluate"] == 15.0 and feed.run_eta(first) is None  # over
+    # The second run, in its SAE phase: 10 of 40 steps in 10 s leaves 30 s, then the 15-s evaluation.
+    second.apply(ev.RunStarted(run_id="b", name="b", run_dir="b", config={}, environment={}, time=200.0))
+    second.apply(ev.PhaseStarted(phase="sae", epochs=4, steps_per_epoch=10, time=200.0))
+    second.apply(ev.Progress(phase="sae", done=0, total=40, epoch=1, time=200.0))
+    second.apply(ev.Progress(phase="sae", done=10, total=40, epoch=1, time=210.0))
+    feed.states = [first, second]
+    assert feed.run_eta(second) == pytest.approx((45.0, False))
+    assert feed.run_eta(second, now=214.0) == pytest.approx((41.0, False))  # the clock counts it down
+    # Its final evaluation has no progress: it takes as long as the first run's did.
+    second.apply(ev.PhaseStarted(phase="evaluate", time=250.0))
+    assert feed.run_eta(second, now=256.0) == pytest.approx((9.0, False))
+    # A lone run in its VAE phase: the phase's time left, and a bound, since more phases follow.
+    lone = EventFeed()
+    state = RunState()
+    state.apply(ev.PhaseStarted(phase="vae", epochs=1, steps_per_epoch=100, time=0.0))
+    state.apply(ev.Progress(phase="vae", done=0, total=100, epoch=1, time=0.0))
+    state.apply(ev.Progress(phase="vae", done=50, total=100, epoch=1, time=25.0))
+    lone.states = [state]
+    assert lone.run_eta(state) == pytest.approx((25.0, True))
+
+
 def add_neuron_profiles(run_dir: Path, n_neurons: int = 40, n_eval: int = 64) -> dict:
     """Give a fixture run the neurons.npz its final evaluation would write: profiles computed from
     made-up codes of procedural dSprites images (whose source the run's config then records)."""

@@ -19,6 +19,8 @@ from collapse_tui import events as ev
 from collapse_tui.metrics.specs import DEAD_IN_TRAINING, DEAD_PREFIX, is_threshold_key, threshold_key
 
 TERMINAL = ("ok", "stopped", "failed", "crashed")
+# A run's phases in the order it goes through them (one reusing a VAE or codes skips those phases).
+PHASES = ("data", "vae", "codes", "sae", "evaluate")
 # The loss and the terms it is the sum of, as the VAE and SAE log them each epoch (chart labels).
 LOSS_TERMS = {"loss": "loss", "reconstruction": "reconstruction", "kl": "KL", "sparsity_loss": "sparsity",
               "auxk_loss": "AuxK (unweighted)"}
@@ -47,6 +49,8 @@ class RunState:
     phase: str = ""
     phase_detail: str = ""
     phase_started: float | None = None
+    # How long each phase that ended took, in seconds (what the next runs' ETAs are estimated from).
+    phase_seconds: dict[str, float] = field(default_factory=dict)
     epoch: int = 0
     epochs: int = 0
     done: int = 0
@@ -90,6 +94,7 @@ class RunState:
             self.status, self.reason = "running", ""
             self.messages.append(f"resumed from SAE epoch {event.epoch}" if event.epoch else "resumed")
         elif isinstance(event, ev.PhaseStarted):
+            self._end_phase(event.time)
             self.phase, self.phase_detail, self.phase_started = event.phase, event.detail, event.time
             self.epochs = event.epochs or 0
             self.epoch = 0
@@ -132,9 +137,15 @@ class RunState:
         elif event.kind == "data_source":
             self.data_source = dict(getattr(event, "provenance", {}) or {})
         elif isinstance(event, ev.RunFinished):
+            self._end_phase(event.time)
             self.status, self.summary = event.status, dict(event.summary)
         elif isinstance(event, ev.RunFailed):
+            self._end_phase(event.time)
             self.status, self.reason, self.summary = "failed", event.reason, dict(event.summary)
+
+    def _end_phase(self, now: float | None) -> None:
+        if self.phase and self.phase_started is not None and now is not None:
+            self.phase_seconds[self.phase] = max(0.0, now - self.phase_started)
 
     # ------------------------------------------------------------------ views
     @property
@@ -245,6 +256,30 @@ class EventFeed:
     def planned(self) -> int:
         """How many runs the feed will show in all (the sweep's plan, else the runs given or seen)."""
         return (getattr(self, "n_planned", None) or len(getattr(self, "runs", ()) or ()) or len(self.states))
+
+    def run_eta(self, state: RunState, now: float | None = None) -> tuple[float, bool] | None:
+        """Seconds left in the run ``state`` across its phases, and whether that is only a lower bound.
+
+        What is left of its phase (its progress rate, counted down with the clock ``now`` since the last
+        report), plus what the phases after it took in this feed's latest run that ended well (a sweep's
+        earlier run). With no such run the later phases are unknown: the phase's time left is returned as
+        a lower bound. None when the run is over or nothing can be estimated yet."""
+        if state.finished or state.phase not in PHASES:
+            return None
+        past = next((s for s in reversed(self.states) if s is not state and s.status == "ok" and s.phase_seconds),
+                    None)
+        left = state.eta()
+        if left is not None and now is not None and state.last_time is not None:
+            left = max(0.0, left - max(0.0, now - state.last_time))
+        if left is None:  # a phase without progress reports: as long as it took the run before
+            if past is None or state.phase not in past.phase_seconds or state.phase_started is None:
+                return None
+            clock = now if now is not None else state.last_time or state.phase_started
+            left = max(0.0, past.phase_seconds[state.phase] - max(0.0, clock - state.phase_started))
+        later = PHASES[PHASES.index(state.phase) + 1:]
+        if past is None:
+            return left, bool(later)
+        return left + sum(past.phase_seconds.get(phase, 0.0) for phase in later), False
 
     def sweep_eta(self, now: float | None = None) -> float | None:
         """Seconds left in the whole sweep, extrapolated linearly: the time since its first run started,

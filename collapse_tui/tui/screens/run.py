@@ -223,10 +223,15 @@ class RunScreen(Screen):
         if eta is not None and not state.finished and state.last_time is not None and self.feed.live:
             # Between progress reports the estimate keeps counting down with the clock.
             eta = max(0.0, eta - max(0.0, time.time() - state.last_time))
-        eta_text = f"ETA {format_seconds(eta)}" if eta is not None else ""
+        parts = [f"ETA {format_seconds(eta)}"] if eta is not None else []
+        # The phase's ETA starts again with each phase; the run's and the sweep's count down across them.
+        run_eta = self.feed.run_eta(state, now=time.time() if self.feed.live else None)
+        if run_eta is not None and (run_eta[1] or eta is None or abs(run_eta[0] - eta) >= 1.0):
+            parts.append(f"run {'≥' if run_eta[1] else '~'}{format_seconds(run_eta[0])}")
         sweep_eta = self.feed.sweep_eta() if self.feed.running else None
-        if sweep_eta is not None:  # the phase's ETA resets with each phase; the sweep's does not
-            eta_text += f"{' · ' if eta_text else ''}sweep ~{format_seconds(sweep_eta)}"
+        if sweep_eta is not None:
+            parts.append(f"sweep ~{format_seconds(sweep_eta)}")
+        eta_text = " · ".join(parts)
         can_stop = self.feed.live and self.feed.running
         head = (title, total, done, eta_text, can_stop)
         if head == self._drawn_head:
