@@ -222,7 +222,10 @@ def with_data_dir(runs, data_dir: str | None):
 
 
 def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, data_dir: str | None = None,
-         yes: bool = False) -> int:
+         yes: bool = False, ray=None, data_parallel: bool = False) -> int:
+    """``--batch``: run a config file's runs (a sweep) here, or, given ``ray`` (a
+    :class:`~collapse_tui.engine.ray_sweep.RayOptions`), as Ray tasks, a bank each. ``data_parallel``:
+    every run trains over all local devices (``--data-parallel``; the config's field otherwise)."""
     # Piped into a log file, rich would wrap at 80 columns and cut the result table: use a wide page.
     console = Console(width=None if sys.stdout.isatty() else 200)
     err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -234,6 +237,8 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
     if runs_dir is not None:
         runs = [(cfg.model_copy(update={"runs_dir": runs_dir}), o) for cfg, o in runs]
     runs = with_data_dir(runs, data_dir)
+    if data_parallel:
+        runs = [(cfg.model_copy(update={"data_parallel": True}), o) for cfg, o in runs]
     if dry_run:
         for i, (cfg, overrides) in enumerate(runs, 1):
             console.print(f"# run {i}/{len(runs)}: {cfg.name}", markup=False)
@@ -244,6 +249,20 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
         err.print(f"{config_path}: the sweep expands to {len(runs):,} runs; check it with --dry-run, then "
                   "pass --yes to run them all", style="red", markup=False, highlight=False)
         return EXIT_INVALID
+    from collapse_tui.engine.distribution import check_data_parallel
+
+    try:
+        check_data_parallel(cfg for cfg, _ in runs)
+    except ValueError as exc:
+        err.print(f"{config_path}: {exc}", style="red", markup=False, highlight=False)
+        return EXIT_INVALID
+    if ray is not None:
+        from collapse_tui.engine.ray_sweep import RAY_MISSING, ray_available
+
+        problems = ray.problems() or ([] if ray_available() else [RAY_MISSING])
+        if problems:
+            err.print(f"cannot run on Ray: {'; '.join(problems)}", style="red", markup=False, highlight=False)
+            return EXIT_INVALID
     from collapse_tui.store import writable_dir_problem
 
     for directory in dict.fromkeys(p for cfg, _ in runs for p in (cfg.runs_dir, cfg.models_dir)):
@@ -251,6 +270,9 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
         if problem:
             err.print(f"cannot write runs: {problem}", style="red", markup=False, highlight=False)
             return EXIT_INVALID
+
+    if ray is not None:
+        return _on_ray(console, err, config_path, runs, ray)
 
     from collapse_tui.engine.sweep import run_sweep
 
@@ -261,6 +283,18 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
     return _execute(console, err, Path(runs[0][0].runs_dir), runs[0][0].eval.thresholds,
                     lambda listener, stop: run_sweep(runs, [listener], stop_event=stop, on_run_start=announce,
                                                      config_path=str(Path(config_path).resolve())))
+
+
+def _on_ray(console: Console, err: Console, config_path: str, runs, options) -> int:
+    from collapse_tui.engine.ray_sweep import run_sweep_on_ray
+
+    runs_dir = Path(runs[0][0].runs_dir)
+    console.print(f"[bold]collapse-tui[/] {config_path}: {len(runs)} run(s) on Ray → {runs_dir}/ (a directory every "
+                  "node must see)")
+    say = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
+    return _execute(console, err, runs_dir, runs[0][0].eval.thresholds,
+                    lambda listener, stop: run_sweep_on_ray(runs, options, [listener], stop_event=stop,
+                                                            config_path=str(Path(config_path).resolve()), say=say))
 
 
 def resume(path: str) -> int:

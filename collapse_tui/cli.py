@@ -24,6 +24,9 @@ examples:
   collapse-tui --batch configs/quick.yaml                 the embedded default (a few minutes on a CPU)
   collapse-tui --batch my.yaml --backend jax --runs-dir /scratch/runs
   collapse-tui --batch my.yaml --dry-run                  validate and print every resolved run
+  collapse-tui --batch my.yaml --ray                      each bank of runs a Ray task, on this machine
+  collapse-tui --batch my.yaml --ray auto --ray-gpus 0.25 --runs-dir /shared/runs   on a Ray cluster
+  collapse-tui --batch my.yaml --backend jax --data-parallel  one model over every local GPU
   collapse-tui --resume runs/20261124-101500-quick-topk-k50   go on with a stopped or crashed run
   collapse-tui --resume runs/sweeps/20261124-101500-paper-quick   finish a sweep that was cut short
   collapse-tui --batch configs/paper_quick.yaml           the paper's study, scaled down (~20 min on a CPU)
@@ -75,6 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs-dir", metavar="DIR", type=directory, help="write runs here instead of the config's runs_dir")
     parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
     parser.add_argument("--dry-run", action="store_true", help="with --batch: validate, print the resolved runs, exit")
+    ray = parser.add_argument_group("Ray", "with --batch: run the sweep's banks as tasks on Ray (pip install "
+                                           "'collapse-tui[ray]'); runs_dir and models_dir must be on a filesystem "
+                                           "every node shares")
+    ray.add_argument("--ray", metavar="ADDRESS", nargs="?", const="",
+                     help="no ADDRESS: start a Ray instance on this machine; else join that cluster (auto, "
+                          "HOST:PORT, ray://HOST:PORT)")
+    ray.add_argument("--ray-cpus", metavar="N", type=float, default=1.0, help="CPUs per task (default 1)")
+    ray.add_argument("--ray-gpus", metavar="N", type=float, default=0.0,
+                     help="GPUs per task, a fraction to share one (default 0)")
+    ray.add_argument("--ray-retries", metavar="N", type=int, default=2,
+                     help="times a task whose worker died is started again, resuming its runs (default 2)")
+    parser.add_argument("--data-parallel", action="store_true",
+                        help="with --batch: train every run data-parallel over all local accelerators (JAX "
+                             "backend; as data_parallel: true in the config)")
     parser.add_argument("--yes", action="store_true",
                         help="with --batch: run a sweep of more than 1,000 runs without asking")
     parser.add_argument("--data-dir", metavar="DIR", type=directory,
@@ -96,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"collapse-tui {__version__}")
         return 0
+    if args.ray is not None and not args.batch:
+        parser.error("--ray goes with --batch CONFIG (a resumed sweep runs on this machine)")
+    if args.data_parallel and not args.batch:
+        parser.error("--data-parallel goes with --batch CONFIG (or data_parallel: true in the config)")
     # Both must be set before anything imports keras (or TensorFlow, which logs to stderr at import).
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
@@ -114,8 +135,14 @@ def main(argv: list[str] | None = None) -> int:
             with quiet_native_logs():
                 import keras  # noqa: F401  (loads the backend now, without its start-up chatter)
 
+        ray = None
+        if args.ray is not None:
+            from collapse_tui.engine.ray_sweep import RayOptions
+
+            ray = RayOptions(address=args.ray or None, cpus=args.ray_cpus, gpus=args.ray_gpus,
+                             max_retries=args.ray_retries)
         return batch.main(args.batch, runs_dir=args.runs_dir, dry_run=args.dry_run, data_dir=args.data_dir,
-                          yes=args.yes)
+                          yes=args.yes, ray=ray, data_parallel=args.data_parallel)
     if args.resume:
         from collapse_tui import batch
         from collapse_tui.engine.environment import quiet_native_logs
@@ -134,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 def _terminal_ui(parser: argparse.ArgumentParser, args) -> int:
     if args.batch is None and args.dry_run:
         parser.error("--dry-run goes with --batch CONFIG")
+
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         parser.print_usage(sys.stderr)
         print("collapse-tui: the terminal UI needs an interactive terminal; to run without one use "

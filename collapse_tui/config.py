@@ -263,6 +263,11 @@ class RunConfig(Section):
         description="SAEs of a sweep trained together in one bank, one optimiser step for all (each exactly as "
                     "alone; 1: each alone).",
     )
+    data_parallel: bool = Field(
+        False,
+        description="Train the VAE and the SAE bank data-parallel over every local accelerator (JAX only: "
+                    "keras.distribution.DataParallel); batch sizes and data.n_train: multiples of their count.",
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     vae: VAEConfig = Field(default_factory=VAEConfig)
     sae: SAEConfig = Field(default_factory=SAEConfig)

@@ -70,6 +70,7 @@ BOOKKEEPING = {
     "runs_dir": "where the run was written",
     "models_dir": "where trained VAEs are cached (a cached VAE is the one that would be trained)",
     "bank_size": "how many SAEs trained together (each trains as it would alone)",
+    "data_parallel": "whether training was split over devices (the same models up to float rounding)",
     "environment": "host, device, backend and versions: provenance, not a setting",
     "data_source": "provenance of the images, kept only as the data's identity: its fingerprint (below)",
     "eval.every": "when intermediate evaluations happen; the final one is always made at the end",
@@ -146,7 +147,8 @@ def experiment_settings(record: RunRecord) -> dict[str, Any]:
     The config as config.yaml holds it (keys it lacks take the schema's defaults: a run written before a
     setting existed ran as its default), flattened, less:
 
-    - :data:`BOOKKEEPING` (seed, name, runs_dir, models_dir, bank_size, environment, data_source, eval.every);
+    - :data:`BOOKKEEPING` (seed, name, runs_dir, models_dir, bank_size, data_parallel, environment,
+      data_source, eval.every);
     - settings with no effect in this run (:func:`_inert`: JumpReLU's on another method, AuxK's without
       AuxK, the start and length of a constant schedule...), so that they cannot split a row;
     - ``sae.k`` and ``sae.l1_coefficient``: the row's k / λ is the summary's, the one in effect;

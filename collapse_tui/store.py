@@ -29,7 +29,7 @@ import warnings
 import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import yaml
@@ -151,6 +151,34 @@ def defer_interrupt(exc: BaseException) -> bool:
     if _Deferral.pending is None:
         _Deferral.pending = exc
     return True
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path, waiting: Callable[[], None] | None = None, poll_seconds: float = 0.5):
+    """Hold an exclusive lock on ``path`` (created if missing) for the ``with`` block: two processes on
+    one machine, or on the nodes of a cluster sharing the directory, never do the block at once. A
+    process that dies drops its lock with it. While another holds it, ``waiting`` is called every
+    ``poll_seconds`` (to say so, or to raise and give up). POSIX record locks (``lockf``), which network
+    filesystems carry across nodes; where there are none (Windows) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        while True:
+            try:
+                fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if waiting is not None:
+                    waiting()
+                time.sleep(poll_seconds)
+        try:
+            yield
+        finally:
+            fcntl.lockf(fh, fcntl.LOCK_UN)
 
 
 def save_model(model, path: str | Path) -> None:

@@ -136,3 +136,41 @@ def test_sweep_record_reads_back_what_the_writer_wrote(tmp_path):
     assert not store.is_sweep_dir(runs[0])
     # A run that could not be read is listed with its error, not dropped.
     assert [r.error is not None for r in writer.records()] == [True, True]
+
+
+def test_a_file_lock_held_by_another_process_waits_until_it_is_released(tmp_path):
+    from collapse_tui.store import file_lock
+
+    lock = tmp_path / "models" / "vae-x.lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from collapse_tui.store import file_lock\n"
+        f"with file_lock({str(lock)!r}):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(1.5)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        waits = []
+        start = time.monotonic()
+        with file_lock(lock, waiting=lambda: waits.append(time.monotonic()), poll_seconds=0.05):
+            waited = time.monotonic() - start  # it got the lock once the holder let go, 1.5 s on
+        assert len(waits) >= 5 and waited > 0.5
+    finally:
+        holder.wait(timeout=30)
+    # A waiting callback that raises gives up the wait (a stop asked for meanwhile).
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time\nfrom collapse_tui.store import file_lock\n"
+        f"with file_lock({str(lock)!r}):\n    print('held', flush=True)\n    time.sleep(5)\n")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+
+        def give_up():
+            raise TimeoutError("stop")
+
+        with pytest.raises(TimeoutError):
+            with file_lock(lock, waiting=give_up):
+                pass
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)

@@ -14,6 +14,7 @@ import numpy as np
 
 from collapse_tui.engine.callbacks import IntervalMeans, StopRequested, StoppableCallback, running_metrics
 from collapse_tui.engine.checkpoint import write_checkpoint
+from collapse_tui.engine.distribution import data_parallel_scope, outside_distribution
 from collapse_tui.engine.sae_phase import SAEPhase
 from collapse_tui.events import EpochEnd, Progress
 from collapse_tui.metrics.specs import DEAD_IN_TRAINING
@@ -22,7 +23,8 @@ from collapse_tui.metrics.specs import DEAD_IN_TRAINING
 def bank_key(cfg) -> tuple:
     """The settings runs must share to train in one bank (besides what the SAEs' shapes must share,
     checked once they are built): how many codes, how they are batched and for how long, the optimiser,
-    the method, and the bank size itself; and whether they use AuxK and the decoder-gradient projection.
+    the method, the bank size itself and whether it trains data-parallel; and whether they use AuxK and
+    the decoder-gradient projection.
 
     Those two could share a step with runs without them, but the bank computes them for every member
     when any uses them, and they cost: on two CPU cores (TensorFlow, 44 members of 256 -> 500, batch 16)
@@ -30,7 +32,7 @@ def bank_key(cfg) -> tuple:
     (922), while standardising or tied initialisation cost nothing measurable (1,112, 1,098)."""
     c = cfg.sae
     return (cfg.data.n_train, c.method, c.n_neurons, c.batch_size, c.learning_rate, c.epochs,
-            c.extended_epochs, cfg.bank_size, c.remedies.auxk, c.remedies.project_decoder_grads)
+            c.extended_epochs, cfg.bank_size, cfg.data_parallel, c.remedies.auxk, c.remedies.project_decoder_grads)
 
 
 def bank_groups(configs: Sequence, size_of: Callable[[Any], int] = lambda cfg: cfg.bank_size) -> list[list[int]]:
@@ -67,8 +69,10 @@ class _MemberEvents(StoppableCallback):
 
     def on_epoch_end(self, epoch, logs=None):
         # A stop during the epoch's steps cut it short: it is reported and evaluated, never checkpointed
-        # (a resumed run redoes it whole from the checkpoint before it).
-        self.phase.after_epoch(epoch, logs or {}, self.epoch_seconds(), complete=not self.stopped)
+        # (a resumed run redoes it whole from the checkpoint before it). The members are evaluated and
+        # resampled as standalone SAEs, on one device: outside the bank's distribution, if it has one.
+        with outside_distribution():
+            self.phase.after_epoch(epoch, logs or {}, self.epoch_seconds(), complete=not self.stopped)
         if not self.stop_requested() and not self.phase.live:
             self.model.stop_training = True
 
@@ -89,6 +93,7 @@ class BankPhase:
         self.on_failed = on_failed
         first = self.members[0].cfg.sae
         self.batch_size, self.learning_rate = first.batch_size, first.learning_rate
+        self.data_parallel = self.members[0].cfg.data_parallel  # shared: it is part of bank_key
         self.total_epochs = self.members[0].total_epochs
         self.steps_per_epoch = self.members[0].steps_per_epoch
         self.failed: set[int] = set()
@@ -123,16 +128,19 @@ class BankPhase:
             return
         members = [self.members[i] for i in self.live]
         self.index = {i: j for j, i in enumerate(self.live)}  # member -> its slice of the bank
-        self.bank = SAEBank([m.sae for m in members], [m.train_codes for m in members])
-        self.bank.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
-        # Resumed members (one bank holds members of one checkpoint epoch) bring the optimiser's state.
-        start = self.members[self.live[0]].start_epoch
-        self.bank.set_optimizer_states({self.index[i]: self.members[i].optimizer_state for i in self.live
-                                        if self.members[i].optimizer_state is not None})
-        callback = _MemberEvents(self)
-        positions = np.arange(self.bank.n_rows, dtype=np.int32)
-        self.bank.fit(positions, epochs=self.total_epochs, batch_size=self.batch_size, shuffle=False, verbose=0,
-                      callbacks=[callback], initial_epoch=start)
+        # The bank's variables are laid out on the devices as they are created: construction, compile and
+        # fit all run under the distribution (the members' own SAEs, built before, stay on one device).
+        with data_parallel_scope(self.data_parallel):
+            self.bank = SAEBank([m.sae for m in members], [m.train_codes for m in members])
+            self.bank.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
+            # Resumed members (one bank holds members of one checkpoint epoch) bring the optimiser's state.
+            start = self.members[self.live[0]].start_epoch
+            self.bank.set_optimizer_states({self.index[i]: self.members[i].optimizer_state for i in self.live
+                                            if self.members[i].optimizer_state is not None})
+            callback = _MemberEvents(self)
+            positions = np.arange(self.bank.n_rows, dtype=np.int32)
+            self.bank.fit(positions, epochs=self.total_epochs, batch_size=self.batch_size, shuffle=False,
+                          verbose=0, callbacks=[callback], initial_epoch=start)
         epochs_done = start + (len(self.bank.history.history.get("loss", [])) if self.bank.history else 0)
 
         def finish(i, m):

@@ -75,7 +75,18 @@ def device_name() -> str:
     return "CPU"
 
 
-def environment() -> dict[str, object]:
+def _training_devices(data_parallel: bool) -> list[str]:
+    from collapse_tui.engine.distribution import training_devices
+
+    try:
+        return training_devices(data_parallel)
+    except Exception:  # a broken driver must not stop a run from starting
+        return ["unknown"]
+
+
+def environment(data_parallel: bool = False) -> dict[str, object]:
+    """What a run runs on; ``devices``: those it trains on (every local device when ``data_parallel``,
+    else the one Keras places everything on)."""
     import keras
 
     from collapse_tui import __version__
@@ -86,6 +97,8 @@ def environment() -> dict[str, object]:
         "collapse_tui": __version__,
         "backend": backend,
         "device": device_name(),
+        "devices": _training_devices(data_parallel),
+        "data_parallel": data_parallel,
         "keras": keras.__version__,
         framework: _version(framework),
         "numpy": _version("numpy"),

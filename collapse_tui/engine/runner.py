@@ -43,8 +43,8 @@ from collapse_tui.events import (
     RunStarted,
 )
 from collapse_tui.engine.checkpoint import remove_checkpoint
-from collapse_tui.store import (SAE_FILE, RunSummary, RunWriter, create_run_dir, load_run, remove_stale_temporaries,
-                                save_model, stored_settings, uninterrupted)
+from collapse_tui.store import (SAE_FILE, RunSummary, RunWriter, create_run_dir, file_lock, load_run,
+                                remove_stale_temporaries, save_model, stored_settings, uninterrupted)
 
 # TensorFlow warns through Python logging each time Keras traces a new predict function (the
 # evaluation uses several); harmless here, and noise in a terminal.
@@ -75,6 +75,10 @@ class _Data:
 
 def vae_key(config: RunConfig, data_fingerprint: str) -> str:
     """The identity of a trained VAE: everything that changes its weights, nothing that does not."""
+    # Not data_parallel: it is how the VAE is trained, not what. Each step still computes the gradient of
+    # the whole batch, in the same data order, with the same sampling noise (JAX's random numbers do not
+    # depend on how an array is split); only the order of a sum's terms differs, as between backends,
+    # which are not in the key either. A VAE trained either way serves both.
     ident = {
         "vae": config.vae.model_dump(mode="json"),
         "dataset": data_fingerprint,
@@ -182,7 +186,7 @@ class Engine:
         def emit(event: Event) -> None:
             event.run_id = run_dir.name
             writer(event)
-            if fault and fault in _fault_points(event):
+            if fault and fault in _fault_points(event) and _fault_armed():
                 os.kill(os.getpid(), signal.SIGKILL)  # the fault tests' crash, right where they ask
             for listener in list(others):
                 try:
@@ -202,7 +206,7 @@ class Engine:
 
         started = time.time()
         emit(RunStarted(run_id=run_dir.name, name=config.name, run_dir=str(run_dir),
-                        config=config.to_dict(), environment=environment()))
+                        config=config.to_dict(), environment=environment(config.data_parallel)))
         return ActiveRun(config=config, run_dir=run_dir, emit=emit, started=started, writer=writer)
 
     def _reopen(self, run_dir: Path, config: RunConfig, checkpoint, listeners: list[Listener]) -> "ActiveRun":
@@ -213,7 +217,8 @@ class Engine:
         emit = self._emitter(run_dir, writer, listeners)
         from collapse_tui.engine.environment import environment
 
-        emit(RunResumed(name=config.name, epoch=checkpoint.epoch if checkpoint else 0, environment=environment()))
+        emit(RunResumed(name=config.name, epoch=checkpoint.epoch if checkpoint else 0,
+                        environment=environment(config.data_parallel)))
         previous = load_run(run_dir).summary
         started = previous.get("started") if isinstance(previous.get("started"), (int, float)) else time.time()
         s = ActiveRun(config=config, run_dir=run_dir, emit=emit, started=started, writer=writer)
@@ -223,7 +228,10 @@ class Engine:
 
     def _prepare(self, s: "ActiveRun") -> SAEPhase:
         """The run's data, VAE and codes; its SAE phase, ready to train."""
+        from collapse_tui.engine.distribution import check_data_parallel
+
         cfg = s.config
+        check_data_parallel([cfg])  # before any data is read: a setting that cannot run fails the run now
         with s.phase("data"):
             data = self._load_data(cfg, s)
         with s.phase("vae"):
@@ -287,16 +295,30 @@ class Engine:
         return data
 
     def _vae(self, cfg: RunConfig, data: _Data, s: "ActiveRun"):
-        import keras
-
-        from collapse_tui.nn import ConvVAE
-
         key = vae_key(cfg, data.fingerprint)
         if key in self._vaes:
             s.emit(Message(text=f"vae: reusing the VAE trained earlier in this process ({key})"))
             s.vae_source = "memory"
             return self._vaes[key], key
         path = Path(cfg.models_dir) / f"vae-{key}.keras"
+        waited = []
+
+        def waiting() -> None:  # another process (a sweep's other task, another --batch) trains it now
+            if not waited:
+                s.emit(Message(text=f"vae: waiting for another process that is training it ({path.name})"))
+                waited.append(True)
+            self._check_stop()
+
+        # One process at a time loads or trains a given VAE: the others wait, then load what it saved.
+        with file_lock(path.with_suffix(".lock"), waiting=waiting):
+            return self._load_or_train_vae(cfg, data, s, key, path)
+
+    def _load_or_train_vae(self, cfg: RunConfig, data: _Data, s: "ActiveRun", key: str, path: Path):
+        import keras
+
+        from collapse_tui.engine.distribution import data_parallel_scope
+        from collapse_tui.nn import ConvVAE
+
         if path.exists():
             try:
                 vae = keras.saving.load_model(path, compile=False)
@@ -310,18 +332,21 @@ class Engine:
                 _keep(self._vaes, key, vae)
                 return vae, key
         v = cfg.vae
-        vae = ConvVAE.from_settings(v, data.train_images.shape[1:], data.input_scale,
-                                    seed=derived_seed(cfg.seed, "vae"))
-        vae.compile(optimizer=keras.optimizers.Adam(v.learning_rate))
-        seed_globals(cfg.seed, "vae")
-        steps = -(-len(data.train_images) // v.batch_size)
-        s.emit(PhaseStarted(phase="vae", detail=f"training the VAE (beta={v.beta:g})", epochs=v.epochs,
-                            steps_per_epoch=steps))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(path.parent)  # half-saved VAEs and checkpoints of processes that died
-        checkpoint = vae_checkpoint_path(path.parent, key)
-        callback = train_vae(vae, data.train_images, s.emit, key=key, seed=cfg.seed, epochs=v.epochs,
-                             batch_size=v.batch_size, checkpoint_path=checkpoint, stop_event=self.stop_event)
+        # Its variables are laid out on the devices as they are created: construction, compile and fit all
+        # run under the distribution. Evaluation and the codes, later, run outside it (see distribution).
+        with data_parallel_scope(cfg.data_parallel):
+            vae = ConvVAE.from_settings(v, data.train_images.shape[1:], data.input_scale,
+                                        seed=derived_seed(cfg.seed, "vae"))
+            vae.compile(optimizer=keras.optimizers.Adam(v.learning_rate))
+            seed_globals(cfg.seed, "vae")
+            steps = -(-len(data.train_images) // v.batch_size)
+            s.emit(PhaseStarted(phase="vae", detail=f"training the VAE (beta={v.beta:g})", epochs=v.epochs,
+                                steps_per_epoch=steps))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(path.parent)  # half-saved VAEs and checkpoints of processes that died
+            checkpoint = vae_checkpoint_path(path.parent, key)
+            callback = train_vae(vae, data.train_images, s.emit, key=key, seed=cfg.seed, epochs=v.epochs,
+                                 batch_size=v.batch_size, checkpoint_path=checkpoint, stop_event=self.stop_event)
         if callback.diverged:
             raise FloatingPointError(f"training diverged: {callback.diverged}")
         if callback.stopped:
@@ -359,6 +384,20 @@ class Engine:
 # this names: a phase's start ("vae"), the end of one of a phase's epochs ("sae:3"), or the SAE's
 # evaluation after an epoch ("evaluation:6": the final one, just before sae.keras is saved).
 FAULT_PHASE_ENV = "COLLAPSE_TUI_FAULT_AT"
+# With this naming a file as well, the crash happens once: in the process that creates the file (a task
+# that is retried after it must not die again at the same point).
+FAULT_ONCE_ENV = "COLLAPSE_TUI_FAULT_ONCE"
+
+
+def _fault_armed() -> bool:
+    once = os.environ.get(FAULT_ONCE_ENV)
+    if not once:
+        return True
+    try:
+        os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 def _fault_points(event: Event) -> tuple[str, ...]:
@@ -374,14 +413,16 @@ def _fault_points(event: Event) -> tuple[str, ...]:
 RESUMABLE = ("stopped", "crashed")
 
 
-def resume_plan(run_dir: Path):
+def resume_plan(run_dir: Path, writer_gone: bool = False):
     """(run_dir, its config, its checkpoint or None) for :meth:`Engine.resume`; ValueError if it cannot be
-    resumed."""
+    resumed. ``writer_gone``: the caller knows that the process which wrote the run died (a cluster task
+    being retried, whose first attempt may have run on another machine, where its death cannot be seen
+    from here): a run still marked running is resumed as crashed."""
     from collapse_tui.config import ConfigError, validate
     from collapse_tui.engine.checkpoint import read_checkpoint
 
     record = load_run(run_dir)
-    if record.status not in RESUMABLE:
+    if record.status not in RESUMABLE and not (writer_gone and record.status == "running"):
         what = "is still running" if record.status == "running" else f"ended {record.status}"
         raise ValueError(f"{run_dir}: the run {what}; only a stopped or crashed run can be resumed")
     try:
@@ -424,7 +465,8 @@ def _by_shape(phases: list[SAEPhase]) -> list[list[SAEPhase]]:
 
     groups: dict[tuple, list[SAEPhase]] = {}
     for phase in phases:  # resumed runs go on from their checkpoint's epoch: only equal ones share a bank
-        groups.setdefault((bank_signature(phase.sae), phase.start_epoch), []).append(phase)
+        # A bank trains on one device or data-parallel, never both.
+        groups.setdefault((bank_signature(phase.sae), phase.start_epoch, phase.cfg.data_parallel), []).append(phase)
     return list(groups.values())
 
 
