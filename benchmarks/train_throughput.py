@@ -57,8 +57,8 @@ def bench(name, make_model, x, batch_size, epochs, repeats, extra_callbacks=lamb
     writer.close()
     # Many short alternating fits and their medians: on a shared machine single runs swing by 10-30%.
     p, e = statistics.median(plain), statistics.median(engine)
-    print(f"{name:4s}  plain fit {p:8.1f} steps/s   engine {e:8.1f} steps/s   ratio {e / p:.3f}"
-          f"   ({steps} steps x {repeats}, batch {batch_size})")
+    print(f"{name:4s}  plain fit {p:8.1f} steps/s   engine {e:8.1f} steps/s ({e * batch_size:,.0f} samples/s)"
+          f"   ratio {e / p:.3f}   ({steps} steps x {repeats}, batch {batch_size})")
     return e / p
 
 

@@ -47,7 +47,7 @@ STOP_GRACE_SECONDS = 300.0
 @dataclass
 class RayOptions:
     """Where and how the tasks run. ``address``: None starts a Ray instance on this machine for the
-    sweep (``local_cpus`` CPUs, default all), else the cluster to join (``auto``, ``HOST:PORT``,
+    sweep (with all its CPUs and GPUs), else the cluster to join (``auto``, ``HOST:PORT``,
     ``ray://HOST:PORT``). ``cpus`` and ``gpus``: each task's resources (fractions of a GPU let several
     banks share one). ``max_retries``: how often a task whose worker died is started again."""
 
@@ -55,7 +55,6 @@ class RayOptions:
     cpus: float = 1.0
     gpus: float = 0.0
     max_retries: int = 2
-    local_cpus: int | None = None
 
     def problems(self) -> list[str]:
         out = []
@@ -192,7 +191,7 @@ def _start_ray(options: RayOptions) -> bool:
         return False
     kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     if options.address is None:
-        kwargs.update(address="local", num_cpus=options.local_cpus)
+        kwargs.update(address="local")
     else:
         kwargs.update(address=options.address)
     ray.init(**kwargs)
@@ -270,6 +269,8 @@ def _collect(pending: dict, banks: list[list[int]], configs: list[RunConfig], qu
                     ray.cancel(ref, force=True)
                 stopping_since = float("inf")  # cancelled: their results come back as failures
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the tasks stop, then the results are reported
+            if stopping_since is not None:
+                say(f"still stopping: {len(pending)} task(s) are saving what they measured")
             stop_event.set()
     _pass_on(queue, listeners)
     return done
