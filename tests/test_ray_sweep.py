@@ -33,15 +33,19 @@ RTOL = 1e-4
 def local_ray():
     import logging
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR)
+    import warnings
+
+    with warnings.catch_warnings():  # as the app starts it: JAX warns of the fork before Ray's exec
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR)
     yield
     ray.shutdown()
 
 
 def sweep_runs(tmp_path: Path, where: str, **sections):
     data = tiny_config(tmp_path, runs_dir=str(tmp_path / where / "runs"), models_dir=str(tmp_path / where / "models"),
-                       bank_size=2, **sections)
+                       bank_size=2, **{"eval": {"every": 0}, **sections})  # the final evaluation only
     data["sweep"] = [{"sae.k": [2, 4, 6, 8]}]
     return expand(data)
 

@@ -152,8 +152,8 @@ def test_a_run_killed_in_any_phase_resumes_to_the_uninterrupted_result(tmp_path,
 
 def test_a_vae_checkpoint_that_does_not_fit_is_ignored(tmp_path):
     # A damaged file where the VAE's checkpoint goes, and one written for another VAE: each run warns and
-    # trains its VAE from the start, to the VAE a clean run trains.
-    config = validate(tiny_config(tmp_path))
+    # trains its VAE from the start, to the VAE a clean run trains (one SAE epoch is enough to see it).
+    config = validate(tiny_config(tmp_path, sae={"epochs": 1}, eval={"every": 0}))
     clean = Engine().run(config)
     (saved,) = Path(config.models_dir).glob("vae-*.keras")
     key = saved.stem.removeprefix("vae-")
@@ -173,7 +173,7 @@ def test_a_vae_checkpoint_that_does_not_fit_is_ignored(tmp_path):
 
 
 def test_a_sweep_cut_short_is_finished(tmp_path, monkeypatch, capsys):
-    data = tiny_config(tmp_path, bank_size=1, sae={"epochs": 4}, sweep={"sae.k": [2, 3, 4]})
+    data = tiny_config(tmp_path, bank_size=1, sae={"epochs": 4}, eval={"every": 0}, sweep={"sae.k": [2, 3, 4]})
     whole = {r.summary["name"]: r.summary["final"] for r in run_sweep(expand(data))}
     stop = threading.Event()
     stop_after(2, stop, monkeypatch, k=3)  # the second run of three is stopped; the third never starts

@@ -23,6 +23,7 @@ import json
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -194,7 +195,11 @@ def _start_ray(options: RayOptions) -> bool:
         kwargs.update(address="local")
     else:
         kwargs.update(address=options.address)
-    ray.init(**kwargs)
+    with warnings.catch_warnings():
+        # Starting Ray's processes forks, then execs at once: JAX's warning about forking a threaded
+        # process is about children that go on running Python, which these do not.
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        ray.init(**kwargs)
     return True
 
 
