@@ -29,8 +29,10 @@ class _Terminated(KeyboardInterrupt):
 @contextlib.contextmanager
 def _stop_on_signals(stop: threading.Event, ignore_after_stop: bool = False):
     """Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal went away: an SSH connection dropped) end the run
-    in progress cleanly; yields an event set once SIGTERM or SIGHUP came. A signal that arrives while
-    something is being saved interrupts once the save is done (:func:`~collapse_tui.store.uninterrupted`).
+    in progress cleanly; yields an event set once SIGTERM or SIGHUP came. A first signal that arrives
+    while something is being saved interrupts once the save is done
+    (:func:`~collapse_tui.store.uninterrupted`); later ones only mark a SIGTERM or SIGHUP, since the stop
+    they would ask for is under way.
 
     Python's own Ctrl-C raises KeyboardInterrupt wherever the main thread is, and an exception raised
     inside a garbage-collector callback (JAX registers one) is printed and dropped: the run went on.
@@ -48,9 +50,15 @@ def _stop_on_signals(stop: threading.Event, ignore_after_stop: bool = False):
         return
 
     def handler(signum, frame):
+        stopping = stop.is_set()
         stop.set()
         if signum != signal.SIGINT:
             terminated.set()
+        if stopping:
+            # A stop is under way (the first signal's); it ends the process once what was measured is
+            # saved. Raising again could only land somewhere harmful: in a garbage-collector callback
+            # (printed as "Exception ignored", traceback and all) or in the middle of the report.
+            return
         exc = _Terminated() if signum != signal.SIGINT else KeyboardInterrupt()
         # While a run's summary or model is being saved (a second Ctrl-C 10 ms after the first lands
         # there), the interruption waits for the save to end: never a damaged file or a run left "running".

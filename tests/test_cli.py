@@ -182,9 +182,10 @@ def test_a_stop_signal_sets_the_stop_event_even_when_its_exception_is_swallowed(
         except KeyboardInterrupt:
             pass
         assert stop.is_set() and not terminated.is_set()
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(1)
+        # A second signal while the stop is under way raises nothing (it could only land in a callback
+        # or in the report); a SIGTERM still makes it a termination.
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
         assert terminated.is_set()
     assert {sig: signal.getsignal(sig) for sig in before} == before
 

@@ -274,8 +274,6 @@ def _collect(pending: dict, banks: list[list[int]], configs: list[RunConfig], qu
                     ray.cancel(ref, force=True)
                 stopping_since = float("inf")  # cancelled: their results come back as failures
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the tasks stop, then the results are reported
-            if stopping_since is not None:
-                say(f"still stopping: {len(pending)} task(s) are saving what they measured")
             stop_event.set()
     _pass_on(queue, listeners)
     return done
