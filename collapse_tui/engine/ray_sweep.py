@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Sequence
 from collapse_tui.config import RunConfig
 from collapse_tui.engine.bank_phase import bank_groups
 from collapse_tui.engine.runner import RunResult
-from collapse_tui.events import Event, Listener, SweepStarted
+from collapse_tui.events import Event, Listener, RunStarted
 
 RAY_MISSING = "Ray is not installed: pip install 'collapse-tui[ray]' (or pip install ray)"
 STOP_FILE = "STOP"  # in a sweep's directory: every task of the sweep stops
@@ -109,7 +109,6 @@ class _TaskRecord:
         self.runs: list[str] = []
 
     def __call__(self, event: Event) -> None:
-        from collapse_tui.events import RunStarted
         from collapse_tui.store import write_atomic
 
         if isinstance(event, RunStarted):
@@ -217,18 +216,13 @@ def run_sweep_on_ray(
     import ray
     from ray.util.queue import Queue
 
-    from collapse_tui.engine.sweep import SweepRecorder
-    from collapse_tui.store import sweep_name
+    from collapse_tui.engine.sweep import record_sweep
 
     runs = list(runs)
     listeners = list(listeners)
     stop_event = stop_event or threading.Event()
     configs = [config for config, _ in runs]
-    recorder = SweepRecorder(configs[0].runs_dir, sweep_name(cfg.name for cfg in configs), config_path=config_path,
-                             n_runs=len(configs), plan=[cfg.to_dict() for cfg in configs])
-    for listener in listeners:
-        listener(SweepStarted(name=recorder.name, sweep_dir=str(recorder.path), n_runs=len(configs)))
-    listeners.append(recorder)
+    recorder = record_sweep(configs, listeners, config_path)
     banks = bank_groups(configs)
     started_ray = _start_ray(options)
     try:

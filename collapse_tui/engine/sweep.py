@@ -112,6 +112,18 @@ def _listed_runs(path: Path) -> set[str]:
     return listed
 
 
+def record_sweep(configs: list[RunConfig], listeners: list[Listener], config_path: str | None) -> SweepRecorder:
+    """Create the sweep's directory with its plan, announce it to ``listeners`` (:class:`SweepStarted`)
+    and append its recorder to them, so that each run is recorded there as it starts."""
+    recorder = SweepRecorder(configs[0].runs_dir, sweep_name(cfg.name for cfg in configs), config_path=config_path,
+                             n_runs=len(configs), plan=[cfg.to_dict() for cfg in configs])
+    started = SweepStarted(name=recorder.name, sweep_dir=str(recorder.path), n_runs=len(configs))
+    for listener in listeners:
+        listener(started)
+    listeners.append(recorder)
+    return recorder
+
+
 def _banked(engine: Engine, runs: list[tuple[RunConfig, dict[str, Any]]], listeners: list[Listener],
             recorder: SweepRecorder | None, results: list[RunResult],
             on_run_start: Callable[[int, RunConfig, dict[str, Any]], None] | None = None) -> None:
@@ -149,12 +161,7 @@ def run_sweep(
     listeners = list(listeners)
     recorder = None
     if len(runs) > 1:
-        recorder = SweepRecorder(runs[0][0].runs_dir, sweep_name(cfg.name for cfg, _ in runs),
-                                 config_path=config_path, n_runs=len(runs), plan=[cfg.to_dict() for cfg, _ in runs])
-        started = SweepStarted(name=recorder.name, sweep_dir=str(recorder.path), n_runs=len(runs))
-        for listener in listeners:
-            listener(started)
-        listeners.append(recorder)
+        recorder = record_sweep([cfg for cfg, _ in runs], listeners, config_path)
     results: list[RunResult] = []
     try:
         _banked(Engine(stop_event), runs, listeners, recorder, results, on_run_start)
