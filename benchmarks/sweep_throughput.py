@@ -9,11 +9,14 @@ The sweep: 4 values of k x 4 seeds, 500 neurons on 256 inputs (the VAE's hidden 
 - ``torch loop``: the same 16 SAEs one after another in plain PyTorch (``torch.optim.Adam``, top-k,
   decoder rows renormalised after each step): the yardstick of a hand-written training loop.
 
-Each bank is warmed up (traced, compiled, a few steps) before its timed epoch. Prints the median updates
+Under torch, ``--torch-compile`` adds both Keras variants with their steps compiled by ``torch.compile``
+(``jit_compile=True``, as the engine compiles banks planned for many steps). Each bank is warmed up
+(traced, compiled, a few steps) before its timed epoch. Prints the median updates
 per second (SAE steps: 16 x steps per epoch, divided by the wall time), the ratios, and how long building
 and warming up the banks took (what a run pays once, compiling included).
 
     KERAS_BACKEND=tensorflow python benchmarks/sweep_throughput.py [--repeats 3] [--batch-sizes 16 128]
+    KERAS_BACKEND=torch python benchmarks/sweep_throughput.py --torch-compile
 """
 
 from __future__ import annotations
@@ -53,9 +56,11 @@ def members(x: np.ndarray) -> list[SparseAutoencoder]:
     return saes
 
 
-def train_banks(x: np.ndarray, batch_size: int, size: int, warm_up: list[float] | None = None) -> float:
+def train_banks(x: np.ndarray, batch_size: int, size: int, warm_up: list[float] | None = None,
+                compiled: bool = False) -> float:
     """Seconds to train the 16 SAEs for one epoch in banks of ``size``, after a warm-up of each bank
-    (whose seconds, the trace and compile included, are appended to ``warm_up``)."""
+    (whose seconds, the trace and compile included, are appended to ``warm_up``); ``compiled``: with
+    ``jit_compile=True`` (under torch, torch.compile)."""
     saes = members(x)
     banks = []
     # Under TensorFlow a bank runs TF_STEPS_PER_EXECUTION steps per call, and a full call and a shorter
@@ -64,7 +69,7 @@ def train_banks(x: np.ndarray, batch_size: int, size: int, warm_up: list[float] 
     t0 = time.perf_counter()
     for start in range(0, len(saes), size):
         bank = SAEBank(saes[start:start + size], x)
-        bank.compile(optimizer=keras.optimizers.Adam(1e-3))
+        bank.compile(optimizer=keras.optimizers.Adam(1e-3), **({"jit_compile": True} if compiled else {}))
         bank.fit(warm, batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
         banks.append(bank)
     if warm_up is not None:
@@ -115,6 +120,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per variant (default 3)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 128])
     parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch loop")
+    parser.add_argument("--torch-compile", action="store_true",
+                        help="under torch, also both Keras variants compiled with torch.compile")
     args = parser.parse_args()
     x = codes()
     n_saes = len(KS) * len(SEEDS)
@@ -125,6 +132,12 @@ def main() -> None:
         warm_up: dict[str, list[float]] = {"sequential": [], "bank": []}
         variants = {"sequential": lambda: train_banks(x, batch_size, 1, warm_up["sequential"]),
                     "bank": lambda: train_banks(x, batch_size, n_saes, warm_up["bank"])}
+        if args.torch_compile and keras.backend.backend() == "torch":
+            warm_up.update({"sequential, compiled": [], "bank, compiled": []})
+            variants["sequential, compiled"] = lambda: train_banks(x, batch_size, 1, warm_up["sequential, compiled"],
+                                                                   compiled=True)
+            variants["bank, compiled"] = lambda: train_banks(x, batch_size, n_saes, warm_up["bank, compiled"],
+                                                             compiled=True)
         if not args.no_torch:
             variants["torch loop"] = lambda: train_torch_loop(x, batch_size)
         times: dict[str, list[float]] = {name: [] for name in variants}
@@ -134,13 +147,14 @@ def main() -> None:
         rates = {name: updates / statistics.median(t) for name, t in times.items()}
         print(f"\nbatch {batch_size}: {updates} SAE updates per round")
         for name, rate in rates.items():
-            print(f"  {name:11s} {rate:8.0f} updates/s  (median of {', '.join(f'{t:.2f}' for t in times[name])} s)")
-        print(f"  bank / sequential: {rates['bank'] / rates['sequential']:.2f}x;  building, compiling and "
-              f"warming up (median): sequential {statistics.median(warm_up['sequential']):.1f} s for "
-              f"{n_saes} banks of one, bank {statistics.median(warm_up['bank']):.1f} s")
+            print(f"  {name:20s} {rate:8.0f} updates/s  (median of {', '.join(f'{t:.2f}' for t in times[name])} s)")
+        print(f"  bank / sequential: {rates['bank'] / rates['sequential']:.2f}x")
+        print(f"  building, compiling and warming up (median): " + ", ".join(
+            f"{name} {statistics.median(seconds):.1f} s" for name, seconds in warm_up.items())
+              + f" ({n_saes} banks of one in each sequential variant, one bank of {n_saes} in each bank variant)")
         if "torch loop" in rates:
-            print(f"  bank / torch loop: {rates['bank'] / rates['torch loop']:.2f}x;  "
-                  f"sequential / torch loop: {rates['sequential'] / rates['torch loop']:.2f}x")
+            print("  against the torch loop: " + ", ".join(
+                f"{name} {rate / rates['torch loop']:.2f}x" for name, rate in rates.items() if name != "torch loop"))
 
 
 if __name__ == "__main__":

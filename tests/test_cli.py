@@ -211,3 +211,11 @@ def test_after_a_stop_the_batch_ignores_further_signals_until_it_exits():
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
+
+
+def test_a_bad_torch_compile_setting_is_refused_before_any_run_starts(tmp_path):
+    path = write_config(tmp_path, tiny_config(tmp_path))
+    out = run_cli("--batch", str(path), "--backend", "torch", env={"COLLAPSE_TUI_TORCH_COMPILE": "sometimes"})
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == "collapse-tui: COLLAPSE_TUI_TORCH_COMPILE must be auto, on or off, got 'sometimes'"
+    assert not (tmp_path / "runs").exists()

@@ -427,3 +427,20 @@ def test_unreadable_neuron_profiles_are_a_clear_error(tmp_path):
     (tmp_path / store.NEURONS_FILE).write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="unreadable neuron profiles"):
         store.read_neurons(tmp_path)
+
+
+def test_torch_compiles_a_bank_planned_for_many_steps_unless_told_otherwise(monkeypatch):
+    from collapse_tui.engine import bank_phase
+
+    monkeypatch.delenv(bank_phase.TORCH_COMPILE_VARIABLE, raising=False)
+    limit = bank_phase.TORCH_COMPILE_MIN_STEPS
+    on_torch = keras.backend.backend() == "torch"
+    assert bank_phase.torch_compiles(limit) is on_torch
+    assert bank_phase.torch_compiles(limit - 1) is False
+    monkeypatch.setenv(bank_phase.TORCH_COMPILE_VARIABLE, "on")
+    assert bank_phase.torch_compiles(10) is on_torch  # XLA compiles the other backends' steps anyway
+    monkeypatch.setenv(bank_phase.TORCH_COMPILE_VARIABLE, " OFF ")
+    assert bank_phase.torch_compiles(10 * limit) is False
+    monkeypatch.setenv(bank_phase.TORCH_COMPILE_VARIABLE, "yes")
+    with pytest.raises(ValueError, match="must be auto, on or off, got 'yes'"):
+        bank_phase.torch_compiles(10)

@@ -193,3 +193,36 @@ def test_the_kth_largest_value_of_each_row_is_exact(how):
         # and what the numpy reference says: each row sorted, its k-th entry
         reference = -np.sort(-x, axis=-1)[np.arange(2), :, np.array(ks) - 1]
         assert np.array_equal(npy(value)[..., 0], reference)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="torch.compile is torch's")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's compiler uses torch.jit internally
+def test_a_bank_compiled_with_torch_compile_trains_as_the_eager_one_and_a_new_k_recompiles_nothing():
+    import torch._dynamo
+
+    specs = MEMBERS["topk"]
+    epochs, batch = 3, 16
+    x = data()
+    orders = [[np.random.RandomState(10 * i + e).permutation(len(x)) for e in range(epochs)]
+              for i in range(len(specs))]
+    eager, eager_history = train_bank("topk", specs, [x] * len(specs), orders, epochs, batch, dead=(7, 11))
+    assert eager.selects_with_top_k
+
+    compiled = SAEBank([build("topk", s, x, (7, 11)) for s in specs], [x] * len(specs))
+    compiled.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=True)
+    assert not compiled.selects_with_top_k  # the bisection: k is read from a variable, no static shape
+    compiles = []
+
+    class CountCompiles(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            compiles.append(torch._dynamo.utils.counters["stats"]["unique_graphs"])
+
+    history = compiled.fit(np.arange(len(x)), epochs=epochs, batch_size=batch, shuffle=False, verbose=0,
+                           callbacks=[_Feed(compiled, "topk", specs, orders, epochs), CountCompiles()])
+    # The schedule lowers every member's k each epoch (so the largest k too): nothing compiled again.
+    assert compiles[0] > 0 and compiles[1:] == [compiles[0]] * (epochs - 1), compiles
+    for name in WEIGHTS:
+        np.testing.assert_allclose(npy(getattr(compiled, name)), npy(getattr(eager, name)), atol=ATOL, err_msg=name)
+    for key in eager_history:
+        np.testing.assert_allclose(np.asarray(history.history[key]), np.asarray(eager_history[key]), rtol=1e-5,
+                                   atol=1e-7, err_msg=key)

@@ -5,6 +5,7 @@ its own run (:class:`~collapse_tui.engine.sae_phase.SAEPhase`)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import traceback
 from typing import Any, Callable, Sequence
@@ -49,6 +50,30 @@ def bank_groups(configs: Sequence, size_of: Callable[[Any], int] = lambda cfg: c
             banks.append(bank)
         bank.append(i)
     return banks
+
+
+# Under torch, a bank planned for at least this many steps compiles its step with torch.compile. Measured
+# on two CPU cores (a lone 256 -> 500 Top-k SAE, medians of three interleaved epochs): compiled, it
+# stepped 1.85x as fast at batch 16 (515 against 279 steps/s) and about as fast at batch 128 (182 against
+# 173), after 7 to 23 s of compiling. From 50,000 steps on, the compile is at most a tenth of the eager
+# time it replaces at batch 16, and a few percent of a run's time where it gains nothing.
+TORCH_COMPILE_MIN_STEPS = 50_000
+# Overrides the rule: "on" or "off" (default "auto").
+TORCH_COMPILE_VARIABLE = "COLLAPSE_TUI_TORCH_COMPILE"
+
+
+def torch_compiles(planned_steps: int) -> bool:
+    """Whether a bank's step is compiled (torch.compile) under torch; False on the other backends, which
+    compile with XLA anyway. :data:`TORCH_COMPILE_VARIABLE` set to ``on`` or ``off`` decides instead of
+    :data:`TORCH_COMPILE_MIN_STEPS`."""
+    setting = os.environ.get(TORCH_COMPILE_VARIABLE, "auto").strip().lower()
+    if setting not in ("auto", "on", "off"):
+        raise ValueError(f"{TORCH_COMPILE_VARIABLE} must be auto, on or off, got {setting!r}")
+    if keras.backend.backend() != "torch":
+        return False
+    if setting == "auto":
+        return planned_steps >= TORCH_COMPILE_MIN_STEPS
+    return setting == "on"
 
 
 class _MemberEvents(StoppableCallback):
@@ -132,9 +157,11 @@ class BankPhase:
         # fit all run under the distribution (the members' own SAEs, built before, stay on one device).
         with data_parallel_scope(self.data_parallel):
             self.bank = SAEBank([m.sae for m in members], [m.train_codes for m in members])
-            self.bank.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
             # Resumed members (one bank holds members of one checkpoint epoch) bring the optimiser's state.
             start = self.members[self.live[0]].start_epoch
+            planned = (self.total_epochs - start) * self.steps_per_epoch
+            options = {"jit_compile": True} if torch_compiles(planned) else {}
+            self.bank.compile(optimizer=keras.optimizers.Adam(self.learning_rate), **options)
             self.bank.set_optimizer_states({self.index[i]: self.members[i].optimizer_state for i in self.live
                                             if self.members[i].optimizer_state is not None})
             callback = _MemberEvents(self)

@@ -30,7 +30,11 @@ def running_metrics(model) -> dict[str, np.ndarray]:
     sync = getattr(model, "jax_state_sync", None)
     if sync is not None:
         sync()
-    return {m.name: np.asarray(keras.ops.convert_to_numpy(m.result()), dtype=np.float64) for m in model.metrics}
+    results = {}
+    for metric in model.metrics:
+        result = metric.result()  # a value, or (as Keras allows) a dict of them by name
+        results.update(result if isinstance(result, dict) else {metric.name: result})
+    return {name: np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64) for name, value in results.items()}
 
 
 class IntervalMeans:

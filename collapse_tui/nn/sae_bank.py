@@ -49,50 +49,50 @@ def _np(value) -> np.ndarray:
     return np.asarray(ops.convert_to_numpy(value))
 
 
-class MemberMean(keras.metrics.Metric):
-    """The mean over training steps of a per-member value: ``result()`` is a vector, one per member."""
+class MemberMeans(keras.metrics.Metric):
+    """The means over training steps of several per-member values, kept in one variable: ``result()`` is a
+    dict of vectors (one value per member) by name. One tracker rather than one per value: under torch
+    every variable update is a few Python-dispatched ops, and six trackers cost a step as much as its
+    encoder matmul."""
 
-    def __init__(self, n_members: int, name: str, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.total = self.add_variable(shape=(n_members,), initializer="zeros", name="total")
+    def __init__(self, n_members: int, names: Sequence[str], **kwargs):
+        super().__init__(name="member_means", **kwargs)
+        self.names = list(names)
+        self.total = self.add_variable(shape=(len(self.names), n_members), initializer="zeros", name="total")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, values):
-        self.total.assign(self.total + ops.cast(values, self.total.dtype))
+        """``values``: one (n_members,) vector per name, in order."""
+        self.total.assign(self.total + ops.cast(ops.stack(list(values)), self.total.dtype))
         self.count.assign(self.count + 1.0)
 
     def result(self):
-        return self.total / ops.maximum(self.count, 1.0)
+        means = self.total / ops.maximum(self.count, 1.0)
+        return {name: means[i] for i, name in enumerate(self.names)}
 
 
-# Whether a step's k-th largest values come from top_k (whose k_max is a static shape: a new largest k
-# retraces the step) or from the bisection (no static k: k changes nothing compiled).
-_SELECTS_WITH_TOP_K = keras.backend.backend() == "torch"
-
-
-def _kth_largest(x, k, k_max: int):
+def _kth_largest(x, k, k_max: int | None):
     """Each row's k-th largest value, per member: ``x`` (N, B, m) non-negative (ReLU'd), ``k`` (N,) float
     whole numbers in [1, k_max]. The value itself, exactly, so ``x >= result`` keeps what a lone SAE's
     Top-k keeps, by either of two computations that agree to the bit:
 
-    - torch: ``top_k(x, k_max)``, then the minimum of each member's first k (torch's ``topk`` selects
-      without sorting the row);
-    - TensorFlow and JAX: a bisection on the values' bit patterns (for non-negative float32 numbers, the
+    - with ``k_max`` (eager torch): ``top_k(x, k_max)``, sorted, then each member's entry k - 1 (torch's
+      ``topk`` selects without sorting the whole row);
+    - with ``k_max=None`` (TensorFlow, JAX, compiled torch): a bisection on the values' bit patterns (for non-negative float32 numbers, the
       order of their bits read as int32 is the order of the numbers): the largest pattern ``p`` with at
       least k entries at or above it is the k-th largest entry. 31 compare-and-count passes over the row,
       no sort: XLA's CPU ``top_k`` sorts, and this took 2.3 ms against 4.8 (batch 16) and 21 against 37
       (batch 128) for 16 members of 500 neurons at k_max = 100 on TensorFlow, 1.5 against 4.0 and 19
       against 33 on JAX (2 CPU cores, medians of 7 rounds); on torch it is 4.5× slower than ``topk``.
     """
-    return _kth_largest_by_top_k(x, k, k_max) if _SELECTS_WITH_TOP_K else _kth_largest_by_bisection(x, k)
+    return _kth_largest_by_bisection(x, k) if k_max is None else _kth_largest_by_top_k(x, k, k_max)
 
 
 def _kth_largest_by_top_k(x, k, k_max: int):
-    values, _ = ops.top_k(x, k_max, sorted=True)
-    rank = ops.arange(k_max, dtype="float32")
-    within = ops.less(rank[None, None, :], ops.reshape(k, (-1, 1, 1)))
-    inf = ops.full_like(values, float("inf"))
-    return ops.min(ops.where(within, values, inf), axis=-1, keepdims=True)
+    values, _ = ops.top_k(x, k_max, sorted=True)  # descending: a member's k-th largest is at k - 1
+    shape = ops.shape(values)
+    index = ops.broadcast_to(ops.reshape(ops.cast(k, "int32") - 1, (-1, 1, 1)), (shape[0], shape[1], 1))
+    return ops.take_along_axis(values, index, axis=-1)
 
 
 def _kth_largest_by_bisection(x, k):
@@ -203,6 +203,9 @@ class SAEBank(keras.Model):
 
         self._k_max = 1
         self._auxk_k_max = 1
+        # Whether a step's k-th largest values come from top_k (whose k_max is a static shape: a new
+        # largest k retraces the step) or from the bisection (no static k: k changes nothing compiled).
+        self.selects_with_top_k = keras.backend.backend() == "torch"
         self.codes_table.assign(codes)
         self.set_orders([np.arange(self.n_rows)] * n)
         self.auxk_coefficients.assign(np.array([s.auxk_coefficient if s.auxk else 0.0 for s in members], np.float32))
@@ -219,7 +222,7 @@ class SAEBank(keras.Model):
 
         names = ["loss", "reconstruction", "sparsity_loss", "l0"] + (["auxk_loss", "auxk_dead"] if self.uses_auxk
                                                                      else [])
-        self.member_trackers = [MemberMean(n, name=name) for name in names]
+        self.member_means = MemberMeans(n, names)
         object.__setattr__(self, "_step_cache", None)
         self.built = True
 
@@ -239,12 +242,17 @@ class SAEBank(keras.Model):
           interleaved rounds, medians, two CPU cores). The stop check and progress then come every 32
           steps, a few milliseconds apart.
 
-        JAX compiles with XLA anyway, and its trainer loops over steps in Python whatever the setting;
-        torch.compile is left off (its compile time is long) and Keras' torch trainer runs one step a call."""
-        if keras.backend.backend() == "tensorflow":
+        JAX compiles with XLA anyway, and its trainer loops over steps in Python whatever the setting.
+        Under torch the step is eager unless ``jit_compile=True`` asks for ``torch.compile`` (Keras' torch
+        trainer runs one step a call either way); compiled, the k-th largest values come from the
+        bisection, so that a new largest k (a schedule) recompiles nothing, as under XLA."""
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
             kwargs.setdefault("jit_compile", True)
             kwargs.setdefault("steps_per_execution", self.TF_STEPS_PER_EXECUTION)
         super().compile(*args, **kwargs)
+        if backend == "torch":
+            self.selects_with_top_k = not self.jit_compile
 
     # ------------------------------------------------------------------ members in and out
     def _pairs(self, sae: SparseAutoencoder) -> list:
@@ -355,7 +363,7 @@ class SAEBank(keras.Model):
             k_max = max(ks)
             if k_max != self._k_max:
                 self._k_max = k_max
-                if _SELECTS_WITH_TOP_K:
+                if self.selects_with_top_k:
                     reset_compiled_functions(self)
         elif any(not np.isfinite(v) or v < 0 for v in values):
             raise ValueError(f"penalty coefficients must be finite and >= 0, got {values}")
@@ -374,6 +382,27 @@ class SAEBank(keras.Model):
         self.orders.assign((orders + self.offsets[:, None]).astype(np.float32))
 
     # ------------------------------------------------------------------ the step
+    def train_step(self, data):
+        """Keras' training step; under torch a leaner one, since there a step's time is mostly Python's:
+        it calls :meth:`call` directly (``Layer.__call__``'s checks and scopes are for arbitrary layers),
+        takes the gradients with ``torch.autograd.grad`` (no ``.grad`` to zero and fill), skips Keras'
+        own loss tracker (the bank's logs are its :class:`MemberMeans`) and returns no values: Keras reads
+        the metrics themselves at the epoch's end (the returned keys match them), so nothing converts them
+        to Python numbers after every step. The update is the same as Keras' step's (same optimiser call,
+        constraints included)."""
+        if keras.backend.backend() != "torch":
+            return super().train_step(data)
+        import torch
+
+        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        z_hat = self.call(x, training=True)
+        loss = self.compute_loss(x=x, y_pred=z_hat, sample_weight=sample_weight, training=True)
+        weights = self.trainable_variables
+        gradients = torch.autograd.grad(loss, [w.value for w in weights])
+        with torch.no_grad():
+            self.optimizer.apply(list(gradients), weights)
+        return dict.fromkeys(self.member_means.names)
+
     def _inputs(self, positions):
         """Each member's batch (N, B, input_dim) for a batch of positions in the epoch's orders."""
         positions = ops.cast(ops.reshape(positions, (-1,)), "int32")
@@ -388,10 +417,14 @@ class SAEBank(keras.Model):
         along = ops.sum(self.W_dec * w, axis=2, keepdims=True) - ops.sum(w * w, axis=2, keepdims=True)
         return self.W_dec - w * (along * ops.reshape(self.projection, (-1, 1, 1)))
 
+    def _static_k(self, k_max: int) -> int | None:
+        # Read only where top_k needs it: a compiled step that reads a Python number recompiles when it changes.
+        return k_max if self.selects_with_top_k else None
+
     def _activate(self, pre):
         x = ops.relu(pre)
         if self.method == "topk":
-            threshold = _kth_largest(x, self.sparsity_values, self._k_max)
+            threshold = _kth_largest(x, self.sparsity_values, self._static_k(self._k_max))
             return ops.where(x >= threshold, x, ops.zeros_like(x)), None
         if self.method == "batchtopk":
             return self._batch_topk(x), None
@@ -475,15 +508,14 @@ class SAEBank(keras.Model):
             uses = ops.cast(ops.greater(self.auxk_coefficients, 0.0), term.dtype)
             extra = [logged * uses, dead * uses]
         l0 = ops.mean(ops.sum(ops.cast(ops.not_equal(codes, 0), codes.dtype), axis=-1), axis=1)
-        for tracker, value in zip(self.member_trackers, (loss, reconstruction, sparsity, l0, *extra)):
-            tracker.update_state(value)
+        self.member_means.update_state((loss, reconstruction, sparsity, l0, *extra))
         return ops.sum(loss)
 
     def _auxk(self, z, pre, z_hat, decoder):
         """AuxK as :meth:`SparseAutoencoder._auxk_loss`, per member: (term, logged error, dead fraction)."""
         dead = ops.greater_equal(ops.convert_to_tensor(self.idle_steps), self.dead_steps[:, None])  # (N, m)
         candidates = ops.relu(ops.where(dead[:, None, :], pre, ops.zeros_like(pre)))
-        threshold = _kth_largest(candidates, self.auxk_ks, self._auxk_k_max)
+        threshold = _kth_largest(candidates, self.auxk_ks, self._static_k(self._auxk_k_max))
         aux_codes = ops.where(candidates >= threshold, candidates, ops.zeros_like(candidates))
         residual = ops.stop_gradient(z - z_hat)
         aux_reconstruction = ops.einsum("nbm,nmd->nbd", aux_codes, decoder)
@@ -503,4 +535,4 @@ class SAEBank(keras.Model):
 
     @property
     def metrics(self):
-        return list(self.member_trackers)
+        return [self.member_means]
