@@ -62,25 +62,27 @@ def train_banks(x: np.ndarray, batch_size: int, size: int, warm_up: list[float] 
     (whose seconds, the trace and compile included, are appended to ``warm_up``); ``compiled``: with
     ``jit_compile=True`` (under torch, torch.compile)."""
     saes = members(x)
-    banks = []
     # Under TensorFlow a bank runs TF_STEPS_PER_EXECUTION steps per call, and a full call and a shorter
     # last one are traced apart: the warm-up makes both, so that the timed epoch compiles nothing.
     warm = np.arange(min(ROWS, batch_size * (SAEBank.TF_STEPS_PER_EXECUTION + 1)))
-    t0 = time.perf_counter()
-    for start in range(0, len(saes), size):
-        bank = SAEBank(saes[start:start + size], x)
-        bank.compile(optimizer=keras.optimizers.Adam(1e-3), **({"jit_compile": True} if compiled else {}))
-        bank.fit(warm, batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
-        banks.append(bank)
-    if warm_up is not None:
-        warm_up.append(time.perf_counter() - t0)
     positions = np.arange(ROWS)
     # The earlier rounds' banks are garbage by now; collected here, not as a pause inside the timing.
     gc.collect()
-    t0 = time.perf_counter()
-    for bank in banks:
+    warming, training = 0.0, 0.0
+    # One bank at a time, as a sweep trains them (under torch.compile each bank starts from a clean cache,
+    # so a bank built before another's compile would compile again).
+    for start in range(0, len(saes), size):
+        t0 = time.perf_counter()
+        bank = SAEBank(saes[start:start + size], x)
+        bank.compile(optimizer=keras.optimizers.Adam(1e-3), **({"jit_compile": True} if compiled else {}))
+        bank.fit(warm, batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
+        t1 = time.perf_counter()
         bank.fit(positions, batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
-    return time.perf_counter() - t0
+        training += time.perf_counter() - t1
+        warming += t1 - t0
+    if warm_up is not None:
+        warm_up.append(warming)
+    return training
 
 
 def train_torch_loop(x: np.ndarray, batch_size: int) -> float:

@@ -429,11 +429,11 @@ def test_unreadable_neuron_profiles_are_a_clear_error(tmp_path):
         store.read_neurons(tmp_path)
 
 
-def test_torch_compiles_a_bank_planned_for_many_steps_unless_told_otherwise(monkeypatch):
+def test_torch_compiles_a_bank_planned_for_many_updates_unless_told_otherwise(monkeypatch):
     from collapse_tui.engine import bank_phase
 
     monkeypatch.delenv(bank_phase.TORCH_COMPILE_VARIABLE, raising=False)
-    limit = bank_phase.TORCH_COMPILE_MIN_STEPS
+    limit = bank_phase.TORCH_COMPILE_MIN_UPDATES
     on_torch = keras.backend.backend() == "torch"
     assert bank_phase.torch_compiles(limit) is on_torch
     assert bank_phase.torch_compiles(limit - 1) is False

@@ -52,27 +52,30 @@ def bank_groups(configs: Sequence, size_of: Callable[[Any], int] = lambda cfg: c
     return banks
 
 
-# Under torch, a bank planned for at least this many steps compiles its step with torch.compile. Measured
-# on two CPU cores (a lone 256 -> 500 Top-k SAE, medians of three interleaved epochs): compiled, it
-# stepped 1.85x as fast at batch 16 (515 against 279 steps/s) and about as fast at batch 128 (182 against
-# 173), after 7 to 23 s of compiling. From 50,000 steps on, the compile is at most a tenth of the eager
-# time it replaces at batch 16, and a few percent of a run's time where it gains nothing.
-TORCH_COMPILE_MIN_STEPS = 50_000
+# Under torch, a bank planned for at least this many member updates (steps x members) compiles its step
+# with torch.compile. Measured by `KERAS_BACKEND=torch python benchmarks/sweep_throughput.py --torch-compile`
+# (16 Top-k SAEs of 256 -> 500, two CPU cores, medians of 3 rounds): a compile takes about 6 s per bank
+# once inductor's cache on disk holds its kernels (about 30 s the first time on a machine); compiled, the
+# SAEs one after another trained at 357 against 292 updates/s at batch 16 and 201 against 196 at 128, as
+# one bank of 16 at 1,065 against 561 and 364 against 322. At 50,000 updates the compile saves a lone SAE
+# at batch 16 about 31 s for its 6, a bank of 16 about 42 s; at batch 128 a lone SAE breaks even.
+TORCH_COMPILE_MIN_UPDATES = 50_000
 # Overrides the rule: "on" or "off" (default "auto").
 TORCH_COMPILE_VARIABLE = "COLLAPSE_TUI_TORCH_COMPILE"
 
 
-def torch_compiles(planned_steps: int) -> bool:
-    """Whether a bank's step is compiled (torch.compile) under torch; False on the other backends, which
-    compile with XLA anyway. :data:`TORCH_COMPILE_VARIABLE` set to ``on`` or ``off`` decides instead of
-    :data:`TORCH_COMPILE_MIN_STEPS`."""
+def torch_compiles(planned_updates: int) -> bool:
+    """Whether a bank planned for ``planned_updates`` member updates (its steps times its members) has its
+    step compiled (torch.compile) under torch; False on the other backends, which compile with XLA
+    anyway. :data:`TORCH_COMPILE_VARIABLE` set to ``on`` or ``off`` decides instead of
+    :data:`TORCH_COMPILE_MIN_UPDATES`."""
     setting = os.environ.get(TORCH_COMPILE_VARIABLE, "auto").strip().lower()
     if setting not in ("auto", "on", "off"):
         raise ValueError(f"{TORCH_COMPILE_VARIABLE} must be auto, on or off, got {setting!r}")
     if keras.backend.backend() != "torch":
         return False
     if setting == "auto":
-        return planned_steps >= TORCH_COMPILE_MIN_STEPS
+        return planned_updates >= TORCH_COMPILE_MIN_UPDATES
     return setting == "on"
 
 
@@ -159,7 +162,7 @@ class BankPhase:
             self.bank = SAEBank([m.sae for m in members], [m.train_codes for m in members])
             # Resumed members (one bank holds members of one checkpoint epoch) bring the optimiser's state.
             start = self.members[self.live[0]].start_epoch
-            planned = (self.total_epochs - start) * self.steps_per_epoch
+            planned = (self.total_epochs - start) * self.steps_per_epoch * len(members)
             options = {"jit_compile": True} if torch_compiles(planned) else {}
             self.bank.compile(optimizer=keras.optimizers.Adam(self.learning_rate), **options)
             self.bank.set_optimizer_states({self.index[i]: self.members[i].optimizer_state for i in self.live
