@@ -36,6 +36,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from collapse_tui.nn import SparseAutoencoder  # noqa: E402
+from collapse_tui.engine.torch_bank import prepare_bank  # noqa: E402
 from collapse_tui.nn.sae_bank import SAEBank  # noqa: E402
 
 INPUT_DIM, N_NEURONS, ROWS = 256, 500, 4096
@@ -75,6 +76,7 @@ def train_banks(x: np.ndarray, batch_size: int, size: int, warm_up: list[float] 
         t0 = time.perf_counter()
         bank = SAEBank(saes[start:start + size], x)
         bank.compile(optimizer=keras.optimizers.Adam(1e-3), **({"jit_compile": True} if compiled else {}))
+        prepare_bank(bank)  # as the engine trains it
         bank.fit(warm, batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
         t1 = time.perf_counter()
         bank.fit(positions, batch_size=batch_size, epochs=1, verbose=0, shuffle=False)

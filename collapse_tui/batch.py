@@ -257,7 +257,7 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
         err.print(f"{config_path}: the sweep expands to {len(runs):,} runs; check it with --dry-run, then "
                   "pass --yes to run them all", style="red", markup=False, highlight=False)
         return EXIT_INVALID
-    from collapse_tui.engine.bank_phase import torch_compiles
+    from collapse_tui.engine.bank_phase import torch_compile_setting
     from collapse_tui.engine.distribution import check_data_parallel
 
     try:
@@ -266,7 +266,7 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
         err.print(f"{config_path}: {exc}", style="red", markup=False, highlight=False)
         return EXIT_INVALID
     try:
-        torch_compiles(0)  # a bad setting of its variable, refused before any run starts
+        torch_compile_setting()  # a bad setting, refused before any run starts
     except ValueError as exc:
         err.print(f"collapse-tui: {exc}", style="red", markup=False, highlight=False)
         return EXIT_INVALID

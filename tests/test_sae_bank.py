@@ -8,6 +8,7 @@ import pytest
 
 from collapse_tui.nn import SparseAutoencoder
 from collapse_tui.nn.resampling import optimizer_slots
+from collapse_tui.engine.torch_bank import prepare_bank
 from collapse_tui.nn.sae_bank import SAEBank
 
 # Float32 sums in another order (einsum against matmul) differ in the last bits; over a few dozen Adam
@@ -82,6 +83,7 @@ class _Feed(keras.callbacks.Callback):
 def train_bank(method, specs, xs, orders, epochs, batch_size, dead=()):
     bank = SAEBank([build(method, s, x, dead) for s, x in zip(specs, xs)], xs)
     bank.compile(optimizer=keras.optimizers.Adam(1e-2))
+    prepare_bank(bank)  # the step the engine trains with
     history = bank.fit(np.arange(len(xs[0])), epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0,
                        callbacks=[_Feed(bank, method, specs, orders, epochs)])
     return bank, history.history
@@ -218,6 +220,7 @@ def test_banks_compiled_with_torch_compile_train_as_eager_ones_and_a_new_k_recom
     for _ in range(2):  # the second bank, in the same process, compiles its own step again
         compiled = SAEBank([build("topk", s, x, (7, 11)) for s in specs], [x] * len(specs))
         compiled.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=True)
+        prepare_bank(compiled)  # as the engine does: the lean step, a clean compile cache
         assert not compiled.selects_with_top_k  # the bisection: k is read from a variable, no static shape
         before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
         graphs.clear()

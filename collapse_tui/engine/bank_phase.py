@@ -17,6 +17,7 @@ from collapse_tui.engine.callbacks import IntervalMeans, StopRequested, Stoppabl
 from collapse_tui.engine.checkpoint import write_checkpoint
 from collapse_tui.engine.distribution import data_parallel_scope, outside_distribution
 from collapse_tui.engine.sae_phase import SAEPhase
+from collapse_tui.engine.torch_bank import prepare_bank
 from collapse_tui.events import EpochEnd, Progress
 from collapse_tui.metrics.specs import DEAD_IN_TRAINING
 
@@ -64,14 +65,20 @@ TORCH_COMPILE_MIN_UPDATES = 50_000
 TORCH_COMPILE_VARIABLE = "COLLAPSE_TUI_TORCH_COMPILE"
 
 
+def torch_compile_setting() -> str:
+    """:data:`TORCH_COMPILE_VARIABLE`'s value: ``auto`` (unset), ``on`` or ``off``; anything else is refused."""
+    setting = os.environ.get(TORCH_COMPILE_VARIABLE, "auto").strip().lower()
+    if setting not in ("auto", "on", "off"):
+        raise ValueError(f"{TORCH_COMPILE_VARIABLE} must be auto, on or off, got {setting!r}")
+    return setting
+
+
 def torch_compiles(planned_updates: int) -> bool:
     """Whether a bank planned for ``planned_updates`` member updates (its steps times its members) has its
     step compiled (torch.compile) under torch; False on the other backends, which compile with XLA
     anyway. :data:`TORCH_COMPILE_VARIABLE` set to ``on`` or ``off`` decides instead of
     :data:`TORCH_COMPILE_MIN_UPDATES`."""
-    setting = os.environ.get(TORCH_COMPILE_VARIABLE, "auto").strip().lower()
-    if setting not in ("auto", "on", "off"):
-        raise ValueError(f"{TORCH_COMPILE_VARIABLE} must be auto, on or off, got {setting!r}")
+    setting = torch_compile_setting()
     if keras.backend.backend() != "torch":
         return False
     if setting == "auto":
@@ -165,6 +172,7 @@ class BankPhase:
             planned = (self.total_epochs - start) * self.steps_per_epoch * len(members)
             options = {"jit_compile": True} if torch_compiles(planned) else {}
             self.bank.compile(optimizer=keras.optimizers.Adam(self.learning_rate), **options)
+            prepare_bank(self.bank)
             self.bank.set_optimizer_states({self.index[i]: self.members[i].optimizer_state for i in self.live
                                             if self.members[i].optimizer_state is not None})
             callback = _MemberEvents(self)

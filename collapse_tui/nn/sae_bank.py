@@ -247,8 +247,9 @@ class SAEBank(keras.Model):
         JAX compiles with XLA anyway, and its trainer loops over steps in Python whatever the setting.
         Under torch the step is eager unless ``jit_compile=True`` asks for ``torch.compile`` (Keras' torch
         trainer runs one step a call either way); compiled, the k-th largest values come from the
-        bisection, so that a new largest k (a schedule) recompiles nothing, as under XLA; and what
-        torch.compile holds from earlier banks is cleared (one bank trains at a time)."""
+        bisection, so that a new largest k (a schedule) recompiles nothing, as under XLA. What torch needs
+        beyond keras.ops (a leaner step, a clean compile cache) the engine adds
+        (:mod:`collapse_tui.engine.torch_bank`)."""
         backend = keras.backend.backend()
         if backend == "tensorflow":
             kwargs.setdefault("jit_compile", True)
@@ -256,14 +257,6 @@ class SAEBank(keras.Model):
         super().compile(*args, **kwargs)
         if backend == "torch":
             self.selects_with_top_k = not self.jit_compile
-            if self.jit_compile:
-                import torch._dynamo
-
-                # torch.compile keeps what it compiled by the function's code, which every bank shares, and
-                # after a few versions (8) runs that code eagerly with its guards' overhead on top: a sweep's
-                # ninth bank would train slower than uncompiled. Banks train one at a time, so each starts
-                # from a clean cache (its kernels come from inductor's cache on disk when they match).
-                torch._dynamo.reset()
 
     # ------------------------------------------------------------------ members in and out
     def _pairs(self, sae: SparseAutoencoder) -> list:
@@ -393,28 +386,6 @@ class SAEBank(keras.Model):
         self.orders.assign((orders + self.offsets[:, None]).astype(np.float32))
 
     # ------------------------------------------------------------------ the step
-    def _torch_train_step(self, data):
-        """Keras' torch training step made leaner, since there a step's time is mostly Python's:
-        it calls :meth:`call` directly (``Layer.__call__``'s checks and scopes are for arbitrary layers),
-        takes the gradients with ``torch.autograd.grad`` (no ``.grad`` to zero and fill), skips Keras'
-        own loss tracker (the bank's logs are its :class:`MemberMeans`) and returns no values: Keras reads
-        the metrics themselves at the epoch's end (the returned keys match them), so nothing converts them
-        to Python numbers after every step. The update is the same as Keras' step's (same optimiser call,
-        constraints included)."""
-        import torch
-
-        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        z_hat = self.call(x, training=True)
-        loss = self.compute_loss(x=x, y_pred=z_hat, sample_weight=sample_weight, training=True)
-        weights = self.trainable_variables
-        gradients = torch.autograd.grad(loss, [w.value for w in weights])
-        with torch.no_grad():
-            self.optimizer.apply(list(gradients), weights)
-        return dict.fromkeys(self.member_means.names)
-
-    if keras.backend.backend() == "torch":  # the other trainers' steps have their own signatures (JAX's is stateless)
-        train_step = _torch_train_step
-
     def _inputs(self, positions):
         """Each member's batch (N, B, input_dim) for a batch of positions in the epoch's orders."""
         positions = ops.cast(ops.reshape(positions, (-1,)), "int32")
