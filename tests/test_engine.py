@@ -306,9 +306,20 @@ def _step_losses(run_dir) -> dict[int, float]:
 
 
 def test_a_sweeps_runs_train_in_banks_exactly_as_they_would_alone(tmp_path, monkeypatch):
-    from collapse_tui.engine import callbacks
+    from collapse_tui.engine import callbacks, evaluation
 
     monkeypatch.setattr(callbacks, "PROGRESS_INTERVAL", 0.0)  # a progress event, with step means, per call
+    # Every evaluation is handed the codes and reconstruction the bank computed for all its members in
+    # one pass: they are the run's own SAE's (after resampling, where it resampled).
+    evaluate_sae, handed = evaluation.evaluate_sae, []
+
+    def checked(sae, codes, *args, acts=None, recon=None, **kwargs):
+        np.testing.assert_allclose(acts, sae.codes(codes), atol=1e-5)
+        np.testing.assert_allclose(recon, sae.reconstruct(codes), atol=1e-5)
+        handed.append(len(codes))
+        return evaluate_sae(sae, codes, *args, acts=acts, recon=recon, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate_sae", checked)
     # Two seeds (two VAEs, two tables of codes), two k, AuxK in one run with an evaluation mark only it
     # has, resampling in another: six runs, two banks (the AuxK run's own: bank_key keeps runs with and
     # without AuxK apart); then the same sweep with every SAE alone.
@@ -356,6 +367,7 @@ def test_a_sweeps_runs_train_in_banks_exactly_as_they_would_alone(tmp_path, monk
     counts = {r.summary["name"]: len([e for e in store.read_events(r.run_dir)[0]
                                       if isinstance(e, ev.Evaluation) and e.phase == "sae"]) for r in banked}
     assert sorted(counts.values()) == [2, 2, 2, 2, 2, 3]
+    assert len(handed) == 2 * sum(counts.values())  # each evaluation, banked and alone
 
 
 def test_a_member_that_fails_fails_alone(tmp_path, monkeypatch):

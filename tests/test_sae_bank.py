@@ -122,6 +122,39 @@ def test_each_member_of_a_bank_trains_as_it_would_alone(method):
         assert (aux[uses] > 0).all() and (aux[~uses] == 0).all()
 
 
+@pytest.mark.parametrize("method", sorted(MEMBERS))
+def test_a_banks_one_pass_gives_each_member_the_codes_and_reconstruction_it_gives_alone(method, monkeypatch):
+    specs = MEMBERS[method]
+    epochs = 2
+    shared, other = data(), data(seed=1)
+    xs = [shared, shared, other][:len(specs)]
+    orders = [[np.random.RandomState(10 * i + e).permutation(len(shared)) for e in range(epochs)]
+              for i in range(len(specs))]
+    # Trained first, so that BatchTopK has a threshold and JumpReLU thresholds of their own.
+    bank, _ = train_bank(method, specs, xs, orders, epochs, 16)
+    members = [bank.write_member(i, build(method, s, xs[i])) for i, s in enumerate(specs)]
+    # Inputs of different sizes, asked for out of order, some members only; one pass, then several.
+    inputs = {len(specs) - 1: data(n=40, seed=5), 0: data(n=57, seed=6)}
+    for per_pass_bytes in (SAEBank.OUTPUTS_PER_PASS_BYTES, 1):
+        monkeypatch.setattr(SAEBank, "OUTPUTS_PER_PASS_BYTES", per_pass_bytes)
+        outputs = list(bank.member_outputs(inputs, batch_size=16))
+        assert [i for i, _, _ in outputs] == list(inputs)
+        for i, codes, reconstruction in outputs:
+            alone = members[i]
+            assert codes.shape == (len(inputs[i]), 20) and codes.dtype == np.float32
+            np.testing.assert_allclose(codes, alone.codes(inputs[i]), atol=1e-5, err_msg=f"member {i}")
+            np.testing.assert_allclose(reconstruction, alone.reconstruct(inputs[i]), atol=1e-5,
+                                       err_msg=f"member {i}")
+            # the members' own sparsity, not a neighbour's
+            if method == "topk":
+                assert (np.count_nonzero(codes, axis=1) <= specs[i]["k"]).all()
+    assert not (outputs[0][1] == 0).all()
+    with pytest.raises(ValueError, match="member must be in"):
+        next(bank.member_outputs({len(specs): shared}))
+    with pytest.raises(ValueError, match="inputs must have shape"):
+        next(bank.member_outputs({0: shared[:, :5]}))
+
+
 def test_a_member_that_diverges_leaves_the_others_untouched():
     x = data()
     specs = [dict(k=4, seed=1), dict(k=4, seed=2)]

@@ -144,9 +144,9 @@ class BankPhase:
         self.failed.add(i)
         self.on_failed(self.members[i], reason, trace)
 
-    def _each(self, what: Callable[[int, SAEPhase], None]) -> None:
-        """``what`` for every live member; one that raises fails that member only."""
-        for i in self.live:
+    def _each(self, what: Callable[[int, SAEPhase], None], which: Sequence[int] | None = None) -> None:
+        """``what`` for every live member (of ``which``, if given); one that raises fails that member only."""
+        for i in self.live if which is None else [i for i in which if i not in self.failed]:
             try:
                 what(i, self.members[i])
             except (KeyboardInterrupt, StopRequested):
@@ -181,11 +181,14 @@ class BankPhase:
                           verbose=0, callbacks=[callback], initial_epoch=start)
         epochs_done = start + (len(self.bank.history.history.get("loss", [])) if self.bank.history else 0)
 
-        def finish(i, m):
+        def finish(i, m, outputs=None):
             self.bank.write_member(self.index[i], m.sae)
-            m.finish(epochs_done)
+            m.finish(epochs_done, outputs)
 
-        self._each(finish)
+        if epochs_done > 0:  # the final evaluation
+            self._with_outputs(self.live, finish)
+        else:
+            self._each(finish)
         if callback.stopped:
             raise StopRequested()
 
@@ -273,9 +276,35 @@ class BankPhase:
         # Only the members that resample or evaluate after this epoch need their weights on the host.
         busy = [i for i in self.live if self.members[i].acts_after(epoch)]
         self.bank.write_members({self.index[i]: self.members[i].sae for i in busy})
-        self._each(lambda i, m: m.after_epoch(epoch, self.bank, self.index[i]) if i in busy else None)
+        # Resampling first: an epoch's evaluation measures the resampled model (copied back into the bank).
+        self._each(lambda i, m: m.resample(epoch, self.bank, self.index[i]),
+                   [i for i in busy if self.members[i].resamples_after(epoch)])
+        self._with_outputs([i for i in busy if self.members[i].evaluates_after(epoch)],
+                           lambda i, m, outputs: m.evaluate(epoch + 1, outputs=outputs))
         if complete:
             self._checkpoint(epoch + 1, current=busy)
+
+    def _with_outputs(self, members: Sequence[int], what: Callable[[int, SAEPhase, tuple], None]) -> None:
+        """``what(i, member, (codes, reconstruction))`` for each live one of ``members``, with its SAE's
+        outputs on its evaluation codes computed for all of them by the bank at once
+        (:meth:`SAEBank.member_outputs <collapse_tui.nn.sae_bank.SAEBank.member_outputs>`); each is
+        evaluated as it comes, and a member whose evaluation raises fails alone. If the bank's pass
+        itself raises, the members it had not yet given outputs fail with that reason."""
+        members = [i for i in members if i not in self.failed]
+        member_of = {self.index[i]: i for i in members}
+        waiting = list(members)
+        try:
+            for j, codes, reconstruction in self.bank.member_outputs(
+                    {self.index[i]: self.members[i].eval_codes for i in members}):
+                i = member_of[j]
+                waiting.remove(i)
+                self._each(lambda i, m: what(i, m, (codes, reconstruction)), [i])
+        except (KeyboardInterrupt, StopRequested):
+            raise
+        except Exception as exc:
+            reason, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            for i in waiting:
+                self._fail(i, reason, trace)
 
     def _checkpoint(self, epochs_done: int, current: Sequence[int] = ()) -> None:
         """Every live member's state after ``epochs_done`` epochs, into its run directory: what it needs to

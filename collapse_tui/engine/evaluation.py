@@ -53,17 +53,17 @@ def evaluate_vae(vae, images: np.ndarray, factors: np.ndarray, n_bins: int = 20)
 
 def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None, source: str = "",
                  eval_images: np.ndarray | None = None, input_probe=None,
-                 acts: np.ndarray | None = None) -> dict[str, Any]:
+                 acts: np.ndarray | None = None, recon: np.ndarray | None = None) -> dict[str, Any]:
     """Every SAE metric on the evaluation codes.
 
     With ``vae`` and ``eval_images``, the SAE's reconstruction is also put back into the VAE in place of
     the representation it read and decoded: ``bce`` is the image reconstruction of VAE + SAE, to set
     beside the VAE's own. ``input_probe``: ``linear_probe(codes, factors)``, the same at every evaluation
-    of a run, so it can be made once and passed (computed here when not given). ``acts``: the SAE's
-    codes of ``codes``, when the caller has them already.
+    of a run, so it can be made once and passed (computed here when not given). ``acts`` and ``recon``:
+    the SAE's codes and reconstruction of ``codes``, when the caller has them already.
     """
     acts = sae.codes(codes) if acts is None else acts
-    recon = sae.reconstruct(codes)
+    recon = sae.reconstruct(codes) if recon is None else recon
     metrics: dict[str, Any] = {}
     for t in eval_cfg.thresholds:
         metrics[threshold_key(t)] = float(dead_fraction(acts, threshold=t))

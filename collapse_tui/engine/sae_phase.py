@@ -128,8 +128,9 @@ class SAEPhase:
     ``run`` is the run in progress (``emit``, ``vae_metrics``); the phase records in it what it
     measures (``sae``, ``last_eval``, ``last_eval_epoch``, ``epochs_done``, ``updates_by_sparsity``,
     ``resampled``, ``sae_saved``). The trainer calls, in this order: :meth:`prepare`; per epoch
-    :meth:`order` and :meth:`sparsity_at` before it, :meth:`after_epoch` after it (with ``self.sae``
-    holding the trained weights); :meth:`finish` at the end.
+    :meth:`order` and :meth:`sparsity_at` before it, :meth:`resample` then, if
+    :meth:`evaluates_after` it, :meth:`evaluate` after it (with ``self.sae`` holding the trained
+    weights); :meth:`finish` at the end.
     """
 
     def __init__(self, run, data, vae, codes: tuple[np.ndarray, np.ndarray], checkpoint: Checkpoint | None = None):
@@ -210,34 +211,41 @@ class SAEPhase:
         return self.schedule.value(epoch)
 
     def acts_after(self, epoch: int) -> bool:
-        """Whether :meth:`after_epoch` does anything after ``epoch`` (0-based): resampling or evaluating."""
-        return epoch + 1 in self.resample_epochs or epoch + 1 in self.evaluation.marks
+        """Whether anything follows ``epoch`` (0-based): resampling or evaluating."""
+        return self.resamples_after(epoch) or self.evaluates_after(epoch)
 
-    def after_epoch(self, epoch: int, bank=None, member: int | None = None) -> None:
-        """After ``epoch`` (0-based) with ``self.sae`` current: resample dead neurons if this is one of the
-        remedy's epochs (then copy the SAE back into ``bank``'s ``member``), then evaluate if it is a
-        mark. In this order: the evaluation of an epoch measures the resampled model."""
-        if epoch + 1 in self.resample_epochs:
-            from collapse_tui.nn import resample_dead_neurons
+    def resamples_after(self, epoch: int) -> bool:
+        return epoch + 1 in self.resample_epochs
 
-            indices = resample_dead_neurons(self.sae, self.train_codes, self._resample_rng)
-            if bank is not None:
-                bank.read_member(member, self.sae)
-                bank.reset_optimizer_state(member, indices)
-            self.state.resampled += len(indices)
-            self.state.emit(Message(text=f"sae: resampled {len(indices)} dead neurons after epoch {epoch + 1}"))
-        self.evaluation.on_epoch_end(epoch)
+    def evaluates_after(self, epoch: int) -> bool:
+        return epoch + 1 in self.evaluation.marks
 
-    def finish(self, epochs_done: int) -> None:
-        """After training (ended or stopped) with ``self.sae`` current: the final evaluation, in full,
-        and ``sae.keras``. What was measured stays, even when stopped."""
+    def resample(self, epoch: int, bank=None, member: int | None = None) -> None:
+        """After ``epoch`` (0-based) with ``self.sae`` current, if it is one of the remedy's epochs:
+        resample dead neurons, then copy the SAE back into ``bank``'s ``member``. Before the epoch's
+        evaluation, which measures the resampled model."""
+        if not self.resamples_after(epoch):
+            return
+        from collapse_tui.nn import resample_dead_neurons
+
+        indices = resample_dead_neurons(self.sae, self.train_codes, self._resample_rng)
+        if bank is not None:
+            bank.read_member(member, self.sae)
+            bank.reset_optimizer_state(member, indices)
+        self.state.resampled += len(indices)
+        self.state.emit(Message(text=f"sae: resampled {len(indices)} dead neurons after epoch {epoch + 1}"))
+
+    def finish(self, epochs_done: int, outputs: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """After training (ended or stopped) with ``self.sae`` current: the final evaluation, in full
+        (``outputs`` as :meth:`evaluate` takes them), and ``sae.keras``. What was measured stays, even
+        when stopped."""
         s = self.state
         s.epochs_done = epochs_done
         s.updates_by_sparsity = self.updates_by_sparsity(epochs_done)
         if epochs_done > 0:
             with s.phase("evaluate"):
                 s.emit(PhaseStarted(phase="evaluate", detail="final evaluation"))
-                self.evaluate(epochs_done, final=True)
+                self.evaluate(epochs_done, final=True, outputs=outputs)
         save_model(self.sae, s.run_dir / SAE_FILE)
         s.sae_saved = True
 
@@ -293,19 +301,23 @@ class SAEPhase:
         arrays.update(auroc=auroc, auroc_factor=auroc_factor, auroc_value=auroc_value)
         write_neurons(self.state.run_dir, arrays)
 
-    def evaluate(self, epoch: int, final: bool = False) -> dict[str, Any]:
+    def evaluate(self, epoch: int, final: bool = False,
+                 outputs: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
         """Measure the SAE after ``epoch``; the final evaluation also decodes the evaluation images
-        through the VAE (the costly part) and adds what the marks recorded before it."""
+        through the VAE (the costly part) and adds what the marks recorded before it. ``outputs``: the
+        SAE's codes and reconstruction of the evaluation codes, when the caller has them (a bank computes
+        all its members' in one pass); else the SAE computes them."""
         from collapse_tui.engine.evaluation import evaluate_sae
         from collapse_tui.metrics import linear_probe
 
         cfg, s = self.cfg, self.state
         if self.input_probe is None:  # the SAE's input does not change during the run: probe it once
             self.input_probe = linear_probe(self.eval_codes, self.data.eval_factors)
-        acts = self.sae.codes(self.eval_codes)  # measured here, and profiled per neuron after the final one
+        # The codes are measured here, and profiled per neuron after the final evaluation.
+        acts, recon = outputs if outputs is not None else (self.sae.codes(self.eval_codes), None)
         metrics = evaluate_sae(self.sae, self.eval_codes, self.data.eval_factors, cfg.eval, vae=self.vae,
                                source=cfg.sae.source, eval_images=self.data.eval_images if final else None,
-                               input_probe=self.input_probe, acts=acts)
+                               input_probe=self.input_probe, acts=acts, recon=recon)
         metrics["sparsity"] = float(self.sae.sparsity)
         metrics["updates"] = epoch * self.steps_per_epoch  # the x axis of dead neurons against training
         metrics["mig_vae"] = s.vae_metrics.get("mig")

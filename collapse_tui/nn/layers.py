@@ -23,12 +23,14 @@ def _views(owner) -> dict:
     return views
 
 
-def inference_view(owner: keras.layers.Layer, method: str, output_key: str | None = None) -> "InferenceView":
-    """The cached :class:`InferenceView` of ``owner.<method>`` (one per method and key)."""
+def inference_view(owner: keras.layers.Layer, method: str, output_key: str | None = None,
+                   **arguments) -> "InferenceView":
+    """The cached :class:`InferenceView` of ``owner.<method>`` (one per method, key and arguments, which
+    must be hashable)."""
     views = _views(owner)
-    key = (method, output_key)
+    key = (method, output_key, tuple(sorted(arguments.items())))
     if key not in views:
-        views[key] = InferenceView(owner, method, output_key)
+        views[key] = InferenceView(owner, method, output_key, arguments=arguments or None)
     return views[key]
 
 
@@ -137,19 +139,23 @@ class InferenceView(keras.Model):
         owner: the model (or layer) whose method is run.
         method: name of a method of ``owner`` taking one input tensor (or structure of tensors).
         output_key: when the method returns a dict, the entry to return.
+        arguments: keyword arguments the method is called with besides the input (fixed for the view:
+            its compiled function is traced with them).
     """
 
-    def __init__(self, owner: keras.layers.Layer, method: str, output_key: str | None = None, **kwargs):
+    def __init__(self, owner: keras.layers.Layer, method: str, output_key: str | None = None,
+                 arguments: dict[str, Any] | None = None, **kwargs):
         super().__init__(**kwargs)
         if not callable(getattr(owner, method, None)):
             raise ValueError(f"method must name a method of {type(owner).__name__}, got {method!r}")
         self.owner = owner
         self.method = method
         self.output_key = output_key
+        self.arguments = dict(arguments or {})
         self.built = owner.built
 
     def call(self, inputs):
-        outputs = getattr(self.owner, self.method)(inputs)
+        outputs = getattr(self.owner, self.method)(inputs, **self.arguments)
         if self.output_key is not None:
             outputs = outputs[self.output_key]
         return outputs
@@ -160,6 +166,7 @@ class InferenceView(keras.Model):
             "owner": keras.saving.serialize_keras_object(self.owner),
             "method": self.method,
             "output_key": self.output_key,
+            "arguments": self.arguments or None,
         })
         return config
 

@@ -28,14 +28,14 @@ such as resampling.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Mapping, Sequence
 
 import keras
 import numpy as np
 from keras import ops
 
 from collapse_tui.config import K_METHODS, PENALTY_METHODS
-from collapse_tui.nn.layers import reset_compiled_functions
+from collapse_tui.nn.layers import inference_view, reset_compiled_functions
 from collapse_tui.nn.resampling import optimizer_slots
 from collapse_tui.nn.sae import SparseAutoencoder, _finite_or_zero
 
@@ -519,3 +519,77 @@ class SAEBank(keras.Model):
     @property
     def metrics(self):
         return [self.member_means]
+
+    # ------------------------------------------------------------------ inference
+    # At most this many bytes of codes and reconstructions are computed in one pass (the members asked
+    # for are split into passes under it): each member's outputs are needed on the host at once.
+    OUTPUTS_PER_PASS_BYTES = 512 * 2**20
+
+    def member_outputs(self, inputs: Mapping[int, np.ndarray], batch_size: int = 1024
+                       ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """``(member, codes, reconstruction)`` of each member's ``inputs[member]`` (rows of input_dim), as
+        that member copied out would give them (:meth:`SparseAutoencoder.codes` and
+        :meth:`~SparseAutoencoder.reconstruct`: inference, with the member's current k or thresholds),
+        float32 numpy arrays, in the order of ``inputs``.
+
+        Members are computed together, in passes of batched matmuls over every member at once, rather
+        than one ``predict`` each; their inputs may differ in number (each is padded to the largest
+        for its pass). Top-k's cut is the exact k-th largest value, as alone, by the bisection under
+        TensorFlow and JAX (traced, no sort) and by ``top_k`` under torch (eager); outputs therefore
+        equal a lone SAE's up to float32 rounding (sums in another order), which can move an entry that
+        ties its row's cut within that rounding.
+        """
+        asked = {int(i): np.asarray(x, np.float32) for i, x in inputs.items()}
+        for i, x in asked.items():
+            if not 0 <= i < self.n_members:
+                raise ValueError(f"member must be in 0..{self.n_members - 1}, got {i}")
+            if x.ndim != 2 or x.shape[1] != self.input_dim:
+                raise ValueError(f"member {i}'s inputs must have shape (n, {self.input_dim}), got {x.shape}")
+        members = list(asked)
+        most_rows = max((len(x) for x in asked.values()), default=0)
+        per_member = max(1, most_rows) * (self.n_neurons + self.input_dim) * 4
+        per_pass = max(1, self.OUTPUTS_PER_PASS_BYTES // per_member)
+        for start in range(0, len(members), per_pass):
+            group = tuple(members[start:start + per_pass])
+            rows = max(len(asked[i]) for i in group)
+            if rows == 0:
+                for i in group:
+                    yield i, np.zeros((0, self.n_neurons), np.float32), np.zeros((0, self.input_dim), np.float32)
+                continue
+            x = np.zeros((rows, len(group), self.input_dim), np.float32)  # rows first: predict batches them
+            for g, i in enumerate(group):
+                x[:len(asked[i]), g] = asked[i]
+            codes, reconstruction = inference_view(self, "infer", members=group).predict(
+                x, batch_size=batch_size, verbose=0)
+            for g, i in enumerate(group):
+                n = len(asked[i])
+                yield (i, np.ascontiguousarray(codes[:n, g], np.float32),
+                       np.ascontiguousarray(reconstruction[:n, g], np.float32))
+
+    def infer(self, x, members: Sequence[int]):
+        """Inference of ``members`` on ``x`` (B, len(members), input_dim), one slice per member: their codes
+        (B, G, n_neurons) and reconstructions in the input space (B, G, input_dim). See
+        :meth:`member_outputs`."""
+        index = None if tuple(members) == tuple(range(self.n_members)) else np.asarray(members, "int32")
+
+        def own(variable):  # the members' slices of a stacked variable
+            value = ops.convert_to_tensor(variable)
+            return value if index is None else ops.take(value, index, axis=0)
+
+        mean, std, b_dec = own(self.norm_mean)[:, None, :], own(self.norm_std)[:, None, :], own(self.b_dec)[:, None, :]
+        z = (ops.transpose(ops.cast(x, "float32"), (1, 0, 2)) - mean) / std  # (G, B, d)
+        pre = ops.einsum("gbd,gdm->gbm", z - b_dec, own(self.W_enc)) + own(self.b_enc)[:, None, :]
+        active = ops.relu(pre)
+        if self.method == "topk":
+            # Eager under torch (a view's predict is not compiled there), where top_k is the faster.
+            k_max = self._k_max if keras.backend.backend() == "torch" else None
+            cut = _kth_largest(active, own(self.sparsity_values), k_max)
+            codes = ops.where(active >= cut, active, ops.zeros_like(active))
+        elif self.method == "batchtopk":  # BatchTopK's inference: above the learned threshold
+            codes = ops.where(active > own(self.threshold)[:, None, None], active, ops.zeros_like(active))
+        elif self.method == "jumprelu":
+            codes = pre * ops.cast(pre > ops.exp(own(self.log_threshold))[:, None, :], pre.dtype)
+        else:
+            codes = active
+        z_hat = ops.einsum("gbm,gmd->gbd", codes, own(self.W_dec)) + b_dec
+        return ops.transpose(codes, (1, 0, 2)), ops.transpose(z_hat * std + mean, (1, 0, 2))
