@@ -391,6 +391,28 @@ def test_a_member_that_fails_fails_alone(tmp_path, monkeypatch):
     assert store.load_run(results[1].run_dir).summary["status"] == "failed"
 
 
+def test_a_failed_evaluation_pass_of_the_bank_leaves_its_members_to_evaluate_alone(tmp_path, monkeypatch):
+    from collapse_tui.nn.sae_bank import SAEBank
+
+    member_outputs = SAEBank.member_outputs
+
+    def failing(self, inputs, **kwargs):  # the first member's outputs, then the pass fails
+        yield next(member_outputs(self, inputs, **kwargs))
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(SAEBank, "member_outputs", failing)
+    config = tiny_config(tmp_path, sweep={"sae.k": [4, 8]}, sae={"epochs": 2}, eval={"every": 1})
+    results = run_sweep(expand(config))
+    assert [r.status for r in results] == ["ok", "ok"]
+    for result, k, told in zip(results, (4, 8), (False, True)):
+        events = store.read_events(result.run_dir)[0]
+        texts = [e.text for e in events if isinstance(e, ev.Message)]
+        assert any("evaluation pass failed (RuntimeError: out of memory)" in t for t in texts) is told
+        # evaluated after both epochs all the same, by its own SAE where the pass failed
+        evaluations = [e.metrics for e in events if isinstance(e, ev.Evaluation) and e.phase == "sae"]
+        assert len(evaluations) == 2 and 0 < evaluations[-1]["l0"] <= k + 1e-9
+
+
 def test_every_sae_epoch_logs_the_neurons_dead_in_training(finished_run):
     # 96 codes in batches of 32: 3 steps an epoch. A neuron idle for 3 steps fired on none of the epoch's
     # training inputs; the last epoch's count is the saved SAE's idle streaks at or above 3.

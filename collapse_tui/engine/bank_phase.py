@@ -18,7 +18,7 @@ from collapse_tui.engine.checkpoint import write_checkpoint
 from collapse_tui.engine.distribution import data_parallel_scope, outside_distribution
 from collapse_tui.engine.sae_phase import SAEPhase
 from collapse_tui.engine.torch_bank import prepare_bank
-from collapse_tui.events import EpochEnd, Progress
+from collapse_tui.events import EpochEnd, Message, Progress
 from collapse_tui.metrics.specs import DEAD_IN_TRAINING
 
 
@@ -284,12 +284,13 @@ class BankPhase:
         if complete:
             self._checkpoint(epoch + 1, current=busy)
 
-    def _with_outputs(self, members: Sequence[int], what: Callable[[int, SAEPhase, tuple], None]) -> None:
+    def _with_outputs(self, members: Sequence[int], what: Callable[[int, SAEPhase, tuple | None], None]) -> None:
         """``what(i, member, (codes, reconstruction))`` for each live one of ``members``, with its SAE's
         outputs on its evaluation codes computed for all of them by the bank at once
         (:meth:`SAEBank.member_outputs <collapse_tui.nn.sae_bank.SAEBank.member_outputs>`); each is
-        evaluated as it comes, and a member whose evaluation raises fails alone. If the bank's pass
-        itself raises, the members it had not yet given outputs fail with that reason."""
+        evaluated as it comes, and a member whose evaluation raises fails alone. Should the bank's pass
+        itself raise (out of memory, say), each member it had not yet given outputs is told so and
+        evaluated with ``None``: by its own SAE, alone."""
         members = [i for i in members if i not in self.failed]
         member_of = {self.index[i]: i for i in members}
         waiting = list(members)
@@ -302,9 +303,11 @@ class BankPhase:
         except (KeyboardInterrupt, StopRequested):
             raise
         except Exception as exc:
-            reason, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            reason = f"{type(exc).__name__}: {exc}"
             for i in waiting:
-                self._fail(i, reason, trace)
+                self.members[i].state.emit(Message(text=f"sae: the bank's evaluation pass failed ({reason}); "
+                                                        f"evaluating this SAE alone"))
+            self._each(lambda i, m: what(i, m, None), waiting)
 
     def _checkpoint(self, epochs_done: int, current: Sequence[int] = ()) -> None:
         """Every live member's state after ``epochs_done`` epochs, into its run directory: what it needs to
