@@ -212,15 +212,10 @@ def test_engine_keeps_the_newest_datasets_vaes_and_codes_within_bounds(monkeypat
     ({"total_epochs": 30, "every": 10, "before_sparsification": True, "before_extension": 20}, {1, 10, 20}),
     ({"total_epochs": 1, "every": 1, "before_sparsification": True}, set()),
 ])
-def test_evaluation_schedule_evaluates_each_mark_once(kwargs, marks):
-    from collapse_tui.engine.sae_phase import EvaluationSchedule
+def test_evaluation_marks_are_the_epochs_asked_for_but_the_last(kwargs, marks):
+    from collapse_tui.engine.sae_phase import evaluation_marks
 
-    called = []
-    schedule = EvaluationSchedule(called.append, **kwargs)
-    assert schedule.marks == marks
-    for epoch in range(kwargs["total_epochs"]):
-        schedule.on_epoch_end(epoch)
-    assert called == sorted(marks)
+    assert evaluation_marks(**kwargs) == marks
 
 
 def test_a_run_with_a_schedule_and_extension_is_measured_at_its_marks(tmp_path):

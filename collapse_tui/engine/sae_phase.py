@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from typing import Any
 
-import keras
 import numpy as np
 
 from collapse_tui.config import K_METHODS, REMEDY_SWITCHES, RunConfig
@@ -92,8 +91,9 @@ def dead_change(history: list[tuple[int, float, float]], final_sparsity: float, 
     return dead - earlier[-1][2] if earlier else None
 
 
-class EvaluationSchedule(keras.callbacks.Callback):
-    """Calls ``evaluate(epoch)`` (1-based) once at the end of each epoch that is a mark:
+def evaluation_marks(total_epochs: int, every: int = 0, before_sparsification: bool = False,
+                     before_extension: int | None = None) -> frozenset[int]:
+    """The epochs (1-based) after which a run's SAE is evaluated:
 
     - every ``every`` epochs (0: none);
     - the first epoch, when the schedule sparsifies (the SAE is still nearly dense there: "before
@@ -102,22 +102,13 @@ class EvaluationSchedule(keras.callbacks.Callback):
 
     The last epoch is never a mark: the phase evaluates it itself, in full, once training ends.
     """
-
-    def __init__(self, evaluate: Callable[[int], None], total_epochs: int, every: int = 0,
-                 before_sparsification: bool = False, before_extension: int | None = None):
-        super().__init__()
-        self.evaluate = evaluate
-        marks = set(range(every, total_epochs + 1, every)) if every else set()
-        if before_sparsification:
-            marks.add(1)
-        if before_extension:
-            marks.add(before_extension)
-        marks.discard(total_epochs)
-        self.marks = frozenset(marks)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 in self.marks:
-            self.evaluate(epoch + 1)
+    marks = set(range(every, total_epochs + 1, every)) if every else set()
+    if before_sparsification:
+        marks.add(1)
+    if before_extension:
+        marks.add(before_extension)
+    marks.discard(total_epochs)
+    return frozenset(marks)
 
 
 class SAEPhase:
@@ -151,9 +142,9 @@ class SAEPhase:
         # The order the training codes are read in, a new permutation each epoch, from the run's seed:
         # the same whether the SAE trains alone or in a bank.
         self._orders = np.random.RandomState(derived_seed(self.cfg.seed, "sae-order"))
-        self.evaluation = EvaluationSchedule(self.evaluate, self.total_epochs, every=self.cfg.eval.every,
-                                             before_sparsification=self.sparsifies,
-                                             before_extension=c.epochs if c.extended_epochs else None)
+        self.evaluation_marks = evaluation_marks(self.total_epochs, every=self.cfg.eval.every,
+                                                 before_sparsification=self.sparsifies,
+                                                 before_extension=c.epochs if c.extended_epochs else None)
         self.resample_epochs = set(c.remedies.resample_epochs)
         self._resample_rng = np.random.RandomState(derived_seed(self.cfg.seed, "resample"))
         self.before_sparsification: dict[str, Any] = {}
@@ -218,7 +209,7 @@ class SAEPhase:
         return epoch + 1 in self.resample_epochs
 
     def evaluates_after(self, epoch: int) -> bool:
-        return epoch + 1 in self.evaluation.marks
+        return epoch + 1 in self.evaluation_marks
 
     def resample(self, epoch: int, bank=None, member: int | None = None) -> None:
         """After ``epoch`` (0-based) with ``self.sae`` current, if it is one of the remedy's epochs:
