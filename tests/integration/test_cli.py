@@ -14,7 +14,7 @@ import yaml
 from collapse_tui import cli, store
 from tests.helpers import tiny_config, write_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args, timeout=300, **kwargs):

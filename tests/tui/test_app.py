@@ -20,7 +20,7 @@ from collapse_tui import config as config_mod
 from collapse_tui.store import sweep_run_dirs
 from collapse_tui.store import list_runs, load_run
 from tests.helpers import tiny_config
-from tests.test_tui_fixtures import make_run, make_runs
+from tests.tui.support import make_app, make_run, make_runs, wait_for
 
 pytest.importorskip("textual")
 
@@ -35,7 +35,7 @@ from collapse_tui.tui.screens.runs import ConfirmScreen, RunsScreen  # noqa: E40
 from collapse_tui.tui.widgets.chart_view import ChartView, smoothed  # noqa: E402
 from collapse_tui.tui.widgets.charts import Heatmap, Histogram, LineChart, format_number  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SIZE = (100, 30)
 
 
@@ -45,25 +45,11 @@ def models_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("models")
 
 
-def make_app(tmp_path: Path, **kwargs) -> CollapseApp:
-    presets = tmp_path / "presets"
-    presets.mkdir(exist_ok=True)
-    return CollapseApp(presets_dir=presets, environment_label="test · CPU", **kwargs)
-
-
 async def open_runs_screen(pilot) -> None:
     """From start-up to the runs table (F3)."""
     await pilot.pause()
     await pilot.press("f3")
     await pilot.pause()
-
-
-async def wait_for(pilot, condition, timeout: float = 60.0, step: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await pilot.pause(step)
 
 
 async def type_into(pilot, widget: Input, text: str) -> None:
@@ -436,7 +422,7 @@ import sys, time
 from pathlib import Path
 sys.path.insert(0, {repo!r})
 from collapse_tui.store import RunWriter
-from tests.test_tui_fixtures import run_events
+from tests.tui.support import run_events
 tmp, run_dir = Path({tmp!r}), Path({run_dir!r})
 run_dir.mkdir(parents=True)
 events = run_events(tmp, run_dir, "followed", epochs=4, n_neurons=12)

@@ -20,7 +20,7 @@ from collapse_tui.engine.sweep import run_sweep
 from collapse_tui.store import list_runs, load_run, sweep_run_dirs
 from tests.helpers import tiny_config, write_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ray = pytest.importorskip("ray")
 # Compared between a Ray worker and this process: the same seeds, data order and ops, but a worker
 # runs its backend with one thread (Ray sets OMP_NUM_THREADS to its CPUs), which changes the order of

@@ -11,6 +11,9 @@ from collapse_tui.engine.runner import Engine
 from collapse_tui.engine.sweep import run_sweep
 from tests.helpers import tiny_config
 
+# The outcome depends on the Keras backend: CI runs this module on every backend.
+pytestmark = pytest.mark.backend
+
 
 class Recorder:
     def __init__(self):

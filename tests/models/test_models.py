@@ -10,6 +10,9 @@ from collapse_tui import config as config_mod
 from collapse_tui.config import K_METHODS
 from collapse_tui.nn import ConvVAE, SparseAutoencoder, SparsitySchedule, SparsityScheduler
 
+# The outcome depends on the Keras backend: CI runs this module on every backend.
+pytestmark = pytest.mark.backend
+
 
 def npy(t):
     return np.asarray(ops.convert_to_numpy(t))

@@ -14,7 +14,7 @@ pytest.importorskip("pytest_textual_snapshot")
 
 from collapse_tui.tui.app import CollapseApp  # noqa: E402
 from tests.helpers import tiny_config  # noqa: E402
-from tests.test_tui_fixtures import add_neuron_profiles, make_runs  # noqa: E402
+from tests.tui.support import add_neuron_profiles, make_runs  # noqa: E402
 
 SIZE = (100, 30)
 

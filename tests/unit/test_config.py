@@ -6,7 +6,7 @@ import yaml
 from collapse_tui import config as cfg
 from collapse_tui.config import ConfigError, RunConfig, expand, load, validate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def errors_of(data):

@@ -9,8 +9,7 @@ import pytest
 
 from collapse_tui.tui.screens.neurons import COLUMNS, NeuronScreen, neuron_rows, tuning_lines
 from collapse_tui.tui.widgets.pixels import downsample, render_images
-from tests.test_tui import make_app, wait_for
-from tests.test_tui_fixtures import add_neuron_profiles, make_runs
+from tests.tui.support import add_neuron_profiles, make_app, make_runs, wait_for
 
 SIZE = (100, 30)
 

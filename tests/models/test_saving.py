@@ -17,7 +17,10 @@ import pytest
 
 from collapse_tui.nn import ConvVAE, SparseAutoencoder
 
-ROOT = Path(__file__).resolve().parents[1]
+# The outcome depends on the Keras backend: CI runs this module on every backend.
+pytestmark = pytest.mark.backend
+
+ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ("tensorflow", "jax", "torch")
 MODELS = ("vae", "sae_topk", "sae_l1")
 
@@ -113,7 +116,7 @@ _LOADER = textwrap.dedent("""
     import keras
     import collapse_tui.nn  # registers the classes
     sys.path.insert(0, sys.argv[2])
-    from tests.test_saving import MODELS, outputs
+    from tests.models.test_saving import MODELS, outputs
     directory = sys.argv[1]
     with np.load(f"{directory}/inputs.npz") as f:
         inputs = dict(f)

@@ -9,6 +9,9 @@ import pytest
 from collapse_tui import config as config_mod
 from collapse_tui.nn import SparseAutoencoder, SparsitySchedule, SparsityScheduler
 
+# The outcome depends on the Keras backend: CI runs this module on every backend.
+pytestmark = pytest.mark.backend
+
 
 def test_constant_is_the_end_value_at_every_epoch():
     s = SparsitySchedule("constant", start=500, end=50, epochs=10)

@@ -468,7 +468,7 @@ def test_a_killed_batch_leaves_crashed_runs_that_every_reader_shows(tmp_path, ca
     from collapse_tui.tui.state import FileFeed
 
     path = write_config(tmp_path, tiny_config(tmp_path, sae={"epochs": 1000}))
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen([sys.executable, "-m", "collapse_tui", "--batch", str(path)], cwd=root,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
