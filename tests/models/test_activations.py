@@ -172,7 +172,7 @@ def test_batchtopk_fit_of_a_trainable_model_moves_the_threshold():
     assert scalar(layer.threshold) > 0
 
 
-# BatchTopK's k changed between epochs of fit: tests/test_layers.py, next to TopK's.
+# BatchTopK's k changed between epochs of fit: tests/models/test_layers.py, next to TopK's.
 
 
 def test_batchtopk_gradient_flows_only_through_kept_entries():
@@ -197,7 +197,7 @@ def test_batchtopk_moving_average_stays_in_float32_under_mixed_precision():
     assert scalar(layer.threshold) == pytest.approx(1.001, abs=1e-6)
 
 
-# BatchTopK's checks of k (bad values, k above the width) are TopK's: tests/test_layers.py runs them on both.
+# BatchTopK's checks of k (bad values, k above the width) are TopK's: tests/models/test_layers.py runs them on both.
 
 
 @pytest.mark.parametrize("bad", [0, -0.1, 1.5, float("nan"), "0.1", None, True])

@@ -2,7 +2,7 @@
 
 Every screen shows fixture run directories with fixed events, so the pictures do not depend on
 training, the clock or the backend. After an intended change of the look, accept the new pictures
-with ``pytest tests/test_tui_snapshots.py --snapshot-update`` and review them.
+with ``pytest tests/tui/test_snapshots.py --snapshot-update`` and review them.
 """
 
 from __future__ import annotations
