@@ -9,38 +9,24 @@ import keras
 from keras import ops
 
 from collapse_tui.nn import checks
-from collapse_tui.nn.layers import KSparseActivation
+from collapse_tui.nn.layers import KSparseActivation, TopK
+from collapse_tui.nn.methods import common, jumprelu
+from collapse_tui.nn.methods.batchtopk import BatchTopK as BatchTopKKernel
 
 
 @keras.saving.register_keras_serializable(package="collapse_tui")
 class BatchTopK(KSparseActivation):
     """ReLU, then keep the ``k × batch_size`` largest activations of the whole batch (Bussmann et al. 2024).
 
-    Training (``training=True``): the batch is flattened and its ``k·B``-th largest ReLU'd value is the
-    cutoff; every value at or above it, and above zero, is kept. A sample can therefore keep more or
-    fewer than ``k`` activations; only the batch average is ``k``. Every axis but the last counts as a
-    sample axis, so ``B`` is the number of rows of width ``n_neurons``.
-
-    The cutoff is read from a full sort of the flattened batch at a dynamic index rather than from
-    ``ops.top_k(·, k·B)``, because ``B`` is not a static number while TensorFlow traces a step with an
-    unknown batch size. The index is clamped to the batch, which matters only when the input width was
-    unknown when the layer was built (otherwise ``k`` is checked against it).
-
-    Ties: every value equal to the cutoff is kept, so a batch may keep a few more than ``k·B`` values
-    when activations tie exactly at the cutoff (not expected with continuous activations). A batch
-    with fewer than ``k·B`` positive values keeps all of them, and its cutoff is 0.
-
-    Inference (``training`` False or None): values strictly above :attr:`threshold` are kept, so a
-    sample's output no longer depends on the rest of its batch. The threshold is a non-trainable
-    scalar variable holding an exponential moving average of each training batch's smallest kept value
-    (the cutoff, unless the batch has fewer than ``k·B`` positive values): the first training batch
-    sets it, each later one moves it by ``threshold ← (1 − momentum)·threshold + momentum·smallest``; a
-    batch that keeps nothing leaves it alone. Until the first training batch it is 0, and inference is a
-    plain ReLU. :attr:`threshold_updates` counts the training batches that kept something (it
-    is a float variable, exact up to 2**24 batches and still non-zero past that, which is all the
-    first-update rule needs; TensorFlow keeps int32 variables in host memory, away from a GPU).
-
-    Gradients flow only through the kept entries (the cutoff is only compared against).
+    The arithmetic is the BatchTopK kernel's (:mod:`collapse_tui.nn.methods.batchtopk`, which details it),
+    with this layer as its one member. Training (``training=True``): the batch is flattened (every axis
+    but the last counts as a sample axis) and its ``k·B``-th largest ReLU'd value is the cutoff; every
+    value at or above it, and above zero, is kept, so only the batch average is ``k``. Inference
+    (``training`` False or None): values strictly above :attr:`threshold` are kept. The threshold is a
+    non-trainable float32 scalar holding an exponential moving average of each training batch's smallest
+    kept value (the first training batch sets it; 0 until then: a plain ReLU);
+    :attr:`threshold_updates` counts the training batches that kept something (a float variable:
+    TensorFlow keeps int32 variables in host memory, away from a GPU).
 
     ``k`` is held in a non-trainable variable as well as on the host, so :meth:`set_k` takes effect in
     already-compiled train/predict/test functions without retracing them, on every backend. Under JAX
@@ -75,33 +61,17 @@ class BatchTopK(KSparseActivation):
         super().set_k(k)
         self.k_variable.assign(float(self._k))
 
-    def call(self, inputs, training=None):
-        x = ops.relu(inputs)
-        zeros = ops.zeros_like(x)
-        if not training:
-            return ops.where(x > ops.cast(self.threshold, x.dtype), x, zeros)
+    kernel = BatchTopKKernel
 
-        flat = ops.reshape(x, (-1,))
-        size = ops.cast(ops.shape(flat)[0], "int32")
-        rows = size // ops.cast(ops.shape(x)[-1], "int32")
-        count = ops.minimum(ops.cast(self.k_variable, "int32") * rows, size)
-        # Ascending sort: the (k·B)-th largest value sits k·B places from the end.
-        cutoff = ops.stop_gradient(ops.take(ops.sort(flat), size - count))
-        kept = ops.logical_and(x >= cutoff, x > 0)
+    def kernel_variables(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "threshold_updates": self.threshold_updates}
 
-        momentum = self.threshold_momentum
-        old = ops.convert_to_tensor(self.threshold)
-        # The smallest value kept, as Bussmann et al. average it: it equals the cutoff unless the batch
-        # has fewer than k·B positive values, where a cutoff of 0 would drag the inference threshold to
-        # 0 exactly when neurons are dying. A batch that keeps nothing leaves the threshold alone.
-        x32 = ops.stop_gradient(ops.cast(x, "float32"))
-        any_kept = ops.any(kept)
-        smallest = ops.min(ops.where(kept, x32, ops.full_like(x32, float("inf"))))
-        smallest = ops.where(any_kept, smallest, old)
-        first = ops.logical_and(ops.equal(self.threshold_updates, 0.0), any_kept)
-        self.threshold.assign(ops.where(first, smallest, (1.0 - momentum) * old + momentum * smallest))
-        self.threshold_updates.assign(self.threshold_updates + ops.cast(any_kept, "float32"))
-        return ops.where(kept, x, zeros)
+    def kernel_settings(self) -> dict[str, Any]:
+        return {"momentum": self.threshold_momentum}
+
+    def kernel_params(self) -> dict[str, Any]:
+        # k from its variable (no retracing when it changes), as one member's (1,)
+        return {**super().kernel_params(), "k": ops.reshape(self.k_variable, (1,))}
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -117,19 +87,14 @@ class JumpReLU(keras.layers.Layer):
     trainable weight, shape ``(n_neurons,)``, initialised to ``log(initial_threshold)``. ``H`` is the
     Heaviside step, 1 where ``pre > θ`` and 0 elsewhere (ties at θ give 0).
 
-    The step has no useful derivative in θ, so the paper's straight-through estimator replaces it with
-    a rectangle kernel of width ε (``bandwidth``):
+    The arithmetic is the JumpReLU kernel's (:mod:`collapse_tui.nn.methods.jumprelu`), as one member:
+    the paper's straight-through estimator with a rectangle kernel of width ε (``bandwidth``), built
+    from ``stop_gradient`` alone (no backend's custom-gradient API), so that ∂out/∂pre = H(pre − θ) and
+    ∂out/∂θ = −(θ/ε) · 1[|pre − θ| < ε/2]; the forward value is exactly ``pre · H``.
 
-    * ∂out/∂pre = H(pre − θ) (the threshold's own jump gives pre nothing);
-    * ∂out/∂θ = −(θ/ε) · 1[|pre − θ| < ε/2].
-
-    It is built from ``stop_gradient`` alone, so no backend's custom-gradient API is needed: with
-    ``g = −θ · stop_gradient(1[|pre − θ| < ε/2]) / ε``, the term ``g − stop_gradient(g)`` is exactly 0
-    in the forward pass and has derivative ``−1[|pre − θ| < ε/2] / ε`` in θ and none in pre. The
-    forward value is therefore exactly ``pre · H`` and exactly 0 or 1 for :meth:`step`.
-
-    :meth:`step` returns the same estimator for H itself (∂step/∂θ = −(1/ε)·1[|pre − θ| < ε/2]), for an
-    L0 penalty ``λ · mean over the batch of Σ_neurons step(pre)`` that gives θ a gradient of its own.
+    :meth:`step` returns the same estimator for H itself (∂step/∂θ = −(1/ε)·1[|pre − θ| < ε/2]), exactly 0
+    or 1, for an L0 penalty ``λ · mean over the batch of Σ_neurons step(pre)`` that gives θ a gradient of
+    its own.
 
     Args:
         n_neurons: width of the input (last axis), a whole number >= 1.
@@ -144,7 +109,7 @@ class JumpReLU(keras.layers.Layer):
         self.bandwidth = checks.number("bandwidth", bandwidth, 0, above=True)
         # Created here rather than in build so that step() works before the layer has been called.
         # No autocast, so that θ's gradient, summed over the batch, is never summed in float16 (see
-        # _step_parts).
+        # collapse_tui.nn.methods.jumprelu).
         self.log_threshold = self.add_weight(
             shape=(self.n_neurons,),
             initializer=keras.initializers.Constant(math.log(self.initial_threshold)),
@@ -162,37 +127,37 @@ class JumpReLU(keras.layers.Layer):
         """θ = exp(log_threshold), a tensor of shape ``(n_neurons,)``."""
         return ops.exp(self.log_threshold)
 
-    def _step_parts(self, pre):
-        """The exact step H and its straight-through term ``g − stop_gradient(g)`` (0 in value).
+    kernel = jumprelu.JumpReLU
+    sae_attribute = "jumprelu"
 
-        Half-precision inputs are compared and differentiated in float32: θ is not rounded to float16
-        before the comparison, and θ's pseudo-derivative (of size θ/ε per entry, ε often 1e-3) is summed
-        over the batch in float32, where a loss-scaled float16 sum would overflow.
-        """
-        pre = ops.stop_gradient(ops.convert_to_tensor(pre))
-        dtype = keras.backend.result_type(pre.dtype, "float32")
-        pre = ops.cast(pre, dtype)
-        theta = ops.cast(self.threshold, dtype)
-        heaviside = ops.cast(pre > theta, dtype)
-        window = ops.cast(ops.abs(pre - theta) < self.bandwidth / 2, dtype)
-        g = -theta * window / self.bandwidth
-        return heaviside, theta, g - ops.stop_gradient(g)
+    @classmethod
+    def for_sae(cls, sae) -> JumpReLU:
+        """The layer of ``sae`` (a SparseAutoencoder of method ``jumprelu``)."""
+        return cls(sae.n_neurons, initial_threshold=sae.jumprelu_threshold, bandwidth=sae.jumprelu_bandwidth,
+                   name="jumprelu")
+
+    def kernel_variables(self) -> dict[str, Any]:
+        """The variables the kernel reads (:mod:`collapse_tui.nn.methods.jumprelu`), by its names."""
+        return {"log_threshold": self.log_threshold}
+
+    def kernel_settings(self) -> dict[str, Any]:
+        return {"bandwidth": self.bandwidth}
+
+    def kernel_params(self) -> dict[str, Any]:
+        """The kernel's ``params``, for one member."""
+        return {**common.one_member(self.kernel_variables()), **self.kernel_settings()}
+
+    def _theta(self):
+        return {"log_threshold": ops.expand_dims(self.log_threshold, 0), "bandwidth": self.bandwidth}
 
     def step(self, pre):
         """H(pre − θ), exactly 0 or 1 in ``pre``'s dtype, with the rectangle pseudo-derivative in θ (none
         in pre)."""
-        pre = ops.convert_to_tensor(pre)
-        heaviside, _, straight_through = self._step_parts(pre)
-        # Parenthesised so that the forward value is H + 0, exact; H + g − g could round.
-        return ops.cast(heaviside + straight_through, pre.dtype)
+        return jumprelu.step(ops.expand_dims(pre, 0), **self._theta())[0]
 
-    def call(self, inputs):
-        heaviside, theta, straight_through = self._step_parts(inputs)
-        # The jump's pseudo-derivative is scaled by θ (the paper's −θ/ε), not by pre: θ carries no
-        # gradient of its own in this factor.
-        return inputs * ops.cast(heaviside, inputs.dtype) + ops.cast(
-            ops.stop_gradient(theta) * straight_through, inputs.dtype
-        )
+    def call(self, inputs, training=None):
+        codes, _ = jumprelu.codes(ops.expand_dims(inputs, 0), **self._theta())
+        return codes[0]
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -205,3 +170,9 @@ class JumpReLU(keras.layers.Layer):
             "bandwidth": self.bandwidth,
         })
         return config
+
+
+# A lone SparseAutoencoder's sub-layer for each method that needs one (the method's variables, saved with
+# the model; Top-k's static k), by the schema's method name: ``for_sae`` builds it, ``sae_attribute`` names
+# it. L1 needs none.
+METHOD_LAYERS: dict[str, type[keras.layers.Layer]] = {layer.kernel.name: layer for layer in (TopK, BatchTopK, JumpReLU)}

@@ -8,6 +8,8 @@ import keras
 from keras import ops
 
 from collapse_tui.nn import checks
+from collapse_tui.nn.methods import common
+from collapse_tui.nn.methods.topk import TopK as TopKKernel
 
 
 # A dunder name, set around Keras' attribute tracking: Keras' saving skips such attributes, so the
@@ -55,8 +57,10 @@ def reset_compiled_functions(model: keras.Model) -> None:
 class KSparseActivation(keras.layers.Layer):
     """Base of the activations that keep ``k`` values per sample (:class:`TopK`) or per sample on
     average (:class:`~collapse_tui.nn.BatchTopK`): ``k``, its checks against the input width, and its
-    config. Subclasses implement ``call``; one that holds ``k`` elsewhere too (a variable a compiled
-    step reads) extends :meth:`set_k`.
+    config, and ``call`` through the subclass's :attr:`kernel` (its method's arithmetic, with this layer
+    as the one member: :meth:`kernel_params` and the variables of :meth:`kernel_variables`, which
+    training updates). One that holds ``k`` elsewhere too (a variable a compiled step reads) extends
+    :meth:`set_k`.
 
     Args:
         k: a whole number >= 1 and at most the input width (the last axis).
@@ -89,6 +93,32 @@ class KSparseActivation(keras.layers.Layer):
         self._refuse_above_width(k, self.input_dim)
         self._k = k
 
+    # The layer as its kernel's one member (collapse_tui.nn.methods): the subclass names the kernel.
+    kernel = None
+    sae_attribute = "topk"  # the SparseAutoencoder's attribute for this layer (its saved path)
+
+    @classmethod
+    def for_sae(cls, sae) -> "KSparseActivation":
+        """The layer of ``sae`` (a SparseAutoencoder of this layer's method), named as the method."""
+        return cls(sae.k, name=cls.kernel.name)
+
+    def kernel_variables(self) -> dict[str, Any]:
+        """The variables the kernel reads and updates, by the kernel's names."""
+        return {}
+
+    def kernel_settings(self) -> dict[str, Any]:
+        """The kernel's per-member constants (Python numbers), by the kernel's names."""
+        return {}
+
+    def kernel_params(self) -> dict[str, Any]:
+        """The kernel's ``params``, for one member: ``k`` static (a Python int)."""
+        return {"k": self.k, **common.one_member(self.kernel_variables()), **self.kernel_settings()}
+
+    def call(self, inputs, training=None):
+        codes, _, updates = self.kernel.activate(ops.expand_dims(inputs, 0), self.kernel_params(), bool(training))
+        common.apply_updates(self.kernel_variables(), updates)
+        return codes[0]
+
     def compute_output_shape(self, input_shape):
         return input_shape
 
@@ -116,15 +146,13 @@ class TopK(KSparseActivation):
     ``k`` can be changed with :meth:`set_k` between training epochs; compiled train/predict/test
     functions traced with the old ``k`` must then be rebuilt (see :func:`reset_compiled_functions`).
 
+    The arithmetic is the Top-k kernel's (:mod:`collapse_tui.nn.methods.topk`), as one member.
+
     Args:
         k: number of activations kept per sample, a whole number >= 1 and at most the input width.
     """
 
-    def call(self, inputs):
-        x = ops.relu(inputs)
-        values, _ = ops.top_k(x, self.k, sorted=False)
-        threshold = ops.min(values, axis=-1, keepdims=True)
-        return ops.where(x >= threshold, x, ops.zeros_like(x))
+    kernel = TopKKernel
 
 
 @keras.saving.register_keras_serializable(package="collapse_tui")

@@ -8,10 +8,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from collapse_tui.config import K_METHODS, NORMALIZATIONS, PENALTY_METHODS, SPARSITY_METHODS, SAEConfig
-from collapse_tui.nn import checks
-from collapse_tui.nn.activations import BatchTopK, JumpReLU
+from collapse_tui.config import K_METHODS, NORMALIZATIONS, SPARSITY_METHODS, SAEConfig
+from collapse_tui.nn import checks, methods
+from collapse_tui.nn.activations import METHOD_LAYERS
 from collapse_tui.nn.layers import TopK, inference_view, reset_compiled_functions
+from collapse_tui.nn.methods import common
 from collapse_tui.nn.regularizers import L1ActivityRegularizer
 from collapse_tui.nn.schedules import SparsitySchedule
 
@@ -63,17 +64,6 @@ def geometric_median(points: np.ndarray, tol: float = GEOMETRIC_MEDIAN_TOL,
     return median
 
 
-def _finite_or_zero(t):
-    return ops.where(ops.isfinite(t), t, ops.zeros_like(t))
-
-
-def _batch_variance(t, batch_mean, feature_mean):
-    """Mean over features of each feature's variance over the batch (ddof 0), with the weights of
-    ``batch_mean`` (per-sample values -> scalar) and ``feature_mean`` (n x d -> d): a scalar."""
-    spread = ops.sum(ops.square(t - feature_mean(t)), axis=-1)
-    return batch_mean(spread) / ops.cast(ops.shape(t)[-1], t.dtype)
-
-
 @keras.saving.register_keras_serializable(package="collapse_tui")
 class SparseAutoencoder(keras.Model):
     """A sparse autoencoder with an overcomplete dictionary of unit-norm decoder vectors.
@@ -105,33 +95,18 @@ class SparseAutoencoder(keras.Model):
     largest across the batch while training and cuts at a learned threshold afterwards (Bussmann et al.
     2024); ``l1`` is a ReLU with the L1 penalty above; ``jumprelu`` zeroes pre-activations below a
     learned per-neuron threshold and penalises the number of active neurons, L0, with a straight-through
-    estimator (Rajamanoharan et al. 2024): ``sparsity = coefficient * mean over the batch of L0``.
+    estimator (Rajamanoharan et al. 2024): ``sparsity = coefficient * mean over the batch of L0``. The
+    arithmetic is the kernels' of :mod:`collapse_tui.nn.methods`, with this model as their one member;
+    a method's variables live in its sub-layer (``topk``: TopK or BatchTopK; ``jumprelu``: JumpReLU).
 
     Remedies for dead neurons (each off by default):
 
-    - ``auxk``: the AuxK loss of Gao et al. (2024), scaled as in OpenAI's ``sparse_autoencoder/train.py``.
-      A neuron that has not fired for ``dead_steps`` training steps counts as dead; the ``auxk_k``
-      largest pre-activations among dead neurons (default ``max(1, input_dim // 2)``, the paper's
-      k_aux = d/2; at most ``n_neurons``), through ReLU and the decoder *without* its bias, reconstruct
-      the main reconstruction's residual ``e = z - z_hat`` (held constant: the aux loss trains only the
-      dead neurons' path, and ``b_dec`` is counted once, in ``z_hat``, as OpenAI's
-      ``x - recons + pre_bias`` against a decode that adds ``pre_bias``)::
-
-          aux_error = mean over the batch of sum over features of (e - e_hat)^2
-          loss     += auxk_coefficient * Var(z) / Var(e) * aux_error
-
-      ``Var(t)`` is the mean over features of each feature's variance over the batch (ddof 0, with
-      the sample weights), never differentiated. OpenAI's loss is ``mse / Var(x) +
-      c * mse_aux / Var(e)`` (each mse a mean over batch and features); times the constant
-      ``d * Var(x)``, to which Adam is invariant (up to its epsilon), that is our unnormalised
-      reconstruction plus the term above. Named deviation: OpenAI takes ``Var(x)`` once, from a sample of the data; here it is the
-      batch's ``Var(z)``, so the model needs no extra weight (files saved before load unchanged).
-      A non-finite factor (no spread in the batch, e.g. a batch of one) counts as 0 (OpenAI's
-      ``nan_to_num(0)``; it would map an infinity to the largest float instead), and the term is 0
-      while no neuron is dead. Logged as ``auxk_loss``: OpenAI's ``normalized_mse`` before the
-      coefficient, ``aux_error / (input_dim * Var(e))`` (1 when the dead neurons reconstruct nothing of
-      a residual with zero mean; the term added to the loss is ``auxk_coefficient * input_dim *
-      Var(z) * auxk_loss``), and ``auxk_dead`` (the fraction counted dead).
+    - ``auxk``: the AuxK loss of Gao et al. (2024), scaled as in OpenAI's ``sparse_autoencoder/train.py``
+      (:func:`collapse_tui.nn.methods.common.auxk_loss`: how, and its named deviation). A neuron idle for
+      ``dead_steps`` training steps counts as dead; the ``auxk_k`` largest pre-activations among dead
+      neurons (default ``max(1, input_dim // 2)``, the paper's k_aux = d/2; at most ``n_neurons``)
+      reconstruct the residual ``e = z - z_hat``: ``loss += auxk_coefficient * Var(z) / Var(e) *
+      aux_error``. Logged: ``auxk_loss`` (OpenAI's ``normalized_mse``) and ``auxk_dead`` (the dead fraction).
     - ``tied_init``: ``W_enc`` starts as ``W_dec`` transposed (nothing else).
     - ``project_decoder_grads``: the gradient of each unit-norm decoder row is stripped of its component
       along the row (OpenAI's ``unit_norm_decoder_grad_adjustment_``), so the optimiser moves rows
@@ -175,7 +150,8 @@ class SparseAutoencoder(keras.Model):
         self.normalization = checks.one_of("normalization", normalization, NORMALIZATIONS)
         self.seed = checks.seed(seed)
         self._k = checks.whole_number("k", k)
-        if method in K_METHODS and self._k > self.n_neurons:
+        self.method_kernel = methods.kernel(self.method)  # its arithmetic; a class: Keras neither tracks nor saves it
+        if self.method_kernel.by_k and self._k > self.n_neurons:
             raise ValueError(f"k must be at most n_neurons ({self.n_neurons}), got {self._k}")
         self._l1_coefficient = checks.number("l1_coefficient", l1_coefficient, 0)
         self.auxk = bool(auxk)
@@ -188,17 +164,13 @@ class SparseAutoencoder(keras.Model):
         self.jumprelu_threshold = checks.number("jumprelu_threshold", jumprelu_threshold, 0, above=True)
         self.jumprelu_bandwidth = checks.number("jumprelu_bandwidth", jumprelu_bandwidth, 0, above=True)
 
-        self.topk = None
-        if method == "topk":
-            self.topk = TopK(self._k, name="topk")
-        elif method == "batchtopk":
-            self.topk = BatchTopK(self._k, name="batchtopk")
-        self.jumprelu = (JumpReLU(self.n_neurons, initial_threshold=self.jumprelu_threshold,
-                                  bandwidth=self.jumprelu_bandwidth, name="jumprelu")
-                         if method == "jumprelu" else None)
+        # The sub-layer that holds the method's variables, under its attribute (its saved path).
+        self.topk = self.jumprelu = None
+        if self.method in METHOD_LAYERS:
+            setattr(self, METHOD_LAYERS[self.method].sae_attribute, METHOD_LAYERS[self.method].for_sae(self))
         # The penalty weight of l1 and jumprelu lives in the regularizer's variable, which a schedule
         # changes between epochs without retracing the step.
-        self.l1_regularizer = L1ActivityRegularizer(self._l1_coefficient) if method in PENALTY_METHODS else None
+        self.l1_regularizer = None if self.method_kernel.by_k else L1ActivityRegularizer(self._l1_coefficient)
         if self.l1_regularizer is not None:
             # Tracked by the model, so compiled steps (JAX's stateless ones included) read its value.
             self.l1_coefficient_variable = self.l1_regularizer.variable
@@ -365,17 +337,23 @@ class SparseAutoencoder(keras.Model):
     def _pre_activations(self, z):
         return ops.matmul(z - self.b_dec, self.W_enc) + self.b_enc
 
+    def _method_layer(self):
+        # A method, not a property: Keras' saving walks attributes, and would save the layer under this name.
+        layer_class = METHOD_LAYERS.get(self.method)
+        return None if layer_class is None else getattr(self, layer_class.sae_attribute)
+
     def _activate(self, pre, training=False):
-        if self.method == "batchtopk":
-            return self.topk(pre, training=training)
-        if self.topk is not None:
-            return self.topk(pre)
-        if self.jumprelu is not None:
-            return self.jumprelu(pre)
-        return ops.relu(pre)
+        """Codes of ``pre`` and what the penalty reads (member-first, or None), by the method's kernel as
+        its one member; training updates the variables of the method's layer (BatchTopK's threshold)."""
+        layer = self._method_layer()
+        params = layer.kernel_params() if layer is not None else {}
+        codes, aux, updates = self.method_kernel.activate(ops.expand_dims(pre, 0), params, bool(training))
+        if updates:
+            common.apply_updates(layer.kernel_variables(), updates)
+        return codes[0], aux
 
     def _encode_normalized(self, z, training=False):
-        return self._activate(self._pre_activations(z), training=training)
+        return self._activate(self._pre_activations(z), training=training)[0]
 
     def _decoder(self):
         if not self.project_decoder_grads:
@@ -401,74 +379,45 @@ class SparseAutoencoder(keras.Model):
     def call(self, inputs, training=False):
         z = self._normalize(inputs)
         pre = self._pre_activations(z)
-        codes = self._activate(pre, training=training)
+        codes, aux = self._activate(pre, training=training)
         z_hat = self._decode_normalized(codes)
         outputs = z_hat * self.norm_std + self.norm_mean
         # compute_loss runs in the same step (and trace) right after this call: it reuses these
         # tensors, keyed by the output, instead of encoding the batch a second time.
-        object.__setattr__(self, "_step_cache", (outputs, z, pre, codes, z_hat))
+        object.__setattr__(self, "_step_cache", (outputs, z, pre, codes, aux, z_hat))
         return outputs
 
     def dead_mask(self):
         """Neurons counted dead by the remedies: idle for at least ``dead_steps`` training steps."""
         return ops.greater_equal(ops.convert_to_tensor(self.idle_steps), float(self.dead_steps))
 
-    def _auxk_loss(self, z, pre, z_hat, batch_mean, feature_mean):
-        """AuxK's term before the coefficient, ``Var(z) / Var(e) * aux_error``, and what is logged:
-        the normalised error ``aux_error / (input_dim * Var(e))`` and the fraction counted dead."""
-        dead = self.dead_mask()
-        # Only dead neurons compete: live ones enter as 0, which TopK's ReLU never keeps as a code.
-        aux_codes = self.aux_topk(ops.where(dead, pre, ops.zeros_like(pre)))
-        residual = ops.stop_gradient(z - z_hat)
-        aux_reconstruction = ops.matmul(aux_codes, self._decoder())  # no b_dec: z_hat already has it
-        error = batch_mean(ops.sum(ops.square(residual - aux_reconstruction), axis=-1))
-        residual_variance = _batch_variance(residual, batch_mean, feature_mean)
-        scale = ops.stop_gradient(_batch_variance(z, batch_mean, feature_mean) / residual_variance)
-        normalised = ops.stop_gradient(1.0 / (float(self.input_dim) * residual_variance))
-        any_dead = ops.cast(ops.any(dead), error.dtype)
-        term = error * _finite_or_zero(scale) * any_dead
-        logged = error * _finite_or_zero(normalised) * any_dead
-        return term, logged, ops.mean(ops.cast(dead, error.dtype))
+    def _auxk_loss(self, z, pre, z_hat, batch):
+        """AuxK's term, logged error and dead fraction (:func:`~collapse_tui.nn.methods.common.auxk_loss`,
+        as its one member: ``z`` and ``z_hat`` (1, B, d), ``pre`` (B, m))."""
+        dead = ops.expand_dims(self.dead_mask(), 0)
+        aux_codes = common.auxk_codes(ops.expand_dims(pre, 0), dead, self.aux_topk.k)
+        aux_reconstruction = ops.matmul(aux_codes[0], self._decoder())  # no b_dec: z_hat already has it
+        values = common.auxk_loss(z, z_hat, ops.expand_dims(aux_reconstruction, 0), dead, batch)
+        return tuple(value[0] for value in values)
 
     # ------------------------------------------------------------------ loss
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         cache = self.__dict__.get("_step_cache")
         object.__setattr__(self, "_step_cache", None)
         if cache is not None and cache[0] is y_pred:
-            _, z, pre, codes, z_hat = cache
+            _, z, pre, codes, aux, z_hat = cache
         else:
             z = self._normalize(x)
             pre = self._pre_activations(z)
-            codes = self._activate(pre, training=training)
+            codes, aux = self._activate(pre, training=training)
             z_hat = self._decode_normalized(codes)
 
-        if sample_weight is None:
-            def batch_mean(per_sample):
-                return ops.mean(per_sample)
-
-            def feature_mean(t):
-                return ops.mean(t, axis=0)
-            weighted_codes = codes
-            total_weight = ops.cast(ops.shape(codes)[0], codes.dtype)
-        else:
-            w = ops.cast(ops.reshape(sample_weight, (-1,)), codes.dtype)
-            total_weight = ops.maximum(ops.sum(w), 1e-12)
-
-            def batch_mean(per_sample):
-                return ops.sum(per_sample * w) / total_weight
-
-            def feature_mean(t):
-                return ops.sum(t * ops.expand_dims(w, -1), axis=0) / total_weight
-            weighted_codes = codes * ops.expand_dims(w, -1)
-
-        reconstruction = batch_mean(ops.sum(ops.square(z_hat - z), axis=-1))
-        if self.jumprelu is not None:
-            coefficient = ops.cast(self.l1_regularizer.variable, reconstruction.dtype)
-            sparsity = coefficient * batch_mean(ops.sum(self.jumprelu.step(pre), axis=-1))
-        elif self.l1_regularizer is not None:
-            sparsity = self.l1_regularizer(weighted_codes) / total_weight
-        else:
-            sparsity = ops.zeros((), dtype=reconstruction.dtype)
+        # The kernels' shapes: one member, a leading axis of 1.
+        z1, z_hat1, codes1 = (ops.expand_dims(t, 0) for t in (z, z_hat, codes))
+        batch = common.BatchMeans(codes1, sample_weight)
+        reconstruction = batch(ops.sum(ops.square(z_hat1 - z1), axis=-1))[0]
+        coefficient = None if self.l1_regularizer is None else ops.reshape(self.l1_regularizer.variable, (1,))
+        sparsity = self.method_kernel.penalty(codes1, aux, coefficient, batch)[0]
         loss = reconstruction + sparsity
         if training:
             fired = ops.any(ops.greater(codes, 0), axis=0)
@@ -476,11 +425,11 @@ class SparseAutoencoder(keras.Model):
             self.idle_steps.assign(ops.where(fired, ops.zeros_like(idle), idle + 1.0))
         auxk_values = ()
         if self.auxk:
-            term, *auxk_values = self._auxk_loss(z, pre, z_hat, batch_mean, feature_mean)
+            term, *auxk_values = self._auxk_loss(z1, pre, z_hat1, batch)
             loss = loss + self.auxk_coefficient * term
         if self.losses:
             loss = loss + ops.sum(self.losses)
-        l0 = batch_mean(ops.sum(ops.cast(ops.not_equal(codes, 0), codes.dtype), axis=-1))
+        l0 = batch(ops.sum(ops.cast(ops.not_equal(codes1, 0), codes.dtype), axis=-1))[0]
 
         # self.metrics lists the trackers in this order.
         for tracker, value in zip(self.metrics, (loss, reconstruction, sparsity, l0, *auxk_values)):

@@ -34,10 +34,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from collapse_tui.config import K_METHODS, PENALTY_METHODS
+from collapse_tui.nn import methods
 from collapse_tui.nn.layers import inference_view, reset_compiled_functions
+from collapse_tui.nn.methods import common
 from collapse_tui.nn.resampling import optimizer_slots
-from collapse_tui.nn.sae import SparseAutoencoder, _finite_or_zero
+from collapse_tui.nn.sae import SparseAutoencoder
 
 
 def bank_signature(sae: SparseAutoencoder) -> tuple:
@@ -69,50 +70,6 @@ class MemberMeans(keras.metrics.Metric):
     def result(self):
         means = self.total / ops.maximum(self.count, 1.0)
         return {name: means[i] for i, name in enumerate(self.names)}
-
-
-def _kth_largest(x, k, k_max: int | None):
-    """Each row's k-th largest value, per member: ``x`` (N, B, m) non-negative (ReLU'd), ``k`` (N,) float
-    whole numbers in [1, k_max]. The value itself, exactly, so ``x >= result`` keeps what a lone SAE's
-    Top-k keeps, by either of two computations that agree to the bit:
-
-    - with ``k_max`` (eager torch): ``top_k(x, k_max)``, sorted, then each member's entry k - 1 (torch's
-      ``topk`` selects without sorting the whole row);
-    - with ``k_max=None`` (TensorFlow, JAX, compiled torch): a bisection on the values' bit patterns
-      (for non-negative float32 numbers, the order of their bits read as int32 is the order of the
-      numbers): the largest pattern ``p`` with at least k entries at or above it is the k-th largest
-      entry. 31 compare-and-count passes over the row, no sort: XLA's CPU ``top_k`` sorts, and this
-      took 2.3 ms against 4.8 (batch 16) and 21 against 37 (batch 128) for 16 members of 500 neurons at
-      k_max = 100 on TensorFlow, 1.5 against 4.0 and 19 against 33 on JAX (2 CPU cores, medians of 7
-      rounds); on eager torch it is 4.5× slower than ``topk``; compiled, about as fast (a lone SAE, three
-      interleaved epochs: 328 against 343 steps/s at batch 16, 191 against 182 at batch 128).
-    """
-    return _kth_largest_by_bisection(x, k) if k_max is None else _kth_largest_by_top_k(x, k, k_max)
-
-
-def _kth_largest_by_top_k(x, k, k_max: int):
-    values, _ = ops.top_k(x, k_max, sorted=True)  # descending: a member's k-th largest is at k - 1
-    shape = ops.shape(values)
-    index = ops.broadcast_to(ops.reshape(ops.cast(k, "int32") - 1, (-1, 1, 1)), (shape[0], shape[1], 1))
-    return ops.take_along_axis(values, index, axis=-1)
-
-
-def _kth_largest_by_bisection(x, k):
-    bits = ops.view(ops.stop_gradient(ops.cast(x, "float32")), "int32")
-    need = ops.reshape(ops.cast(k, "int32"), (-1, 1, 1))
-    low = ops.zeros_like(bits[..., :1])  # at least k entries >= low (a row has m >= k_max entries >= 0)
-    high = ops.max(bits, axis=-1, keepdims=True) + 1  # no entry >= high
-
-    def halve(_, bounds):
-        low, high = bounds
-        middle = low + (high - low) // 2
-        enough = ops.sum(ops.cast(bits >= middle, "int32"), axis=-1, keepdims=True) >= need
-        return ops.where(enough, middle, low), ops.where(enough, high, middle)
-
-    # high - low < 2**31 halves each pass, down to 1: low is then the k-th largest. A loop rather than 31
-    # copies of the pass: the same speed, half XLA's compile time (0.44 s against 0.86 s on TensorFlow).
-    low, _ = ops.fori_loop(0, 31, halve, (low, high))
-    return ops.cast(ops.view(low, "float32"), x.dtype)
 
 
 class SAEBank(keras.Model):
@@ -191,14 +148,15 @@ class SAEBank(keras.Model):
         self.auxk_ks = self.add_weight(shape=(n,), initializer="ones", trainable=False, name="auxk_k")
         self.dead_steps = self.add_weight(shape=(n,), initializer="ones", trainable=False, name="dead_steps")
         self.projection = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="projection")
-        if self.method == "jumprelu":
-            self.log_threshold = stacked("log_threshold", [_np(s.jumprelu.log_threshold) for s in members])
-            self.bandwidth = self.add_weight(shape=(n,), initializer="ones", trainable=False, name="bandwidth")
-        if self.method == "batchtopk":
-            self.threshold = stacked("threshold", [_np(s.topk.threshold) for s in members], trainable=False)
-            self.threshold_updates = stacked("threshold_updates", [_np(s.topk.threshold_updates) for s in members],
-                                             trainable=False)
-            self.momentum = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="momentum")
+        # The method's own variables (BatchTopK's threshold, JumpReLU's log_threshold) and settings, stacked
+        # under the kernel's names (attributes of the bank too): the kernel reads them member by member.
+        self.kernel = methods.kernel(self.method)
+        layers = [s._method_layer() for s in members]
+        for name in self.kernel.variables:
+            held = [layer.kernel_variables()[name] for layer in layers]
+            setattr(self, name, stacked(name, [_np(v) for v in held], trainable=held[0].trainable))
+        for name in self.kernel.settings:
+            setattr(self, name, stacked(name, [layer.kernel_settings()[name] for layer in layers], trainable=False))
         # The data every member reads, and each member's order of it for the current epoch.
         self.codes_table = self.add_weight(shape=codes.shape, initializer="zeros", trainable=False, name="codes")
         self.orders = self.add_weight(shape=(n, self.n_rows), initializer="zeros", trainable=False, name="orders")
@@ -216,10 +174,6 @@ class SAEBank(keras.Model):
         self._auxk_k_max = max(auxk_ks)
         self.dead_steps.assign(np.array([s.dead_steps for s in members], np.float32))
         self.projection.assign(np.array(self.projects, np.float32))
-        if self.method == "jumprelu":
-            self.bandwidth.assign(np.array([s.jumprelu_bandwidth for s in members], np.float32))
-        if self.method == "batchtopk":
-            self.momentum.assign(np.array([s.topk.threshold_momentum for s in members], np.float32))
         self.set_sparsities([s.sparsity for s in members])
 
         names = ["loss", "reconstruction", "sparsity_loss", "l0"] + (["auxk_loss", "auxk_dead"] if self.uses_auxk
@@ -264,11 +218,8 @@ class SAEBank(keras.Model):
         pairs = [(self.norm_mean, sae.norm_mean), (self.norm_std, sae.norm_std), (self.b_dec, sae.b_dec),
                  (self.W_enc, sae.W_enc), (self.b_enc, sae.b_enc), (self.W_dec, sae.W_dec),
                  (self.idle_steps, sae.idle_steps)]
-        if self.method == "jumprelu":
-            pairs.append((self.log_threshold, sae.jumprelu.log_threshold))
-        if self.method == "batchtopk":
-            pairs += [(self.threshold, sae.topk.threshold), (self.threshold_updates, sae.topk.threshold_updates)]
-        return pairs
+        held = sae._method_layer().kernel_variables() if self.kernel.variables else {}
+        return pairs + [(getattr(self, name), held[name]) for name in self.kernel.variables]
 
     def read_member(self, i: int, sae: SparseAutoencoder) -> None:
         """Copy ``sae``'s weights (and idle counts, thresholds) into member ``i``'s slices."""
@@ -360,7 +311,7 @@ class SAEBank(keras.Model):
         values = [float(v) for v in values]
         if len(values) != self.n_members:
             raise ValueError(f"need one sparsity per member ({self.n_members}), got {len(values)}")
-        if self.method in K_METHODS:
+        if self.kernel.by_k:
             ks = [int(round(v)) for v in values]
             if any(k < 1 or k > self.n_neurons or k != v for k, v in zip(ks, values)):
                 raise ValueError(f"k must be whole numbers in 1..{self.n_neurons}, got {values}")
@@ -373,7 +324,7 @@ class SAEBank(keras.Model):
             raise ValueError(f"penalty coefficients must be finite and >= 0, got {values}")
         self.sparsity_values.assign(np.array(values, np.float32))
         # As set, not as float32 holds them: a member copied out has the coefficient a lone SAE would.
-        self._sparsities = [int(round(v)) for v in values] if self.method in K_METHODS else values
+        self._sparsities = [int(round(v)) for v in values] if self.kernel.by_k else values
 
     def set_orders(self, orders: Sequence[np.ndarray]) -> None:
         """Each member's order of the training rows for the next epoch: a permutation (or any sequence of
@@ -400,63 +351,25 @@ class SAEBank(keras.Model):
         along = ops.sum(self.W_dec * w, axis=2, keepdims=True) - ops.sum(w * w, axis=2, keepdims=True)
         return self.W_dec - w * (along * ops.reshape(self.projection, (-1, 1, 1)))
 
-    def _static_k(self, k_max: int) -> int | None:
+    def _static_k(self, name: str = "_k_max") -> int | None:
         # Read only where top_k needs it: a compiled step that reads a Python number recompiles when it changes.
-        return k_max if self.selects_with_top_k else None
+        return getattr(self, name) if self.selects_with_top_k else None
 
-    def _activate(self, pre):
-        x = ops.relu(pre)
-        if self.method == "topk":
-            threshold = _kth_largest(x, self.sparsity_values, self._static_k(self._k_max))
-            return ops.where(x >= threshold, x, ops.zeros_like(x)), None
-        if self.method == "batchtopk":
-            return self._batch_topk(x), None
-        if self.method == "jumprelu":
-            return self._jumprelu(pre)
-        return x, None
-
-    def _batch_topk(self, x):
-        """BatchTopK's training path (:class:`~collapse_tui.nn.BatchTopK`), member by member."""
-        n = self.n_members
-        flat = ops.reshape(x, (n, -1))
-        size = ops.cast(ops.shape(flat)[1], "int32")
-        rows = size // self.n_neurons
-        count = ops.minimum(ops.cast(self.sparsity_values, "int32") * rows, size)  # (N,)
-        index = ops.reshape(size - count, (n, 1))
-        cutoff = ops.stop_gradient(ops.take_along_axis(ops.sort(flat, axis=1), index, axis=1))  # (N, 1)
-        cutoff = ops.reshape(cutoff, (n, 1, 1))
-        kept = ops.logical_and(x >= cutoff, x > 0)
-        x32 = ops.stop_gradient(ops.cast(x, "float32"))
-        any_kept = ops.any(ops.reshape(kept, (n, -1)), axis=1)
-        smallest = ops.min(ops.reshape(ops.where(kept, x32, ops.full_like(x32, float("inf"))), (n, -1)), axis=1)
-        old = ops.convert_to_tensor(self.threshold)
-        smallest = ops.where(any_kept, smallest, old)
-        first = ops.logical_and(ops.equal(self.threshold_updates, 0.0), any_kept)
-        momentum = ops.convert_to_tensor(self.momentum)
-        self.threshold.assign(ops.where(first, smallest, (1.0 - momentum) * old + momentum * smallest))
-        self.threshold_updates.assign(self.threshold_updates + ops.cast(any_kept, "float32"))
-        return ops.where(kept, x, ops.zeros_like(x))
-
-    def _jumprelu(self, pre):
-        """JumpReLU (:class:`~collapse_tui.nn.JumpReLU`) with each member's thresholds and bandwidth; also
-        returns the straight-through step for the L0 penalty."""
-        sg = ops.stop_gradient(pre)
-        theta = ops.exp(self.log_threshold)[:, None, :]  # (N, 1, m)
-        bandwidth = ops.reshape(self.bandwidth, (-1, 1, 1))
-        heaviside = ops.cast(sg > theta, pre.dtype)
-        window = ops.cast(ops.abs(sg - theta) < bandwidth / 2, pre.dtype)
-        g = -theta * window / bandwidth
-        straight = g - ops.stop_gradient(g)
-        codes = pre * heaviside + ops.stop_gradient(theta) * straight
-        return codes, heaviside + straight
+    def _params(self, k_max: int | None, own=ops.convert_to_tensor):
+        """The kernel's ``params``: each member's sparsity (k), the static ``k_max`` of ``top_k`` (or None:
+        the bisection), and the method's stacked variables and settings (``own`` picks members' slices)."""
+        names = self.kernel.variables + self.kernel.settings
+        return {"k": own(self.sparsity_values), "k_max": k_max, **{name: own(getattr(self, name)) for name in names}}
 
     def call(self, positions, training=False):
         z = (self._inputs(positions) - self.norm_mean[:, None, :]) / self.norm_std[:, None, :]
         pre = ops.einsum("nbd,ndm->nbm", z - self.b_dec[:, None, :], self.W_enc) + self.b_enc[:, None, :]
-        codes, step = self._activate(pre)
+        # Always the training path (BatchTopK's batch cut and threshold update): the bank only trains.
+        codes, aux, updates = self.kernel.activate(pre, self._params(self._static_k()), True)
+        common.apply_updates({name: getattr(self, name) for name in updates}, updates)
         decoder = self._decoder()
         z_hat = ops.einsum("nbm,nmd->nbd", codes, decoder) + self.b_dec[:, None, :]
-        object.__setattr__(self, "_step_cache", (z_hat, z, pre, codes, step, decoder))
+        object.__setattr__(self, "_step_cache", (z_hat, z, pre, codes, aux, decoder))
         return z_hat
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -468,17 +381,11 @@ class SAEBank(keras.Model):
             self(x, training=training)
             cache = self.__dict__["_step_cache"]
             object.__setattr__(self, "_step_cache", None)
-        z_hat, z, pre, codes, step, decoder = cache
+        z_hat, z, pre, codes, aux, decoder = cache
 
-        reconstruction = ops.mean(ops.sum(ops.square(z_hat - z), axis=-1), axis=1)  # (N,)
-        coefficient = ops.cast(self.sparsity_values, reconstruction.dtype)
-        if self.method == "jumprelu":
-            sparsity = coefficient * ops.mean(ops.sum(step, axis=-1), axis=1)
-        elif self.method in PENALTY_METHODS:
-            batch = ops.cast(ops.shape(codes)[1], codes.dtype)
-            sparsity = coefficient * ops.sum(ops.abs(codes), axis=(1, 2)) / batch
-        else:
-            sparsity = ops.zeros_like(reconstruction)
+        batch = common.BatchMeans(codes)
+        reconstruction = batch(ops.sum(ops.square(z_hat - z), axis=-1))  # (N,)
+        sparsity = self.kernel.penalty(codes, aux, self.sparsity_values, batch)
         loss = reconstruction + sparsity
         if training:
             fired = ops.any(ops.greater(codes, 0), axis=1)  # (N, m)
@@ -486,7 +393,7 @@ class SAEBank(keras.Model):
             self.idle_steps.assign(ops.where(fired, ops.zeros_like(idle), idle + 1.0))
         extra = []
         if self.uses_auxk:
-            term, logged, dead = self._auxk(z, pre, z_hat, decoder)
+            term, logged, dead = self._auxk(z, pre, z_hat, decoder, batch)
             loss = loss + self.auxk_coefficients * term
             uses = ops.cast(ops.greater(self.auxk_coefficients, 0.0), term.dtype)
             extra = [logged * uses, dead * uses]
@@ -494,27 +401,13 @@ class SAEBank(keras.Model):
         self.member_means.update_state((loss, reconstruction, sparsity, l0, *extra))
         return ops.sum(loss)
 
-    def _auxk(self, z, pre, z_hat, decoder):
-        """AuxK as :meth:`SparseAutoencoder._auxk_loss`, per member: (term, logged error, dead fraction)."""
+    def _auxk(self, z, pre, z_hat, decoder, batch):
+        """AuxK (:func:`~collapse_tui.nn.methods.common.auxk_loss`), per member: (term, logged error, dead
+        fraction)."""
         dead = ops.greater_equal(ops.convert_to_tensor(self.idle_steps), self.dead_steps[:, None])  # (N, m)
-        candidates = ops.relu(ops.where(dead[:, None, :], pre, ops.zeros_like(pre)))
-        threshold = _kth_largest(candidates, self.auxk_ks, self._static_k(self._auxk_k_max))
-        aux_codes = ops.where(candidates >= threshold, candidates, ops.zeros_like(candidates))
-        residual = ops.stop_gradient(z - z_hat)
+        aux_codes = common.auxk_codes(pre, dead, self.auxk_ks, self._static_k("_auxk_k_max"))
         aux_reconstruction = ops.einsum("nbm,nmd->nbd", aux_codes, decoder)
-        error = ops.mean(ops.sum(ops.square(residual - aux_reconstruction), axis=-1), axis=1)
-
-        def per_member(t):  # _batch_variance of each member's (B, d) slice: (N, B, d) -> (N,)
-            spread = ops.sum(ops.square(t - ops.mean(t, axis=1, keepdims=True)), axis=-1)
-            return ops.mean(spread, axis=1) / float(self.input_dim)
-
-        residual_variance = per_member(residual)
-        scale = ops.stop_gradient(per_member(z) / residual_variance)
-        normalised = ops.stop_gradient(1.0 / (float(self.input_dim) * residual_variance))
-        any_dead = ops.cast(ops.any(dead, axis=1), error.dtype)
-        term = error * _finite_or_zero(scale) * any_dead
-        logged = error * _finite_or_zero(normalised) * any_dead
-        return term, logged, ops.mean(ops.cast(dead, error.dtype), axis=1)
+        return common.auxk_loss(z, z_hat, aux_reconstruction, dead, batch)
 
     @property
     def metrics(self):
@@ -579,17 +472,8 @@ class SAEBank(keras.Model):
         mean, std, b_dec = own(self.norm_mean)[:, None, :], own(self.norm_std)[:, None, :], own(self.b_dec)[:, None, :]
         z = (ops.transpose(ops.cast(x, "float32"), (1, 0, 2)) - mean) / std  # (G, B, d)
         pre = ops.einsum("gbd,gdm->gbm", z - b_dec, own(self.W_enc)) + own(self.b_enc)[:, None, :]
-        active = ops.relu(pre)
-        if self.method == "topk":
-            # Eager under torch (a view's predict is not compiled there), where top_k is the faster.
-            k_max = self._k_max if keras.backend.backend() == "torch" else None
-            cut = _kth_largest(active, own(self.sparsity_values), k_max)
-            codes = ops.where(active >= cut, active, ops.zeros_like(active))
-        elif self.method == "batchtopk":  # BatchTopK's inference: above the learned threshold
-            codes = ops.where(active > own(self.threshold)[:, None, None], active, ops.zeros_like(active))
-        elif self.method == "jumprelu":
-            codes = pre * ops.cast(pre > ops.exp(own(self.log_threshold))[:, None, :], pre.dtype)
-        else:
-            codes = active
+        # Eager under torch (a view's predict is not compiled there), where top_k is the faster.
+        k_max = self._k_max if keras.backend.backend() == "torch" else None
+        codes = self.kernel.infer(pre, self._params(k_max, own))
         z_hat = ops.einsum("gbm,gmd->gbd", codes, own(self.W_dec)) + b_dec
         return ops.transpose(codes, (1, 0, 2)), ops.transpose(z_hat * std + mean, (1, 0, 2))

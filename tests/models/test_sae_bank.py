@@ -209,28 +209,7 @@ def test_members_must_share_their_shape_and_method():
         bank.set_orders([np.arange(10)])
 
 
-@pytest.mark.parametrize("how", ["top_k", "bisection"])
-def test_the_kth_largest_value_of_each_row_is_exact(how):
-    from collapse_tui.nn import sae_bank
-
-    # Two members of three rows of six ReLU'd values: ties at the cut, a row with fewer positive
-    # values than k (its k-th largest is 0), tiny and large magnitudes, k = 1 and k = the width.
-    x = np.array([[[0.5, 2.0, 2.0, 0.0, 1e-30, 3.0],
-                   [0.0, 0.0, 7.0, 0.0, 0.0, 0.0],
-                   [1e6, 1.5, 1.25, 1.5, 0.75, 2.5]],
-                  [[0.5, 2.0, 2.0, 0.0, 1e-30, 3.0],
-                   [4.0, 3.0, 2.0, 1.0, 0.5, 0.25],
-                   [9.0, 8.0, 7.0, 6.0, 5.0, 4.0]]], np.float32)
-    for ks, expected in (([3, 6], [[2.0, 0.0, 1.5], [0.0, 0.25, 4.0]]),
-                         ([1, 2], [[3.0, 7.0, 1e6], [2.0, 3.0, 8.0]]),
-                         ([4, 5], [[0.5, 0.0, 1.5], [1e-30, 0.5, 5.0]])):
-        k = keras.ops.convert_to_tensor(np.array(ks, np.float32))
-        value = (sae_bank._kth_largest_by_top_k(keras.ops.convert_to_tensor(x), k, max(ks)) if how == "top_k"
-                 else sae_bank._kth_largest_by_bisection(keras.ops.convert_to_tensor(x), k))
-        assert np.array_equal(npy(value)[..., 0], np.array(expected, np.float32)), (ks, npy(value)[..., 0])
-        # and what the numpy reference says: each row sorted, its k-th entry
-        reference = -np.sort(-x, axis=-1)[np.arange(2), :, np.array(ks) - 1]
-        assert np.array_equal(npy(value)[..., 0], reference)
+# The k-th largest value's exactness (top_k and bisection): tests/models/test_methods.py.
 
 
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="torch.compile is torch's")
