@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
 import threading
 import time
@@ -16,74 +14,13 @@ from rich.table import Table
 
 from collapse_tui import config as config_mod
 from collapse_tui import events as ev
+from collapse_tui.interrupts import Terminated as _Terminated
+from collapse_tui.interrupts import ignore_late_signals as _ignore_late_signals  # noqa: F401
+from collapse_tui.interrupts import stop_on_signals as _stop_on_signals
 from collapse_tui.metrics.specs import DEAD, DEAD_IN_TRAINING, dead_spec, spec, threshold_key
-from collapse_tui.store import SUSPECT, defer_interrupt
+from collapse_tui.store import SUSPECT
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, delivered the way Ctrl-C is, so that the run in progress stops and is kept."""
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event, ignore_after_stop: bool = False):
-    """Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal went away: an SSH connection dropped) end the run
-    in progress cleanly; yields an event set once SIGTERM or SIGHUP came. A first signal that arrives
-    while something is being saved interrupts once the save is done
-    (:func:`~collapse_tui.store.uninterrupted`); later ones only mark a SIGTERM or SIGHUP, since the stop
-    they would ask for is under way.
-
-    Python's own Ctrl-C raises KeyboardInterrupt wherever the main thread is, and an exception raised
-    inside a garbage-collector callback (JAX registers one) is printed and dropped: the run went on.
-    Setting the engine's stop event as well makes the stop certain; it takes effect at the next step.
-    SIGTERM (job schedulers, `timeout`) would otherwise kill the process and leave the run 'running'.
-    SIGINT is handled even if the process started with it ignored (a background job of a shell without
-    job control): Ctrl-C in a terminal never reaches such a job, so only an explicit kill -INT does.
-    ``ignore_after_stop``: once a stop came, leave the signals ignored rather than restoring the earlier
-    handlers (a process that then only reports and exits: a second signal must not find the default
-    handler in between, which for SIGTERM kills it).
-    """
-    terminated = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield terminated
-        return
-
-    def handler(signum, frame):
-        stopping = stop.is_set()
-        stop.set()
-        if signum != signal.SIGINT:
-            terminated.set()
-        if stopping:
-            # A stop is under way (the first signal's); it ends the process once what was measured is
-            # saved. Raising again could only land somewhere harmful: in a garbage-collector callback
-            # (printed as "Exception ignored", traceback and all) or in the middle of the report.
-            return
-        exc = _Terminated() if signum != signal.SIGINT else KeyboardInterrupt()
-        # While a run's summary or model is being saved (a second Ctrl-C 10 ms after the first lands
-        # there), the interruption waits for the save to end: never a damaged file or a run left "running".
-        if not defer_interrupt(exc):
-            raise exc
-
-    stopping = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {sig: signal.signal(sig, handler) for sig in stopping}
-    try:
-        yield terminated
-    finally:
-        if ignore_after_stop and stop.is_set():
-            _ignore_late_signals()
-        else:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-
-def _ignore_late_signals() -> None:
-    """After a stop has been saved, the process only reports and exits: a second Ctrl-C or a kill
-    arriving now (a user pressing twice) must not end it with a traceback or as killed."""
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-            if sig is not None:
-                signal.signal(sig, signal.SIG_IGN)
 
 
 def _pct(value: Any) -> str:
@@ -253,37 +190,10 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
             console.print(cfg.to_yaml(), markup=False)
         return EXIT_OK
 
-    if len(runs) > config_mod.LARGE_SWEEP and not yes:
-        err.print(f"{config_path}: the sweep expands to {len(runs):,} runs; check it with --dry-run, then "
-                  "pass --yes to run them all", style="red", markup=False, highlight=False)
-        return EXIT_INVALID
-    from collapse_tui.engine.bank_phase import torch_compile_setting
-    from collapse_tui.engine.distribution import check_data_parallel
+    from collapse_tui.engine.preflight import preflight
 
-    try:
-        check_data_parallel(cfg for cfg, _ in runs)
-    except ValueError as exc:
-        err.print(f"{config_path}: {exc}", style="red", markup=False, highlight=False)
+    if _refused(err, preflight([cfg for cfg, _ in runs], large_sweep_confirmed=yes, ray=ray)):
         return EXIT_INVALID
-    try:
-        torch_compile_setting()  # a bad setting, refused before any run starts
-    except ValueError as exc:
-        err.print(f"collapse-tui: {exc}", style="red", markup=False, highlight=False)
-        return EXIT_INVALID
-    if ray is not None:
-        from collapse_tui.engine.ray_sweep import RAY_MISSING, ray_available
-
-        problems = ray.problems() or ([] if ray_available() else [RAY_MISSING])
-        if problems:
-            err.print(f"cannot run on Ray: {'; '.join(problems)}", style="red", markup=False, highlight=False)
-            return EXIT_INVALID
-    from collapse_tui.store import writable_dir_problem
-
-    for directory in dict.fromkeys(p for cfg, _ in runs for p in (cfg.runs_dir, cfg.models_dir)):
-        problem = writable_dir_problem(directory)
-        if problem:
-            err.print(f"cannot write runs: {problem}", style="red", markup=False, highlight=False)
-            return EXIT_INVALID
 
     if ray is not None:
         return _on_ray(console, err, config_path, runs, ray)
@@ -297,6 +207,13 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
     return _execute(console, err, Path(runs[0][0].runs_dir), runs[0][0].eval.thresholds,
                     lambda listener, stop: run_sweep(runs, [listener], stop_event=stop, on_run_start=announce,
                                                      config_path=str(Path(config_path).resolve())))
+
+
+def _refused(err: Console, problems: list[str]) -> bool:
+    """Print the pre-flight's problems (:mod:`~collapse_tui.engine.preflight`), one line each; True if any."""
+    for problem in problems:
+        err.print(f"collapse-tui: {problem}", style="red", markup=False, highlight=False)
+    return bool(problems)
 
 
 def _on_ray(console: Console, err: Console, config_path: str, runs, options) -> int:
@@ -325,18 +242,24 @@ def resume(path: str) -> int:
         if is_sweep_dir(target):
             plan = plan_sweep_resume(target)
             runs_dir = target.parent.parent
-            console.print(f"[bold]collapse-tui[/] resuming sweep {target}: {plan.summary()}")
+            what, new, resumed = f"sweep {target}: {plan.summary()}", [cfg for cfg, _ in plan.new], plan.resume
             work = lambda listener, stop: resume_sweep(plan, [listener], stop_event=stop)  # noqa: E731
             thresholds = plan.thresholds
         else:
             run_plan = resume_plan(target)
             runs_dir = target.parent
-            console.print(f"[bold]collapse-tui[/] resuming {target}")
+            what, new, resumed = str(target), [], [run_plan]
             work = lambda listener, stop: Engine(stop).resume([run_plan], [listener])  # noqa: E731
             thresholds = run_plan[1].eval.thresholds
     except ValueError as exc:
         err.print(f"cannot resume: {exc}", style="red", markup=False, highlight=False)
         return EXIT_INVALID
+    from collapse_tui.engine.preflight import preflight
+
+    # The sweep's size was confirmed when it started.
+    if _refused(err, preflight(new, resume=resumed, large_sweep_confirmed=True)):
+        return EXIT_INVALID
+    console.print(f"[bold]collapse-tui[/] resuming {what}")
     return _execute(console, err, runs_dir, thresholds, work)
 
 
@@ -365,7 +288,7 @@ def _execute(console: Console, err: Console, runs_dir: Path, thresholds: list[fl
     console.print(results_table(results, thresholds, width=console.width))
     console.print(f"{len(results)} run(s) in {time.time() - started:.0f}s; results in {runs_dir}/")
     if listener.sweep_dir is not None:
-        from collapse_tui.report import RESULTS_CSV, RESULTS_MD
+        from collapse_tui.store.layout import RESULTS_CSV, RESULTS_MD
 
         sweep_dir = listener.sweep_dir
         console.print(f"sweep table: {sweep_dir / RESULTS_MD} and {RESULTS_CSV} (mean ± std over seeds, "

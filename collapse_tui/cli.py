@@ -213,7 +213,8 @@ def _try_load(load_run, path):
 
 def _table(path: str) -> int:
     """Print a sweep's (or a runs dir's) results table; a sweep directory's files are rewritten too."""
-    from collapse_tui.report import (RESULTS_CSV, RESULTS_MD, build_rows, report_markdown, sweep_title, table_title,
+    from collapse_tui.store.layout import RESULTS_CSV, RESULTS_MD
+    from collapse_tui.report import (build_rows, report_markdown, sweep_title, table_title,
                                      write_report)
     from collapse_tui.store import is_sweep_dir, list_runs, sweep_records
 

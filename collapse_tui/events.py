@@ -13,6 +13,7 @@ from typing import Any, Callable, ClassVar
 
 Listener = Callable[["Event"], None]
 
+# A run's phases in the order it goes through them (one reusing a VAE or codes skips those phases).
 PHASES = ("data", "vae", "codes", "sae", "evaluate")
 
 

@@ -5,7 +5,8 @@ the procedural renderers (``dsprites``, ``shapes3d``, cached on disk by ``cache`
 (``files``, listed in ``official``) or a prepared tensorflow-datasets copy (``tfds_source``).
 ``open_dataset`` finds a dataset the way a run asks for it: from the official file, a prepared
 tensorflow-datasets copy, or the procedural renderer (``source="auto"`` tries them in that order).
-``get_dataset`` builds one by name and source directly; a new source plugs in with ``register``.
+``get_dataset`` builds one by name and source directly; a new source plugs in with ``register``, and so
+does a new dataset, given its size: the config's schema (``data.dataset``) then accepts it too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from collapse_tui.config import DATA_SOURCES, DATASET_NAMES, DATASET_SIZES, register_dataset
 from collapse_tui.data.base import DatasetFileError, DatasetUnavailable, GroundTruthDataset
 from collapse_tui.data.dsprites import ProceduralDSprites
 from collapse_tui.data.grid import FactorGrid
@@ -26,11 +28,15 @@ Factory = Callable[..., GroundTruthDataset]
 _REGISTRY: dict[str, dict[str, Factory]] = {}
 
 
-def register(name: str, source: str, factory: Factory) -> None:
-    """Make ``get_dataset(name, source, **options)`` call ``factory(**options)``."""
+def register(name: str, source: str, factory: Factory, size: int | None = None) -> None:
+    """Make ``get_dataset(name, source, **options)`` call ``factory(**options)``. A dataset the config
+    does not know yet needs its ``size`` (images in its full grid): it is then registered there too
+    (``config.register_dataset``), so that a run's ``data.dataset`` may name it."""
+    if size is not None:
+        register_dataset(name, size)
+    elif name not in DATASET_SIZES:
+        raise ValueError(f"dataset {name!r} is new: register it with its size (images in its full grid)")
     _REGISTRY.setdefault(name, {})[source] = factory
-    global DATASET_NAMES
-    DATASET_NAMES = tuple(_REGISTRY)
 
 
 def sources(name: str) -> tuple[str, ...]:
@@ -77,13 +83,13 @@ def _tfds(name: str):
     return factory
 
 
-DATASET_NAMES: tuple[str, ...] = ()
+# The built-in datasets (their sizes are the config's, checked against their grids by the tests).
 for _name, _procedural in (("dsprites", ProceduralDSprites), ("shapes3d", ProceduralShapes3D)):
     register(_name, "procedural", _procedural)
     register(_name, "official", _official(_name))
     register(_name, "tfds", _tfds(_name))
 
-SOURCES = ("auto", "official", "tfds", "procedural")
+SOURCES = DATA_SOURCES  # where open_dataset looks ("auto": the others in order), as data.source names them
 
 
 def search_directories(path: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None

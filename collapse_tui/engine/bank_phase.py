@@ -5,7 +5,6 @@ its own run (:class:`~collapse_tui.engine.sae_phase.SAEPhase`)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import traceback
 from typing import Any, Callable, Sequence
@@ -18,6 +17,7 @@ from collapse_tui.engine.checkpoint import write_checkpoint
 from collapse_tui.engine.distribution import data_parallel_scope, outside_distribution
 from collapse_tui.engine.sae_phase import SAEPhase
 from collapse_tui.engine.torch_bank import prepare_bank
+from collapse_tui.engine.torch_compile import torch_compile_setting
 from collapse_tui.events import EpochEnd, Message, Progress
 from collapse_tui.metrics.specs import DEAD_IN_TRAINING
 
@@ -61,22 +61,10 @@ def bank_groups(configs: Sequence, size_of: Callable[[Any], int] = lambda cfg: c
 # one bank of 16 at 1,065 against 561 and 364 against 322. At 50,000 updates the compile saves a lone SAE
 # at batch 16 about 31 s for its 6, a bank of 16 about 42 s; at batch 128 a lone SAE breaks even.
 TORCH_COMPILE_MIN_UPDATES = 50_000
-# Overrides the rule: "on" or "off" (default "auto").
-TORCH_COMPILE_VARIABLE = "COLLAPSE_TUI_TORCH_COMPILE"
-
-
-def torch_compile_setting() -> str:
-    """:data:`TORCH_COMPILE_VARIABLE`'s value: ``auto`` (unset), ``on`` or ``off``; anything else is refused."""
-    setting = os.environ.get(TORCH_COMPILE_VARIABLE, "auto").strip().lower()
-    if setting not in ("auto", "on", "off"):
-        raise ValueError(f"{TORCH_COMPILE_VARIABLE} must be auto, on or off, got {setting!r}")
-    return setting
-
-
 def torch_compiles(planned_updates: int) -> bool:
     """Whether a bank planned for ``planned_updates`` member updates (its steps times its members) has its
     step compiled (torch.compile) under torch; False on the other backends, which compile with XLA
-    anyway. :data:`TORCH_COMPILE_VARIABLE` set to ``on`` or ``off`` decides instead of
+    anyway. :data:`~collapse_tui.engine.torch_compile.TORCH_COMPILE_VARIABLE` set to ``on`` or ``off`` decides instead of
     :data:`TORCH_COMPILE_MIN_UPDATES`."""
     setting = torch_compile_setting()
     if keras.backend.backend() != "torch":

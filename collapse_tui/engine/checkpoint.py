@@ -23,9 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from collapse_tui.store import uninterrupted
-
-CHECKPOINT_FILE = "checkpoint.npz"
+from collapse_tui.interrupts import uninterrupted
+from collapse_tui.store.layout import CHECKPOINT_FILE, run_file
 FORMAT_VERSION = 1
 
 
@@ -50,7 +49,7 @@ def _rng_arrays(name: str, state: tuple) -> dict[str, np.ndarray]:
 
 def write_checkpoint(run_dir: str | Path, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint`` into ``run_dir`` atomically (temporary file, fsync, rename), uninterrupted."""
-    return write_checkpoint_file(Path(run_dir) / CHECKPOINT_FILE, checkpoint)
+    return write_checkpoint_file(run_file(run_dir, CHECKPOINT_FILE), checkpoint)
 
 
 def write_checkpoint_file(path: str | Path, checkpoint: Checkpoint) -> Path:
@@ -82,7 +81,7 @@ def write_checkpoint_file(path: str | Path, checkpoint: Checkpoint) -> Path:
 
 def read_checkpoint(run_dir: str | Path) -> Checkpoint | None:
     """The checkpoint in ``run_dir``, or None if it has none; ValueError if it cannot be read."""
-    return read_checkpoint_file(Path(run_dir) / CHECKPOINT_FILE)
+    return read_checkpoint_file(run_file(run_dir, CHECKPOINT_FILE))
 
 
 def read_checkpoint_file(path: str | Path) -> Checkpoint | None:
@@ -111,4 +110,4 @@ def read_checkpoint_file(path: str | Path) -> Checkpoint | None:
 
 
 def remove_checkpoint(run_dir: str | Path) -> None:
-    (Path(run_dir) / CHECKPOINT_FILE).unlink(missing_ok=True)
+    run_file(run_dir, CHECKPOINT_FILE).unlink(missing_ok=True)

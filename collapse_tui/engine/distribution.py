@@ -49,7 +49,7 @@ def local_devices() -> list[str]:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        from collapse_tui.engine.environment import quiet_native_logs
+        from collapse_tui.engine.native_logs import quiet_native_logs
 
         # The physical devices: listing the logical ones would start TensorFlow's runtime here, before
         # the run has settled how it uses the GPU.

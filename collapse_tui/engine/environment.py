@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import platform
 import sys
-import tempfile
 from importlib import metadata
 
+# At home in native_logs, beside the lock that makes it safe from any thread (and below distribution,
+# which this module imports); the front ends import it from here.
+from collapse_tui.engine.native_logs import quiet_native_logs
 
-@contextlib.contextmanager
-def quiet_native_logs():
-    """Hold back what native code writes to file descriptor 2 (TensorFlow's C++ start-up lines, which
-    recent releases print whatever TF_CPP_MIN_LOG_LEVEL says); it is shown if the block raises."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to quieten
-        yield
-        return
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            held.seek(0)
-            sys.stderr.write(held.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+__all__ = ["device_name", "environment", "quiet_native_logs"]
 
 
 def _version(package: str) -> str | None:
@@ -92,7 +71,6 @@ def environment(data_parallel: bool = False) -> dict[str, object]:
     from collapse_tui import __version__
 
     backend = keras.backend.backend()
-    framework = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend, backend)
     return {
         "collapse_tui": __version__,
         "backend": backend,
@@ -100,7 +78,7 @@ def environment(data_parallel: bool = False) -> dict[str, object]:
         "devices": _training_devices(data_parallel),
         "data_parallel": data_parallel,
         "keras": keras.__version__,
-        framework: _version(framework),
+        backend: _version(backend),  # the backend's package: tensorflow, jax or torch
         "numpy": _version("numpy"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),

@@ -32,10 +32,9 @@ from collapse_tui.config import RunConfig
 from collapse_tui.engine.bank_phase import bank_groups
 from collapse_tui.engine.runner import RunResult
 from collapse_tui.events import Event, Listener, RunStarted
+from collapse_tui.store.layout import STOP_FILE, sweep_file, task_file
 
 RAY_MISSING = "Ray is not installed: pip install 'collapse-tui[ray]' (or pip install ray)"
-STOP_FILE = "STOP"  # in a sweep's directory: every task of the sweep stops
-TASKS_DIR = "tasks"  # in a sweep's directory: the run directories each task started
 # What the tasks inherit from the driver's environment: the backend, and the app's own settings
 # (dataset and cache directories). A cluster's workers start with their node's environment, not ours.
 FORWARDED_ENV = ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "XLA_FLAGS")
@@ -134,10 +133,10 @@ def train_bank_task(configs: Sequence[RunConfig], sweep_dir: str, task: int, que
     from collapse_tui.store import load_run
 
     sweep = Path(sweep_dir)
-    stop_file = sweep / STOP_FILE
+    stop_file = sweep_file(sweep, STOP_FILE)
     if stop_file.exists():
         return []
-    record_path = sweep / TASKS_DIR / f"{task}.json"
+    record_path = task_file(sweep, task)
     record_path.parent.mkdir(parents=True, exist_ok=True)
     stop, done = threading.Event(), threading.Event()
     watcher = threading.Thread(target=_watch_stop, args=(stop_file, stop, done), daemon=True)
@@ -276,7 +275,7 @@ def _collect(pending: dict, banks: list[list[int]], configs: list[RunConfig], qu
 def _ask_to_stop(sweep_dir: Path, n_pending: int, say: Callable[[str], None]) -> float:
     from collapse_tui.store import write_atomic
 
-    write_atomic(sweep_dir / STOP_FILE, "stop asked for at %s\n" % time.strftime("%Y-%m-%d %H:%M:%S"))
+    write_atomic(sweep_file(sweep_dir, STOP_FILE), "stop asked for at %s\n" % time.strftime("%Y-%m-%d %H:%M:%S"))
     say(f"stopping: {n_pending} task(s) end their runs as stopped, keeping what they measured")
     return time.monotonic()
 

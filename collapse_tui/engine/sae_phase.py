@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from collapse_tui.config import K_METHODS, REMEDY_SWITCHES, RunConfig
+from collapse_tui.config import REMEDY_SWITCHES, RunConfig, sparsity_label
 from collapse_tui.engine.seeding import derived_seed
 from collapse_tui.events import Evaluation, Message, PhaseStarted
 from collapse_tui.engine.checkpoint import Checkpoint
@@ -253,7 +253,7 @@ class SAEPhase:
     def label(self) -> str:
         """The SAE's sparsity and remedies in words, for the phase's title."""
         c = self.cfg.sae
-        label = f"k={c.k}" if c.method in K_METHODS else f"λ={c.l1_coefficient:g}"
+        label = sparsity_label(c.method, self.cfg.sparsity)
         remedies = remedy_names(self.cfg)
         if remedies:
             label += ", " + " + ".join(remedies)

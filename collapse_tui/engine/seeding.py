@@ -20,7 +20,7 @@ def seed_globals(seed: int, phase: str) -> None:
     """
     import keras
 
-    from collapse_tui.engine.environment import quiet_native_logs
+    from collapse_tui.engine.native_logs import quiet_native_logs
 
     with quiet_native_logs():
         keras.utils.set_random_seed(derived_seed(seed, f"global-{phase}"))

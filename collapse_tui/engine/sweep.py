@@ -14,9 +14,10 @@ from collapse_tui.config import RunConfig, validate
 from collapse_tui.engine.bank_phase import bank_groups
 from collapse_tui.engine.runner import RESUMABLE, Engine, RunResult, resume_plan
 from collapse_tui.events import Event, Listener, RunResumed, RunStarted, SweepStarted
-from collapse_tui.report import RUNS_JSONL, run_line, table_title, write_report
+from collapse_tui.report import run_line, table_title, write_report
 from collapse_tui.store import (SUSPECT, RunRecord, SweepWriter, load_plan, load_run, load_sweep, stored_settings,
                                 sweep_name)
+from collapse_tui.store.layout import RUNS_JSONL, sweep_file
 
 
 # What a finished run of a sweep ended as: resuming the sweep leaves it as it is.
@@ -43,7 +44,7 @@ class SweepRecorder:
         self.runs_dir = Path(runs_dir)
         self.name = name
         self._ended: dict[str, RunRecord] = {}  # runs read back once they had ended: not read again
-        self._listed = _listed_runs(self.path / RUNS_JSONL)  # runs already in runs.jsonl
+        self._listed = _listed_runs(sweep_file(self.path, RUNS_JSONL))  # runs already in runs.jsonl
         self._written_at = self._write_seconds = 0.0
         self.write_tables()
 
@@ -75,7 +76,7 @@ class SweepRecorder:
                     finished.append(record)
             records.append(record)
         if finished:
-            with open(self.path / RUNS_JSONL, "a", encoding="utf-8") as fh:
+            with open(sweep_file(self.path, RUNS_JSONL), "a", encoding="utf-8") as fh:
                 fh.writelines(json.dumps(run_line(r), default=str) + "\n" for r in finished)
             self._listed.update(r.run_id for r in finished)
         return records

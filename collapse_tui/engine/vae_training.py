@@ -27,10 +27,11 @@ from collapse_tui.engine.callbacks import EventCallback
 from collapse_tui.engine.checkpoint import Checkpoint, read_checkpoint_file, write_checkpoint_file
 from collapse_tui.engine.seeding import derived_seed
 from collapse_tui.events import Message
+from collapse_tui.store.layout import vae_checkpoint
 
 
 def vae_checkpoint_path(models_dir: str | Path, key: str) -> Path:
-    return Path(models_dir) / f"vae-{key}.checkpoint.npz"
+    return vae_checkpoint(models_dir, key)
 
 
 def train_vae(vae, images: np.ndarray, emit: Callable, *, key: str, seed: int, epochs: int, batch_size: int,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import threading
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,16 +25,14 @@ from collapse_tui.tui.screens.runs import RunsScreen
 from collapse_tui.tui.state import FileFeed, LiveFeed, SweepFeed
 
 DEFAULT_PRESET = "quick.yaml"
-# Native libraries print start-up lines to fd 2, which would scribble over the screen; holding them
-# back swaps fd 2, so two threads must not do it at once.
-_NATIVE_LOGS = threading.Lock()
 
 
 def load_keras() -> Any:
-    """Import keras (and its backend) with native start-up chatter held back."""
-    from collapse_tui.engine.environment import quiet_native_logs
+    """Import keras (and its backend) with native start-up chatter held back (native libraries print
+    start-up lines to fd 2, which would scribble over the screen; the hold is safe from any thread)."""
+    from collapse_tui.engine.native_logs import quiet_native_logs
 
-    with _NATIVE_LOGS, quiet_native_logs():
+    with quiet_native_logs():
         import keras
 
     return keras
@@ -135,8 +132,7 @@ class CollapseApp(App):
         from collapse_tui.engine.environment import device_name
 
         keras = load_keras()
-        with _NATIVE_LOGS:
-            label = f"{keras.backend.backend()} · {device_name()}"
+        label = f"{keras.backend.backend()} · {device_name()}"
         self.call_from_thread(setattr, self, "sub_title", label)
 
     def get_configure_screen(self) -> ConfigureScreen:
@@ -146,12 +142,28 @@ class CollapseApp(App):
         raise LookupError("no configure screen")
 
     # ------------------------------------------------------------------ training
-    def start_training(self, runs: list, resume: list | None = None) -> LiveFeed | None:
+    def preflight(self, runs: list, resume: list | None = None, large_sweep_confirmed: bool = False) -> list[str]:
+        """Why ``runs`` (``config.expand`` output) or ``resume`` (:func:`~collapse_tui.engine.runner.
+        resume_plan` tuples) cannot start, one line each, as ``--batch`` and ``--resume`` say it
+        (:mod:`~collapse_tui.engine.preflight`); empty when they can."""
+        load_keras()  # the checks ask the engine, which imports Keras: its start-up lines held back
+        from collapse_tui.engine.preflight import preflight
+
+        return preflight([cfg for cfg, _ in runs], resume=resume or (), large_sweep_confirmed=large_sweep_confirmed)
+
+    def start_training(self, runs: list, resume: list | None = None,
+                       large_sweep_confirmed: bool = False) -> LiveFeed | None:
         """Train ``runs`` (``config.expand`` output) in a thread worker and show the live screen; with
-        ``resume`` (run directories), go on with those stopped or crashed runs instead."""
+        ``resume`` (:func:`~collapse_tui.engine.runner.resume_plan` tuples), go on with those stopped or
+        crashed runs instead. None, and a notification saying why, when nothing started: a run is in
+        progress, or the pre-flight refused (:meth:`preflight`)."""
         if self.training is not None and self.training.running:
             self.notify("a run is already in progress: stop it first (s on its screen)", severity="warning")
             self.action_show_live()
+            return None
+        problems = self.preflight(runs, resume, large_sweep_confirmed)
+        if problems:
+            self.notify("\n".join(problems), title="cannot start", severity="error", markup=False)
             return None
         feed = LiveFeed(runs, resume=resume)
         self.training = feed

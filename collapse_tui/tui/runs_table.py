@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collapse_tui.config import K_METHODS
+from collapse_tui.config import K_METHODS, flatten
 from collapse_tui.metrics.specs import MISSING, SPECS, MetricSpec, csv_number, dead_keys, dead_spec, spec
 from collapse_tui.report import unused_settings
 from collapse_tui.store import RunRecord, iter_events
-from collapse_tui.tui.schema import flatten
 from collapse_tui.tui.state import RunState
 
 # The measurements the runs table shows, keyed by their column titles.
@@ -50,10 +49,10 @@ def sweep_label(sweep_dir: Path, name: str) -> str:
 def sweep_index(runs_dir: str | Path) -> dict[str, tuple[Path, str]]:
     """``run directory name -> (sweep directory, its label)`` for the sweeps in ``runs_dir/sweeps``; a run
     recorded by several sweeps (one resumed into another) belongs to the newest."""
-    from collapse_tui.store import SWEEPS_DIR, load_sweep
+    from collapse_tui.store import load_sweep, sweep_dirs
 
     index: dict[str, tuple[Path, str]] = {}
-    for sweep_dir in sorted((Path(runs_dir) / SWEEPS_DIR).glob("*")):
+    for sweep_dir in sweep_dirs(runs_dir):
         try:
             record = load_sweep(sweep_dir)
         except ValueError:

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from collapse_tui.config import RunConfig
+from collapse_tui.config import RunConfig, field_choices, set_dotted
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,9 @@ def form_fields(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[Fo
             fields.extend(form_fields(ann, f"{prefix}{name}."))
             continue
         kind, choices, optional = _kind(ann)
+        named = field_choices(info)  # a vocabulary read when the form is built (the registered datasets)
+        if named is not None and kind != "choice":
+            kind, choices = "choice", named
         default = info.get_default(call_default_factory=True)
         fields.append(FormField(path=prefix + name, kind=kind, default=default,
                                 description=info.description or "", bounds=_bounds(info),
@@ -132,25 +135,6 @@ def get_dotted(data: dict[str, Any], path: str, default: Any = None) -> Any:
             return default
         node = node[part]
     return node
-
-
-def set_dotted(data: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.split(".")
-    node = data
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings to dotted keys (lists stay values)."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def errors_by_field(lines: list[str], paths: list[str]) -> tuple[dict[str, list[str]], list[str]]:

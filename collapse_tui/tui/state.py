@@ -19,8 +19,6 @@ from collapse_tui import events as ev
 from collapse_tui.metrics.specs import DEAD_IN_TRAINING, DEAD_PREFIX, is_threshold_key, threshold_key
 
 TERMINAL = ("ok", "stopped", "failed", "crashed")
-# A run's phases in the order it goes through them (one reusing a VAE or codes skips those phases).
-PHASES = ("data", "vae", "codes", "sae", "evaluate")
 # The loss and the terms it is the sum of, as the VAE and SAE log them each epoch (chart labels).
 LOSS_TERMS = {"loss": "loss", "reconstruction": "reconstruction", "kl": "KL", "sparsity_loss": "sparsity",
               "auxk_loss": "AuxK (unweighted)"}
@@ -264,7 +262,7 @@ class EventFeed:
         report), plus what the phases after it took in this feed's latest run that ended well (a sweep's
         earlier run). With no such run the later phases are unknown: the phase's time left is returned as
         a lower bound. None when the run is over or nothing can be estimated yet."""
-        if state.finished or state.phase not in PHASES:
+        if state.finished or state.phase not in ev.PHASES:
             return None
         past = next((s for s in reversed(self.states) if s is not state and s.status == "ok" and s.phase_seconds),
                     None)
@@ -276,7 +274,7 @@ class EventFeed:
                 return None
             clock = now if now is not None else state.last_time or state.phase_started
             left = max(0.0, past.phase_seconds[state.phase] - max(0.0, clock - state.phase_started))
-        later = PHASES[PHASES.index(state.phase) + 1:]
+        later = ev.PHASES[ev.PHASES.index(state.phase) + 1:]
         if past is None:
             return left, bool(later)
         return left + sum(past.phase_seconds.get(phase, 0.0) for phase in later), False

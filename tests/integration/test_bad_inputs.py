@@ -500,19 +500,19 @@ def test_a_killed_batch_leaves_crashed_runs_that_every_reader_shows(tmp_path, ca
 
 
 def test_an_interruption_during_a_save_waits_for_the_save():
-    from collapse_tui import store
+    from collapse_tui import interrupts
 
-    assert not store.defer_interrupt(KeyboardInterrupt())  # nothing being saved: raise at once
+    assert not interrupts.defer_interrupt(KeyboardInterrupt())  # nothing being saved: raise at once
     done = []
     with pytest.raises(KeyboardInterrupt):
-        with store.uninterrupted():
-            with store.uninterrupted():
-                assert store.defer_interrupt(KeyboardInterrupt("first"))
-                assert store.defer_interrupt(KeyboardInterrupt("second"))
+        with interrupts.uninterrupted():
+            with interrupts.uninterrupted():
+                assert interrupts.defer_interrupt(KeyboardInterrupt("first"))
+                assert interrupts.defer_interrupt(KeyboardInterrupt("second"))
                 done.append("inner")
             done.append("outer")  # the inner block's end does not raise: the outer one is still saving
     assert done == ["inner", "outer"]
-    assert not store.defer_interrupt(KeyboardInterrupt())
+    assert not interrupts.defer_interrupt(KeyboardInterrupt())
 
 
 def test_a_model_is_saved_atomically(tmp_path):

@@ -47,7 +47,7 @@ def test_run_writes_a_complete_run_directory(finished_run):
     assert record.config["environment"]["keras"] == keras.__version__
     # What the listener saw is exactly what the file holds.
     on_disk = list(store.iter_events(run_dir))
-    assert [e.to_dict() for e in on_disk] == [store._jsonable(e.to_dict()) for e in rec.events]
+    assert [e.to_dict() for e in on_disk] == [store.jsonable(e.to_dict()) for e in rec.events]
 
 
 def test_events_follow_the_phases_in_order(finished_run):
@@ -189,20 +189,20 @@ def test_shapes3d_runs_end_to_end_on_rgb_images(tmp_path):
 
 
 def test_engine_keeps_the_newest_datasets_vaes_and_codes_within_bounds(monkeypatch):
-    from collapse_tui.engine import runner
+    from collapse_tui.engine import memory
 
-    monkeypatch.setattr(runner, "_KEEP", 2)
+    monkeypatch.setattr(memory, "KEEP", 2)
     cache = {}
     for key in ("dsprites", "shapes3d", "dsprites", "other"):
-        runner._keep(cache, key, key.upper())
+        memory.keep(cache, key, key.upper())
     # "dsprites" was used again after "shapes3d", so "shapes3d" is the one dropped.
     assert list(cache) == ["dsprites", "other"] and cache["dsprites"] == "DSPRITES"
     # With sizes, the oldest go while the total is over budget; the newest stays even if alone too big.
     sized = {}
     for key, nbytes in (("a", 4), ("b", 4), ("c", 3)):
-        runner._keep(sized, key, nbytes, size=lambda v: v, budget=8)
+        memory.keep(sized, key, nbytes, size=lambda v: v, budget=8)
     assert list(sized) == ["b", "c"]
-    runner._keep(sized, "huge", 100, size=lambda v: v, budget=8)
+    memory.keep(sized, "huge", 100, size=lambda v: v, budget=8)
     assert list(sized) == ["huge"]
 
 
@@ -462,17 +462,17 @@ def test_unreadable_neuron_profiles_are_a_clear_error(tmp_path):
 
 
 def test_torch_compiles_a_bank_planned_for_many_updates_unless_told_otherwise(monkeypatch):
-    from collapse_tui.engine import bank_phase
+    from collapse_tui.engine import bank_phase, torch_compile
 
-    monkeypatch.delenv(bank_phase.TORCH_COMPILE_VARIABLE, raising=False)
+    monkeypatch.delenv(torch_compile.TORCH_COMPILE_VARIABLE, raising=False)
     limit = bank_phase.TORCH_COMPILE_MIN_UPDATES
     on_torch = keras.backend.backend() == "torch"
     assert bank_phase.torch_compiles(limit) is on_torch
     assert bank_phase.torch_compiles(limit - 1) is False
-    monkeypatch.setenv(bank_phase.TORCH_COMPILE_VARIABLE, "on")
+    monkeypatch.setenv(torch_compile.TORCH_COMPILE_VARIABLE, "on")
     assert bank_phase.torch_compiles(10) is on_torch  # XLA compiles the other backends' steps anyway
-    monkeypatch.setenv(bank_phase.TORCH_COMPILE_VARIABLE, " OFF ")
+    monkeypatch.setenv(torch_compile.TORCH_COMPILE_VARIABLE, " OFF ")
     assert bank_phase.torch_compiles(10 * limit) is False
-    monkeypatch.setenv(bank_phase.TORCH_COMPILE_VARIABLE, "yes")
+    monkeypatch.setenv(torch_compile.TORCH_COMPILE_VARIABLE, "yes")
     with pytest.raises(ValueError, match="must be auto, on or off, got 'yes'"):
         bank_phase.torch_compiles(10)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from collapse_tui.config import expand
-from collapse_tui.engine.ray_sweep import STOP_FILE, TASKS_DIR, RayOptions, run_sweep_on_ray, task_environment
-from collapse_tui.engine.runner import FAULT_ONCE_ENV, FAULT_PHASE_ENV
+from collapse_tui.engine.ray_sweep import RayOptions, run_sweep_on_ray, task_environment
+from collapse_tui.store.layout import STOP_FILE, TASKS_DIR
+from collapse_tui.engine.faults import FAULT_ONCE_ENV, FAULT_PHASE_ENV
 from collapse_tui.engine.sweep import run_sweep
 from collapse_tui.store import list_runs, load_run, sweep_run_dirs
 from tests.helpers import tiny_config, write_config

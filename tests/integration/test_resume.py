@@ -17,7 +17,8 @@ from collapse_tui.config import expand, validate
 from collapse_tui.engine import bank_phase
 from collapse_tui.engine.checkpoint import (CHECKPOINT_FILE, Checkpoint, read_checkpoint, read_checkpoint_file,
                                            write_checkpoint_file)
-from collapse_tui.engine.runner import FAULT_PHASE_ENV, Engine, run
+from collapse_tui.engine.faults import FAULT_PHASE_ENV
+from collapse_tui.engine.runner import Engine, run
 from collapse_tui.engine.sweep import plan_sweep_resume, run_sweep
 from collapse_tui.engine.vae_training import vae_checkpoint_path
 from tests.helpers import tiny_config, write_config

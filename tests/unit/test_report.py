@@ -10,7 +10,8 @@ import pytest
 
 from collapse_tui import cli, report, store
 from collapse_tui.engine.sweep import SweepRecorder
-from collapse_tui.report import RUNS_JSONL, Row, build_rows, csv_table, markdown_table
+from collapse_tui.report import Row, build_rows, csv_table, markdown_table
+from collapse_tui.store.layout import RUNS_JSONL
 from collapse_tui.store import RunRecord, sweep_name
 from tests.helpers import tiny_config, write_config
 

@@ -10,11 +10,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static, Switch, TextArea
 
 from collapse_tui import config as config_mod
-from collapse_tui.tui.schema import FormField, errors_by_field, form_fields, get_dotted, merged_with_defaults, set_dotted
+from collapse_tui.config import set_dotted
+from collapse_tui.tui.schema import FormField, errors_by_field, form_fields, get_dotted, merged_with_defaults
 
 
 def find_presets(*dirs: Path) -> dict[str, Path]:
@@ -288,7 +290,31 @@ class ConfigureScreen(Screen):
             self.notify("fix the problems shown in red first", title="cannot start", severity="error")
             return
         runs = config_mod.expand(self.full_data())
-        self.app.start_training(runs)
+        # What --batch refuses is refused here, in its words (a large sweep is asked about instead of --yes).
+        problems = self.app.preflight(runs, large_sweep_confirmed=True)
+        if problems:
+            self.refuse(problems)
+            return
+        if len(runs) <= config_mod.LARGE_SWEEP:
+            self.app.start_training(runs)
+            return
+        from collapse_tui.tui.screens.runs import ConfirmScreen
+
+        def answered(start: bool | None) -> None:
+            if start:
+                self.app.start_training(runs, large_sweep_confirmed=True)
+
+        self.app.push_screen(ConfirmScreen(f"The sweep expands to {len(runs):,} runs: start them all?",
+                                           yes="Yes, start them"), answered)
+
+    def refuse(self, problems: list[str]) -> None:
+        """Say in the status line (and a notification listing them all) why the form's runs cannot start;
+        the next edit of the form validates it again."""
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        status = self.query_one("#cfg-status", Static)
+        status.update(Content(f"✗ cannot start: {problems[0]}{more}"))  # plain text: paths may hold [ ]
+        status.set_class(True, "invalid")
+        self.notify("\n".join(problems), title="cannot start", severity="error", markup=False)
 
     def action_save(self) -> None:
         if not self.validate_form():

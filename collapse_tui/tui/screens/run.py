@@ -22,7 +22,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, ProgressBar, Static, TabbedContent, TabPane
 
-from collapse_tui.config import K_METHODS
+from collapse_tui.config import sparsity_label as _sparsity_label
 from collapse_tui.metrics.specs import threshold_key
 from collapse_tui.tui.state import LOSS_TERMS, EventFeed, RunState, dead_neurons, format_seconds
 from collapse_tui.tui.widgets.chart_view import CHART_BINDINGS, ChartView
@@ -68,7 +68,7 @@ def phase_text(state: RunState) -> str:
 def sparsity_label(state: RunState) -> str:
     if state.sparsity is None:
         return "–"
-    return f"k = {state.sparsity:g}" if state.method in K_METHODS else f"λ = {state.sparsity:g}"
+    return _sparsity_label(state.method, state.sparsity, spaced=True)
 
 
 class RunScreen(Screen):

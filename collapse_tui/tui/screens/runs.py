@@ -14,6 +14,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
 
 from collapse_tui.store import RunRecord, list_runs
+from collapse_tui.store.layout import EVENTS_FILE, run_file
 from collapse_tui.tui.runs_table import COLUMNS, format_cell, matches, row_values, sort_key, sweep_index
 from collapse_tui.tui.sorting import chosen_sort
 
@@ -296,7 +297,7 @@ class RunsScreen(Screen):
         record = self.selected_record()
         if record is None:
             return
-        if not (record.path / "events.jsonl").exists():
+        if not run_file(record.path, EVENTS_FILE).exists():
             self.notify(f"{record.run_id} has no events.jsonl to show", severity="warning")
             return
         self.app.open_run(record.path)

@@ -1,44 +1,34 @@
-"""The run configuration: one schema that validates YAML, names every error by its field path, and
-describes each field (the descriptions and bounds are also what a form or the docs show).
-
-A config file holds one run (``name``, ``seed``, ``data``, ``vae``, ``sae``, ``eval``) and, optionally,
-a ``sweep:`` block: dotted keys mapped to lists of values, expanded as a grid (a list of such blocks
-is the union of their grids), e.g.::
-
-    sweep:
-      - {sae.method: [topk], sae.k: [100, 50, 25]}
-      - {sae.method: [l1], sae.l1_coefficient: [0.01, 0.03, 0.1]}
-"""
+"""The schema of one run: its sections, their types, bounds and descriptions, and validation that names
+every error by its field path."""
 
 from __future__ import annotations
 
-import copy
-import itertools
-import math
 import os
+import re
 import typing
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-# The vocabularies of the schema's choices, named so that code outside it (nn, the front ends) checks
-# and lists the same names: each tuple is read from its Literal, never spelt again.
-SparsityMethod = Literal["topk", "l1", "batchtopk", "jumprelu"]
-Normalization = Literal["none", "centre", "standardise"]
-ScheduleKind = Literal["constant", "linear", "cosine", "exponential"]
-RepresentationSource = Literal["encoder_hidden", "latent_mean"]
-SPARSITY_METHODS = typing.get_args(SparsityMethod)
-# Methods whose sparsity parameter is k (a number of neurons); the others are set by a penalty weight.
-K_METHODS = ("topk", "batchtopk")
-PENALTY_METHODS = tuple(m for m in SPARSITY_METHODS if m not in K_METHODS)
-NORMALIZATIONS = typing.get_args(Normalization)
-SCHEDULE_KINDS = typing.get_args(ScheduleKind)
-REPRESENTATION_SOURCES = typing.get_args(RepresentationSource)
-DatasetName = Literal["dsprites", "shapes3d"]
-DATASET_NAMES = typing.get_args(DatasetName)
-DATASET_SIZES = {"dsprites": 737_280, "shapes3d": 480_000}  # images in each full grid
+from collapse_tui.config.vocabulary import (
+    DATASET_SIZES,
+    K_METHODS,
+    DatasetName,
+    DataSource,
+    Normalization,
+    RepresentationSource,
+    ScheduleKind,
+    SparsityMethod,
+    field_choices,
+)
 
 
 class ConfigError(ValueError):
@@ -61,7 +51,7 @@ class DataConfig(Section):
     dataset: DatasetName = Field(
         "dsprites", description="Ground-truth dataset whose factors MIG is measured against."
     )
-    source: Literal["auto", "official", "tfds", "procedural"] = Field(
+    source: DataSource = Field(
         "auto",
         description="Where images come from: 'official' (the published file), 'tfds' (a prepared "
                     "tensorflow-datasets copy), 'procedural' (rendered offline), or 'auto': the first of "
@@ -87,7 +77,7 @@ class DataConfig(Section):
         True, description="Keep procedural renders on disk ($COLLAPSE_TUI_CACHE) so the next run starts at once."
     )
     n_train: int = Field(
-        20_000, ge=64, le=737_280,
+        20_000, ge=64,  # at most the dataset's images: RunConfig checks it against DATASET_SIZES
         description="Images the VAE and the SAE train on, sampled without replacement.",
     )
 
@@ -204,7 +194,7 @@ class SAEConfig(Section):
 
 class EvalConfig(Section):
     n_samples: int = Field(
-        10_000, ge=10, le=737_280, description="Size of the fixed evaluation set (held apart from training)."
+        10_000, ge=10, description="Size of the fixed evaluation set (held apart from training)."
     )
     every: int = Field(
         1, ge=0, le=100_000,
@@ -325,6 +315,9 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
+_NAMES_A_FIELD = re.compile(r"^[A-Za-z_][\w.]*: ")
+
+
 def _format_errors(exc: ValidationError | list[dict], prefix: str = "") -> list[str]:
     lines = []
     for err in exc.errors() if isinstance(exc, ValidationError) else exc:
@@ -335,11 +328,15 @@ def _format_errors(exc: ValidationError | list[dict], prefix: str = "") -> list[
             allowed = _allowed_keys(RunConfig, loc[:-1])
             lines.append(f"{path}: unknown key; allowed: {', '.join(allowed)}")
         elif kind == "value_error":
-            # Our own cross-field checks already name the field relative to the section.
+            # Our own cross-field checks already name the field relative to the section; a field's own
+            # check (data.path) says only what is wrong with it.
             msg = str(err["msg"]).removeprefix("Value error, ")
             for part in msg.split("; "):
-                head = path + "." if path else prefix
-                lines.append(f"{head}{part}")
+                if _NAMES_A_FIELD.match(part):
+                    head = path + "." if path else prefix
+                    lines.append(f"{head}{part}")
+                else:
+                    lines.append(f"{path or prefix.rstrip('.') or 'config'}: {part}")
         else:
             lines.append(f"{path}: {err['msg']} (got {shorten(repr(err.get('input')))})")
     return lines
@@ -375,227 +372,6 @@ def stored_config_errors(data: dict[str, Any]) -> list[str]:
     return []
 
 
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError([f"sweep.{key}: {part} is not a section"])
-        node = child
-    node[parts[-1]] = value
-
-
-def _check_sweep_key(key: str) -> str | None:
-    model: type[BaseModel] = RunConfig
-    parts = key.split(".")
-    for i, part in enumerate(parts):
-        field = model.model_fields.get(part)
-        if field is None:
-            allowed = ", ".join(model.model_fields)
-            where = ".".join(parts[:i]) or "the top level"
-            return f"sweep.{key}: unknown key {part!r} in {where}; allowed: {allowed}"
-        ann = field.annotation
-        last = i == len(parts) - 1
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            if last:
-                return f"sweep.{key}: is a section; sweep one of its fields ({', '.join(ann.model_fields)})"
-            model = ann
-        elif not last:
-            return f"sweep.{key}: {part} is not a section"
-    if parts[0] in ("runs_dir", "models_dir", "name"):
-        return f"sweep.{key}: cannot be swept (all runs of a sweep share it)"
-    return None
-
-
-def _grids(sweep: Any) -> list[dict[str, list]]:
-    blocks = sweep if isinstance(sweep, list) else [sweep]
-    if not blocks:
-        raise ConfigError(["sweep: is an empty list; give at least one block of dotted keys and values, "
-                           "or leave sweep out for a single run"])
-    grids = []
-    for i, block in enumerate(blocks):
-        where = f"sweep[{i}]" if isinstance(sweep, list) else "sweep"
-        if not isinstance(block, dict) or not block:
-            raise ConfigError([f"{where}: must be a non-empty mapping of dotted keys to lists of values"])
-        errors = []
-        for key, values in block.items():
-            problem = _check_sweep_key(str(key))
-            if problem:
-                errors.append(problem)
-            elif not isinstance(values, list) or not values:
-                errors.append(f"sweep.{key}: must be a non-empty list of values, got {shorten(repr(values))}")
-        if errors:
-            raise ConfigError(errors)
-        grids.append(block)
-    return grids
-
-
-def _label(overrides: dict[str, Any]) -> str:
-    short = {"sae.method": "", "data.dataset": "", "sae.k": "k", "sae.l1_coefficient": "lam", "seed": "s",
-             "sae.schedule.kind": "", "sae.schedule.start": "from", "sae.normalization": ""}
-    parts = []
-    for key, value in overrides.items():
-        tag = short.get(key, key.split(".")[-1].replace("_", ""))
-        if isinstance(value, bool):  # a switch: "auxk" when on, "noauxk" when off
-            parts.append(tag if value else f"no{tag}")
-            continue
-        if isinstance(value, (list, tuple)):  # e.g. resample_epochs [4, 8] -> "4_8"
-            text = "_".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
-        else:
-            text = f"{value:g}" if isinstance(value, float) else str(value)
-        parts.append(f"{tag}{text}")
-    return "-".join(p.replace("/", "_") for p in parts)
-
-
-def expand(data: dict[str, Any] | None, source: str | None = None) -> list[tuple[RunConfig, dict[str, Any]]]:
-    """Validate a config file's dict and expand its sweep: ``[(config, overrides), ...]`` in grid order.
-
-    Every expanded run is validated on its own, so an error names the sweep values that caused it.
-    """
-    data = copy.deepcopy(data) if data is not None else {}
-    if not isinstance(data, dict):
-        raise ConfigError([f"the top level must be a mapping of keys to values, got {type(data).__name__}"], source)
-    sweep = data.pop("sweep", None)
-    base = validate(data, source)
-    if sweep is None:
-        return [(base, {})]
-    runs = []
-    try:
-        grids = _grids(sweep)
-    except ConfigError as exc:
-        raise ConfigError(exc.errors, source) from None
-    count = grid_size(grids)
-    if count > MAX_RUNS:
-        raise ConfigError([f"sweep: expands to {count:,} runs, more than the {MAX_RUNS:,} one sweep may hold; "
-                           "split it into several configs"], source)
-    for grid in grids:
-        keys = list(grid)
-        for values in itertools.product(*(grid[k] for k in keys)):
-            overrides = dict(zip(keys, values))
-            run = copy.deepcopy(data)
-            for key, value in overrides.items():
-                _set_dotted(run, key, value)
-            run["name"] = f"{base.name}-{_label(overrides)}"[:80]
-            try:
-                cfg = RunConfig.model_validate(run)
-            except ValidationError as exc:
-                where = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
-                raise ConfigError([f"{line} (sweep run {where})" for line in _format_errors(exc)], source) from None
-            runs.append((cfg, overrides))
-    return runs
-
-
-def grid_size(grids: list[dict[str, list]]) -> int:
-    """How many runs ``grids`` expand to, counted without expanding them."""
-    return sum(math.prod(len(values) for values in grid.values()) for grid in grids)
-
-
-# A config is a few kilobytes of YAML; these bounds refuse what no config needs (a file the size of a
-# dataset, nesting thousands deep, an alias "bomb" that expands a few hundred bytes into millions of
-# values) with one line instead of a hang, a RecursionError or a 39 MB error message.
-MAX_CONFIG_BYTES = 1 << 20
-MAX_DEPTH = 32
-MAX_NODES = 100_000  # values, counted with every alias expanded
-MAX_RUNS = 100_000  # runs one sweep may expand to
-LARGE_SWEEP = 1_000  # from here the batch front end asks for --yes
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses nesting deeper than :data:`MAX_DEPTH` while composing (the
-    composer recurses once per level)."""
-
-    _depth = 0
-
-    def compose_node(self, parent, index):
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
-                raise _Refused(f"nested more than {MAX_DEPTH} levels deep (line {mark.line + 1})")
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
-class _Refused(Exception):
-    """A YAML document outside the bounds above."""
-
-
-def _expanded_size(node: yaml.Node) -> int:
-    """Values in ``node`` with every alias expanded, counted in time linear in the *composed* document
-    (each distinct node once), stopping as soon as the count passes :data:`MAX_NODES`."""
-    sizes: dict[int, int] = {}
-
-    def size(n: yaml.Node) -> int:
-        key = id(n)
-        if key in sizes:
-            if sizes[key] < 0:
-                raise _Refused("an alias refers to a value that contains it (a recursive anchor)")
-            return sizes[key]
-        sizes[key] = -1
-        total = 1
-        if isinstance(n, yaml.SequenceNode):
-            total += sum(size(child) for child in n.value)
-        elif isinstance(n, yaml.MappingNode):
-            total += sum(size(k) + size(v) for k, v in n.value)
-        if total > MAX_NODES:
-            raise _Refused(f"expands to more than {MAX_NODES:,} values (through its aliases)")
-        sizes[key] = total
-        return total
-
-    return size(node)
-
-
-def parse_yaml(text: str, source: str | None = None) -> Any:
-    """Parse one YAML document within the bounds above; :class:`ConfigError` for a syntax error or a
-    document outside them."""
-    loader = _BoundedLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _expanded_size(node)
-        return loader.construct_document(node)
-    except _Refused as exc:
-        raise ConfigError([f"refused: the YAML is {exc}"], source) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = shorten(str(getattr(exc, "problem", None) or exc))
-        raise ConfigError([f"YAML syntax error{where}: {problem}"], source) from None
-    finally:
-        loader.dispose()
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file, turning I/O, encoding, size and syntax problems into :class:`ConfigError`."""
-    path = Path(path)
-    try:
-        if not path.is_file():
-            what = "a directory" if path.is_dir() else "not a regular file" if path.exists() else "no such file"
-            raise ConfigError([f"cannot read {path}: {what}"])
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError([f"refused: {size:,} bytes is too large for a config file (at most "
-                               f"{MAX_CONFIG_BYTES:,})"], str(path))
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError([f"cannot read {path}: {exc.strerror or exc}"]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"not a UTF-8 text file (byte {exc.start}); a config is YAML text"], str(path)) from None
-    data = parse_yaml(text, str(path))
-    return {} if data is None else data
-
-
-def load(path: str | Path) -> list[tuple[RunConfig, dict[str, Any]]]:
-    """Load, validate and expand a config file."""
-    return expand(load_yaml(path), str(path))
-
 
 def field_docs() -> list[tuple[str, str, str, str]]:
     """``(dotted path, type, default, description)`` for every field: a form or reference table is built from it."""
@@ -608,7 +384,9 @@ def field_docs() -> list[tuple[str, str, str, str]]:
                 walk(ann, f"{prefix}{name}.")
                 continue
             default = field.get_default(call_default_factory=True)
-            rows.append((prefix + name, _type_name(ann), repr(default), field.description or ""))
+            choices = field_choices(field)
+            kind = "one of " + ", ".join(choices) if choices is not None else _type_name(ann)
+            rows.append((prefix + name, kind, repr(default), field.description or ""))
 
     walk(RunConfig, "")
     return rows

@@ -1,0 +1,105 @@
+"""The data phase of a run: open its dataset, draw its training images and its held-out evaluation set
+(images, factors, indices) from the run's seed, reporting progress as they are read or rendered.
+
+One :class:`DataPhase` serves every run of an :class:`~collapse_tui.engine.runner.Engine`: opened datasets
+and drawn images are kept (:mod:`~collapse_tui.engine.memory`), so a sweep's runs share them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from collapse_tui.config import RunConfig
+from collapse_tui.engine.callbacks import StopRequested
+from collapse_tui.engine.memory import keep
+from collapse_tui.engine.seeding import derived_seed
+from collapse_tui.events import DataSource, Message, PhaseStarted, Progress
+
+# Drawn images are kept only while they fit: the full-size protocol's 200,000 Shapes3D images alone
+# take 2.5 GB.
+DATA_MEMORY_BYTES = 3 * 2**30
+
+
+@dataclass
+class Data:
+    """A run's images: what its VAE and SAE train on, and the held-out set they are evaluated on."""
+
+    train_images: np.ndarray
+    eval_images: np.ndarray
+    eval_factors: np.ndarray
+    eval_indices: np.ndarray  # each evaluation image's index in its dataset (it can be rendered again)
+    factor_names: tuple[str, ...]
+    input_scale: float
+    fingerprint: str
+
+    @property
+    def nbytes(self) -> int:
+        return self.train_images.nbytes + self.eval_images.nbytes
+
+
+class DataPhase:
+    """Loads each run's data (:meth:`load`), keeping opened datasets and drawn images for later runs."""
+
+    def __init__(self, stop_event: threading.Event):
+        self.stop_event = stop_event
+        self._opened: dict[tuple, object] = {}
+        self._data: dict[tuple, Data] = {}
+        self._note = lambda text: None  # where a kept dataset's cache repairs are reported
+
+    def load(self, cfg: RunConfig, s) -> Data:
+        """The data of ``s`` (an :class:`~collapse_tui.engine.active_run.ActiveRun` of config ``cfg``);
+        ValueError if the dataset has too few images; StopRequested once the engine is asked to stop."""
+        from collapse_tui.data import open_dataset
+
+        s.emit(PhaseStarted(phase="data", detail=f"{cfg.data.n_train} training + {cfg.eval.n_samples} "
+                            f"evaluation images of {cfg.data.dataset}"))
+
+        def progress(done: int, total: int) -> None:  # opening (tfds indexing), then reading or rendering
+            s.emit(Progress(phase="data", done=done, total=total))
+            if self.stop_event.is_set():
+                raise StopRequested()
+
+        # A kept dataset (below) notes cache repairs to whichever run is reading it now.
+        self._note = lambda text: s.emit(Message(text=text, level="warning"))
+        # Opening a prepared tfds copy indexes all its labels (tens of seconds): once per sweep, not per run.
+        where = (cfg.data.dataset, cfg.data.source, cfg.data.path, cfg.data.cache)
+        dataset = self._opened.get(where)
+        if dataset is None:
+            dataset = open_dataset(cfg.data.dataset, source=cfg.data.source, path=cfg.data.path,
+                                   cache=cfg.data.cache, progress=progress,
+                                   log=lambda text: self._note(text))
+            keep(self._opened, where, dataset)
+        s.data_source = dataset.provenance()
+        s.emit(DataSource(provenance=s.data_source))
+        s.emit(Message(text=f"data: {dataset.description}"))
+        key = (dataset.fingerprint(), cfg.seed, cfg.data.n_train, cfg.eval.n_samples)
+        if key in self._data:
+            keep(self._data, key, self._data[key], size=_nbytes, budget=DATA_MEMORY_BYTES)
+            return self._data[key]
+        rng = np.random.RandomState(derived_seed(cfg.seed, "data"))
+        n_train, n_eval = cfg.data.n_train, cfg.eval.n_samples
+        if n_train + n_eval > dataset.num_available:
+            raise ValueError(f"data.n_train + eval.n_samples = {n_train + n_eval} exceeds the "
+                             f"{dataset.num_available} images of {dataset.description}")
+        indices = dataset.sample_indices(n_train + n_eval, rng)
+
+        # One call for both sets: a source that streams its storage or writes a cache does so once.
+        images = dataset.images(indices, progress=progress)
+        data = Data(
+            train_images=images[:n_train],
+            eval_images=images[n_train:],
+            eval_factors=dataset.index_to_factors(indices[n_train:]),
+            eval_indices=np.asarray(indices[n_train:], dtype=np.int32),
+            factor_names=tuple(dataset.factor_names),
+            input_scale=float(dataset.input_scale),
+            fingerprint=dataset.fingerprint(),
+        )
+        keep(self._data, key, data, size=_nbytes, budget=DATA_MEMORY_BYTES)
+        return data
+
+
+def _nbytes(data: Data) -> int:
+    return data.nbytes

@@ -1,0 +1,57 @@
+"""The results table of a sweep: one row per experiment (the runs identical but for their seed), mean ±
+std over the seeds, with the published numbers beside the rows they correspond to. Built from run
+records alone; written as Markdown and CSV (``results.md``, ``results.csv``) into a sweep's directory,
+beside its ``sweep.json``, as its runs end, so a sweep cut short still leaves the table of what it
+measured. Beside them ``runs.jsonl`` gets one line per finished run (:func:`run_line`), appended as it
+finishes: the sweep's per-run table, written in constant time per run however long the sweep.
+
+A row is labelled by dataset, method, remedy and k / λ and, where runs of the table differ in some other
+setting (batch size, epochs, schedule, the VAE, the data file...), by those settings too: see
+:func:`experiment_settings` for what defines an experiment and :func:`build_rows` for the labels.
+
+One idea a module: :mod:`~collapse_tui.report.paper` (the published numbers),
+:mod:`~collapse_tui.report.rows` (experiments and their statistics), :mod:`~collapse_tui.report.tables`
+(writing them out). Everything is importable from here.
+"""
+
+from __future__ import annotations
+
+from collapse_tui.report.paper import (
+    PAPER_DEAD_PCT,
+    PAPER_FINAL_K,
+    PAPER_SOURCE,
+    PAPER_SPECIALIZED,
+)
+from collapse_tui.report.rows import (
+    BOOKKEEPING,
+    DATA_CACHE,
+    DATA_KEY,
+    TABLE_METRICS,
+    UNKNOWN_DATA,
+    Row,
+    build_rows,
+    experiment_settings,
+    remedy_label,
+    setting_text,
+    unused_settings,
+)
+from collapse_tui.report.tables import (
+    csv_table,
+    markdown_table,
+    report_markdown,
+    run_line,
+    sweep_title,
+    table_cells,
+    table_columns,
+    table_notes,
+    table_title,
+    write_report,
+)
+
+__all__ = [
+    "BOOKKEEPING", "DATA_CACHE", "DATA_KEY", "PAPER_DEAD_PCT", "PAPER_FINAL_K", "PAPER_SOURCE",
+    "PAPER_SPECIALIZED", "Row", "TABLE_METRICS", "UNKNOWN_DATA", "build_rows", "csv_table",
+    "experiment_settings", "markdown_table", "remedy_label", "report_markdown", "run_line", "setting_text",
+    "sweep_title", "table_cells", "table_columns", "table_notes", "table_title", "unused_settings",
+    "write_report",
+]

@@ -1,0 +1,186 @@
+"""Files a reader never sees half-written, and reads that never hang on what a run directory holds.
+
+- :func:`write_atomic` and :func:`save_model` write beside the target and rename, so a reader, a crash or
+  a second Ctrl-C never leaves a damaged file;
+- :func:`read_bounded` reads a small file of the tool's own at most so many bytes, and only a regular
+  file: a symlink to /dev/zero, a FIFO or a huge file becomes a clear ``ValueError``, never a hang;
+- :func:`file_lock` makes two processes (or two nodes of a cluster) take turns;
+- :func:`remove_stale_temporaries` clears what a crash left half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import stat
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import collapse_tui.store.layout as layout
+from collapse_tui.interrupts import uninterrupted
+from collapse_tui.store.liveness import pid_alive
+
+
+def jsonable(value: Any) -> Any:
+    """numpy scalars/arrays to Python, non-finite floats to None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def dumps(data: Any) -> str:
+    """Compact JSON of ``data`` as :func:`jsonable` makes it (one line: what events.jsonl holds)."""
+    return json.dumps(jsonable(data), separators=(",", ":"), allow_nan=False)
+
+
+def read_bounded(path: str | Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them. ``FileNotFoundError`` when it is
+    missing; ``ValueError`` naming the problem when it is not a regular file (a FIFO, a device, a
+    directory: opened without blocking, never read) or is larger than ``limit``. One ``read`` for a file
+    that does not change while it is read (listing thousands of runs reads three files each)."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"{info.st_size:,} bytes, more than the {limit:,} it may hold")
+        data = os.read(fd, info.st_size + 1)
+        if len(data) == info.st_size:
+            return data
+        chunks, size = [data], len(data)  # it changed size since fstat (or the read came back short)
+        while data and size <= limit:
+            data = os.read(fd, min(limit + 1 - size, 1 << 20))
+            chunks.append(data)
+            size += len(data)
+        if size > limit:
+            raise ValueError(f"more than the {limit:,} bytes it may hold")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_json(path: Path, limit: int = 64 << 20) -> dict[str, Any]:
+    """A JSON object from ``path``; empty if it is missing, unreadable, too large or not an object."""
+    try:
+        data = json.loads(read_bounded(path, limit).decode("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _file_mode() -> int:
+    """The mode a plainly created file gets under the process's umask (read once: setting the umask to
+    read it is not thread-safe)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write via a temporary file and rename, so a reader never sees a half-written file. The file gets
+    the mode any other file of the run gets (mkstemp's own is 0600)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=layout.atomic_temporary_prefix(path), dir=path.parent)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        binary = isinstance(text, bytes)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def writable_dir_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot hold runs (not a directory, cannot be created, not writable), in a few words;
+    None when it can. Creates the directory if it is missing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return f"{path} is not a directory"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"{path} is not writable ({exc.strerror or exc})"
+    return None
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path, waiting: Callable[[], None] | None = None, poll_seconds: float = 0.5):
+    """Hold an exclusive lock on ``path`` (created if missing) for the ``with`` block: two processes on
+    one machine, or on the nodes of a cluster sharing the directory, never do the block at once. A
+    process that dies drops its lock with it. While another holds it, ``waiting`` is called every
+    ``poll_seconds`` (to say so, or to raise and give up). POSIX record locks (``lockf``), which network
+    filesystems carry across nodes; where there are none (Windows) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        while True:
+            try:
+                fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if waiting is not None:
+                    waiting()
+                time.sleep(poll_seconds)
+        try:
+            yield
+        finally:
+            fcntl.lockf(fh, fcntl.LOCK_UN)
+
+
+def save_model(model, path: str | Path) -> None:
+    """``model.save(path)`` atomically, without interruption: a reader, a crash or a second Ctrl-C never
+    leaves a half-written ``.keras`` file at ``path`` (it is written beside it, then renamed)."""
+    path = Path(path)
+    tmp = layout.model_temporary(path, os.getpid())
+    with uninterrupted():
+        try:
+            model.save(tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(directory: str | Path, everything: bool = False) -> list[Path]:
+    """Remove what writes cut short by a crash left in ``directory``: ``save_model``'s temporaries
+    (``.<name>.<pid>.tmp.<ext>``) whose process is gone, or, with ``everything`` (a run directory no
+    process is writing), every hidden file. Returns what was removed."""
+    removed = []
+    for path in Path(directory).glob(".*"):
+        if not path.is_file():
+            continue
+        pid = layout.temporary_pid(path)
+        if everything or (pid is not None and not pid_alive(pid)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed

@@ -1,0 +1,192 @@
+"""Reading runs back: a run directory as a checked :class:`RunRecord`, and every run of a runs dir.
+
+Every reader (the TUI, the tables, resume) goes through :func:`load_run`, which raises one clear
+``ValueError`` naming the file for a run it cannot trust (unreadable, the wrong shape, a value of the
+wrong type, a FIFO or a symlink to /dev/zero in place of a file), so that no reader ever meets one.
+
+Listing is fast for runs this version wrote: the config comes from the run's listing sidecar
+(:mod:`~collapse_tui.store.listing`) when it proves it matches config.yaml, and from parsing the YAML
+otherwise (runs written by earlier versions, or edited by hand): the same record either way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import collapse_tui.store.layout as layout
+from collapse_tui.config import MAX_CONFIG_BYTES, ConfigError, parse_yaml, shorten, stored_config_errors
+from collapse_tui.store.files import read_bounded
+from collapse_tui.store.listing import LISTING_LIMIT, read_listing
+from collapse_tui.store.liveness import CRASHED, process_gone
+
+SUSPECT = "suspect"  # an ok run whose final metrics are no result (RunSummary.flags)
+SUMMARY_LIMIT = 64 << 20  # bytes a summary.json may hold (a real one holds a few kB)
+
+
+@dataclass
+class RunRecord:
+    """A run directory as read back: its config and summary (``error`` set if it could not be read)."""
+
+    path: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def status(self) -> str:
+        """The summary's status, as readers show it: ``unreadable`` when it could not be read, ``crashed``
+        for a ``running`` run whose process is gone (:func:`process_gone`), ``suspect`` for an ``ok`` run
+        whose final metrics are flagged as no result (see :attr:`flags`)."""
+        if self.error:
+            return "unreadable"
+        status = str(self.summary.get("status", "unknown"))
+        if status == "running" and process_gone(self.summary, layout.run_file(self.path, layout.EVENTS_FILE)):
+            return CRASHED
+        return SUSPECT if status == "ok" and self.flags else status
+
+    @property
+    def flags(self) -> list[str]:
+        return [str(f) for f in self.summary.get("flags") or []]
+
+
+# The types readers rely on in a summary, for the fields it has (a field may be absent in a run written
+# before it existed, and null where a number was not finite); see RunSummary.
+_NUMBER = (int, float)
+_SUMMARY_TYPES: dict[str, type | tuple[type, ...]] = {
+    "status": str, "run_id": str, "name": str, "dataset": str, "method": str, "sparsity": _NUMBER,
+    "n_neurons": int, "source": str, "remedies": list, "resampled": int, "started": _NUMBER,
+    "finished": _NUMBER, "seconds": _NUMBER, "durations": dict, "sae_epochs": int,
+    "updates_by_sparsity": dict, "evaluated_at_epoch": int, "final": dict, "vae": dict, "vae_model": str,
+    "data": dict, "reason": str, "flags": list, "host": str, "pid": int, "pid_started": int, "resumed": list,
+}
+# What config.yaml holds beside the run's settings.
+CONFIG_EXTRAS = ("environment", "data_source")
+
+
+def stored_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's config.yaml less what it holds beside the run's settings (:data:`CONFIG_EXTRAS`)."""
+    return {k: v for k, v in config.items() if k not in CONFIG_EXTRAS}
+
+
+# The exact types JSON gives a field that has one of _SUMMARY_TYPES (anything else, a bool for a number
+# included, takes the full check): one lookup a field for the summaries that are fine.
+_EXACT = {key: frozenset(expected if isinstance(expected, tuple) else (expected,))
+          for key, expected in _SUMMARY_TYPES.items()}
+
+
+def summary_problem(summary: dict[str, Any]) -> str | None:
+    """What is wrong with a summary's shape (a field of the wrong type), or None."""
+    if not isinstance(summary.get("status"), str):
+        return "summary.json has no status"
+    exact = _EXACT
+    if all(v is None or k not in exact or type(v) in exact[k] for k, v in summary.items()):
+        return None
+    for key, expected in _SUMMARY_TYPES.items():
+        value = summary.get(key)
+        if value is not None and (not isinstance(value, expected) or (expected is not bool and
+                                                                       isinstance(value, bool))):
+            names = expected if isinstance(expected, tuple) else (expected,)
+            return (f"summary.json: {key} is {type(value).__name__} {shorten(repr(value), 60)}, not "
+                    f"{' or '.join(n.__name__ for n in names)}")
+    return None
+
+
+def config_problem(config: dict[str, Any]) -> str | None:
+    """What is wrong with a run's config.yaml as a config (a value of the wrong type or out of range),
+    or None."""
+    errors = stored_config_errors(stored_settings(config))
+    return f"config.yaml: {errors[0]}" if errors else None
+
+
+def _unreadable(file: str, exc: BaseException) -> ValueError:
+    return ValueError(f"{file}: unreadable ({exc.__class__.__name__}: {shorten(str(exc))})")
+
+
+def read_config(path: str | Path, fast: bool = True) -> tuple[Any, bool]:
+    """The parsed config.yaml of the run directory ``path``, and whether this code's config checks
+    passed it already: from its listing sidecar when ``fast`` and the sidecar is intact and matches the
+    file, else parsed (within the bounds a config file has: no alias bombs from a run directory either;
+    not checked). ValueError naming the file if it cannot be read."""
+    # Paths as strings: listing 10,000 runs makes 30,000 of them, and pathlib's cost would show.
+    file = os.path.join(path, layout.CONFIG_FILE)
+    try:
+        text = read_bounded(file, MAX_CONFIG_BYTES)
+    except (OSError, ValueError) as exc:
+        raise _unreadable(file, exc) from None
+    if fast:
+        try:
+            listing = read_bounded(os.path.join(path, layout.LISTING_FILE), LISTING_LIMIT)
+        except (OSError, ValueError):
+            listing = None
+        found = read_listing(listing, text) if listing is not None else None
+        if found is not None:
+            return found
+    try:
+        return parse_yaml(text.decode("utf-8")) or {}, False
+    except ConfigError as exc:
+        raise ValueError(f"{file}: unreadable ({'; '.join(exc.errors)})") from None
+    except ValueError as exc:  # UnicodeDecodeError
+        raise _unreadable(file, exc) from None
+
+
+def read_summary(path: str | Path) -> Any:
+    """The parsed summary.json of the run directory ``path``; ValueError naming it if it cannot be read."""
+    file = os.path.join(path, layout.SUMMARY_FILE)
+    try:
+        return json.loads(read_bounded(file, SUMMARY_LIMIT).decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # JSON and UTF-8 decoding errors are ValueErrors
+        raise ValueError(f"{file}: unreadable ({exc.__class__.__name__}: {exc})") from None
+
+
+def load_run(path: str | Path, fast: bool = True, _is_dir: bool = False) -> RunRecord:
+    """Read a run directory's config and summary; raises ValueError naming the file that is unreadable
+    or holds a value of the wrong type (so that no reader meets one). ``fast=False`` parses config.yaml
+    even where the listing sidecar would do (the same record: see :mod:`~collapse_tui.store.listing`)."""
+    path = path if isinstance(path, Path) else Path(path)
+    if not _is_dir and not path.is_dir():
+        raise ValueError(f"{path} is not a run directory")
+    name = str(path)
+    config, checked = read_config(name, fast)
+    summary = read_summary(name)
+    if not isinstance(config, dict) or not isinstance(summary, dict):
+        raise ValueError(f"{path}: config.yaml and summary.json must each hold a mapping")
+    problem = summary_problem(summary) or (None if checked else config_problem(config))
+    if problem:
+        raise ValueError(f"{path}: {problem}")
+    return RunRecord(path=path, config=config, summary=summary)
+
+
+def run_dirs(runs_dir: str | Path) -> list[Path]:
+    """The directories of ``runs_dir`` that may be runs (not hidden, not its sweeps), sorted by name:
+    oldest first, since a run's name starts with its date."""
+    runs_dir = Path(runs_dir)
+    with os.scandir(runs_dir) as entries:
+        names = [e.name for e in entries if layout.is_run_entry(e.name) and e.is_dir()]
+    return [runs_dir / name for name in sorted(names)]
+
+
+def list_runs(runs_dir: str | Path, include_unreadable: bool = False, fast: bool = True) -> list[RunRecord]:
+    """All runs under ``runs_dir``, oldest first. Unreadable ones are skipped with a warning, or
+    returned with ``error`` set when ``include_unreadable`` is true. ``fast``: as :func:`load_run`."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    records = []
+    for path in run_dirs(runs_dir):
+        try:
+            records.append(load_run(path, fast, _is_dir=True))  # run_dirs just saw it is one
+        except ValueError as exc:
+            if include_unreadable:
+                records.append(RunRecord(path=path, error=str(exc)))
+            else:
+                warnings.warn(f"skipping run {path.name}: {exc}", stacklevel=2)
+    return records
