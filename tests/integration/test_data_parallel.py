@@ -139,7 +139,7 @@ def test_the_batch_flag_sets_it_for_every_run_and_refuses_before_anything_runs(t
                           "--backend", "torch"], cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stderr
-    assert out.stderr.strip() == f"{path}: data_parallel needs the JAX backend (KERAS_BACKEND=jax): Keras has no " \
+    assert out.stderr.strip() == "collapse-tui: data_parallel needs the JAX backend (KERAS_BACKEND=jax): Keras has no " \
                                  "data-parallel distribution for torch"
     assert not (tmp_path / "runs").exists()
 
