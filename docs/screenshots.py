@@ -1,4 +1,5 @@
-"""Re-render the documentation's pictures of the terminal UI (docs/tui.md, and the README's live screen) from a real run of the quick preset.
+"""Re-render the documentation's pictures of the terminal UI (docs/tui.md, and the README's live
+screen) from a real run of the quick preset.
 
 Runs ``configs/quick.yaml`` in the UI (headless, 100 x 30), saves the live screen once the first run's
 SAE has trained half its epochs (``docs/tui_live.svg``), lets the preset finish, then compares three of

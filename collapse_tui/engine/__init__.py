@@ -9,10 +9,14 @@ __all__ = ["Engine", "RunResult", "run", "run_sweep"]
 
 
 def __getattr__(name):
-    if name in ("Engine", "RunResult", "run"):
+    if name in ("Engine", "run"):
         from collapse_tui.engine import runner
 
         return getattr(runner, name)
+    if name == "RunResult":
+        from collapse_tui.engine.active_run import RunResult
+
+        return RunResult
     if name == "run_sweep":
         from collapse_tui.engine.sweep import run_sweep
 

@@ -26,12 +26,12 @@ from collapse_tui.engine.bank_phase import BankPhase, bank_key
 from collapse_tui.engine.callbacks import StopRequested
 from collapse_tui.engine.data_phase import DataPhase
 from collapse_tui.engine.sae_phase import SAEPhase
-from collapse_tui.engine.vae_phase import VAEPhase, vae_key
+from collapse_tui.engine.vae_phase import VAEPhase
 from collapse_tui.events import Event, Listener, Message, RunResumed, RunStarted
 from collapse_tui.interrupts import uninterrupted
 from collapse_tui.store import RunWriter, create_run_dir, layout, load_run, remove_stale_temporaries, stored_settings
 
-__all__ = ["RESUMABLE", "ActiveRun", "Engine", "RunResult", "resume_plan", "run", "vae_key"]
+__all__ = ["RESUMABLE", "Engine", "resume_plan", "run"]
 
 # What a run may be resumed from: it ended without finishing (stopped), or its process died.
 RESUMABLE = ("stopped", "crashed")

@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterable
 
 from collapse_tui.config import RunConfig, validate
 from collapse_tui.engine.bank_phase import bank_groups
-from collapse_tui.engine.runner import RESUMABLE, Engine, RunResult, resume_plan
+from collapse_tui.engine.active_run import RunResult
+from collapse_tui.engine.runner import RESUMABLE, Engine, resume_plan
 from collapse_tui.events import Event, Listener, RunResumed, RunStarted, SweepStarted
 from collapse_tui.report import run_line, table_title, write_report
 from collapse_tui.store import (SUSPECT, RunRecord, SweepWriter, load_plan, load_run, load_sweep, stored_settings,

@@ -18,7 +18,8 @@ from collapse_tui.config import ConfigError, validate
 from collapse_tui.engine.bank_phase import bank_groups
 from collapse_tui.engine.distribution import check_data_parallel, training_devices
 from collapse_tui.engine.environment import environment
-from collapse_tui.engine.runner import Engine, vae_key
+from collapse_tui.engine.runner import Engine
+from collapse_tui.engine.vae_phase import vae_key
 from collapse_tui.store import RunRecord
 from tests.helpers import tiny_config
 
