@@ -1,7 +1,11 @@
 """Stop signals and the blocks they must not cut short: the bottom layer every writer relies on.
 
-Two ideas that only work together, hence one module:
+Three ideas that only work together, hence one module:
 
+- **polling**: :func:`stop_polled` marks a block that checks the stop event between its steps (training
+  with Keras' ``fit``); a stop signal there only sets the event, never raises: an exception raised in the
+  middle of a framework's step can land in its own callbacks, where it is wrapped as the framework's
+  error (the run then counts as failed) or leaves native state half-updated;
 - **deferral**: :func:`uninterrupted` marks a block a stop signal must not cut short (writing a run's
   summary, saving a model); a signal handler that asks :func:`defer_interrupt` first has its exception
   raised when the outermost such block ends instead of in the middle of it;
@@ -54,6 +58,27 @@ def defer_interrupt(exc: BaseException) -> bool:
     return True
 
 
+class _Polling:
+    """How deep the main thread is in :func:`stop_polled` blocks."""
+
+    depth = 0
+
+
+@contextlib.contextmanager
+def stop_polled():
+    """A block that checks the stop event between its steps itself: a stop signal arriving inside only
+    sets the event (see :func:`stop_on_signals`); the block ends at its next check. Main thread only
+    (signals are handled there); elsewhere it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _Polling.depth += 1
+    try:
+        yield
+    finally:
+        _Polling.depth -= 1
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, delivered the way Ctrl-C is, so that the run in progress stops and is kept."""
 
@@ -90,6 +115,8 @@ def stop_on_signals(stop: threading.Event, ignore_after_stop: bool = False):
             # saved. Raising again could only land somewhere harmful: in a garbage-collector callback
             # (printed as "Exception ignored", traceback and all) or in the middle of the report.
             return
+        if _Polling.depth:
+            return  # the block in progress checks the event between steps: it ends at the next one
         exc = Terminated() if signum != signal.SIGINT else KeyboardInterrupt()
         # While a run's summary or model is being saved (a second Ctrl-C 10 ms after the first lands
         # there), the interruption waits for the save to end: never a damaged file or a run left "running".

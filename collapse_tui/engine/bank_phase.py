@@ -19,6 +19,7 @@ from collapse_tui.engine.sae_phase import SAEPhase
 from collapse_tui.engine.torch_bank import prepare_bank
 from collapse_tui.engine.torch_compile import torch_compile_setting
 from collapse_tui.events import EpochEnd, Message, Progress
+from collapse_tui.interrupts import stop_polled
 from collapse_tui.metrics.specs import DEAD_IN_TRAINING
 
 
@@ -140,6 +141,8 @@ class BankPhase:
             except (KeyboardInterrupt, StopRequested):
                 raise
             except Exception as exc:
+                if self.stop_event.is_set():  # the stop's signal, wrapped by the framework it landed in
+                    raise StopRequested() from exc
                 self._fail(i, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
     # ------------------------------------------------------------------ training
@@ -165,8 +168,9 @@ class BankPhase:
                                             if self.members[i].optimizer_state is not None})
             callback = _MemberEvents(self)
             positions = np.arange(self.bank.n_rows, dtype=np.int32)
-            self.bank.fit(positions, epochs=self.total_epochs, batch_size=self.batch_size, shuffle=False,
-                          verbose=0, callbacks=[callback], initial_epoch=start)
+            with stop_polled():  # the callback stops fit between steps; a signal inside only asks it to
+                self.bank.fit(positions, epochs=self.total_epochs, batch_size=self.batch_size, shuffle=False,
+                              verbose=0, callbacks=[callback], initial_epoch=start)
         epochs_done = start + (len(self.bank.history.history.get("loss", [])) if self.bank.history else 0)
 
         def finish(i, m, outputs=None):

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from collapse_tui.events import EpochEnd, Progress
+from collapse_tui.interrupts import stop_polled
 
 
 # Seconds between two progress events of a training phase (each also a point of the per-step curves).
@@ -186,5 +187,6 @@ def fit_with_events(model, x: np.ndarray, phase: str, emit: Callable, *, epochs:
     """
     steps = -(-len(x) // batch_size)
     callback = EventCallback(phase, emit, epochs, steps, stop_event, sparsity=sparsity)
-    model.fit(x, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[callback, *callbacks])
+    with stop_polled():  # the callback stops fit between steps; a signal inside only asks it to
+        model.fit(x, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[callback, *callbacks])
     return callback

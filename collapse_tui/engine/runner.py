@@ -101,6 +101,10 @@ class Engine:
                 except (KeyboardInterrupt, StopRequested):
                     raise
                 except Exception as exc:
+                    if self.stop_event.is_set():
+                        # A stop signal that landed inside a framework's own code comes back wrapped as
+                        # its error (TensorFlow's from a callback): the run was stopped, not broken.
+                        raise StopRequested() from exc
                     s.end("failed", reason=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc())
             for group in _by_shape(phases):
                 bank = BankPhase(group, self.stop_event,
@@ -113,16 +117,23 @@ class Engine:
                     m.state.end("ok")
                 bank = None
         except (KeyboardInterrupt, StopRequested) as exc:
-            with uninterrupted():  # every run of the bank ends, whatever signal comes next
-                if bank is not None:
-                    bank.write_back()  # keep the weights trained so far beside what was measured
+            self._stopped(states, bank, interrupted=isinstance(exc, KeyboardInterrupt))
+        except Exception as exc:  # the bank itself failed: every run still open fails with it...
+            if self.stop_event.is_set():  # ...unless it is a stop signal the framework wrapped (above)
+                self._stopped(states, bank, interrupted=False)
+            else:
+                reason, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
                 for s in states:
-                    s.end("stopped", interrupted=isinstance(exc, KeyboardInterrupt))
-        except Exception as exc:  # the bank itself failed: every run still open fails with it
-            reason, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
-            for s in states:
-                s.end("failed", reason=reason, trace=trace)
+                    s.end("failed", reason=reason, trace=trace)
         return [s.result for s in states]
+
+    @staticmethod
+    def _stopped(states: list[ActiveRun], bank: BankPhase | None, interrupted: bool) -> None:
+        with uninterrupted():  # every run of the bank ends, whatever signal comes next
+            if bank is not None:
+                bank.write_back()  # keep the weights trained so far beside what was measured
+            for s in states:
+                s.end("stopped", interrupted=interrupted)
 
     def _prepare(self, s: ActiveRun) -> SAEPhase:
         """The run's data, VAE and codes; its SAE phase, ready to train."""

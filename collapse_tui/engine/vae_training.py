@@ -27,6 +27,7 @@ from collapse_tui.engine.callbacks import EventCallback
 from collapse_tui.engine.checkpoint import Checkpoint, read_checkpoint_file, write_checkpoint_file
 from collapse_tui.engine.seeding import derived_seed
 from collapse_tui.events import Message
+from collapse_tui.interrupts import stop_polled
 from collapse_tui.store.layout import vae_checkpoint
 
 
@@ -51,8 +52,9 @@ def train_vae(vae, images: np.ndarray, emit: Callable, *, key: str, seed: int, e
     for epoch in range(start, epochs):
         # The order is drawn before the epoch, so a checkpoint after it holds the next epoch's generator.
         shuffled = images[order.permutation(len(images))]
-        vae.fit(shuffled, initial_epoch=epoch, epochs=epoch + 1, batch_size=batch_size, shuffle=False,
-                verbose=0, callbacks=[callback])
+        with stop_polled():  # the callback stops fit between steps; a signal inside only asks it to
+            vae.fit(shuffled, initial_epoch=epoch, epochs=epoch + 1, batch_size=batch_size, shuffle=False,
+                    verbose=0, callbacks=[callback])
         del shuffled
         if callback.epochs_done != epoch + 1:  # stopped within the epoch, or diverged
             break

@@ -190,6 +190,23 @@ def test_a_stop_signal_sets_the_stop_event_even_when_its_exception_is_swallowed(
     assert {sig: signal.getsignal(sig) for sig in before} == before
 
 
+def test_a_stop_signal_inside_a_polled_block_only_sets_the_stop_event():
+    # Training checks the stop event between steps; an exception raised in the middle of a step could
+    # land in the framework's own callbacks (wrapped as its error, or native state left half-updated).
+    from collapse_tui.interrupts import stop_on_signals, stop_polled
+
+    stop = threading.Event()
+    with stop_on_signals(stop) as terminated:
+        with stop_polled():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # a raise would have left the block here
+            assert stop.is_set() and terminated.is_set()
+        stop.clear()
+        with pytest.raises(KeyboardInterrupt):  # outside the block, the signal interrupts again
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+
+
 def test_after_a_stop_the_batch_ignores_further_signals_until_it_exits():
     # The batch's stop propagates out of the handlers' scope before it is reported: a SIGTERM landing
     # there must not meet the default handler (the process would die as killed, -15).

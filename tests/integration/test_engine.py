@@ -152,6 +152,39 @@ def test_keyboard_interrupt_marks_the_run_stopped(tmp_path):
     assert store.load_run(result.run_dir).status == "stopped"
 
 
+@pytest.mark.parametrize("where", ["vae", "sae_member"])
+def test_an_error_raised_once_a_stop_was_asked_for_stops_the_run_rather_than_failing_it(tmp_path, monkeypatch,
+                                                                                        where):
+    # A stop signal that lands inside a framework's callback comes back as the framework's own error
+    # (TensorFlow wraps it); with the stop event set, that is the stop, not a broken run.
+    from collapse_tui.engine import sae_phase, vae_phase
+
+    stop = threading.Event()
+
+    def wrapped_stop(*args, **kwargs):
+        stop.set()
+        raise RuntimeError("UnknownError: KeyboardInterrupt in a py_function")
+
+    if where == "vae":
+        monkeypatch.setattr(vae_phase.VAEPhase, "model", wrapped_stop)
+    else:
+        monkeypatch.setattr(sae_phase.SAEPhase, "prepare", wrapped_stop)
+    result = Engine(stop).run(validate(tiny_config(tmp_path)))
+    assert result.status == "stopped" and not result.interrupted
+    assert store.load_run(result.run_dir).status == "stopped"
+
+
+def test_the_same_error_without_a_stop_fails_the_run(tmp_path, monkeypatch):
+    from collapse_tui.engine import sae_phase
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a real failure")
+
+    monkeypatch.setattr(sae_phase.SAEPhase, "prepare", broken)
+    result = Engine().run(validate(tiny_config(tmp_path)))
+    assert result.status == "failed" and "a real failure" in result.summary["reason"]
+
+
 def test_failure_is_recorded_with_its_reason(tmp_path):
     blocker = tmp_path / "models"
     blocker.write_text("a file where the models directory should be")
