@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -18,13 +19,15 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from collapse_tui.config.presets import DEFAULT_PRESET as DEFAULT_PRESET_NAME
+from collapse_tui.config.presets import preset_dir
 from collapse_tui.tui.screens.configure import ConfigureScreen, find_presets
 from collapse_tui.tui.screens.help import HelpScreen
 from collapse_tui.tui.screens.run import RunScreen
 from collapse_tui.tui.screens.runs import RunsScreen
 from collapse_tui.tui.state import FileFeed, LiveFeed, SweepFeed
 
-DEFAULT_PRESET = "quick.yaml"
+DEFAULT_PRESET = f"{DEFAULT_PRESET_NAME}.yaml"
 
 
 def load_keras() -> Any:
@@ -36,7 +39,6 @@ def load_keras() -> Any:
         import keras
 
     return keras
-_REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def feed_for(path: str | Path) -> FileFeed | SweepFeed:
@@ -61,11 +63,12 @@ def feed_for(path: str | Path) -> FileFeed | SweepFeed:
 
 class CollapseApp(App):
     """The TUI. ``runs_dir``: where runs are listed (and, when given, written); ``config_path``: a YAML
-    config to load into the form; ``presets_dir``: where presets are found (default ``./configs`` and
-    the package's ``configs/``); ``environment_label``: fixed header text instead of probing Keras."""
+    config to load into the form; ``presets_dir``: where presets are found (default ``./configs``, the
+    user's own, then the presets shipped in the package); ``environment_label``: fixed header text instead of probing Keras."""
 
     TITLE = "collapse-tui"
-    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
+    # Package data, read the way an installed wheel has it (an absolute path: subclasses live elsewhere).
+    CSS_PATH = str(resources.files("collapse_tui.tui").joinpath("app.tcss"))
     BINDINGS = [
         Binding("f1,question_mark", "help", "Help"),
         Binding("f2", "show_configure", "Configure"),
@@ -82,7 +85,7 @@ class CollapseApp(App):
         self.compare = compare  # run records to open the compare screen on
         self.runs_dir_arg = runs_dir
         self.config_path = config_path
-        dirs = [Path(presets_dir)] if presets_dir is not None else [Path.cwd() / "configs", _REPO_CONFIGS]
+        dirs = [Path(presets_dir)] if presets_dir is not None else [Path.cwd() / "configs", preset_dir()]
         self.presets = find_presets(*dirs)
         self.initial_preset = DEFAULT_PRESET if DEFAULT_PRESET in self.presets else next(iter(self.presets), None)
         if config_path is not None:

@@ -95,15 +95,21 @@ def test_load_reports_missing_file_and_syntax(tmp_path):
         load(top)
 
 
-def test_shipped_configs_are_valid():
-    files = sorted((ROOT / "configs").glob("*.yaml"))
-    assert files, "configs/ holds at least the embedded default"
-    for f in files:
-        assert load(f), f
+def test_shipped_presets_are_valid_and_are_the_package_data_a_wheel_carries():
+    from collapse_tui.config.presets import DEFAULT_PRESET, preset_dir, presets
+
+    shipped = presets()
+    assert DEFAULT_PRESET in shipped, "the package holds at least the embedded default"
+    for path in shipped.values():
+        assert load(path), path
+    assert preset_dir().parent == ROOT / "collapse_tui"
+    assert sorted(p.name for p in (ROOT / "configs").glob("*.yaml")) == sorted(p.name for p in shipped.values())
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'collapse_tui = ["presets/*.yaml", "tui/*.tcss"]' in pyproject  # in the wheel (CI installs one)
 
 
 def test_quick_preset_sweeps_both_methods_down_to_90_percent():
-    runs = load(ROOT / "configs" / "quick.yaml")
+    runs = load(ROOT / "collapse_tui" / "presets" / "quick.yaml")
     topk = [c for c, _ in runs if c.sae.method == "topk"]
     l1 = [c for c, _ in runs if c.sae.method == "l1"]
     assert len(topk) >= 4 and len(l1) >= 4
