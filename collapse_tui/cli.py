@@ -6,41 +6,46 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
 DESCRIPTION = """\
-Study interpretability collapse: train a VAE on a ground-truth dataset, train sparse autoencoders on its
-representation at increasing sparsity (Top-k or L1), and measure dead neurons, L0, reconstruction and MIG.
-Every run is written to RUNS_DIR/<timestamp>-<name>/ (config.yaml, events.jsonl, summary.json, sae.keras)."""
+Study interpretability collapse: train a VAE on a ground-truth dataset, train
+sparse autoencoders on its representation at increasing sparsity (Top-k or L1),
+and measure dead neurons, L0, reconstruction and MIG. Every run is written to
+RUNS_DIR/<timestamp>-<name>/ (config.yaml, events.jsonl, summary.json and the
+trained sae.keras)."""
 
 EPILOG = """\
+presets (shipped with the package; run one by name from any directory):
+{presets}
+
 examples:
-  collapse-tui                                            the terminal UI: configure, train, watch, compare
-  collapse-tui my.yaml --runs-dir /scratch/runs           the UI with my.yaml in its form, runs listed from there
-  collapse-tui --follow runs/20261124-101500-quick-topk-k50   watch a run another process is writing
-  collapse-tui --follow runs/sweeps/20261124-101500-quick      watch a --batch sweep, run after run
-  collapse-tui --batch configs/quick.yaml                 the embedded default (a few minutes on a CPU)
+  collapse-tui                          the terminal UI: configure, train, look
+  collapse-tui my.yaml --runs-dir DIR   the UI with my.yaml in its form
+  collapse-tui --batch quick            the embedded default (minutes on a CPU)
+  collapse-tui --batch paper_quick      the paper's study scaled down (~20 min)
+  collapse-tui --batch my.yaml --dry-run          validate, one line per run
   collapse-tui --batch my.yaml --backend jax --runs-dir /scratch/runs
-  collapse-tui --batch my.yaml --dry-run                  validate and print every resolved run
-  collapse-tui --batch my.yaml --ray                      each bank of runs a Ray task, on this machine
-  collapse-tui --batch my.yaml --ray auto --ray-gpus 0.25 --runs-dir /shared/runs   on a Ray cluster
-  collapse-tui --batch my.yaml --backend jax --data-parallel  one model over every local GPU
-  collapse-tui --resume runs/20261124-101500-quick-topk-k50   go on with a stopped or crashed run
-  collapse-tui --resume runs/sweeps/20261124-101500-paper-quick   finish a sweep that was cut short
-  collapse-tui --batch configs/paper_quick.yaml           the paper's study, scaled down (~20 min on a CPU)
-  collapse-tui --table runs/sweeps/20261124-101500-paper-quick    its table again, from the run directories
-  collapse-tui --compare runs/sweeps/20261124-101500-paper-quick  its runs side by side in the terminal UI
-  collapse-tui --batch configs/quick.yaml --data-dir ~/data   use the official files in ~/data
-  collapse-tui --prepare-tfds dsprites --manual-dir ~/data    build a tensorflow-datasets copy offline
+  collapse-tui --batch quick --data-dir ~/data    use the official files there
+  collapse-tui --batch my.yaml --ray              a Ray task per bank, here
+  collapse-tui --batch my.yaml --ray auto --ray-gpus 0.25 --runs-dir /shared
+  collapse-tui --batch my.yaml --data-parallel    one model over every GPU
+  collapse-tui --follow runs/<run or sweep dir>   watch another process's run
+  collapse-tui --resume runs/<run or sweep dir>   go on after a stop or a crash
+  collapse-tui --table runs/sweeps/<sweep dir>    a sweep's table again
+  collapse-tui --compare runs/sweeps/<sweep dir>  its runs side by side
+  collapse-tui --prepare-tfds dsprites --manual-dir ~/data   tfds copy, offline
 
-data: with data.source auto (the default) a run takes the official file if it finds one (data.path,
---data-dir, then $COLLAPSE_TUI_DATA), else a prepared tensorflow-datasets copy, else renders the images
-procedurally (cached under $COLLAPSE_TUI_CACHE, default ~/.cache/collapse-tui); it says which it used.
+data: with data.source auto (the default) a run takes the official file if it
+finds one (data.path, --data-dir, then $COLLAPSE_TUI_DATA), else a prepared
+tensorflow-datasets copy, else renders the images procedurally (cached under
+$COLLAPSE_TUI_CACHE, default ~/.cache/collapse-tui); it says which it used.
 
-exit status: 0 all runs ok, 1 a run failed, 2 invalid config (or nothing to resume), 130 stopped with
-Ctrl-C, 143 stopped by SIGTERM or SIGHUP.
+exit status: 0 all runs ok, 1 a run failed, 2 invalid input (or nothing to
+resume), 130 stopped with Ctrl-C, 143 stopped by SIGTERM or SIGHUP.
 The Keras backend is KERAS_BACKEND unless --backend is given."""
 
 
@@ -53,9 +58,12 @@ def directory(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from collapse_tui.config import DATASET_NAMES
+    from collapse_tui.config.presets import presets
 
     parser = argparse.ArgumentParser(
-        prog="collapse-tui", description=DESCRIPTION, epilog=EPILOG,
+        prog="collapse-tui", description=DESCRIPTION,
+        epilog=EPILOG.format(presets=textwrap.fill(", ".join(presets()), 79, initial_indent="  ",
+                                                   subsequent_indent="  ")),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", nargs="?", metavar="CONFIG",
@@ -72,15 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="open the terminal UI's compare screen on these run directories; a sweep "
                              "directory (RUNS_DIR/sweeps/...) stands for all its runs")
     parser.add_argument("--table", metavar="DIR",
-                        help="print the results table (Markdown, mean ± std over seeds, the paper's numbers "
-                             "beside) of a sweep directory, rewriting its results.md and results.csv, or of "
-                             "every run in a runs dir")
-    parser.add_argument("--runs-dir", metavar="DIR", type=directory, help="write runs here instead of the config's runs_dir")
+                        help="print the results table (mean ± std over seeds) of a sweep directory, rewriting "
+                             "its results.md and results.csv, or of every run in a runs dir: the key columns "
+                             "first, then as many as the terminal fits")
+    parser.add_argument("--columns", metavar="A,B,...", help="with --table: exactly these columns (by header)")
+    parser.add_argument("--all", action="store_true", help="with --table: every column, however wide")
+    parser.add_argument("--format", choices=("md", "csv"),
+                        help="with --table: Markdown (with the table's notes) or CSV, for a file")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="with --batch or --resume: a line per epoch and evaluation of every run; with "
+                             "--dry-run: each run's full YAML")
+    parser.add_argument("--runs-dir", metavar="DIR", type=directory,
+                        help="write runs here instead of the config's runs_dir")
     parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
     parser.add_argument("--dry-run", action="store_true", help="with --batch: validate, print the resolved runs, exit")
-    ray = parser.add_argument_group("Ray", "with --batch: run the sweep's banks as tasks on Ray (pip install "
-                                           "'collapse-tui[ray]'); runs_dir and models_dir must be on a filesystem "
-                                           "every node shares")
+    ray = parser.add_argument_group("Ray", textwrap.fill(
+        "with --batch: run the sweep's banks as tasks on Ray (pip install 'collapse-tui[ray]'); runs_dir and "
+        "models_dir must be on a filesystem every node shares", 79))
     ray.add_argument("--ray", metavar="ADDRESS", nargs="?", const="",
                      help="no ADDRESS: start a Ray instance on this machine; else join that cluster (auto, "
                           "HOST:PORT, ray://HOST:PORT)")
@@ -100,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prepare-tfds", metavar="DATASET", choices=DATASET_NAMES,
                         help="prepare a tensorflow-datasets copy of DATASET from its official file in "
                              "--manual-dir, offline, into --data-dir (default: tfds' own data dir)")
-    parser.add_argument("--manual-dir", metavar="DIR", type=directory, help="with --prepare-tfds: the directory holding the official file")
+    parser.add_argument("--manual-dir", metavar="DIR", type=directory,
+                        help="with --prepare-tfds: the directory holding the official file")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser
 
@@ -113,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"collapse-tui {__version__}")
         return 0
-    if args.ray is not None and not args.batch:
-        parser.error("--ray goes with --batch CONFIG (a resumed sweep runs on this machine)")
-    if args.data_parallel and not args.batch:
-        parser.error("--data-parallel goes with --batch CONFIG (or data_parallel: true in the config)")
+    refused = conflict(args)
+    if refused:
+        print(f"collapse-tui: {refused}", file=sys.stderr)
+        return 2
     # Both must be set before anything imports keras (or TensorFlow, which logs to stderr at import).
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
@@ -142,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             ray = RayOptions(address=args.ray or None, cpus=args.ray_cpus, gpus=args.ray_gpus,
                              max_retries=args.ray_retries)
         return batch.main(args.batch, runs_dir=args.runs_dir, dry_run=args.dry_run, data_dir=args.data_dir,
-                          yes=args.yes, ray=ray, data_parallel=args.data_parallel)
+                          yes=args.yes, ray=ray, data_parallel=args.data_parallel, verbose=args.verbose)
     if args.resume:
         from collapse_tui import batch
         from collapse_tui.engine.environment import quiet_native_logs
@@ -150,24 +167,62 @@ def main(argv: list[str] | None = None) -> int:
         with quiet_native_logs():
             import keras  # noqa: F401
 
-        return batch.resume(args.resume)
+        return batch.resume(args.resume, verbose=args.verbose)
     if args.prepare_tfds:
         return _prepare_tfds(parser, args)
     if args.table:
-        return _table(args.table)
+        return _table(args.table, args.format, args.columns, args.all)
     return _terminal_ui(parser, args)
 
 
+# The modes: one at a time. The options that belong to one mode, and which.
+MODES = {"batch": "--batch", "resume": "--resume", "follow": "--follow", "compare": "--compare",
+         "table": "--table", "prepare_tfds": "--prepare-tfds", "config": "CONFIG (the terminal UI's form)"}
+MODE_OPTIONS = {"dry_run": ("--dry-run", ("batch",)), "ray": ("--ray", ("batch",)),
+                "data_parallel": ("--data-parallel", ("batch",)), "yes": ("--yes", ("batch",)),
+                "verbose": ("--verbose", ("batch", "resume")), "columns": ("--columns", ("table",)),
+                "all": ("--all", ("table",)), "format": ("--format", ("table",)),
+                "manual_dir": ("--manual-dir", ("prepare_tfds",))}
+
+
+def conflict(args: argparse.Namespace) -> str | None:
+    """What is wrong with the combination of options given (two modes, an option without its mode), in
+    one line; None when nothing is."""
+    given = [mode for mode in MODES if getattr(args, mode)]
+    # The terminal UI opens with a config in its form and, at once, a run followed or runs compared.
+    clashing = [] if set(given) in ({"config", "follow"}, {"config", "compare"}) else given
+    if len(clashing) > 1:
+        return f"{MODES[clashing[0]]} and {MODES[clashing[1]]} do not go together: give one of them"
+    for option, (flag, modes) in MODE_OPTIONS.items():
+        value = getattr(args, option)
+        if value is not None and value is not False and not set(modes) & set(given):
+            return f"{flag} goes with {' or '.join(MODES[m] for m in modes)}"
+    if args.columns and args.all:
+        return "--columns and --all do not go together: give one of them"
+    if args.format and (args.columns or args.all):
+        return "--format writes every column; --columns and --all are for the terminal"
+    return None
+
+
 def _terminal_ui(parser: argparse.ArgumentParser, args) -> int:
-    if args.batch is None and args.dry_run:
-        parser.error("--dry-run goes with --batch CONFIG")
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         parser.print_usage(sys.stderr)
         print("collapse-tui: the terminal UI needs an interactive terminal; to run without one use "
               "--batch CONFIG", file=sys.stderr)
         return 2
-    for path, what in ((args.config, "config file"), (args.follow, "run or sweep directory"),
+    if args.config is not None:
+        from collapse_tui.config.presets import resolve_config
+
+        try:
+            args.config = str(resolve_config(args.config))  # a file, or a shipped preset by name
+        except FileNotFoundError as exc:
+            print(f"collapse-tui: {exc}", file=sys.stderr)
+            return 2
+        if not os.path.isfile(args.config):
+            print(f"collapse-tui: config file {args.config} does not exist", file=sys.stderr)
+            return 2
+    for path, what in ((args.follow, "run or sweep directory"),
                        *((p, "run directory") for p in args.compare or ())):
         if path is not None and not os.path.exists(path):
             print(f"collapse-tui: {what} {path} does not exist", file=sys.stderr)
@@ -211,12 +266,12 @@ def _try_load(load_run, path):
         return RunRecord(path=Path(path), error=str(exc))
 
 
-def _table(path: str) -> int:
-    """Print a sweep's (or a runs dir's) results table; a sweep directory's files are rewritten too."""
-    from collapse_tui.store.layout import RESULTS_CSV, RESULTS_MD
-    from collapse_tui.report import (build_rows, report_markdown, sweep_title, table_title,
-                                     write_report)
+def _table(path: str, fmt: str | None = None, columns: str | None = None, show_all: bool = False) -> int:
+    """Print a sweep's (or a runs dir's) results table: fitted to the terminal, or as Markdown or CSV
+    (``fmt``); a sweep directory's files are rewritten too."""
+    from collapse_tui.report import build_rows, csv_table, report_markdown, sweep_title, table_title, write_report
     from collapse_tui.store import is_sweep_dir, list_runs, sweep_records
+    from collapse_tui.store.layout import RESULTS_CSV, RESULTS_MD
 
     target = Path(path)
     if not target.is_dir():
@@ -230,14 +285,35 @@ def _table(path: str) -> int:
             return 2
         title = sweep_title(target)
         write_report(target, records, title=title)
-        print(report_markdown(*build_rows(records), title=title))
-        print(f"written: {target / RESULTS_MD}, {target / RESULTS_CSV}", file=sys.stderr)
-        return 0
-    records = list_runs(target, include_unreadable=True)
-    if not records:
-        print(f"collapse-tui: no runs in {path}", file=sys.stderr)
-        return 2
-    print(report_markdown(*build_rows(records), title=table_title(str(target))))
+        written = f"written: {target / RESULTS_MD}, {target / RESULTS_CSV}"
+    else:
+        records = list_runs(target, include_unreadable=True)
+        if not records:
+            print(f"collapse-tui: no runs in {path}", file=sys.stderr)
+            return 2
+        title, written = table_title(str(target)), None
+    rows, left_out = build_rows(records)
+    if fmt == "md":
+        print(report_markdown(rows, left_out, title=title))
+    elif fmt == "csv":
+        print(csv_table(rows), end="")
+    else:
+        from collapse_tui.batch import consoles
+        from collapse_tui.batch.table import sweep_table
+
+        console, _ = consoles()
+        try:
+            table = sweep_table(rows, console, columns=columns.split(",") if columns else None, show_all=show_all)
+        except ValueError as exc:
+            print(f"collapse-tui: {exc}", file=sys.stderr)
+            return 2
+        console.print(title, markup=False)
+        console.print(table, soft_wrap=show_all)
+        if left_out:
+            console.print(f"{len(left_out)} run(s) left out (not finished, or no result); --format md lists them")
+        console.print("--all: every column; --columns A,B: these; --format md|csv: for a file", style="dim")
+    if written:
+        print(written, file=sys.stderr)
     return 0
 
 

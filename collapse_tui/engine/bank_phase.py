@@ -23,37 +23,6 @@ from collapse_tui.interrupts import stop_polled
 from collapse_tui.metrics.specs import DEAD_IN_TRAINING
 
 
-def bank_key(cfg) -> tuple:
-    """The settings runs must share to train in one bank (besides what the SAEs' shapes must share,
-    checked once they are built): how many codes, how they are batched and for how long, the optimiser,
-    the method, the bank size itself and whether it trains data-parallel; and whether they use AuxK and
-    the decoder-gradient projection.
-
-    Those two could share a step with runs without them, but the bank computes them for every member
-    when any uses them, and they cost: on two CPU cores (TensorFlow, 44 members of 256 -> 500, batch 16)
-    the projection on 4 members halved the bank's updates per second (1,131 -> 537), AuxK on 4 cost 19%
-    (922), while standardising or tied initialisation cost nothing measurable (1,112, 1,098)."""
-    c = cfg.sae
-    return (cfg.data.n_train, c.method, c.n_neurons, c.batch_size, c.learning_rate, c.epochs,
-            c.extended_epochs, cfg.bank_size, cfg.data_parallel, c.remedies.auxk, c.remedies.project_decoder_grads)
-
-
-def bank_groups(configs: Sequence, size_of: Callable[[Any], int] = lambda cfg: cfg.bank_size) -> list[list[int]]:
-    """Indices of ``configs`` grouped into banks: runs with one :func:`bank_key`, in the order they come,
-    at most ``bank_size`` per bank; banks ordered by their first run."""
-    open_banks: dict[tuple, list[int]] = {}
-    banks: list[list[int]] = []
-    for i, cfg in enumerate(configs):
-        key = bank_key(cfg)
-        bank = open_banks.get(key)
-        if bank is None or len(bank) >= max(1, size_of(cfg)):
-            bank = []
-            open_banks[key] = bank
-            banks.append(bank)
-        bank.append(i)
-    return banks
-
-
 # Under torch, a bank planned for at least this many member updates (steps x members) compiles its step
 # with torch.compile. Measured by `KERAS_BACKEND=torch python benchmarks/sweep_throughput.py --torch-compile`
 # (16 Top-k SAEs of 256 -> 500, two CPU cores, medians of 3 rounds): a compile takes about 6 s per bank
@@ -102,7 +71,7 @@ class _MemberEvents(StoppableCallback):
 
 
 class BankPhase:
-    """The SAE phases of runs that share a :func:`bank_key` and the SAE's shape, trained as one bank.
+    """The SAE phases of runs that share a :func:`~collapse_tui.engine.banks.bank_key` and the SAE's shape, trained as one bank.
 
     A member whose loss stops being finite, or whose evaluation or remedy raises, fails alone
     (``on_failed(member, reason, traceback)``); the others train on. A stop (the event, or Ctrl-C

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from collapse_tui.config import RunConfig
-from collapse_tui.engine.bank_phase import bank_groups
+from collapse_tui.engine.banks import bank_groups
 from collapse_tui.engine.active_run import RunResult
 from collapse_tui.events import Event, Listener, RunStarted
 from collapse_tui.store.layout import STOP_FILE, sweep_file, task_file

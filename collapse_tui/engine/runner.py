@@ -22,7 +22,8 @@ from typing import Callable, Iterable, Sequence
 from collapse_tui.config import RunConfig
 from collapse_tui.engine import faults
 from collapse_tui.engine.active_run import ActiveRun, RunResult
-from collapse_tui.engine.bank_phase import BankPhase, bank_key
+from collapse_tui.engine.bank_phase import BankPhase
+from collapse_tui.engine.banks import bank_key
 from collapse_tui.engine.callbacks import StopRequested
 from collapse_tui.engine.data_phase import DataPhase
 from collapse_tui.engine.sae_phase import SAEPhase

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from collapse_tui.config import RunConfig, validate
-from collapse_tui.engine.bank_phase import bank_groups
+from collapse_tui.engine.banks import bank_groups
 from collapse_tui.engine.active_run import RunResult
 from collapse_tui.engine.runner import RESUMABLE, Engine, resume_plan
 from collapse_tui.events import Event, Listener, RunResumed, RunStarted, SweepStarted
@@ -129,7 +129,7 @@ def record_sweep(configs: list[RunConfig], listeners: list[Listener], config_pat
 def _banked(engine: Engine, runs: list[tuple[RunConfig, dict[str, Any]]], listeners: list[Listener],
             recorder: SweepRecorder | None, results: list[RunResult],
             on_run_start: Callable[[int, RunConfig, dict[str, Any]], None] | None = None) -> None:
-    """Train ``runs`` bank by bank (:func:`~collapse_tui.engine.bank_phase.bank_groups`), appending to
+    """Train ``runs`` bank by bank (:func:`~collapse_tui.engine.banks.bank_groups`), appending to
     ``results`` and rewriting the sweep's tables after each bank; stops after a bank that was stopped."""
     for bank in bank_groups([config for config, _ in runs]):
         if on_run_start is not None:
@@ -149,7 +149,7 @@ def run_sweep(
     on_run_start: Callable[[int, RunConfig, dict[str, Any]], None] | None = None,
     config_path: str | None = None,
 ) -> list[RunResult]:
-    """Run the configs, their SAEs in banks (:func:`~collapse_tui.engine.bank_phase.bank_groups`: runs
+    """Run the configs, their SAEs in banks (:func:`~collapse_tui.engine.banks.bank_groups`: runs
     that can share a training step, up to ``bank_size`` at a time, in the order they first come); the
     VAE, images and codes are computed once and shared. Results come bank by bank.
 

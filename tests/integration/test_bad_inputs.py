@@ -262,7 +262,7 @@ def test_a_damaged_run_is_shown_unreadable_and_the_rest_works(tmp_path, capsys, 
     records = store.list_runs(runs, include_unreadable=True)
     (bad,) = [r for r in records if r.error]
     assert bad.status == "unreadable" and reason in bad.error
-    assert cli.main(["--table", str(runs)]) == 0  # the table of the two readable runs
+    assert cli.main(["--table", str(runs), "--format", "md"]) == 0  # the table of the two readable runs
     out = capsys.readouterr().out
     assert "| dsprites | topk | none | k=50 |" in out and "| 2 |" in out
     assert len(cli.compared_runs([str(r.path) for r in records])) == 2
@@ -331,7 +331,7 @@ def test_a_run_that_reconstructs_nothing_is_suspect_and_stays_out_of_the_table(t
     assert run.summary["status"] == "ok" and run.status == "suspect"
     assert run.flags and run.flags[0].startswith("explained variance -")
     assert (run.path / "sae.keras").is_file()  # kept, for a look
-    assert cli.main(["--table", str(tmp_path / "runs")]) == 0
+    assert cli.main(["--table", str(tmp_path / "runs"), "--format", "md"]) == 0
     table = capsys.readouterr().out
     assert "| dsprites |" not in table and "(suspect; explained variance" in table
 
@@ -490,7 +490,7 @@ def test_a_killed_batch_leaves_crashed_runs_that_every_reader_shows(tmp_path, ca
             proc.kill()
     (run,) = store.list_runs(tmp_path / "runs")
     assert run.summary["status"] == "running" and run.status == "crashed"
-    assert cli.main(["--table", str(tmp_path / "runs")]) == 0
+    assert cli.main(["--table", str(tmp_path / "runs"), "--format", "md"]) == 0
     assert "(crashed)" in capsys.readouterr().out
     feed = FileFeed(run.path)
     feed.poll()

@@ -74,11 +74,45 @@ def test_invalid_config_exits_2_naming_the_field(tmp_path, capsys):
 
 def test_dry_run_prints_every_resolved_run(tmp_path, capsys):
     path = write_config(tmp_path, tiny_config(tmp_path, sweep={"sae.k": [3, 2]}))
-    assert cli.main(["--batch", str(path), "--dry-run"]) == 0
+    assert cli.main(["--batch", str(path), "--dry-run", "--verbose"]) == 0
     out = capsys.readouterr().out
     docs = [yaml.safe_load(part) for part in out.split("# run ")[1:]]
     assert [d["sae"]["k"] for d in docs] == [3, 2]
+    assert cli.main(["--batch", str(path), "--dry-run"]) == 0  # without --verbose: a line per run
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("2 run(s) in 1 bank(s)") and len(lines) == 3
+    assert "tiny-k3" in lines[1] and "k=3" in lines[1] and "tiny-k2" in lines[2]
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_preset_runs_by_name_from_any_directory_and_an_unknown_name_lists_them(tmp_path, monkeypatch, capsys):
+    from collapse_tui.config.presets import presets, resolve_config
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_config("quick") == resolve_config("quick.yaml") == presets()["quick"]
+    assert cli.main(["--batch", "quick", "--dry-run"]) == 0
+    assert "quick-topk-k250" in capsys.readouterr().out
+    own = write_config(tmp_path, tiny_config(tmp_path), name="quick.yaml")
+    assert resolve_config("quick.yaml") == Path("quick.yaml") and Path("quick.yaml").resolve() == own  # a file wins
+    assert cli.main(["--batch", "quik", "--dry-run"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert "quik: no such file, nor a preset" in err and "paper_quick" in err
+
+
+@pytest.mark.parametrize("argv, refusal", [
+    (["--batch", "quick", "--table", "runs"], "--batch and --table do not go together"),
+    (["--follow", "runs/x", "--resume", "runs/x"], "--resume and --follow do not go together"),
+    (["my.yaml", "--batch", "quick"], "--batch and CONFIG"),
+    (["--dry-run"], "--dry-run goes with --batch"),
+    (["--resume", "runs/x", "--ray"], "--ray goes with --batch"),
+    (["--table", "runs", "--verbose"], "--verbose goes with --batch or --resume"),
+    (["--batch", "quick", "--format", "csv"], "--format goes with --table"),
+    (["--table", "runs", "--all", "--columns", "EV"], "--columns and --all do not go together"),
+])
+def test_conflicting_modes_are_refused_in_one_line(argv, refusal, capsys):
+    assert cli.main(argv) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith("collapse-tui: ") and refusal in err
 
 
 def test_batch_runs_the_sweep_and_prints_a_table(tmp_path, capsys):
@@ -87,7 +121,8 @@ def test_batch_runs_the_sweep_and_prints_a_table(tmp_path, capsys):
     other = tmp_path / "elsewhere"
     assert cli.main(["--batch", str(path), "--runs-dir", str(other)]) == 0
     out = capsys.readouterr().out
-    assert "tiny-topk" in out and "tiny-l1" in out and "never above 0 / 1e-06 / 0.001 / 0.01" in out
+    assert "tiny-topk  ✓ dead" in out and "tiny-l1  ✓ dead" in out and "dead % @t: neurons never above t" in out
+    assert out.count("VAE  MIG") == 1, "the VAE both runs share has one line"
     runs = store.list_runs(other)
     assert sorted(r.summary["method"] for r in runs) == ["l1", "topk"]
     assert all(r.status == "ok" for r in runs)

@@ -15,7 +15,7 @@ import pytest
 from collapse_tui import events as ev
 from collapse_tui import report
 from collapse_tui.config import ConfigError, validate
-from collapse_tui.engine.bank_phase import bank_groups
+from collapse_tui.engine.banks import bank_groups
 from collapse_tui.engine.distribution import check_data_parallel, training_devices
 from collapse_tui.engine.environment import environment
 from collapse_tui.engine.runner import Engine

@@ -146,11 +146,24 @@ def test_batch_sweep_writes_its_table_and_table_and_compare_read_it(tmp_path, ca
     written = (sweeps[0] / "results.md").read_text()
     assert written.startswith("# tiny: results\n")
     (sweeps[0] / "results.md").unlink()
-    assert cli.main(["--table", str(sweeps[0])]) == 0
+    assert cli.main(["--table", str(sweeps[0]), "--format", "md"]) == 0
     assert "| dsprites | topk | none | k=4 | 2 |" in capsys.readouterr().out
     assert (sweeps[0] / "results.md").read_text() == written  # --table writes the same file again
-    assert cli.main(["--table", str(tmp_path / "runs")]) == 0  # every run of a runs dir
+    assert cli.main(["--table", str(sweeps[0]), "--format", "csv"]) == 0
+    assert list(csv.DictReader(io.StringIO(capsys.readouterr().out))) == csv_rows
+    assert cli.main(["--table", str(tmp_path / "runs"), "--format", "md"]) == 0  # every run of a runs dir
     assert "| dsprites | l1 | none |" in capsys.readouterr().out
+    # In the terminal: fitted to its width, the key columns first.
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli.main(["--table", str(sweeps[0])]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "dataset: dsprites  remedy: none" in [line.strip() for line in shown], "one value: said once, above"
+    header = next(line for line in shown if "method" in line)
+    assert header.split()[:4] == ["method", "k", "/", "λ"] and "seeds" in header
+    assert max(map(len, shown)) <= 80
+    assert cli.main(["--table", str(sweeps[0]), "--columns", "method,EV"]) == 0
+    header = next(line for line in capsys.readouterr().out.splitlines() if "method" in line)
+    assert header.split() == ["method", "EV"]
     assert cli.main(["--table", str(tmp_path / "nothing")]) == 2
     # --compare expands the sweep into its four runs.
     assert len(cli.compared_runs([str(sweeps[0])])) == 4
