@@ -9,7 +9,7 @@ Which metrics a view shows is the view's choice (a narrow table picks a few); ho
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 MISSING = "–"  # the cell of a value never measured
@@ -46,7 +46,8 @@ class MetricSpec:
     ``key`` names it in a run summary's ``final`` dict (and in evaluation events); ``path`` says where
     else a summary keeps it when not there. ``value * scale`` is what is shown, to ``digits`` decimals:
     fractions of neurons read as percentages. ``methods`` lists the sparsity methods the metric means
-    something for; empty means every method.
+    something for; empty means every method. ``description`` says in one line what the metric measures,
+    for the metric glossary (docs/reference/metrics.md) that is generated from these specs.
     """
 
     key: str
@@ -57,6 +58,8 @@ class MetricSpec:
     methods: frozenset[str] = frozenset()
     csv: str = ""  # the CSV column's name when it is not the key (a scaled value must not keep a fraction's name)
     path: tuple[str, ...] = ()  # keys into a run summary; default ("final", key)
+    # Prose for the docs only: left out of equality, so two specs that show a number alike stay equal.
+    description: str = field(default="", compare=False)
 
     @property
     def csv_name(self) -> str:
@@ -116,49 +119,84 @@ def csv_number(shown: float | None) -> str:
 
 
 # The dead fraction at the first threshold; every dead@<t> is the same spec at another threshold.
-DEAD = MetricSpec("dead_fraction", "dead %", unit="%", scale=100.0, digits=1, csv="dead_pct")
+DEAD = MetricSpec("dead_fraction", "dead %", unit="%", scale=100.0, digits=1, csv="dead_pct",
+                  description="Fraction of neurons whose activation never exceeds the first of eval.thresholds on "
+                              "the evaluation set (after the extended epochs, if any).")
 
 # In the order the exhaustive views (sweep tables, compare) show them.
 SPECS: tuple[MetricSpec, ...] = (
     DEAD,
     # Runs with extended epochs: dead at the end of the schedule, before the extension (DEAD is after it).
     MetricSpec("dead_before_extension", "dead % sched. end", unit="%", scale=100.0, digits=1,
-               csv="dead_pct_schedule_end"),
+               csv="dead_pct_schedule_end",
+               description="The dead fraction at the end of the schedule, before the extended epochs (runs with "
+                           "extended epochs only)."),
     # The plateau check: how far the dead fraction moved over the last 20% of the updates (percentage points).
     MetricSpec("dead_change_last_20pct", "Δdead last 20%", unit="pp", scale=100.0, digits=1,
-               csv="dead_change_pp_last_20pct"),
-    MetricSpec("l0", "L0", digits=1),
-    MetricSpec("explained_variance", "EV", digits=3),
-    MetricSpec("mse", "MSE", digits=5),
+               csv="dead_change_pp_last_20pct",
+               description="How far the dead fraction moved since the latest evaluation at the final sparsity at "
+                           "or before 80% of the updates; under 1 point at a plateau, – when no such evaluation "
+                           "exists."),
+    MetricSpec("l0", "L0", digits=1, description="Mean number of active neurons per input."),
+    MetricSpec("explained_variance", "EV", digits=3,
+               description="Explained variance (1 − FVU) of the SAE's reconstruction of its input."),
+    MetricSpec("mse", "MSE", digits=5, description="Mean squared error of the SAE's reconstruction of its input."),
     # Image BCE of VAE + SAE (nats per image): tens to thousands, so one decimal is plenty.
-    MetricSpec("bce", "BCE", digits=1),
-    MetricSpec("mig", "MIG", digits=3),
+    MetricSpec("bce", "BCE", digits=1,
+               description="Image BCE (nats per image) when the SAE's reconstruction replaces the representation it "
+                           "read in the VAE and is decoded to images."),
+    MetricSpec("mig", "MIG", digits=3,
+               description="disentanglement_lib's discrete MIG of the SAE codes: the gap between the two most "
+                           "informative codes over the factor's entropy, mean over factors."),
     # The VAE's own MIG, kept beside the SAE's in the summary's "vae" section.
-    MetricSpec("mig_vae", "VAE MIG", digits=3, path=("vae", "mig")),
+    MetricSpec("mig_vae", "VAE MIG", digits=3, path=("vae", "mig"),
+               description="The same MIG of the VAE's latent means."),
     # Beyond MIG (metrics/interpretability.py): per code, the gap between its two most informative factors
     # over H(code), mean over live codes; DCI from the code probe's importances.
-    MetricSpec("mig_sup", "MIG-sup", digits=3),
-    MetricSpec("dci_disentanglement", "DCI D", digits=3),
-    MetricSpec("dci_completeness", "DCI C", digits=3),
+    MetricSpec("mig_sup", "MIG-sup", digits=3,
+               description="MIG-sup (Li et al. 2020): per code, (largest − second largest MI over factors) / "
+                           "H(code), mean over the codes that vary."),
+    MetricSpec("dci_disentanglement", "DCI D", digits=3,
+               description="DCI disentanglement (Eastwood & Williams 2018), from the code probe's absolute weights "
+                           "as importances."),
+    MetricSpec("dci_completeness", "DCI C", digits=3,
+               description="DCI completeness, from the same importances."),
     # Held-out accuracy of a linear probe per factor, mean over factors: from the SAE code, and from the
     # SAE's input (what the code could at best keep). DCI's informativeness is the code probe's accuracy.
-    MetricSpec("probe_acc", "probe acc %", unit="%", scale=100.0, digits=1, csv="probe_acc_pct"),
+    MetricSpec("probe_acc", "probe acc %", unit="%", scale=100.0, digits=1, csv="probe_acc_pct",
+               description="Held-out accuracy of a linear probe from the SAE code per factor, mean over factors "
+                           "(DCI's informativeness)."),
     MetricSpec("probe_acc_input", "probe acc input %", unit="%", scale=100.0, digits=1,
-               csv="probe_acc_input_pct"),
+               csv="probe_acc_input_pct",
+               description="The same probe's accuracy from the SAE's input: what the code could keep at best."),
     # Per factor value, the best single neuron's AUROC (value vs rest); the share of values some neuron
     # detects with AUROC > 0.9. Both averaged per factor, then over factors.
-    MetricSpec("auroc_best", "best AUROC", digits=3),
-    MetricSpec("auroc_coverage", "AUROC>0.9 %", unit="%", scale=100.0, digits=1, csv="auroc_coverage_pct"),
+    MetricSpec("auroc_best", "best AUROC", digits=3,
+               description="Per factor value, the best single neuron's AUROC for that value against the rest; "
+                           "averaged per factor, then over factors."),
+    MetricSpec("auroc_coverage", "AUROC>0.9 %", unit="%", scale=100.0, digits=1, csv="auroc_coverage_pct",
+               description="Share of factor values some neuron detects with AUROC > 0.9; averaged per factor, "
+                           "then over factors."),
     # Only runs with a schedule measure before sparsification; only runs with extended epochs revive.
-    MetricSpec("specialized_before_sparsification", "spec. dense", digits=0),
+    MetricSpec("specialized_before_sparsification", "spec. dense", digits=0,
+               description="Specialized neurons after the first epoch, before the schedule sparsified the SAE "
+                           "(runs with a schedule only)."),
     # Specialized neurons: MI / H(factor) >= tau and >= 2x any other factor (the first definition, kept),
     # and the same rule on MI / H(code), which a rarely firing neuron can meet.
-    MetricSpec("specialized", "spec.", digits=0),
-    MetricSpec("specialized_code", "spec. per code", digits=0),
-    MetricSpec("revived", "revived", digits=0),
-    MetricSpec("newly_dead", "newly dead", digits=0),
-    MetricSpec("updates", "updates", digits=0),  # optimiser updates of the SAE in all
-    MetricSpec("seconds", "time", unit="s", digits=0, path=("seconds",)),
+    MetricSpec("specialized", "spec.", digits=0,
+               description="Live neurons whose MI / H(factor) with one factor is at least eval.specialized_tau "
+                           "and at least twice that with any other factor."),
+    MetricSpec("specialized_code", "spec. per code", digits=0,
+               description="Specialized neurons by the same rule on MI / H(code), which a rarely firing neuron "
+                           "can meet."),
+    MetricSpec("revived", "revived", digits=0,
+               description="Neurons dead before the extended epochs that fire afterwards on at least "
+                           "eval.revival_frequency of the evaluation inputs."),
+    MetricSpec("newly_dead", "newly dead", digits=0,
+               description="Neurons alive before the extended epochs and dead after them."),
+    MetricSpec("updates", "updates", digits=0, description="The SAE's optimiser updates in all."),
+    MetricSpec("seconds", "time", unit="s", digits=0, path=("seconds",),
+               description="Wall time of the whole run."),
 )
 _BY_KEY = {s.key: s for s in SPECS}
 
@@ -168,10 +206,14 @@ def dead_spec(key: str) -> MetricSpec:
     (:func:`frequency_key`): the dead fraction's spec at that threshold or firing frequency."""
     if is_threshold_key(key):
         t = key[len(DEAD_PREFIX):]
-        return dataclasses.replace(DEAD, key=key, label=f"{DEAD.label} @{t}", csv=f"{DEAD.csv}@{t}")
+        return dataclasses.replace(
+            DEAD, key=key, label=f"{DEAD.label} @{t}", csv=f"{DEAD.csv}@{t}",
+            description=f"Fraction of neurons whose activation never exceeds {t} on the evaluation set.")
     if is_frequency_key(key):
         f = key[len(RARE_PREFIX):]
-        return dataclasses.replace(DEAD, key=key, label=f"{DEAD.label} f<{f}", csv=f"{DEAD.csv}_freq<{f}")
+        return dataclasses.replace(
+            DEAD, key=key, label=f"{DEAD.label} f<{f}", csv=f"{DEAD.csv}_freq<{f}",
+            description=f"Fraction of neurons firing on fewer than a fraction {f} of the evaluation inputs.")
     raise KeyError(f"{key!r} is not a dead@<threshold> or dead_freq@<frequency> key")
 
 

@@ -1,0 +1,182 @@
+"""Tables of results in the README and the docs, written from the sweep directory a run of a preset
+left (never copied by hand), each with the command, the date and the machine; and a check of such a
+table against a fresh run, so that it cannot go stale (CI checks the README's against its own run).
+
+    python docs/sweep_table.py SWEEP_DIR                        print the table
+    python docs/sweep_table.py SWEEP_DIR --full                 every threshold, MSE, BCE, MIG, specialized
+    python docs/sweep_table.py SWEEP_DIR --write FILE [--block NAME]   replace the table between the markers
+    python docs/sweep_table.py SWEEP_DIR --check FILE [--block NAME]   exit 1 naming each number that differs
+
+A table sits between ``<!-- table:NAME:start -->`` and ``<!-- table:NAME:end -->`` (NAME: the sweep's
+preset, unless --block says otherwise); the full table is written as it is, the short one is also
+checked. The check allows a dead fraction within 1 point and wants L0 and EV equal in the digits shown: on one
+machine the run is reproducible to the last digit, and a dead fraction is the first number to move when
+another CPU rounds differently (another instruction set changes the float sums), since a neuron at the
+edge of dying flips with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from collapse_tui.config.vocabulary import sparsity_label  # noqa: E402
+from collapse_tui.metrics.specs import DEAD, dead_spec, spec, threshold_key  # noqa: E402
+from collapse_tui.store import load_sweep, sweep_records  # noqa: E402
+
+COLUMNS = ("method", "k / λ", "dead %", "L0", "EV")
+FULL = ("mse", "bce", "mig", "specialized")
+DEAD_TOLERANCE = 1.0  # percentage points
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- table:{name}:start -->", f"<!-- table:{name}:end -->"
+
+
+def records(sweep_dir: Path) -> list:
+    found = sweep_records(sweep_dir)
+    for record in found:
+        if record.error:
+            raise SystemExit(f"sweep_table: {record.error}")
+    return found
+
+
+def rows(sweep_dir: Path) -> list[list[str]]:
+    """A row per run of the sweep, in the sweep's order: method, k or λ, then the numbers as the tool
+    prints them."""
+    out = []
+    for record in records(sweep_dir):
+        s, final = record.summary, record.summary.get("final") or {}
+        out.append([s["method"], sparsity_label(s["method"], s["sparsity"]), DEAD.format(final.get(DEAD.key)),
+                    spec("l0").format(final.get("l0")), spec("explained_variance").format(final.get("explained_variance"))])
+    return out
+
+
+def full_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]]]:
+    """The full table: every run with the dead fraction at each threshold and the other final metrics."""
+    found = records(sweep_dir)
+    thresholds = found[0].config.get("eval", {}).get("thresholds", [0.0])
+    deads = [dead_spec(threshold_key(t)) for t in thresholds]
+    header = ["run", "method", "k / λ", *(f"dead % @{t:g}" for t in thresholds), "L0", "EV",
+              *(spec(k).label for k in FULL)]
+    out = []
+    for record in found:
+        s, final = record.summary, record.summary.get("final") or {}
+        out.append([s["name"], s["method"], sparsity_label(s["method"], s["sparsity"]),
+                    *(d.format(d.value(s)) for d in deads), spec("l0").format(final.get("l0")),
+                    spec("explained_variance").format(final.get("explained_variance")),
+                    *(spec(k).format(final.get(k)) for k in FULL)])
+    return header, out
+
+
+def vae_line(sweep_dir: Path) -> str:
+    vae = records(sweep_dir)[0].summary.get("vae") or {}
+    return f"VAE alone: MIG {spec('mig').format(vae.get('mig'))}, BCE {spec('bce').format(vae.get('bce'))} nats per image."
+
+
+def wall_time(sweep_dir: Path) -> str:
+    """From the first run's start to the last run's end, as the summaries record them."""
+    found = records(sweep_dir)
+    starts = [r.summary.get("started") for r in found]
+    ends = [r.summary.get("finished") for r in found]
+    if None in starts or None in ends:
+        return "wall time not recorded"
+    seconds = max(ends) - min(starts)
+    return f"{int(seconds // 60)} min {round(seconds % 60)} s wall time"
+
+
+def machine(sweep_dir: Path) -> str:
+    environment = (records(sweep_dir)[0].config.get("environment") or {})
+    return (f"{environment.get('backend', '?')} on {environment.get('device', '?')}, {os.cpu_count()} cores, "
+            f"{platform.machine()}")
+
+
+def preset(sweep_dir: Path) -> str:
+    return load_sweep(sweep_dir).name
+
+
+def block(sweep_dir: Path, name: str, full: bool = False) -> str:
+    start, end = markers(name)
+    header, body = full_rows(sweep_dir) if full else (list(COLUMNS), rows(sweep_dir))
+    lines = [start, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    if full:
+        lines += ["", vae_line(sweep_dir)]
+    lines += ["", f"`collapse-tui --batch {preset(sweep_dir)}`, {datetime.date.today():%Y-%m-%d}, "
+                  f"{machine(sweep_dir)}, {wall_time(sweep_dir)} (the table is written by "
+                  f"`python docs/sweep_table.py{' --full' if full else ''}` from the sweep's directory).", "", end]
+    return "\n".join(lines)
+
+
+def table_in(text: str, name: str) -> list[list[str]]:
+    """The rows of the table between the markers called ``name`` in ``text``."""
+    start, end = markers(name)
+    match = re.search(re.escape(start) + "(.*?)" + re.escape(end), text, re.S)
+    if not match:
+        raise SystemExit(f"sweep_table: no {start} ... {end} block")
+    lines = [line for line in match.group(1).splitlines() if line.startswith("| ") and "---" not in line]
+    return [[cell.strip() for cell in line.strip("| ").split(" | ")] for line in lines[1:]]
+
+
+def differences(shown: list[list[str]], measured: list[list[str]]) -> list[str]:
+    if len(shown) != len(measured):
+        return [f"the table has {len(shown)} rows, the run {len(measured)}"]
+    problems = []
+    for old, new in zip(shown, measured):
+        what = f"{new[0]} {new[1]}"
+        if old[:2] != new[:2]:
+            problems.append(f"row {old[:2]} is {new[:2]} in the run")
+            continue
+        try:
+            moved = abs(float(old[2]) - float(new[2]))
+        except ValueError:
+            moved = float("inf")
+        if moved > DEAD_TOLERANCE:
+            problems.append(f"{what}: dead % {old[2]} in the table, {new[2]} in the run")
+        for column, a, b in zip(COLUMNS[3:], old[3:], new[3:]):
+            if a != b:
+                problems.append(f"{what}: {column} {a} in the table, {b} in the run")
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", type=Path, help="the sweep directory a run of a preset wrote")
+    parser.add_argument("--full", action="store_true", help="every threshold and final metric")
+    parser.add_argument("--block", metavar="NAME", help="the markers' name (default: the sweep's preset)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", metavar="FILE", type=Path, help="replace the table between the markers")
+    mode.add_argument("--check", metavar="FILE", type=Path, help="compare the (short) table with the run")
+    args = parser.parse_args()
+    name = args.block or preset(args.sweep_dir)
+    if args.check:
+        problems = differences(table_in(args.check.read_text(), name), rows(args.sweep_dir))
+        for problem in problems:
+            print(f"sweep_table: {args.check}: {problem}", file=sys.stderr)
+        if problems:
+            print(f"sweep_table: to take the run's numbers: python docs/sweep_table.py {args.sweep_dir} "
+                  f"--write {args.check}", file=sys.stderr)
+            return 1
+        print(f"sweep_table: {args.check} matches the run in {args.sweep_dir}")
+        return 0
+    text = block(args.sweep_dir, name, args.full)
+    if args.write:
+        old = args.write.read_text()
+        table_in(old, name)  # the markers must be there
+        start, end = markers(name)
+        args.write.write_text(old[: old.index(start)] + text + old[old.index(end) + len(end):])
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
