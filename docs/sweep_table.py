@@ -4,6 +4,7 @@ table against a fresh run, so that it cannot go stale (CI checks the README's ag
 
     python docs/sweep_table.py SWEEP_DIR                        print the table
     python docs/sweep_table.py SWEEP_DIR --full                 every threshold, MSE, BCE, MIG, specialized
+    python docs/sweep_table.py SWEEP_DIR --report               the sweep's own table: mean ± std over seeds
     python docs/sweep_table.py SWEEP_DIR --write FILE [--block NAME]   replace the table between the markers
     python docs/sweep_table.py SWEEP_DIR --check FILE [--block NAME]   exit 1 naming each number that differs
 
@@ -103,16 +104,33 @@ def preset(sweep_dir: Path) -> str:
     return load_sweep(sweep_dir).name
 
 
-def block(sweep_dir: Path, name: str, full: bool = False) -> str:
+def report_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[str]]:
+    """The sweep's own results table (as its results.md has it: a row per experiment, mean ± std over its
+    seeds) and the notes that say how to read it."""
+    from collapse_tui.report import build_rows, table_cells, table_notes
+
+    rows_, _ = build_rows(records(sweep_dir))
+    header, texts, _ = table_cells(rows_)
+    return header, texts, table_notes(rows_)
+
+
+def block(sweep_dir: Path, name: str, full: bool = False, report: bool = False) -> str:
     start, end = markers(name)
-    header, body = full_rows(sweep_dir) if full else (list(COLUMNS), rows(sweep_dir))
+    notes: list[str] = []
+    if report:
+        header, body, notes = report_rows(sweep_dir)
+    else:
+        header, body = full_rows(sweep_dir) if full else (list(COLUMNS), rows(sweep_dir))
     lines = [start, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
+    if notes:
+        lines += [""] + [f"- {note}" for note in notes]
     if full:
         lines += ["", vae_line(sweep_dir)]
     lines += ["", f"`collapse-tui --batch {preset(sweep_dir)}`, {datetime.date.today():%Y-%m-%d}, "
                   f"{machine(sweep_dir)}, {wall_time(sweep_dir)} (the table is written by "
-                  f"`python docs/sweep_table.py{' --full' if full else ''}` from the sweep's directory).", "", end]
+                  f"`python docs/sweep_table.py{' --full' if full else ' --report' if report else ''}` from the "
+                  "sweep's directory).", "", end]
     return "\n".join(lines)
 
 
@@ -150,7 +168,9 @@ def differences(shown: list[list[str]], measured: list[list[str]]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", type=Path, help="the sweep directory a run of a preset wrote")
-    parser.add_argument("--full", action="store_true", help="every threshold and final metric")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--full", action="store_true", help="every run: every threshold and final metric")
+    kind.add_argument("--report", action="store_true", help="the sweep's own table, mean ± std over seeds")
     parser.add_argument("--block", metavar="NAME", help="the markers' name (default: the sweep's preset)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", metavar="FILE", type=Path, help="replace the table between the markers")
@@ -167,7 +187,7 @@ def main() -> int:
             return 1
         print(f"sweep_table: {args.check} matches the run in {args.sweep_dir}")
         return 0
-    text = block(args.sweep_dir, name, args.full)
+    text = block(args.sweep_dir, name, args.full, args.report)
     if args.write:
         old = args.write.read_text()
         table_in(old, name)  # the markers must be there

@@ -63,16 +63,18 @@ def _build(results, columns, caption: str) -> Table:
 def results_table(results, thresholds: Sequence[float], console: Console) -> Table:
     """One row per run, the final metrics side by side, as many columns as fit ``console``'s width."""
     columns = _columns(results, thresholds)
-    caption = (f"{DEAD.label} @t: neurons never above t on the evaluation set; sae time: its training and "
-               "evaluation (a bank's runs share theirs)")
-    if any(_status(r) == SUSPECT for r in results):
-        caption += f"; {SUSPECT}: finished, but its final metrics are no result"
     while True:
+        caption = f"{DEAD.label} @t: neurons never above t on the evaluation set"
+        if any(header == "sae time" for header, _, _ in columns):
+            caption += "; sae time: its training and evaluation (a bank's runs share theirs)"
+        if any(_status(r) == SUSPECT for r in results):
+            caption += f"; {SUSPECT}: finished, but its final metrics are no result"
         table = _build(results, columns, caption)
         droppable = [c for c in columns if c[1] < 99]
-        if Measurement.get(console, console.options.update_width(1_000_000), table).maximum <= console.width or not droppable:
+        wide = Measurement.get(console, console.options.update_width(1_000_000), table).maximum
+        if wide <= console.width or not droppable:
             return table
-        columns.remove(min(droppable, key=lambda c: c[1]))
+        columns.remove(min(reversed(droppable), key=lambda c: c[1]))  # of equals, the rightmost goes first
 
 
 def plan_lines(configs: Sequence, banks: Sequence[Sequence[int]]) -> list[str]:
