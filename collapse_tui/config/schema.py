@@ -209,7 +209,8 @@ class EvalConfig(Section):
         default_factory=lambda: [1e-4, 1e-3],
         max_length=16,
         description="Dead by firing frequency: a neuron firing on fewer than this fraction of evaluation "
-                    "inputs counts as dead at that density (as SAE libraries count features below a density).",
+                    "inputs counts as dead at that density (as SAE libraries count features below a density); "
+                    "measured only where that fraction is more than one evaluation input.",
     )
     revival_frequency: float = Field(
         1e-3, ge=0.0, le=1.0,

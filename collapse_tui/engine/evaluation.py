@@ -24,6 +24,7 @@ from collapse_tui.metrics import (
     mutual_info_matrix,
     normalized_mi,
     rare_fraction,
+    resolves_frequency,
     specialized_neurons,
     specialized_neurons_per_code,
 )
@@ -69,7 +70,8 @@ def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None
         metrics[threshold_key(t)] = float(dead_fraction(acts, threshold=t))
     metrics["dead_fraction"] = metrics[threshold_key(eval_cfg.thresholds[0])]
     for f in eval_cfg.density_thresholds:
-        metrics[frequency_key(f)] = float(rare_fraction(acts, f))
+        if resolves_frequency(f, acts.shape[0]):  # else it is the dead fraction again (see sae_phase's message)
+            metrics[frequency_key(f)] = float(rare_fraction(acts, f))
     # Which neurons, not only how many: extended training reports revivals from it, the heatmap greys them.
     metrics["dead_mask"] = np.asarray(dead_mask(acts, threshold=eval_cfg.thresholds[0])).astype(bool).tolist()
     # On how many evaluation inputs each neuron fired (exact, unlike a rounded frequency): extended training

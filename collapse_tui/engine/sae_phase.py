@@ -13,6 +13,7 @@ import numpy as np
 from collapse_tui.config import REMEDY_SWITCHES, RunConfig, sparsity_label
 from collapse_tui.engine.seeding import derived_seed
 from collapse_tui.events import Evaluation, Message, PhaseStarted
+from collapse_tui.metrics.neurons import resolves_frequency
 from collapse_tui.engine.checkpoint import Checkpoint
 from collapse_tui.store import SAE_FILE, dumps, save_model, write_neurons
 
@@ -165,6 +166,12 @@ class SAEPhase:
         if self.resume_from is not None:
             self._restore(self.resume_from)
         s.sae = self.sae
+        unresolved = [f for f in self.cfg.eval.density_thresholds
+                      if not resolves_frequency(f, len(self.eval_codes))]
+        if unresolved:  # said once, where the columns would have been
+            s.emit(Message(text=f"eval: dead by firing frequency below {', '.join(f'{f:g}' for f in unresolved)} "
+                                f"is not measured: {len(self.eval_codes):,} evaluation inputs cannot tell it "
+                                f"from never firing (it needs more than {math.ceil(1 / max(unresolved)):,})"))
         s.emit(PhaseStarted(phase="sae", detail=f"training the SAE ({c.method}, {self.label()}, "
                             f"{c.n_neurons} neurons)", epochs=self.total_epochs,
                             steps_per_epoch=self.steps_per_epoch))

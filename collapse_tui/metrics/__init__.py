@@ -33,6 +33,7 @@ from collapse_tui.metrics.neurons import (
     l0,
     rare_fraction,
     rare_mask,
+    resolves_frequency,
     specialized_neurons,
 )
 from collapse_tui.metrics.neuron_profiles import decoder_neighbours, neuron_profiles
@@ -44,5 +45,5 @@ __all__ = [
     "DensityHistogram", "Specialization", "activation_density_histogram", "activation_frequency", "bce",
     "bce_from_logits", "dead_fraction", "decoder_neighbours", "dead_mask", "discretize", "entropy", "explained_variance", "l0",
     "mig", "mig_per_factor", "mse", "mutual_info_matrix", "neuron_profiles", "normalized_mi", "rare_fraction", "rare_mask",
-    "specialized_neurons",
+    "resolves_frequency", "specialized_neurons",
 ]

@@ -76,6 +76,13 @@ def rare_mask(acts, max_frequency: float, threshold: float = 0.0) -> np.ndarray:
     return activation_frequency(acts, threshold) < _frequency(max_frequency)
 
 
+def resolves_frequency(max_frequency: float, n_samples: int) -> bool:
+    """Whether ``n_samples`` inputs can tell "fires on fewer than a fraction ``max_frequency`` of them"
+    from "never fires": only when that fraction is more than one input. On 5,000 inputs 1e-4 is half an
+    input, so a unit rare at 1e-4 is a dead one and its count would only repeat the dead fraction."""
+    return _frequency(max_frequency) * int(n_samples) > 1 + 1e-9  # 2e-4 x 5,000 is one input, not more
+
+
 def rare_fraction(acts, max_frequency: float, threshold: float = 0.0) -> float:
     """Fraction of units that are rare at ``max_frequency`` (0.0 to 1.0); never below the dead fraction
     when ``max_frequency`` > 0, and never decreases as ``max_frequency`` rises."""

@@ -30,7 +30,8 @@ class Recorder:
 def finished_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("engine")
     rec = Recorder()
-    config = validate(tiny_config(tmp, sae={"schedule": {"kind": "linear", "start": 12, "epochs": 2}}))
+    config = validate(tiny_config(tmp, sae={"schedule": {"kind": "linear", "start": 12, "epochs": 2}},
+                                  eval={"density_thresholds": [1e-4, 1e-3, 0.05]}))
     result = Engine().run(config, [rec])
     return config, result, rec
 
@@ -71,10 +72,16 @@ def test_evaluations_carry_every_metric(finished_run):
         assert 0.0 <= m[f"dead@{t:g}"] <= 1.0
     dead = [m[f"dead@{t:g}"] for t in sorted(config.eval.thresholds)]
     assert dead == sorted(dead), "a higher threshold never has fewer dead neurons"
-    # By firing frequency, on 64 evaluation inputs: below 1e-4 of them is never; below 1e-3 too (0.064 inputs).
+    # By firing frequency, on 64 evaluation inputs: below 1e-4 of them is never, below 1e-3 too (0.064
+    # inputs): the dead fraction again, so not measured, and the run says so once; below 0.05 is below
+    # 3.2 inputs, on at most 3 of them.
     counts = np.array(m["fire_counts"])
     assert counts.shape == (24,) and m["n_samples"] == 64 and counts.max() <= 64
-    assert m["dead_freq@0.0001"] == m["dead_freq@0.001"] == m["dead@0"] == np.mean(counts == 0)
+    assert [k for k in m if k.startswith("dead_freq@")] == ["dead_freq@0.05"]
+    assert m["dead_freq@0.05"] == np.mean(counts <= 3) >= m["dead@0"]
+    said = [e.text for e in rec.of(ev.Message) if "firing frequency" in e.text]
+    assert said == ["eval: dead by firing frequency below 0.0001, 0.001 is not measured: 64 evaluation inputs "
+                    "cannot tell it from never firing (it needs more than 1,000)"]
     assert m["l0"] <= 4 + 1e-9 and m["sparsity"] == 4
     assert np.array(m["nmi"]).shape == (24, 5)
     assert 0.0 <= m["mig"] <= 1.0 and 0.0 <= m["mig_vae"] <= 1.0

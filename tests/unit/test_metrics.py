@@ -16,6 +16,7 @@ from collapse_tui.metrics import (
     bce_from_logits,
     dead_fraction,
     rare_fraction,
+    resolves_frequency,
     rare_mask,
     dead_mask,
     discretize,
@@ -60,6 +61,12 @@ def test_activation_frequency_and_dead_by_hand():
     assert dead_fraction(ACTS, 1e-6) == 0.5  # 5e-7 is not above 1e-6, but 2e-3 on sample 0 is
     assert dead_fraction(ACTS, 1e-2) == 0.75  # the 2e-3 unit never exceeds 1e-2
     assert dead_fraction(ACTS, 2.0) == 1.0
+
+
+@pytest.mark.parametrize("frequency, n, resolved", [(1e-4, 5000, False), (2e-4, 5000, False), (1e-3, 5000, True),
+                                                    (1e-4, 20_000, True), (1e-3, 64, False), (0.05, 64, True)])
+def test_a_firing_frequency_is_measured_only_where_it_is_more_than_one_input(frequency, n, resolved):
+    assert resolves_frequency(frequency, n) is resolved
 
 
 def test_rare_neurons_by_firing_frequency_by_hand():
