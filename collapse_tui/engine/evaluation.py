@@ -20,6 +20,7 @@ from collapse_tui.metrics import (
     linear_probe,
     mig,
     mig_sup,
+    mig_sup_hcode,
     mse,
     mutual_info_matrix,
     normalized_mi,
@@ -91,6 +92,7 @@ def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None
     # and how well single neurons detect factor values.
     h_code = code_entropy(acts, n_bins=eval_cfg.n_bins)
     metrics["mig_sup"] = float(mig_sup(acts, factors, n_bins=eval_cfg.n_bins, mi=mi, h_code=h_code))
+    metrics["mig_sup_hcode"] = float(mig_sup_hcode(acts, factors, n_bins=eval_cfg.n_bins, mi=mi, h_code=h_code))
     spec_code = specialized_neurons_per_code(acts, factors, tau=eval_cfg.specialized_tau,
                                              n_bins=eval_cfg.n_bins, mi=mi, h_code=h_code)
     metrics["specialized_code"] = int(spec_code.count)

@@ -20,6 +20,8 @@ from collapse_tui.metrics.interpretability import (
     holdout_split,
     linear_probe,
     mig_sup,
+    mig_sup_hcode,
+    mig_sup_hcode_per_code,
     mig_sup_per_code,
     specialized_neurons_per_code,
 )
@@ -41,7 +43,7 @@ from collapse_tui.metrics.reconstruction import bce, bce_from_logits, explained_
 
 __all__ = [
     "DCI", "Alignment", "Probe", "auroc_matrix", "average_ranks", "code_entropy", "dci", "feature_alignment",
-    "holdout_split", "linear_probe", "mig_sup", "mig_sup_per_code", "specialized_neurons_per_code",
+    "holdout_split", "linear_probe", "mig_sup", "mig_sup_hcode", "mig_sup_hcode_per_code", "mig_sup_per_code", "specialized_neurons_per_code",
     "DensityHistogram", "Specialization", "activation_density_histogram", "activation_frequency", "bce",
     "bce_from_logits", "dead_fraction", "decoder_neighbours", "dead_mask", "discretize", "entropy", "explained_variance", "l0",
     "mig", "mig_per_factor", "mse", "mutual_info_matrix", "neuron_profiles", "normalized_mi", "rare_fraction", "rare_mask",

@@ -8,8 +8,8 @@ units, so the gap between its two best units is about 0. The measures here ask o
   same probe on the SAE's input? (:func:`linear_probe`)
 - *DCI* (Eastwood & Williams 2018): how concentrated the probe's importances are per code
   (disentanglement) and per factor (completeness). (:func:`dci`)
-- *MIG-sup*: per code, the gap between its two most informative factors over the code's own entropy.
-  (:func:`mig_sup`)
+- *MIG-sup* (Li et al. 2020): per code, the gap between its two largest MI / H(factor); and the same gap
+  over the code's own entropy, under its own name. (:func:`mig_sup`, :func:`mig_sup_hcode`)
 - *feature-factor alignment*: for each factor value, the best single neuron's AUROC (that value against
   the rest), and how many values some neuron detects with AUROC above 0.9. (:func:`feature_alignment`)
 - *specialized neurons per code*: MI / H(code) instead of MI / H(factor). (:func:`specialized_neurons_per_code`)
@@ -32,6 +32,7 @@ from collapse_tui.metrics.disentanglement import (
     _labels,
     _pair,
     discretize,
+    entropy,
     mutual_info_matrix,
 )
 from collapse_tui.metrics.neurons import Specialization, _threshold, specialization, specialization_rule
@@ -40,7 +41,8 @@ __all__ = [
     "AUROC_COVERAGE", "PROBE_RIDGE", "PROBE_SEED", "PROBE_TRAIN_FRACTION",
     "Alignment", "DCI", "Probe",
     "auroc_matrix", "average_ranks", "code_entropy", "dci", "feature_alignment", "holdout_split",
-    "linear_probe", "mig_sup", "mig_sup_per_code", "specialized_neurons_per_code",
+    "linear_probe", "mig_sup", "mig_sup_hcode", "mig_sup_hcode_per_code", "mig_sup_per_code",
+    "specialized_neurons_per_code",
 ]
 
 # The probe's ridge strength on standardised features, as a fraction of the training samples: the Gram
@@ -261,27 +263,57 @@ def _per_code_nmi(mi: np.ndarray, h_code: np.ndarray) -> np.ndarray:
     return np.clip(np.where(live[:, None], mi / safe[:, None], 0.0), 0.0, 1.0)
 
 
-def mig_sup_per_code(codes, factors, n_bins: int = 20, mi=None, h_code=None) -> np.ndarray:
-    """Per code: (largest MI - second largest MI over factors) / H(code); shape (units,), each in [0, 1].
+def mig_sup_per_code(codes, factors, n_bins: int = 20, mi=None) -> np.ndarray:
+    """Per code, as Li et al. (2020, "Progressive learning and disentanglement of hierarchical
+    representations"; their ``metric_MIG.py``) compute MIG-sup: MI normalised by the factor's entropy,
+    MI(code; factor) / H(factor), then the largest of a code's normalised MIs minus its second largest;
+    shape (units,), each in [0, 1]. MIG turned around: does each code hold one factor, rather than is each
+    factor in one code. A single-valued factor (H = 0) counts 0; with one factor the second largest is 0.
+    They divide by log(number of values), the entropy of their uniformly sampled factors; the entropy of
+    the evaluation set's labels is used here, as :func:`~collapse_tui.metrics.disentanglement.mig` does."""
+    codes, factors = _pair(codes, factors)
+    n_bins = _check_n_bins(n_bins)
+    mi = mutual_info_matrix(codes, factors, n_bins) if mi is None else _check_mi(mi, codes.shape[1],
+                                                                                  factors.shape[1])
+    h_factor = entropy(factors)
+    varied = h_factor > 0
+    nmi = np.clip(np.where(varied[None, :], mi / np.where(varied, h_factor, 1.0)[None, :], 0.0), 0.0, 1.0)
+    return _top_two_gap(nmi)
 
-    MIG turned around (Li et al. 2020's MIG-sup: does each code hold one factor, rather than is each
-    factor in one code), normalised by the code's own discretised entropy, so a rarely firing code that
-    carries one factor can reach 1 (H(code) bounds its MI). A constant code gives 0; with a single factor
-    the second largest MI is 0. ``mi`` and ``h_code`` (:func:`code_entropy`) can be passed to reuse them.
-    """
-    codes, factors, mi, h_code = _mi_and_entropy(codes, factors, n_bins, mi, h_code)
-    nmi = _per_code_nmi(mi, h_code)
+
+def _top_two_gap(nmi: np.ndarray) -> np.ndarray:
     ranked = np.sort(nmi, axis=1)
     second = ranked[:, -2] if nmi.shape[1] > 1 else np.zeros(nmi.shape[0])
     return ranked[:, -1] - second
 
 
 def mig_sup(codes, factors, n_bins: int = 20, mi=None, h_code=None) -> float:
-    """MIG-sup in [0, 1]: the mean of :func:`mig_sup_per_code` over the codes that vary (H(code) > 0), so
-    dead units do not drag it down (the dead fraction is reported apart); 0.0 if none varies."""
+    """Li et al.'s MIG-sup in [0, 1]: the mean of :func:`mig_sup_per_code` over the codes that vary
+    (H(code) > 0), so dead units do not drag it down (the dead fraction is reported apart); 0.0 if none
+    varies. Li et al. average over the latents whose mean varies by more than 1e-2, a scale of a VAE's
+    latents that SAE codes do not share: a code that takes more than one value counts here."""
     codes, factors, mi, h_code = _mi_and_entropy(codes, factors, n_bins, mi, h_code)
-    gaps = mig_sup_per_code(codes, factors, n_bins, mi=mi, h_code=h_code)
     live = h_code > 0
+    return float(mig_sup_per_code(codes, factors, n_bins, mi=mi)[live].mean()) if live.any() else 0.0
+
+
+def mig_sup_hcode_per_code(codes, factors, n_bins: int = 20, mi=None, h_code=None) -> np.ndarray:
+    """Per code: (largest MI - second largest MI over factors) / H(code); shape (units,), each in [0, 1].
+
+    Not Li et al.'s MIG-sup (:func:`mig_sup_per_code`, which divides by H(factor)): normalised by the
+    code's own discretised entropy, so a rarely firing code that carries one factor reaches 1 (H(code)
+    bounds its MI) where Li et al.'s would read near 0. A constant code gives 0; with a single factor the
+    second largest MI is 0. ``mi`` and ``h_code`` (:func:`code_entropy`) can be passed to reuse them.
+    """
+    codes, factors, mi, h_code = _mi_and_entropy(codes, factors, n_bins, mi, h_code)
+    return _top_two_gap(_per_code_nmi(mi, h_code))
+
+
+def mig_sup_hcode(codes, factors, n_bins: int = 20, mi=None, h_code=None) -> float:
+    """The mean of :func:`mig_sup_hcode_per_code` over the codes that vary; 0.0 if none varies."""
+    codes, factors, mi, h_code = _mi_and_entropy(codes, factors, n_bins, mi, h_code)
+    live = h_code > 0
+    gaps = mig_sup_hcode_per_code(codes, factors, n_bins, mi=mi, h_code=h_code)
     return float(gaps[live].mean()) if live.any() else 0.0
 
 

@@ -151,11 +151,14 @@ SPECS: tuple[MetricSpec, ...] = (
     # The VAE's own MIG, kept beside the SAE's in the summary's "vae" section.
     MetricSpec("mig_vae", "VAE MIG", digits=3, path=("vae", "mig"),
                description="The same MIG of the VAE's latent means."),
-    # Beyond MIG (metrics/interpretability.py): per code, the gap between its two most informative factors
-    # over H(code), mean over live codes; DCI from the code probe's importances.
+    # Beyond MIG (metrics/interpretability.py): per code, the gap between its two most informative factors,
+    # as Li et al. normalise it and over H(code); DCI from the code probe's importances.
     MetricSpec("mig_sup", "MIG-sup", digits=3,
-               description="MIG-sup (Li et al. 2020): per code, (largest − second largest MI over factors) / "
-                           "H(code), mean over the codes that vary."),
+               description="MIG-sup as Li et al. (2020) compute it: per code, the largest minus the second "
+                           "largest MI / H(factor) over factors, mean over the codes that vary."),
+    MetricSpec("mig_sup_hcode", "MIG-sup/H(z)", digits=3,
+               description="The same gap of MI over factors divided by the code's own entropy H(code) instead: a "
+                           "rarely firing code that carries one factor reaches 1 (not Li et al.'s MIG-sup)."),
     MetricSpec("dci_disentanglement", "DCI D", digits=3,
                description="DCI disentanglement (Eastwood & Williams 2018), from the code probe's absolute weights "
                            "as importances."),

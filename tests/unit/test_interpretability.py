@@ -16,6 +16,8 @@ from collapse_tui.metrics import (
     holdout_split,
     linear_probe,
     mig_sup,
+    mig_sup_hcode,
+    mig_sup_hcode_per_code,
     mig_sup_per_code,
     specialized_neurons,
     specialized_neurons_per_code,
@@ -159,16 +161,35 @@ def test_code_entropy_and_mig_sup_by_hand(strict):
     # H(A) = log 2; H(A + B) = H(1/4, 1/2, 1/4) = 1.5 log 2; the dead unit 0.
     assert code_entropy(codes).tolist() == pytest.approx([LOG2, 1.5 * LOG2, 0.0])
     # Code 0: MI(A) = log 2, MI(B) = 0 -> gap 1. Code 1: MI(A) = MI(B) = 0.5 log 2 -> gap 0. Dead: 0.
-    assert mig_sup_per_code(codes, factors).tolist() == pytest.approx([1.0, 0.0, 0.0], abs=1e-12)
-    assert mig_sup(codes, factors) == pytest.approx(0.5)  # mean over the two live codes
-    assert mig_sup(np.zeros((4, 2)), [0, 1, 0, 1]) == 0.0
-    assert mig_sup_per_code(codes[:, :1], factors[:, :1]).tolist() == pytest.approx([1.0])  # one factor
+    # H(A) = H(B) = H(code 0) = log 2, so both normalisations agree here.
+    for per_code, mean in ((mig_sup_per_code, mig_sup), (mig_sup_hcode_per_code, mig_sup_hcode)):
+        assert per_code(codes, factors).tolist() == pytest.approx([1.0, 0.0, 0.0], abs=1e-12)
+        assert mean(codes, factors) == pytest.approx(0.5)  # mean over the two live codes
+        assert mean(np.zeros((4, 2)), [0, 1, 0, 1]) == 0.0
+        assert per_code(codes[:, :1], factors[:, :1]).tolist() == pytest.approx([1.0])  # one factor
 
 
-def test_mig_sup_reaches_one_for_a_rare_code(strict):
+def test_a_rare_code_reads_near_zero_by_li_et_al_and_one_over_its_own_entropy(strict):
     factors = grid(32, 4)
     rare = (factors[:, 0] == 0).astype(float)[:, None]  # fires on 1/32 of the inputs, exactly on A = 0
-    assert mig_sup(rare, factors) == pytest.approx(1.0)
+    # MI(rare; A) = H(rare) = h(1/32) = (1/32) log 32 + (31/32) log(32/31); MI(rare; B) = 0.
+    h = math.log(32) / 32 + 31 / 32 * math.log(32 / 31)
+    assert mig_sup(rare, factors) == pytest.approx(h / math.log(32))  # / H(A) = log 32: 0.040
+    assert mig_sup_hcode(rare, factors) == pytest.approx(1.0)  # / H(code) = h
+
+
+def test_li_et_al_mig_sup_matches_their_formula_on_random_codes(strict):
+    # Their metric_MIG.py: MI / log(values) per factor (uniform factors), sorted per code, top two apart,
+    # clamped at 0, mean over active codes; here on a balanced grid, where H(factor) = log(values).
+    from collapse_tui.metrics import mutual_info_matrix
+
+    factors = grid(3, 5, 4, repeats=6)
+    rng = np.random.default_rng(0)
+    codes = np.maximum(rng.normal(size=(len(factors), 7)) + factors[:, [0, 1, 2, 0, 1, 2, 0]] * 0.7, 0.0)
+    mi = mutual_info_matrix(codes, factors)
+    normed = np.maximum(mi / np.log([3, 5, 4])[None, :], 0.0)
+    ranked = -np.sort(-normed, axis=1)
+    assert mig_sup(codes, factors) == pytest.approx(float(np.mean(ranked[:, 0] - ranked[:, 1])), abs=1e-12)
 
 
 # ----------------------------------------------------------------------------- specialized neurons
@@ -299,14 +320,15 @@ def test_evaluate_sae_reports_every_new_metric_without_warnings(strict):
     assert m["probe_acc_input"] == 1.0 and m["probe_acc_input_per_factor"] == [1.0, 1.0]
     assert 0.0 < m["probe_acc"] < 1.0 and len(m["probe_acc_per_factor"]) == 2
     assert m["specialized_code"] == 1 and m["specialized"] == 0 and m["specialized_code_mask"][0]
-    assert m["mig_sup"] == pytest.approx(1.0)
+    assert m["mig_sup_hcode"] == pytest.approx(1.0)
+    assert m["mig_sup"] == pytest.approx(mig_sup(acts, factors))  # Li et al.'s: near 0 for the rare unit
     # One live unit: it holds all of A's importance (complete), and B's chance share of its 7 firings
     # in the training half keeps its disentanglement below 1 (the exact values are tested above).
     assert 0.0 < m["dci_disentanglement"] < 1.0 and m["dci_completeness"] == pytest.approx(1.0)
     assert m["auroc_best_per_value"][0][0] == 1.0 and m["auroc_best_neuron"][0][0] == 0
     assert m["auroc_coverage_per_factor"] == pytest.approx([1 / 32, 0.0], abs=1e-4)
     assert m["auroc_coverage"] == pytest.approx(1 / 64)
-    for key in ("mig_sup", "dci_disentanglement", "dci_completeness", "probe_acc", "probe_acc_input",
+    for key in ("mig_sup", "mig_sup_hcode", "dci_disentanglement", "dci_completeness", "probe_acc", "probe_acc_input",
                 "auroc_best", "auroc_coverage", "specialized_code"):
         assert isinstance(m[key], (int, float)) and math.isfinite(m[key]), key
         spec(key)  # every scalar has a spec
@@ -319,7 +341,7 @@ def test_evaluate_sae_on_all_dead_codes_is_finite(strict):
 
     factors = grid(4, 3, repeats=3)
     m = evaluate_sae(_PlantedSAE(np.zeros((len(factors), 5))), np.ones((len(factors), 2)), factors, EvalConfig())
-    assert m["dci_disentanglement"] == m["dci_completeness"] == 0.0 and m["mig_sup"] == 0.0
+    assert m["dci_disentanglement"] == m["dci_completeness"] == 0.0 and m["mig_sup"] == m["mig_sup_hcode"] == 0.0
     assert m["auroc_best"] == 0.5 and m["auroc_coverage"] == 0.0 and m["specialized_code"] == 0
     assert m["probe_acc"] == m["probe_acc_input"]  # nothing to read: both predict the majority
 
