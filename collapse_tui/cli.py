@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 import textwrap
+from typing import Any, Sequence
 from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -299,7 +300,6 @@ def _table(path: str, fmt: str | None = None, columns: str | None = None, show_a
         print(csv_table(rows), end="")
     else:
         from collapse_tui.batch import consoles
-        from collapse_tui.batch.table import sweep_table
 
         console, _ = consoles()
         try:
@@ -337,3 +337,48 @@ def _prepare_tfds(parser: argparse.ArgumentParser, args) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# A sweep table's columns a reader needs first; the others follow while the terminal has room.
+KEY_COLUMNS = ("dataset", "method", "remedy", "k / λ", "setting", "seeds", "dead %", "L0", "EV")
+
+
+def sweep_table(rows, console, columns: Sequence[str] | None = None, show_all: bool = False) -> Any:
+    """A sweep's table (:func:`~collapse_tui.report.table_cells`: mean ± std over seeds) for the terminal:
+    the key columns first, then as many of the others as fit ``console``; ``columns``: exactly these
+    (headers, in this order; ValueError naming an unknown one); ``show_all``: every column, unfitted.
+    Unless columns are named, a descriptive column with one value in every row (one dataset, no remedy)
+    is said once in the table's title instead."""
+    from rich import box
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    from collapse_tui.metrics.specs import DEAD
+    from collapse_tui.report import table_cells
+
+    headers, texts, _ = table_cells(rows)
+    common = {}
+    if columns is None and len(texts) > 1:
+        common = {h: texts[0][i] for i, h in enumerate(headers)
+                  if h in ("dataset", "method", "remedy") and len({cells[i] for cells in texts}) == 1}
+    dead_first = next((h for h in headers if h.startswith(DEAD.label)), None)
+    keys = [dead_first if k == DEAD.label else k for k in KEY_COLUMNS]
+    if columns is not None:
+        unknown = [c for c in columns if c not in headers]
+        if unknown:
+            raise ValueError(f"no column {', '.join(map(repr, unknown))}; the columns: {', '.join(headers)}")
+        order = list(columns)
+    else:
+        order = [h for h in keys if h in headers and h not in common] + [h for h in headers if h not in keys]
+    fixed = len(order) if columns is not None or show_all else sum(h in keys for h in order)
+    title = "  ".join(f"{h}: {v}" for h, v in common.items()) or None
+    while True:
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for h in order:
+            table.add_column(h, no_wrap=True, justify="left" if h in KEY_COLUMNS[:5] else "right")
+        for cells in texts:
+            by_header = dict(zip(headers, cells))
+            table.add_row(*(by_header[h] for h in order))
+        if len(order) <= fixed or Measurement.get(console, console.options.update_width(1_000_000), table).maximum <= console.width:
+            return table
+        order.pop()  # the rightmost of the optional columns

@@ -9,8 +9,8 @@ import pytest
 from rich.console import Console
 
 from collapse_tui import events as ev
-from collapse_tui.batch.console import ConsoleListener, duration, live_progress
-from collapse_tui.batch.table import KEY_COLUMNS, plan_lines, results_table, sweep_table
+from collapse_tui.batch import ConsoleListener, duration, live_progress, plan_lines, results_table
+from collapse_tui.cli import KEY_COLUMNS, sweep_table
 from collapse_tui.config import expand
 from collapse_tui.engine.banks import bank_groups
 from tests.helpers import tiny_config

@@ -15,7 +15,7 @@ UI_MODULES = {"collapse_tui.batch", "collapse_tui.cli", "collapse_tui.__main__"}
 def core_modules():
     names = []
     for info in pkgutil.walk_packages(collapse_tui.__path__, "collapse_tui."):
-        if info.name in UI_MODULES or info.name.startswith(("collapse_tui.tui", "collapse_tui.batch.")):
+        if info.name in UI_MODULES or info.name.startswith("collapse_tui.tui"):
             continue
         names.append(info.name)
     return names
