@@ -105,23 +105,21 @@ def bounds_text(info: FieldInfo) -> str:
     """The field's constraints as its metadata declares them (ge/gt/le/lt, lengths, a pattern)."""
     parts = []
     for item in info.metadata:
-        if isinstance(item, annotated_types.Ge):
-            parts.append(f"≥ {number(item.ge)}")
-        elif isinstance(item, annotated_types.Gt):
-            parts.append(f"&gt; {number(item.gt)}")
-        elif isinstance(item, annotated_types.Le):
-            parts.append(f"≤ {number(item.le)}")
-        elif isinstance(item, annotated_types.Lt):
-            parts.append(f"&lt; {number(item.lt)}")
-        elif isinstance(item, annotated_types.MultipleOf):
-            parts.append(f"multiple of {number(item.multiple_of)}")
-        elif isinstance(item, annotated_types.MinLen):
-            parts.append(f"length ≥ {item.min_length}")
-        elif isinstance(item, annotated_types.MaxLen):
-            parts.append(f"length ≤ {item.max_length}")
-        elif getattr(item, "pattern", None):
-            parts.append("matches " + code(item.pattern))
+        for kind, attribute, words in BOUNDS:
+            if isinstance(item, kind):
+                value = getattr(item, attribute)
+                parts.append(f"{words} {value if attribute.endswith('length') else number(value)}")
+                break
+        else:
+            if getattr(item, "pattern", None):
+                parts.append("matches " + code(item.pattern))
     return ", ".join(parts)
+
+
+# annotated_types' constraint, the attribute holding its value, and how the page says it.
+BOUNDS = ((annotated_types.Ge, "ge", "≥"), (annotated_types.Gt, "gt", "&gt;"), (annotated_types.Le, "le", "≤"),
+          (annotated_types.Lt, "lt", "&lt;"), (annotated_types.MultipleOf, "multiple_of", "multiple of"),
+          (annotated_types.MinLen, "min_length", "length ≥"), (annotated_types.MaxLen, "max_length", "length ≤"))
 
 
 def configs_page() -> str:
