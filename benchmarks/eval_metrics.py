@@ -118,7 +118,7 @@ def main() -> None:
     print(f"evaluate_sae, all metrics: {total:.3f} s (budget 2 s) -> {'OK' if total < 2.0 else 'OVER BUDGET'}")
     m = evaluate_sae(sae, hidden, factors, cfg)
     shown = ("mig", "mig_sup", "specialized", "specialized_code", "probe_acc", "probe_acc_input",
-             "dci_disentanglement", "dci_completeness", "auroc_best", "auroc_coverage")
+             "dci_ridge_disentanglement", "dci_ridge_completeness", "auroc_best", "auroc_coverage")
     print("values: " + ", ".join(f"{key} {m[key]:.3g}" for key in shown if key in m))
 
 

@@ -227,6 +227,12 @@ class EvalConfig(Section):
         0.1, ge=0.0, le=1.0,
         description="Specialized neuron: normalised MI with one factor at least this (and twice any other).",
     )
+    dci_tree_samples: int = Field(
+        0, ge=0, le=1_000_000,
+        description="DCI with gradient-boosted trees as disentanglement_lib computes it, at the final evaluation: "
+                    "this many evaluation inputs train the trees and as many others score them (fewer if the "
+                    "set is smaller); 0 = not computed (on 2 CPU cores, 1,000 inputs take minutes per run).",
+    )
 
     @model_validator(mode="after")
     def _check_thresholds(self) -> "EvalConfig":

@@ -12,10 +12,12 @@ from collapse_tui.metrics import (
     bce_from_logits,
     code_entropy,
     dci,
+    dead_causes,
     dead_fraction,
     dead_mask,
     explained_variance,
     feature_alignment,
+    input_rank,
     l0,
     linear_probe,
     mig,
@@ -26,8 +28,10 @@ from collapse_tui.metrics import (
     normalized_mi,
     rare_fraction,
     resolves_frequency,
+    ridge_importance,
     specialized_neurons,
     specialized_neurons_per_code,
+    tree_importance,
 )
 from collapse_tui.metrics.specs import frequency_key, threshold_key
 
@@ -53,16 +57,28 @@ def evaluate_vae(vae, images: np.ndarray, factors: np.ndarray, n_bins: int = 20)
     }
 
 
+def input_metrics(codes: np.ndarray) -> dict[str, Any]:
+    """What the SAE's input offers, the same at every evaluation of a run: its effective rank."""
+    rank = input_rank(codes)
+    return {"input_participation_ratio": rank.participation_ratio,
+            "input_dims_99": rank.dims_for_variance,
+            "input_silent_units": rank.silent_units}
+
+
 def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None, source: str = "",
                  eval_images: np.ndarray | None = None, input_probe=None,
-                 acts: np.ndarray | None = None, recon: np.ndarray | None = None) -> dict[str, Any]:
+                 acts: np.ndarray | None = None, recon: np.ndarray | None = None,
+                 final: bool = False, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every SAE metric on the evaluation codes.
 
     With ``vae`` and ``eval_images``, the SAE's reconstruction is also put back into the VAE in place of
     the representation it read and decoded: ``bce`` is the image reconstruction of VAE + SAE, to set
     beside the VAE's own. ``input_probe``: ``linear_probe(codes, factors)``, the same at every evaluation
-    of a run, so it can be made once and passed (computed here when not given). ``acts`` and ``recon``:
-    the SAE's codes and reconstruction of ``codes``, when the caller has them already.
+    of a run, so it can be made once and passed (computed here when not given); ``inputs``: likewise
+    :func:`input_metrics`. ``acts`` and ``recon``: the SAE's codes and reconstruction of ``codes``, when
+    the caller has them already. ``final`` adds what is measured only at the end: why the dead neurons
+    are dead (from the SAE's pre-activations: ``sae`` must hold its final weights) and, with
+    ``eval_cfg.dci_tree_samples``, DCI from gradient-boosted trees.
     """
     acts = sae.codes(codes) if acts is None else acts
     recon = sae.reconstruct(codes) if recon is None else recon
@@ -102,10 +118,23 @@ def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None
     metrics["probe_acc_input"] = probe_input.mean
     metrics["probe_acc_per_factor"] = _rounded(probe.accuracy)
     metrics["probe_acc_input_per_factor"] = _rounded(probe_input.accuracy)
-    # DCI's informativeness is the same probe's accuracy (its weights are the importances): probe_acc.
-    scores = dci(probe.importance[:, probe.varied])
-    metrics["dci_disentanglement"] = scores.disentanglement
-    metrics["dci_completeness"] = scores.completeness
+    # DCI from the probe's weights (its informativeness is the probe's accuracy: probe_acc), each factor's
+    # importances summed to 1 so factors with many classes do not outweigh the rest.
+    scores = dci(ridge_importance(probe.importance[:, probe.varied]))
+    metrics["dci_ridge_disentanglement"] = scores.disentanglement
+    metrics["dci_ridge_completeness"] = scores.completeness
+    metrics.update(inputs if inputs is not None else input_metrics(codes))
+    if final:
+        causes = dead_causes(acts, sae.pre_activations(codes), threshold=eval_cfg.thresholds[0])
+        metrics["dead_relu"] = causes.relu_fraction
+        metrics["dead_gated"] = causes.gated_fraction
+    if final and eval_cfg.dci_tree_samples:
+        trees = tree_importance(acts, factors, n_train=eval_cfg.dci_tree_samples)
+        tree_scores = dci(trees.importance[:, trees.varied], trees.accuracy[trees.varied])
+        metrics["dci_trees_disentanglement"] = tree_scores.disentanglement
+        metrics["dci_trees_completeness"] = tree_scores.completeness
+        metrics["dci_trees_informativeness"] = tree_scores.informativeness
+        metrics["dci_tree_inputs"] = trees.n_train
     align = feature_alignment(acts, factors, ranks=average_ranks(acts))
     metrics["auroc_best"] = align.mean_best
     metrics["auroc_coverage"] = align.mean_coverage

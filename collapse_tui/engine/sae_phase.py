@@ -151,6 +151,7 @@ class SAEPhase:
         self.before_sparsification: dict[str, Any] = {}
         self.before_extension: dict[str, Any] = {}
         self.input_probe = None  # the probe of the factors from the SAE's input, made at the first evaluation
+        self.input_stats = None  # the input's effective rank, likewise
         self.history: list[tuple[int, float, float]] = []  # (updates, sparsity, dead fraction) per evaluation
         # Resuming: training goes on after the checkpoint's epoch, with its weights, optimiser state,
         # random states and record (applied in prepare, once the SAE's input normalisation is set).
@@ -305,17 +306,19 @@ class SAEPhase:
         through the VAE (the costly part) and adds what the marks recorded before it. ``outputs``: the
         SAE's codes and reconstruction of the evaluation codes, when the caller has them (a bank computes
         all its members' in one pass); else the SAE computes them."""
-        from collapse_tui.engine.evaluation import evaluate_sae
+        from collapse_tui.engine.evaluation import evaluate_sae, input_metrics
         from collapse_tui.metrics import linear_probe
 
         cfg, s = self.cfg, self.state
-        if self.input_probe is None:  # the SAE's input does not change during the run: probe it once
+        if self.input_probe is None:  # the SAE's input does not change during the run: measure it once
             self.input_probe = linear_probe(self.eval_codes, self.data.eval_factors)
+            self.input_stats = input_metrics(self.eval_codes)
         # The codes are measured here, and profiled per neuron after the final evaluation.
         acts, recon = outputs if outputs is not None else (self.sae.codes(self.eval_codes), None)
         metrics = evaluate_sae(self.sae, self.eval_codes, self.data.eval_factors, cfg.eval, vae=self.vae,
                                source=cfg.sae.source, eval_images=self.data.eval_images if final else None,
-                               input_probe=self.input_probe, acts=acts, recon=recon)
+                               input_probe=self.input_probe, acts=acts, recon=recon, final=final,
+                               inputs=self.input_stats)
         metrics["sparsity"] = float(self.sae.sparsity)
         metrics["updates"] = epoch * self.steps_per_epoch  # the x axis of dead neurons against training
         metrics["mig_vae"] = s.vae_metrics.get("mig")

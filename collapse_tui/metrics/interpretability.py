@@ -6,8 +6,8 @@ units, so the gap between its two best units is about 0. The measures here ask o
 
 - *informativeness*: can a linear probe read each factor from the code (held-out accuracy), beside the
   same probe on the SAE's input? (:func:`linear_probe`)
-- *DCI* (Eastwood & Williams 2018): how concentrated the probe's importances are per code
-  (disentanglement) and per factor (completeness). (:func:`dci`)
+- *DCI* (Eastwood & Williams 2018) is in :mod:`~collapse_tui.metrics.dci`: the probe's weights are one of
+  its importance models.
 - *MIG-sup* (Li et al. 2020): per code, the gap between its two largest MI / H(factor); and the same gap
   over the code's own entropy, under its own name. (:func:`mig_sup`, :func:`mig_sup_hcode`)
 - *feature-factor alignment*: for each factor value, the best single neuron's AUROC (that value against
@@ -35,12 +35,13 @@ from collapse_tui.metrics.disentanglement import (
     entropy,
     mutual_info_matrix,
 )
+from collapse_tui.metrics.dci import _entropy_rows, _finite
 from collapse_tui.metrics.neurons import Specialization, _threshold, specialization, specialization_rule
 
 __all__ = [
     "AUROC_COVERAGE", "PROBE_RIDGE", "PROBE_SEED", "PROBE_TRAIN_FRACTION",
-    "Alignment", "DCI", "Probe",
-    "auroc_matrix", "average_ranks", "code_entropy", "dci", "feature_alignment", "holdout_split",
+    "Alignment", "Probe",
+    "auroc_matrix", "average_ranks", "code_entropy", "feature_alignment", "holdout_split",
     "linear_probe", "mig_sup", "mig_sup_hcode", "mig_sup_hcode_per_code", "mig_sup_per_code",
     "specialized_neurons_per_code",
 ]
@@ -52,21 +53,6 @@ PROBE_RIDGE = 1e-2
 PROBE_SEED = 0  # the seeded split of the evaluation set into probe training and held-out halves
 PROBE_TRAIN_FRACTION = 0.5
 AUROC_COVERAGE = 0.9  # a factor value is covered when some neuron detects it with AUROC above this
-
-
-def _finite(name: str, a: np.ndarray) -> np.ndarray:
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
-        raise ValueError(f"{name} must be finite (NaN or inf found)")
-    return a
-
-
-def _entropy_rows(counts: np.ndarray) -> np.ndarray:
-    """Entropy in nats of each row of a non-negative count (or weight) matrix; 0 for an all-zero row."""
-    counts = np.asarray(counts, dtype=np.float64)
-    total = counts.sum(axis=1, keepdims=True)
-    p = np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
-    logp = np.log(p, out=np.zeros_like(p), where=p > 0)
-    return -(p * logp).sum(axis=1)
 
 
 # ------------------------------------------------------------------------------------------ linear probes
@@ -93,11 +79,9 @@ class Probe:
     ``accuracy`` (factors,): held-out accuracy per factor (1.0 for a single-valued factor);
     ``varied`` (factors,): the factors with more than one value, the ones :attr:`mean` averages;
     ``importance`` (features, factors): the absolute weights of the standardised features on the factor's
-    0/1 class targets, summed over its classes (an all-zero column for a single-valued factor), the
-    importance matrix :func:`dci` reads. It is not renormalised per factor (gradient-boosted trees'
-    importances, which disentanglement_lib uses, sum to 1 per factor): renormalising hands a factor that
-    no feature carries all of its importance through noise, and would make a lone informative unit look
-    as important to every factor.
+    0/1 class targets, summed over its classes (an all-zero column for a single-valued factor). The sum
+    grows with a factor's number of classes: :func:`~collapse_tui.metrics.dci.ridge_importance` rescales
+    each column to sum to 1 before DCI reads it.
     """
 
     accuracy: np.ndarray
@@ -172,60 +156,6 @@ def linear_probe(features, factors, ridge: float = PROBE_RIDGE, split=None, seed
         if sizes[j] > 1:
             importance[:, j] = np.abs(weights[:, block]).sum(axis=1)
     return Probe(accuracy=accuracy, varied=np.asarray(sizes) > 1, importance=importance)
-
-
-# -------------------------------------------------------------------------------------------------- DCI
-
-@dataclass(frozen=True)
-class DCI:
-    """Eastwood & Williams' disentanglement, completeness and informativeness.
-
-    ``per_code`` (codes,): 1 - H_K(p_i), p_i code i's importances over the K factors, normalised;
-    ``code_weight`` (codes,): code i's share of all importance (what weighs ``per_code`` into the score);
-    ``per_factor`` (factors,): 1 - H_C(q_j), q_j factor j's importances over the C codes, normalised;
-    ``informativeness``: the mean of the accuracies given, or None.
-    """
-
-    disentanglement: float
-    completeness: float
-    informativeness: float | None
-    per_code: np.ndarray
-    code_weight: np.ndarray
-    per_factor: np.ndarray
-
-
-def dci(importance, accuracy=None) -> DCI:
-    """DCI scores from an importance matrix (codes x factors, non-negative; absolute values are taken).
-
-    As disentanglement_lib computes them: disentanglement is the importance-weighted mean over codes of
-    1 - H_K(p_i) (entropy in base K = number of factors); completeness the importance-weighted mean over
-    factors of 1 - H_C(q_j) (base C = number of codes). A code or factor with no importance at all scores
-    0 and weighs nothing; an all-zero matrix scores 0. With one factor every code with importance is
-    perfectly disentangled (1), with one code every factor is complete (1). Unlike disentanglement_lib
-    (which adds 1e-11 to every entry), 0 log 0 is exactly 0.
-
-    ``accuracy``: the importance model's held-out accuracies per factor; informativeness is their mean.
-    """
-    r = np.abs(_finite("importance", _as_2d("importance", importance)).astype(np.float64))
-    codes, k = r.shape
-    code_total = r.sum(axis=1)
-    factor_total = r.sum(axis=0)
-    total = r.sum()
-    has_code = code_total > 0
-    per_code = np.where(has_code, 1.0 - _entropy_rows(r) / np.log(k), 0.0) if k > 1 else has_code * 1.0
-    has_factor = factor_total > 0
-    per_factor = (np.where(has_factor, 1.0 - _entropy_rows(r.T) / np.log(codes), 0.0) if codes > 1
-                  else has_factor * 1.0)
-    if total > 0:
-        code_weight = code_total / total
-        d = float((per_code * code_weight).sum())
-        c = float((per_factor * factor_total / total).sum())
-    else:
-        code_weight = np.zeros(codes)
-        d = c = 0.0
-    info = None if accuracy is None else float(np.mean(np.asarray(accuracy, dtype=np.float64)))
-    return DCI(disentanglement=d, completeness=c, informativeness=info, per_code=per_code,
-               code_weight=code_weight, per_factor=per_factor)
 
 
 # ----------------------------------------------------------------------------------------------- MIG-sup

@@ -137,6 +137,22 @@ SPECS: tuple[MetricSpec, ...] = (
                description="How far the dead fraction moved since the latest evaluation at the final sparsity at "
                            "or before 80% of the updates; under 1 point at a plateau, – when no such evaluation "
                            "exists."),
+    # Why the dead are dead (final evaluation): never a positive pre-activation, or never through the gate.
+    MetricSpec("dead_relu", "ReLU-dead %", unit="%", scale=100.0, digits=1, csv="dead_relu_pct",
+               description="Fraction of neurons dead because their pre-activation is never positive on the "
+                           "evaluation set: no gradient reaches them through the ReLU, and AuxK cannot pick them."),
+    MetricSpec("dead_gated", "gated-dead %", unit="%", scale=100.0, digits=1, csv="dead_gated_pct",
+               description="Fraction of neurons dead although their pre-activation is sometimes positive: never among "
+                           "Top-k's k largest, or never above BatchTopK's or JumpReLU's threshold."),
+    # What the SAE's input offers (the same at every evaluation of a run).
+    MetricSpec("input_participation_ratio", "input PR", digits=1,
+               description="Participation ratio (Σλ)²/Σλ² of the SAE input's covariance eigenvalues: how many "
+                           "directions the input uses."),
+    MetricSpec("input_dims_99", "input dims 99%", digits=0,
+               description="Leading principal directions of the SAE's input that hold 99% of its variance."),
+    MetricSpec("input_silent_units", "input silent", digits=0,
+               description="Units of the SAE's input constant over the evaluation set (for a ReLU layer: never "
+                           "firing)."),
     MetricSpec("l0", "L0", digits=1, description="Mean number of active neurons per input."),
     MetricSpec("explained_variance", "EV", digits=3,
                description="Explained variance (1 − FVU) of the SAE's reconstruction of its input."),
@@ -152,18 +168,32 @@ SPECS: tuple[MetricSpec, ...] = (
     MetricSpec("mig_vae", "VAE MIG", digits=3, path=("vae", "mig"),
                description="The same MIG of the VAE's latent means."),
     # Beyond MIG (metrics/interpretability.py): per code, the gap between its two most informative factors,
-    # as Li et al. normalise it and over H(code); DCI from the code probe's importances.
+    # as Li et al. normalise it and over H(code).
     MetricSpec("mig_sup", "MIG-sup", digits=3,
                description="MIG-sup as Li et al. (2020) compute it: per code, the largest minus the second "
                            "largest MI / H(factor) over factors, mean over the codes that vary."),
     MetricSpec("mig_sup_hcode", "MIG-sup/H(z)", digits=3,
                description="The same gap of MI over factors divided by the code's own entropy H(code) instead: a "
                            "rarely firing code that carries one factor reaches 1 (not Li et al.'s MIG-sup)."),
-    MetricSpec("dci_disentanglement", "DCI D", digits=3,
-               description="DCI disentanglement (Eastwood & Williams 2018), from the code probe's absolute weights "
-                           "as importances."),
-    MetricSpec("dci_completeness", "DCI C", digits=3,
-               description="DCI completeness, from the same importances."),
+    # DCI (Eastwood & Williams 2018) from two importance models (metrics/dci.py): gradient-boosted trees as
+    # disentanglement_lib fits them (final evaluation, when eval.dci_tree_samples asks for it), and the
+    # ridge probe's weights rescaled per factor (every evaluation).
+    MetricSpec("dci_trees_disentanglement", "DCI D", digits=3,
+               description="DCI disentanglement as disentanglement_lib computes it: importances of gradient-boosted "
+                           "trees (scikit-learn, 100 stages of depth 3) fitted per factor on eval.dci_tree_samples "
+                           "inputs (final evaluation only)."),
+    MetricSpec("dci_trees_completeness", "DCI C", digits=3,
+               description="DCI completeness from the same tree importances."),
+    MetricSpec("dci_trees_informativeness", "DCI I %", unit="%", scale=100.0, digits=1,
+               csv="dci_trees_informativeness_pct",
+               description="DCI informativeness: the trees' held-out accuracy per factor on as many other inputs, "
+                           "mean over factors."),
+    MetricSpec("dci_ridge_disentanglement", "DCI D ridge", digits=3,
+               description="DCI disentanglement from the ridge probe's absolute weights, each factor's column "
+                           "summed to 1 (a fast stand-in for the trees, at every evaluation; not comparable with "
+                           "published DCI)."),
+    MetricSpec("dci_ridge_completeness", "DCI C ridge", digits=3,
+               description="DCI completeness from the same ridge importances."),
     # Held-out accuracy of a linear probe per factor, mean over factors: from the SAE code, and from the
     # SAE's input (what the code could at best keep). DCI's informativeness is the code probe's accuracy.
     MetricSpec("probe_acc", "probe acc %", unit="%", scale=100.0, digits=1, csv="probe_acc_pct",

@@ -457,6 +457,15 @@ class SparseAutoencoder(keras.Model):
         out = inference_view(self, "encode").predict(x, batch_size=batch_size, verbose=0)
         return np.asarray(out, dtype=np.float32)
 
+    def pre_activations(self, x: np.ndarray) -> np.ndarray:
+        """The encoder's output before any activation, (n x n_neurons) float32, computed on the host from
+        the current weights (the same arithmetic as the forward pass; it only says which neurons could
+        ever pass a ReLU, so float32 rounding in another order does not matter)."""
+        x = self._host_input(x)
+        weight = lambda v: keras.ops.convert_to_numpy(v).astype(np.float32)  # noqa: E731
+        z = (x - weight(self.norm_mean)) / weight(self.norm_std)
+        return (z - weight(self.b_dec)) @ weight(self.W_enc) + weight(self.b_enc)
+
     def reconstruct(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Reconstruction of ``x`` in the original input space, as a float32 numpy array, in batches."""
         x = self._host_input(x)

@@ -31,7 +31,7 @@ def finished_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("engine")
     rec = Recorder()
     config = validate(tiny_config(tmp, sae={"schedule": {"kind": "linear", "start": 12, "epochs": 2}},
-                                  eval={"density_thresholds": [1e-4, 1e-3, 0.05]}))
+                                  eval={"density_thresholds": [1e-4, 1e-3, 0.05], "dci_tree_samples": 20}))
     result = Engine().run(config, [rec])
     return config, result, rec
 
@@ -87,6 +87,18 @@ def test_evaluations_carry_every_metric(finished_run):
     assert 0.0 <= m["mig"] <= 1.0 and 0.0 <= m["mig_vae"] <= 1.0
     assert m["explained_variance"] <= 1.0 and m["mse"] >= 0.0 and m["bce"] > 0.0
     assert "bce" not in evals[0].metrics  # decoding through the VAE is kept for the final evaluation
+    # Also kept for the end: why the dead are dead (the two causes part the dead at the first threshold, 0)
+    # and the trees' DCI, on 20 of the 64 evaluation inputs and 20 others.
+    assert {"dead_relu", "dead_gated", "dci_trees_disentanglement"}.isdisjoint(evals[0].metrics)
+    assert config.eval.thresholds[0] == 0.0
+    assert m["dead_relu"] + m["dead_gated"] == pytest.approx(m["dead@0"])
+    assert m["dci_tree_inputs"] == 20
+    for key in ("dci_trees_disentanglement", "dci_trees_completeness", "dci_trees_informativeness"):
+        assert 0.0 <= m[key] <= 1.0, key
+    # The SAE's input is the same at every evaluation: so is its effective rank.
+    for key in ("input_participation_ratio", "input_dims_99", "input_silent_units"):
+        assert evals[0].metrics[key] == m[key], key
+    assert m["input_dims_99"] >= 1 and m["input_participation_ratio"] >= 1.0 and m["input_silent_units"] >= 0
     vae_eval = [e for e in rec.of(ev.Evaluation) if e.phase == "vae"][0].metrics
     assert set(vae_eval) >= {"mig", "bce", "active_latents"}
     assert vae_eval["factors"] == ["shape", "scale", "orientation", "pos_x", "pos_y"]

@@ -196,6 +196,14 @@ def test_sae_forward_matches_numpy(method, normalization):
     np.testing.assert_allclose(npy(sae.decode(act)), recon, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(sae.codes(x, batch_size=5), act, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(sae.reconstruct(x, batch_size=7), recon, rtol=1e-4, atol=1e-4)
+    # The host's pre-activations are the forward pass's, before its ReLU (and Top-k's cut).
+    pre = sae.pre_activations(x)
+    assert pre.dtype == np.float32 and pre.shape == (len(x), 12)
+    w = weights(sae)
+    expected = ((x - w["norm_mean"]) / w["norm_std"] - w["b_dec"]) @ w["W_enc"] + w["b_enc"]
+    np.testing.assert_allclose(pre, expected, rtol=1e-4, atol=1e-4)
+    if method == "l1":
+        np.testing.assert_allclose(np.maximum(pre, 0), act, rtol=1e-4, atol=1e-4)
 
 
 def test_sae_decoder_starts_at_unit_norm():

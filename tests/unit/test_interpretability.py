@@ -306,6 +306,13 @@ class _PlantedSAE:
     def reconstruct(self, x):
         return x
 
+    def pre_activations(self, x):
+        # Neuron 0 fires; 1 and 2 are positive somewhere but below the gate; 3-5 never positive.
+        pre = np.full((len(x), self.acts.shape[1]), -1.0)
+        pre[:, 0] = self.acts[:, 0]
+        pre[0, 1:3] = 0.5
+        return pre
+
 
 def test_evaluate_sae_reports_every_new_metric_without_warnings(strict):
     from collapse_tui.config import EvalConfig
@@ -322,14 +329,20 @@ def test_evaluate_sae_reports_every_new_metric_without_warnings(strict):
     assert m["specialized_code"] == 1 and m["specialized"] == 0 and m["specialized_code_mask"][0]
     assert m["mig_sup_hcode"] == pytest.approx(1.0)
     assert m["mig_sup"] == pytest.approx(mig_sup(acts, factors))  # Li et al.'s: near 0 for the rare unit
-    # One live unit: it holds all of A's importance (complete), and B's chance share of its 7 firings
-    # in the training half keeps its disentanglement below 1 (the exact values are tested above).
-    assert 0.0 < m["dci_disentanglement"] < 1.0 and m["dci_completeness"] == pytest.approx(1.0)
+    # One live unit: each factor's importances sum to 1 (as trees' do), so it holds all of A's and all of
+    # B's (B's from chance co-firing): complete for both, and disentangled not at all.
+    assert m["dci_ridge_completeness"] == pytest.approx(1.0)
+    assert m["dci_ridge_disentanglement"] == pytest.approx(0.0, abs=1e-12)
     assert m["auroc_best_per_value"][0][0] == 1.0 and m["auroc_best_neuron"][0][0] == 0
     assert m["auroc_coverage_per_factor"] == pytest.approx([1 / 32, 0.0], abs=1e-4)
     assert m["auroc_coverage"] == pytest.approx(1 / 64)
-    for key in ("mig_sup", "mig_sup_hcode", "dci_disentanglement", "dci_completeness", "probe_acc", "probe_acc_input",
-                "auroc_best", "auroc_coverage", "specialized_code"):
+    # The input: 32 + 4 one-hot columns over a balanced grid; each block's centred indicators sum to 0, so
+    # it spans 31 + 3 directions. None is constant.
+    assert m["input_dims_99"] == 34 and m["input_silent_units"] == 0
+    assert "dead_relu" not in m and "dci_trees_disentanglement" not in m  # final evaluation only
+    for key in ("mig_sup", "mig_sup_hcode", "dci_ridge_disentanglement", "dci_ridge_completeness", "probe_acc",
+                "probe_acc_input", "auroc_best", "auroc_coverage", "specialized_code", "input_participation_ratio",
+                "input_dims_99", "input_silent_units"):
         assert isinstance(m[key], (int, float)) and math.isfinite(m[key]), key
         spec(key)  # every scalar has a spec
     assert spec("probe_acc").format(m["probe_acc_input"]) == "100.0"
@@ -341,7 +354,8 @@ def test_evaluate_sae_on_all_dead_codes_is_finite(strict):
 
     factors = grid(4, 3, repeats=3)
     m = evaluate_sae(_PlantedSAE(np.zeros((len(factors), 5))), np.ones((len(factors), 2)), factors, EvalConfig())
-    assert m["dci_disentanglement"] == m["dci_completeness"] == 0.0 and m["mig_sup"] == m["mig_sup_hcode"] == 0.0
+    assert m["dci_ridge_disentanglement"] == m["dci_ridge_completeness"] == 0.0
+    assert m["mig_sup"] == m["mig_sup_hcode"] == 0.0
     assert m["auroc_best"] == 0.5 and m["auroc_coverage"] == 0.0 and m["specialized_code"] == 0
     assert m["probe_acc"] == m["probe_acc_input"]  # nothing to read: both predict the majority
 
@@ -352,11 +366,33 @@ def test_evaluate_sae_on_all_dead_codes_is_finite(strict):
     ("auroc_coverage", 0.1667, "16.7"),
     ("auroc_best", 0.7684, "0.768"),
     ("mig_sup", 0.0414, "0.041"),
-    ("dci_disentanglement", 0.0807, "0.081"),
-    ("dci_completeness", 0.104, "0.104"),
+    ("dci_ridge_disentanglement", 0.0807, "0.081"),
+    ("dci_trees_completeness", 0.104, "0.104"),
     ("specialized_code", 47, "47"),
 ])
 def test_new_metrics_format_as_the_tables_show_them(key, value, text):
     from collapse_tui.metrics.specs import spec
 
     assert spec(key).format(value) == text
+
+
+def test_final_evaluation_splits_the_dead_by_cause_and_fits_the_trees(strict):
+    from collapse_tui.config import EvalConfig
+    from collapse_tui.engine.evaluation import evaluate_sae
+    from collapse_tui.metrics.specs import spec
+
+    factors = grid(4, 3, repeats=20)
+    sae_input = np.concatenate([onehot(factors[:, 0], 4), onehot(factors[:, 1], 3)], axis=1)
+    acts = np.zeros((len(factors), 6))
+    acts[:, 0] = factors[:, 0] == 0
+    m = evaluate_sae(_PlantedSAE(acts), sae_input, factors, EvalConfig(dci_tree_samples=100), final=True)
+    assert m["dead_relu"] == pytest.approx(3 / 6) and m["dead_gated"] == pytest.approx(2 / 6)
+    assert m["dci_tree_inputs"] == 100
+    # The one live code carries "A = 0" only: all of A's tree importance and, after the trees fit B's
+    # chance structure on it, some of B's too. It predicts A = 0 against the rest.
+    assert m["dci_trees_completeness"] == pytest.approx(1.0)
+    assert 0.0 <= m["dci_trees_disentanglement"] <= 1.0
+    assert 0.25 < m["dci_trees_informativeness"] < 1.0
+    for key in ("dead_relu", "dead_gated", "dci_trees_disentanglement", "dci_trees_completeness",
+                "dci_trees_informativeness"):
+        spec(key)
