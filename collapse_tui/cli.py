@@ -270,9 +270,10 @@ def _try_load(load_run, path):
 def _table(path: str, fmt: str | None = None, columns: str | None = None, show_all: bool = False) -> int:
     """Print a sweep's (or a runs dir's) results table: fitted to the terminal, or as Markdown or CSV
     (``fmt``); a sweep directory's files are rewritten too."""
-    from collapse_tui.report import build_rows, csv_table, report_markdown, sweep_title, table_title, write_report
+    from collapse_tui.report import (build_rows, csv_table, has_comparisons, paired_csv, report_markdown, sweep_title,
+                                     table_title, write_report)
     from collapse_tui.store import is_sweep_dir, list_runs, sweep_records
-    from collapse_tui.store.layout import RESULTS_CSV, RESULTS_MD
+    from collapse_tui.store.layout import PAIRED_CSV, RESULTS_CSV, RESULTS_MD
 
     target = Path(path)
     if not target.is_dir():
@@ -286,7 +287,7 @@ def _table(path: str, fmt: str | None = None, columns: str | None = None, show_a
             return 2
         title = sweep_title(target)
         write_report(target, records, title=title)
-        written = f"written: {target / RESULTS_MD}, {target / RESULTS_CSV}"
+        written = f"written: {target / RESULTS_MD}, {target / RESULTS_CSV}, {target / PAIRED_CSV}"
     else:
         records = list_runs(target, include_unreadable=True)
         if not records:
@@ -294,10 +295,14 @@ def _table(path: str, fmt: str | None = None, columns: str | None = None, show_a
             return 2
         title, written = table_title(str(target)), None
     rows, left_out = build_rows(records)
+    paired = has_comparisons(rows)  # some remedy row has a plain row at its settings to be compared with
     if fmt == "md":
-        print(report_markdown(rows, left_out, title=title))
+        print(report_markdown(rows, left_out, title=title))  # the paired section is part of results.md
     elif fmt == "csv":
         print(csv_table(rows), end="")
+        if paired:
+            print()
+            print(paired_csv(rows), end="")
     else:
         from collapse_tui.batch import consoles
 
@@ -311,6 +316,18 @@ def _table(path: str, fmt: str | None = None, columns: str | None = None, show_a
         console.print(table, soft_wrap=show_all)
         if left_out:
             console.print(f"{len(left_out)} run(s) left out (not finished, or no result); --format md lists them")
+        if paired:
+            from collapse_tui.report import PAIRED_TITLE, comparisons
+
+            console.print()
+            console.print(PAIRED_TITLE, markup=False)
+            console.print(paired_table(rows, console, show_all=show_all), soft_wrap=show_all)
+            missing = sum(plain is None for _, plain in comparisons(rows))
+            if missing:
+                console.print(f"{missing} remedy row(s) without a plain run at the same settings; --format md "
+                              "names them", markup=False)
+            console.print("Δ remedy − plain, paired by seed: mean [95% t-interval] p (two-sided paired t)",
+                          style="dim", markup=False)
         console.print("--all: every column; --columns A,B: these; --format md|csv: for a file", style="dim")
     if written:
         print(written, file=sys.stderr)
@@ -349,18 +366,11 @@ def sweep_table(rows, console, columns: Sequence[str] | None = None, show_all: b
     (headers, in this order; ValueError naming an unknown one); ``show_all``: every column, unfitted.
     Unless columns are named, a descriptive column with one value in every row (one dataset, no remedy)
     is said once in the table's title instead."""
-    from rich import box
-    from rich.measure import Measurement
-    from rich.table import Table
-
     from collapse_tui.metrics.specs import DEAD
     from collapse_tui.report import table_cells
 
     headers, texts, _ = table_cells(rows)
-    common = {}
-    if columns is None and len(texts) > 1:
-        common = {h: texts[0][i] for i, h in enumerate(headers)
-                  if h in ("dataset", "method", "remedy") and len({cells[i] for cells in texts}) == 1}
+    common = _common(headers, texts) if columns is None else {}
     dead_first = next((h for h in headers if h.startswith(DEAD.label)), None)
     keys = [dead_first if k == DEAD.label else k for k in KEY_COLUMNS]
     if columns is not None:
@@ -372,6 +382,27 @@ def sweep_table(rows, console, columns: Sequence[str] | None = None, show_all: b
         order = [h for h in keys if h in headers and h not in common] + [h for h in headers if h not in keys]
     fixed = len(order) if columns is not None or show_all else sum(h in keys for h in order)
     title = "  ".join(f"{h}: {v}" for h, v in common.items()) or None
+    return _fitted(headers, texts, order, fixed, title, console)
+
+
+def _common(headers: list[str], texts: list[list[str]]) -> dict[str, str]:
+    """The descriptive columns with one value in every row (one dataset, one method...), said once above
+    a table instead of in every row; none for a table of one row, which says everything in it."""
+    if len(texts) < 2:
+        return {}
+    return {h: texts[0][i] for i, h in enumerate(headers)
+            if h in ("dataset", "method", "remedy") and len({cells[i] for cells in texts}) == 1}
+
+
+def _fitted(headers: list[str], texts: list[list[str]], order: list[str], fixed: int, title: str | None,
+            console) -> Any:
+    """A rich table of the columns ``order`` names, the rightmost of those after the first ``fixed`` dropped
+    one by one until it fits ``console``'s width (the first ``fixed`` always stay)."""
+    from rich import box
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    order = list(order)
     while True:
         table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         for h in order:
@@ -382,3 +413,19 @@ def sweep_table(rows, console, columns: Sequence[str] | None = None, show_all: b
         if len(order) <= fixed or Measurement.get(console, console.options.update_width(1_000_000), table).maximum <= console.width:
             return table
         order.pop()  # the rightmost of the optional columns
+
+
+def paired_table(rows, console, show_all: bool = False) -> Any:
+    """Each remedy row against the plain SAE, paired by seed (:func:`~collapse_tui.report.paired_cells`),
+    for the terminal: a descriptive column with one value throughout said once in the title; the rows'
+    labels, the pairs and the first metric (the dead %) always, the others while they fit ``console``
+    (every one with ``show_all``)."""
+    from collapse_tui.report import paired_cells
+
+    headers, texts = paired_cells(rows)
+    common = _common(headers, texts)
+    order = [h for h in headers if h not in common]
+    first = next((i for i, h in enumerate(order) if h.startswith("Δ ")), len(order) - 1)
+    fixed = len(order) if show_all else first + 1
+    title = "  ".join(f"{h}: {v}" for h, v in common.items()) or None
+    return _fitted(headers, texts, order, fixed, title, console)

@@ -9,13 +9,28 @@ A row is labelled by dataset, method, remedy and k / λ and, where runs of the t
 setting (batch size, epochs, schedule, the VAE, the data file...), by those settings too: see
 :func:`experiment_settings` for what defines an experiment and :func:`build_rows` for the labels.
 
+Below the table, each remedy row is compared with the plain SAE at the same settings, paired by seed
+(mean difference, t-interval, paired t-test, and how many seeds an effect needs), written into
+``results.md`` and ``paired.csv``.
+
 One idea a module: :mod:`~collapse_tui.report.paper` (the published numbers),
-:mod:`~collapse_tui.report.rows` (experiments and their statistics), :mod:`~collapse_tui.report.tables`
-(writing them out). Everything is importable from here.
+:mod:`~collapse_tui.report.rows` (experiments and their statistics), :mod:`~collapse_tui.report.paired`
+(a remedy row against its plain row), :mod:`~collapse_tui.report.tables` (writing them out). Everything is
+importable from here.
 """
 
 from __future__ import annotations
 
+from collapse_tui.report.paired import (
+    Paired,
+    baseline_of,
+    comparisons,
+    detectable_effect,
+    paired,
+    paired_power,
+    pooled_sd,
+    seeds_needed,
+)
 from collapse_tui.report.paper import (
     PAPER_DEAD_PCT,
     PAPER_FINAL_K,
@@ -36,8 +51,16 @@ from collapse_tui.report.rows import (
     unused_settings,
 )
 from collapse_tui.report.tables import (
+    HEADLINE_KEYS,
+    PAIRED_TITLE,
     csv_table,
+    has_comparisons,
     markdown_table,
+    paired_cells,
+    paired_csv,
+    paired_markdown,
+    paired_notes,
+    paired_text,
     report_markdown,
     run_line,
     sweep_title,
@@ -49,9 +72,11 @@ from collapse_tui.report.tables import (
 )
 
 __all__ = [
-    "BOOKKEEPING", "DATA_CACHE", "DATA_KEY", "PAPER_DEAD_PCT", "PAPER_FINAL_K", "PAPER_SOURCE",
-    "PAPER_SPECIALIZED", "Row", "TABLE_METRICS", "UNKNOWN_DATA", "build_rows", "csv_table",
-    "experiment_settings", "markdown_table", "remedy_label", "report_markdown", "run_line", "setting_text",
+    "BOOKKEEPING", "DATA_CACHE", "DATA_KEY", "HEADLINE_KEYS", "PAIRED_TITLE", "PAPER_DEAD_PCT", "PAPER_FINAL_K",
+    "PAPER_SOURCE", "PAPER_SPECIALIZED", "Paired", "Row", "TABLE_METRICS", "UNKNOWN_DATA", "baseline_of",
+    "build_rows", "comparisons", "csv_table", "detectable_effect", "experiment_settings", "has_comparisons",
+    "markdown_table", "paired", "paired_cells", "paired_csv", "paired_markdown", "paired_notes", "paired_power",
+    "paired_text", "pooled_sd", "remedy_label", "report_markdown", "run_line", "seeds_needed", "setting_text",
     "sweep_title", "table_cells", "table_columns", "table_notes", "table_title", "unused_settings",
     "write_report",
 ]

@@ -52,6 +52,7 @@ BOOKKEEPING = {
     "environment": "host, device, backend and versions: provenance, not a setting",
     "data_source": "provenance of the images, kept only as the data's identity: its fingerprint (below)",
     "eval.every": "when intermediate evaluations happen; the final one is always made at the end",
+    "eval.dci_tree_samples": "whether (and on how many inputs) the tree DCI is added to the final evaluation",
     "eval.explained_variance_floor": "which runs are flagged as no result (flagged runs stay out of the rows)",
 }
 # How the images were found (the requested source, a path, the render cache): the fingerprint says which
@@ -67,6 +68,10 @@ _SPARSITY = ("sae.k", "sae.l1_coefficient")
 # (``sae.remedies.resample_epochs`` is labelled: the remedy column says "resampling", not when.)
 _IN_COLUMNS = ("data.dataset", "sae.method", "sae.source", "sae.normalization",
                *(f"sae.remedies.{name}" for name in REMEDY_SWITCHES))
+# What makes a row's remedy (a key names its whole subtree): the remedy column's settings, less the dataset and
+# the method, and every remedy's own parameters (AuxK's k and coefficient, the resampling epochs, idle steps),
+# which are inert in a plain run. A remedy row and the plain row it is compared with differ in these alone.
+REMEDY_KEYS = (*(key for key in _IN_COLUMNS if key not in ("data.dataset", "sae.method")), "sae.remedies")
 
 
 def _under(key: str, prefixes: Iterable[str]) -> bool:

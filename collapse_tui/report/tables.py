@@ -1,5 +1,6 @@
-"""The rows written out: Markdown and CSV tables with their notes, a run's line of ``runs.jsonl``, and a
-sweep directory's results files."""
+"""The rows written out: Markdown and CSV tables with their notes, each remedy row against the plain SAE
+(:mod:`~collapse_tui.report.paired`) as a section of the Markdown and a CSV of its own, a run's line of
+``runs.jsonl``, and a sweep directory's results files."""
 
 from __future__ import annotations
 
@@ -19,11 +20,25 @@ from collapse_tui.metrics.specs import (
     dead_spec,
     is_frequency_key,
     is_threshold_key,
+    spec,
+)
+from collapse_tui.report.paired import (
+    ALPHA,
+    CONFIDENCE,
+    MAX_SEEDS,
+    POWER,
+    Paired,
+    comparisons,
+    detectable_effect,
+    paired,
+    pooled_row_sd,
+    pooled_sd,
+    seeds_needed,
 )
 from collapse_tui.report.paper import PAPER_FINAL_K, PAPER_SOURCE
 from collapse_tui.report.rows import TABLE_METRICS, Row, build_rows, experiment_settings
 from collapse_tui.store import RunRecord, load_sweep, write_atomic
-from collapse_tui.store.layout import RESULTS_CSV, RESULTS_MD
+from collapse_tui.store.layout import PAIRED_CSV, RESULTS_CSV, RESULTS_MD
 
 
 def _dead_specs(rows: list[Row]) -> list[MetricSpec]:
@@ -101,6 +116,10 @@ def markdown_table(rows: list[Row]) -> str:
     setting column too when no two rows differ in a setting the other columns do not show, and the
     paper's columns when no row corresponds to the paper's experiment."""
     columns, texts, _ = table_cells(rows)
+    return _markdown(columns, texts)
+
+
+def _markdown(columns: list[str], texts: list[list[str]]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for cells in texts:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -183,7 +202,8 @@ def table_notes(rows: list[Row]) -> list[str]:
 
 
 def report_markdown(rows: list[Row], left_out: list[RunRecord], title: str) -> str:
-    """The table with the notes a reader needs to read it (:func:`table_notes`)."""
+    """The table with the notes a reader needs to read it (:func:`table_notes`), the runs left out, then each
+    remedy row against the plain SAE (:func:`paired_markdown`)."""
     parts = [f"# {title}\n", markdown_table(rows) if rows else "No run has finished yet.\n"]
     notes = table_notes(rows)
     if notes:
@@ -191,7 +211,174 @@ def report_markdown(rows: list[Row], left_out: list[RunRecord], title: str) -> s
     if left_out:
         parts.append("\nNot in the table (not finished ok, or flagged as no result): "
                      + ", ".join(f"{r.run_id} ({'; '.join([r.status, *r.flags])})" for r in left_out) + "\n")
+    parts.append(paired_markdown(rows))
     return "".join(parts)
+
+
+# ------------------------------------------------------------------------------ against the plain SAE
+
+PAIRED_TITLE = "Against the plain SAE (paired by seed)"
+# The headline metrics, what a view with room for few shows (this section, the TUI's runs table): the dead
+# fraction the study is about, and what a change to it costs or buys (sparsity, reconstruction,
+# disentanglement). The section shows those measured; paired.csv holds every metric the table has.
+HEADLINE_KEYS = ("dead_fraction", "l0", "explained_variance", "mig")
+DEAD_EFFECT = 5.0  # percentage points of dead %: the effect the section's note says how many seeds need
+
+# A remedy row, the plain row it is compared with (None: none at its settings), and a result per metric.
+Compared = tuple[Row, Row | None, list[Paired]]
+
+
+def _has(rows: list[Row], key: str) -> bool:
+    return any(key in final for row in rows for final in row.finals)
+
+
+def _paired_specs(rows: list[Row]) -> list[MetricSpec]:
+    return [spec(key) for key in HEADLINE_KEYS if _has(rows, key)]
+
+
+def _csv_paired_specs(rows: list[Row]) -> list[MetricSpec]:
+    return ([DEAD] if _has(rows, DEAD.key) else []) + _measured(rows)
+
+
+def _compared(rows: list[Row], specs: list[MetricSpec]) -> list[Compared]:
+    return [(row, plain, [paired(row, plain, m) for m in specs] if plain else []) for row, plain in comparisons(rows)]
+
+
+def _p_text(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def paired_text(result: Paired) -> str:
+    """A result as a cell shows it: the mean difference, signed, to the metric's digits, then its interval
+    and p (``+3.2 [0.4, 6.0] p=0.041``); the difference alone for one pair; "–" for none."""
+    if result.mean is None:
+        return MISSING
+    text = f"{result.mean:+.{result.spec.digits}f}"
+    if result.ci is not None and result.p is not None:
+        low, high = (result.spec.text(v) for v in result.ci)
+        text += f" [{low}, {high}] {_p_text(result.p)}"
+    return text
+
+
+def _pairs_text(row: Row, plain: Row) -> str:
+    """The seeds both rows ran, and how many only one of them ran (not compared)."""
+    shared, alone = set(row.seeds) & set(plain.seeds), set(row.seeds) ^ set(plain.seeds)
+    return f"{len(shared)}" + (f" ({len(alone)} left out)" if alone else "")
+
+
+def _cells(compared: list[Compared], specs: list[MetricSpec]) -> tuple[list[str], list[list[str]]]:
+    found = [(row, plain, results) for row, plain, results in compared if plain is not None]
+    labelled = any(row.setting for row, _, _ in found)
+    headers = ["dataset", "method", "remedy", "k / λ", *(["setting"] if labelled else []), "pairs",
+               *(f"Δ {m.label}" for m in specs)]
+    texts = [[row.dataset, row.method, row.remedy, _sparsity(row), *([row.setting] if labelled else []),
+              _pairs_text(row, plain), *map(paired_text, results)] for row, plain, results in found if plain]
+    return headers, texts
+
+
+def paired_cells(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    """The section's table: a line per remedy row that has a plain row (:func:`~collapse_tui.report.paired.
+    baseline_of`), with the seeds paired and, per metric of :data:`HEADLINE_KEYS` measured, the mean
+    difference remedy − plain, its t-interval and p (:func:`paired_text`)."""
+    specs = _paired_specs(rows)
+    return _cells(_compared(rows, specs), specs)
+
+
+def _no_plain(compared: list[Compared]) -> list[str]:
+    return [f"{row.dataset} {row.method} {row.remedy} {_sparsity(row)}" + (f" ({row.setting})" if row.setting else "")
+            + ": no plain run at the same settings" for row, plain, _ in compared if plain is None]
+
+
+def _seeds_note(compared: list[Compared]) -> str:
+    """How many seeds a :data:`DEAD_EFFECT`-point effect on the dead % needs at the spread these
+    comparisons measured (:func:`~collapse_tui.report.paired.seeds_needed` on the pooled sd of the
+    differences), and what the fewest pairs here can find."""
+    dead = [r for _, plain, results in compared if plain for r in results if r.spec.key == DEAD.key]
+    effect = f"a {DEAD_EFFECT:g}-point effect on the dead %"
+    pooled = pooled_sd(dead)
+    if pooled is None:
+        return (f"seeds: how many seeds {effect} needs is read from the spread of the paired differences, which "
+                "needs at least 2 pairs in some comparison.")
+    sd, dof = pooled
+    text = f"seeds: the paired differences of dead % have an sd of {sd:.1f} pp (pooled, {dof} degrees of freedom"
+    text += ", too few for the sd itself to be sure)" if dof < 10 else ")"
+    plains = list({id(plain): plain for _, plain, _ in compared if plain}.values())
+    own = pooled_row_sd(plains, DEAD)
+    if own is not None:
+        text += f"; the plain rows' dead % alone varies by {own[0]:.1f} pp from seed to seed"
+    needed = seeds_needed(sd, DEAD_EFFECT)
+    need = f"{needed} pairs" if needed is not None else f"more than {MAX_SEEDS} pairs"
+    fewest = min(r.n for r in dead if r.n >= 2)
+    found = detectable_effect(sd, fewest)
+    return (f"{text}. At that spread {effect} needs {need} to be found with {POWER:.0%} power (two-sided paired t, "
+            f"α = {ALPHA:g}); {fewest} pairs find {found:.1f} points with that power.")
+
+
+def _paired_notes(compared: list[Compared], specs: list[MetricSpec]) -> list[str]:
+    if not any(plain for _, plain, _ in compared):
+        return []
+    notes = [f"Δ: the remedy row minus its plain row (remedy none; the same dataset, method, k / λ and other "
+             f"settings), seed by seed over the seeds both rows ran, then averaged (a percentage's difference is "
+             f"in percentage points); beside it the mean's {CONFIDENCE:.0%} t-interval and the p of a two-sided "
+             "paired t-test of no difference (n − 1 degrees of freedom; for one pair the difference alone). "
+             "pairs: the seeds both rows ran; left out: seeds only one of them ran."]
+    if any(m.key == DEAD.key for m in specs):
+        notes.append(_seeds_note(compared))
+    return notes
+
+
+def paired_notes(rows: list[Row]) -> list[str]:
+    """The section's notes: what is tested and, from the spread measured, how many seeds an effect needs."""
+    specs = _paired_specs(rows)
+    return _paired_notes(_compared(rows, specs), specs)
+
+
+def paired_markdown(rows: list[Row]) -> str:
+    """The section "Against the plain SAE (paired by seed)": :func:`paired_cells` as a table, a line per
+    remedy row that has no plain row to be compared with, and :func:`paired_notes`; empty without remedy
+    rows."""
+    specs = _paired_specs(rows)
+    compared = _compared(rows, specs)
+    if not compared:
+        return ""
+    headers, texts = _cells(compared, specs)
+    parts = [f"\n## {PAIRED_TITLE}\n"]
+    if texts:
+        parts.append("\n" + _markdown(headers, texts))
+    missing = _no_plain(compared)
+    if missing:
+        parts.append("\n" + "".join(f"- {line}\n" for line in missing))
+    notes = _paired_notes(compared, specs)
+    if notes:
+        parts.append("\n" + "".join(f"- {n}\n" for n in notes))
+    return "".join(parts)
+
+
+PAIRED_CSV_HEADER = ["dataset", "method", "remedy", "sparsity", "setting", "metric", "n", "left_out", "mean_diff",
+                     "ci_low", "ci_high", "p"]
+
+
+def paired_csv(rows: list[Row]) -> str:
+    """The comparisons as CSV: a line per remedy row that has a plain row and metric either of them
+    measured (the dead % and every column of the table, by their CSV names), the mean difference in the
+    metric's shown scale, its interval and p (empty where there is none); ``n``: the seeds paired,
+    ``left_out``: the seeds only one row measured."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(PAIRED_CSV_HEADER)
+    for row, _, results in _compared(rows, _csv_paired_specs(rows)):
+        for r in results:
+            if r.n == 0 and not r.left_out:
+                continue  # neither row measured it
+            low, high = r.ci or (None, None)
+            writer.writerow([row.dataset, row.method, row.remedy, f"{row.sparsity:g}", row.setting, r.spec.csv_name,
+                             r.n, len(r.left_out), *map(csv_number, (r.mean, low, high, r.p))])
+    return out.getvalue()
+
+
+def has_comparisons(rows: list[Row]) -> bool:
+    """Whether some remedy row has a plain row to be compared with (what --table adds a section for)."""
+    return any(plain is not None for _, plain in comparisons(rows))
 
 
 def run_line(record: RunRecord) -> dict[str, Any]:
@@ -204,14 +391,16 @@ def run_line(record: RunRecord) -> dict[str, Any]:
             "settings": experiment_settings(record), "final": dict(summary.get("final") or {})}
 
 
-def write_report(directory: str | Path, records: Iterable[RunRecord], title: str) -> tuple[Path, Path]:
-    """Write results.md and results.csv into ``directory``; returns their paths."""
+def write_report(directory: str | Path, records: Iterable[RunRecord], title: str) -> tuple[Path, Path, Path]:
+    """Write results.md, results.csv and paired.csv (its header alone when no remedy row has a plain row,
+    so that a file of an earlier table never stands for this one) into ``directory``; returns their paths."""
     directory = Path(directory)
     rows, left_out = build_rows(records)
-    md, csv_path = directory / RESULTS_MD, directory / RESULTS_CSV
+    md, csv_path, paired_path = directory / RESULTS_MD, directory / RESULTS_CSV, directory / PAIRED_CSV
     write_atomic(md, report_markdown(rows, left_out, title))
     write_atomic(csv_path, csv_table(rows))
-    return md, csv_path
+    write_atomic(paired_path, paired_csv(rows))
+    return md, csv_path, paired_path
 
 
 def sweep_title(path: str | Path) -> str:

@@ -22,8 +22,8 @@ import collapse_tui.store.layout as layout
 from collapse_tui.store.files import (FILE_MODE, dumps, file_lock, jsonable, read_bounded, read_json,
                                       remove_stale_temporaries, save_model, writable_dir_problem, write_atomic)
 from collapse_tui.store.layout import (CHECKPOINT_FILE, CONFIG_FILE, EVENTS_FILE, LISTING_FILE, NEURONS_FILE,
-                                       PLAN_FILE, RESULTS_CSV, RESULTS_MD, RUNS_JSONL, SAE_FILE, STOP_FILE,
-                                       SUMMARY_FILE, SWEEP_FILE, SWEEPS_DIR, TASKS_DIR)
+                                       PAIRED_CSV, PLAN_FILE, RESULTS_CSV, RESULTS_MD, RUNS_JSONL, SAE_FILE,
+                                       STOP_FILE, SUMMARY_FILE, SWEEP_FILE, SWEEPS_DIR, TASKS_DIR)
 from collapse_tui.store.liveness import (CRASHED, HEARTBEAT, HEARTBEAT_SECONDS, STALE_SECONDS, pid_alive, process_gone,
                                          process_identity)
 from collapse_tui.store.records import (CONFIG_EXTRAS, SUSPECT, RunRecord, config_problem, list_runs, load_run,
@@ -35,10 +35,10 @@ from collapse_tui.store.sweeps import (SweepRecord, SweepWriter, is_sweep_dir, l
 
 __all__ = [
     "CHECKPOINT_FILE", "CONFIG_EXTRAS", "CONFIG_FILE", "CRASHED", "EVENTS_FILE", "FILE_MODE", "HEARTBEAT",
-    "HEARTBEAT_SECONDS", "LISTING_FILE", "NEURONS_FILE", "PLAN_FILE", "RESULTS_CSV", "RESULTS_MD", "RUNS_JSONL",
-    "SAE_FILE", "STALE_SECONDS", "STOP_FILE", "SUMMARY_FILE", "SUSPECT", "SWEEPS_DIR", "SWEEP_FILE", "TASKS_DIR",
-    "RunRecord", "RunSummary", "RunWriter", "SweepRecord", "SweepWriter", "config_problem", "create_run_dir",
-    "dumps", "file_lock", "is_sweep_dir", "iter_events", "jsonable", "layout", "list_runs",
+    "HEARTBEAT_SECONDS", "LISTING_FILE", "NEURONS_FILE", "PAIRED_CSV", "PLAN_FILE", "RESULTS_CSV", "RESULTS_MD",
+    "RUNS_JSONL", "SAE_FILE", "STALE_SECONDS", "STOP_FILE", "SUMMARY_FILE", "SUSPECT", "SWEEPS_DIR", "SWEEP_FILE",
+    "TASKS_DIR", "RunRecord", "RunSummary", "RunWriter", "SweepRecord", "SweepWriter", "config_problem",
+    "create_run_dir", "dumps", "file_lock", "is_sweep_dir", "iter_events", "jsonable", "layout", "list_runs",
     "load_plan", "load_run", "load_sweep", "pid_alive", "process_gone", "process_identity", "read_bounded",
     "read_config", "read_events", "read_json", "read_neurons", "read_summary", "remove_stale_temporaries",
     "run_dirs", "save_model", "stored_settings", "summary_problem", "sweep_dirs", "sweep_name", "sweep_of",

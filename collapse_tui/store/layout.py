@@ -9,7 +9,7 @@ name spelled anywhere else). Pure names and path arithmetic: nothing here touche
     <runs_dir>/<YYYYmmdd-HHMMSS>-<name>/     a run (RUN_FILES)
         config.yaml  events.jsonl  summary.json  listing.json  sae.keras  neurons.npz  checkpoint.npz
     <runs_dir>/sweeps/<YYYYmmdd-HHMMSS>-<name>/   a sweep (SWEEP_FILES)
-        sweep.json  plan.json  results.md  results.csv  runs.jsonl  STOP  tasks/<task>.json
+        sweep.json  plan.json  results.md  results.csv  paired.csv  runs.jsonl  STOP  tasks/<task>.json
     <models_dir>/                             trained VAEs, shared by runs
         vae-<key>.keras  vae-<key>.checkpoint.npz  vae-<key>.lock
 """
@@ -35,10 +35,11 @@ SWEEP_FILE = "sweep.json"  # the config file a sweep ran and the run directories
 PLAN_FILE = "plan.json"  # every run of the sweep as a resolved config, in order: what --resume finishes
 RESULTS_MD = "results.md"  # the sweep's results tables
 RESULTS_CSV = "results.csv"
+PAIRED_CSV = "paired.csv"  # each remedy row against the plain SAE at its settings, paired by seed
 RUNS_JSONL = "runs.jsonl"  # one line per finished run, appended as each ends
 STOP_FILE = "STOP"  # present: every task of a sweep on a cluster stops
 TASKS_DIR = "tasks"  # the run directories each task of a sweep on a cluster started, one file a task
-SWEEP_FILES = (SWEEP_FILE, PLAN_FILE, RESULTS_MD, RESULTS_CSV, RUNS_JSONL, STOP_FILE, TASKS_DIR)
+SWEEP_FILES = (SWEEP_FILE, PLAN_FILE, RESULTS_MD, RESULTS_CSV, PAIRED_CSV, RUNS_JSONL, STOP_FILE, TASKS_DIR)
 
 # ---------------------------------------------------------------------- the models directory
 _VAE_PREFIX = "vae-"

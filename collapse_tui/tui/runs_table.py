@@ -12,12 +12,12 @@ from typing import Any
 
 from collapse_tui.config import K_METHODS, flatten
 from collapse_tui.metrics.specs import MISSING, SPECS, MetricSpec, csv_number, dead_keys, dead_spec, spec
-from collapse_tui.report import unused_settings
+from collapse_tui.report import HEADLINE_KEYS, unused_settings
 from collapse_tui.store import RunRecord, iter_events
 from collapse_tui.tui.state import RunState
 
 # The measurements the runs table shows, keyed by their column titles.
-_METRIC_COLUMNS = {s.label: s for s in map(spec, ("dead_fraction", "l0", "explained_variance", "mig"))}
+_METRIC_COLUMNS = {s.label: s for s in map(spec, HEADLINE_KEYS)}
 # The measurements first, so that a narrow terminal still shows them; date and dataset last.
 COLUMNS = ("run", "status", "method", "k/λ", *_METRIC_COLUMNS, "sweep", "dataset", "date")
 _STAMP = re.compile(r"^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})")

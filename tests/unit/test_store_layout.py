@@ -77,6 +77,7 @@ def test_layout_paths(tmp_path):
     with pytest.raises(ValueError):
         layout.sweep_file(tmp_path, layout.SUMMARY_FILE)
     assert layout.sweep_file(tmp_path, layout.RESULTS_MD) == tmp_path / "results.md"
+    assert layout.sweep_file(tmp_path, layout.PAIRED_CSV) == tmp_path / "paired.csv"
     assert layout.sweeps_dir(tmp_path) == tmp_path / "sweeps"
     assert layout.runs_dir_of_sweep(tmp_path / "sweeps" / "s") == tmp_path
     assert layout.task_file(tmp_path, 3) == tmp_path / "tasks" / "3.json"
