@@ -23,9 +23,11 @@ from collapse_tui.config.vocabulary import (
     K_METHODS,
     DatasetName,
     DataSource,
+    LRDecay,
     Normalization,
     RepresentationSource,
     ScheduleKind,
+    WITHDRAWN_NORMALIZATIONS,
     SparsityMethod,
     field_choices,
 )
@@ -96,12 +98,31 @@ class ScheduleConfig(Section):
         "constant", description="How the sparsity (k or L1 coefficient) moves from start to its final value."
     )
     start: float | None = Field(
-        None, gt=0.0,
+        None, ge=0.0,
         description="Sparsity at the first epoch (k for topk / batchtopk, else the coefficient); empty = the final value.",
     )
     epochs: int = Field(
         1, ge=1, le=100_000,
         description="Epochs over which the schedule reaches the final value (sae.k or sae.l1_coefficient).",
+    )
+
+
+class LRScheduleConfig(Section):
+    warmup_steps: int = Field(
+        0, ge=0, le=10_000_000,
+        description="Updates over which the SAE's learning rate rises linearly from 0 to sae.learning_rate (0 = none).",
+    )
+    decay: LRDecay = Field(
+        "none", description="Decay of the learning rate after decay_start_epoch to final_fraction of it at the last "
+                            "update: none, cosine or linear.",
+    )
+    decay_start_epoch: int | None = Field(
+        None, ge=0, le=100_000,
+        description="SAE epochs before the decay starts; empty = when the sparsity schedule has reached its final "
+                    "value (sae.schedule.epochs, 0 for a constant schedule).",
+    )
+    final_fraction: float = Field(
+        0.0, ge=0.0, le=1.0, description="The learning rate at the last update, as a fraction of sae.learning_rate.",
     )
 
 
@@ -145,7 +166,9 @@ class SAEConfig(Section):
         "encoder_hidden", description="SAE input: the VAE's encoder hidden layer or its latent means."
     )
     normalization: Normalization = Field(
-        "none", description="Input normalisation of the SAE: none, centre (subtract mean) or standardise."
+        "none",
+        description="Input normalisation of the SAE: none; unit_norm (one scalar, so inputs have unit mean squared "
+                    "norm, as Gemma Scope trains JumpReLU); standardise (per unit, near-constant units guarded).",
     )
     n_neurons: int = Field(500, ge=1, le=100_000, description="Dictionary size (neurons) of the SAE.")
     method: SparsityMethod = Field(
@@ -160,6 +183,16 @@ class SAEConfig(Section):
     jumprelu_bandwidth: float = Field(
         1e-3, gt=0.0, le=1e3, description="Window width of JumpReLU's straight-through gradient estimate.",
     )
+    batchtopk_threshold_momentum: float = Field(
+        1e-3, gt=0.0, le=1.0,
+        description="BatchTopK: weight of each training batch's smallest kept value in the inference threshold's "
+                    "moving average (dictionary_learning: 1 - 0.999).",
+    )
+    batchtopk_threshold_start: int = Field(
+        1000, ge=0, le=10_000_000,
+        description="BatchTopK: training batches before the inference threshold's average starts "
+                    "(dictionary_learning: 1000).",
+    )
     remedies: RemediesConfig = Field(default_factory=RemediesConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     epochs: int = Field(20, ge=1, le=100_000, description="Training epochs of the SAE.")
@@ -170,6 +203,18 @@ class SAEConfig(Section):
     )
     batch_size: int = Field(256, ge=1, le=65_536, description="SAE minibatch size.")
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate of the SAE.")
+    adam_beta1: float = Field(
+        0.9, ge=0.0, lt=1.0,
+        description="Adam's first-moment decay of the SAE (0 as Gemma Scope trains JumpReLU; Keras' default 0.9).",
+    )
+    lr_schedule: LRScheduleConfig = Field(default_factory=LRScheduleConfig)
+
+    @field_validator("normalization", mode="before")
+    @classmethod
+    def _not_withdrawn(cls, value):
+        if isinstance(value, str) and value in WITHDRAWN_NORMALIZATIONS:
+            raise ValueError(f"{value!r} is no longer offered: {WITHDRAWN_NORMALIZATIONS[value]}")
+        return value
 
     @model_validator(mode="after")
     def _check_sparsity(self) -> "SAEConfig":
@@ -182,7 +227,7 @@ class SAEConfig(Section):
             if self.k > self.n_neurons:
                 errors.append(f"k: {self.k} exceeds sae.n_neurons ({self.n_neurons})")
             start = self.schedule.start
-            if start is not None and (start != int(start) or start > self.n_neurons):
+            if start is not None and (start != int(start) or not 1 <= start <= self.n_neurons):
                 errors.append(
                     f"schedule.start: {start} must be a whole number of neurons between 1 and "
                     f"sae.n_neurons ({self.n_neurons}) for method {self.method}"

@@ -14,8 +14,14 @@ from pydantic_core import PydanticCustomError
 # The vocabularies of the schema's choices, named so that code outside it (nn, the front ends) checks
 # and lists the same names: each tuple is read from its Literal, never spelt again.
 SparsityMethod = Literal["topk", "l1", "batchtopk", "jumprelu"]
-Normalization = Literal["none", "centre", "standardise"]
+Normalization = Literal["none", "unit_norm", "standardise"]
+# Offered once and withdrawn, with why (a config naming one is refused with this reason, not a bare list).
+WITHDRAWN_NORMALIZATIONS = {
+    "centre": "subtracting the mean first is the same model as none (b_dec starts at the data mean and Adam "
+              "does not see a shift), so its runs only replicated none; use none",
+}
 ScheduleKind = Literal["constant", "linear", "cosine", "exponential"]
+LRDecay = Literal["none", "cosine", "linear"]
 RepresentationSource = Literal["encoder_hidden", "latent_mean"]
 SPARSITY_METHODS = typing.get_args(SparsityMethod)
 # Methods whose sparsity parameter is k (a number of neurons); the others are set by a penalty weight.
@@ -23,6 +29,7 @@ K_METHODS = ("topk", "batchtopk")
 PENALTY_METHODS = tuple(m for m in SPARSITY_METHODS if m not in K_METHODS)
 NORMALIZATIONS = typing.get_args(Normalization)
 SCHEDULE_KINDS = typing.get_args(ScheduleKind)
+LR_DECAYS = typing.get_args(LRDecay)
 REPRESENTATION_SOURCES = typing.get_args(RepresentationSource)
 DataSource = Literal["auto", "official", "tfds", "procedural"]
 DATA_SOURCES = typing.get_args(DataSource)

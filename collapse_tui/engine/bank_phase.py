@@ -116,6 +116,7 @@ class BankPhase:
 
     # ------------------------------------------------------------------ training
     def run(self) -> None:
+        from collapse_tui.nn.lr_schedule import WarmupDecay
         from collapse_tui.nn.sae_bank import SAEBank
 
         self._each(lambda i, m: m.prepare())
@@ -131,7 +132,11 @@ class BankPhase:
             start = self.members[self.live[0]].start_epoch
             planned = (self.total_epochs - start) * self.steps_per_epoch * len(members)
             options = {"jit_compile": True} if torch_compiles(planned) else {}
-            self.bank.compile(optimizer=keras.optimizers.Adam(self.learning_rate), **options)
+            settings = self.members[self.live[0]].cfg.sae  # the bank's members share it (bank_key)
+            rate = WarmupDecay.from_settings(settings, self.steps_per_epoch, self.total_epochs)
+            optimizer = keras.optimizers.Adam(self.learning_rate if rate.is_constant else rate,
+                                              beta_1=settings.adam_beta1)
+            self.bank.compile(optimizer=optimizer, **options)
             prepare_bank(self.bank)
             self.bank.set_optimizer_states({self.index[i]: self.members[i].optimizer_state for i in self.live
                                             if self.members[i].optimizer_state is not None})

@@ -17,7 +17,12 @@ def bank_key(cfg) -> tuple:
     the projection on 4 members halved the bank's updates per second (1,131 -> 537), AuxK on 4 cost 19%
     (922), while standardising or tied initialisation cost nothing measurable (1,112, 1,098)."""
     c = cfg.sae
-    return (cfg.data.n_train, c.method, c.n_neurons, c.batch_size, c.learning_rate, c.epochs,
+    # The learning rate's whole course: its schedule, and the sparsity schedule's length when the decay
+    # starts where that ends.
+    follows_sparsity = c.lr_schedule.decay != "none" and c.lr_schedule.decay_start_epoch is None
+    rate = (c.learning_rate, c.adam_beta1, tuple(c.lr_schedule.model_dump().items()),
+            (c.schedule.kind, c.schedule.epochs) if follows_sparsity else None)
+    return (cfg.data.n_train, c.method, c.n_neurons, c.batch_size, rate, c.epochs,
             c.extended_epochs, cfg.bank_size, cfg.data_parallel, c.remedies.auxk, c.remedies.project_decoder_grads)
 
 

@@ -36,11 +36,13 @@ class BatchTopK(KSparseActivation):
     Args:
         k: average number of activations kept per sample, a whole number >= 1 and at most the width.
         threshold_momentum: weight of each new training cutoff in the moving average, in (0, 1].
+        threshold_start: training batches (that kept something) before the average starts, >= 0.
     """
 
-    def __init__(self, k: int, threshold_momentum: float = 0.01, **kwargs):
+    def __init__(self, k: int, threshold_momentum: float = 0.01, threshold_start: int = 0, **kwargs):
         super().__init__(k, **kwargs)
         self.threshold_momentum = checks.number("threshold_momentum", threshold_momentum, 0, above=True, high=1)
+        self.threshold_start = checks.whole_number("threshold_start", threshold_start, minimum=0)
         # Float, not int: see the class docstring. Exact for every k a layer can have (< 2**24).
         # No autocast: under a float16 policy the moving average would be rounded to float16 at every
         # update, and a small momentum's step can fall below float16's resolution and stall it.
@@ -63,11 +65,16 @@ class BatchTopK(KSparseActivation):
 
     kernel = BatchTopKKernel
 
+    @classmethod
+    def for_sae(cls, sae) -> "BatchTopK":
+        return cls(sae.k, threshold_momentum=sae.batchtopk_momentum, threshold_start=sae.batchtopk_start,
+                   name=cls.kernel.name)
+
     def kernel_variables(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "threshold_updates": self.threshold_updates}
 
     def kernel_settings(self) -> dict[str, Any]:
-        return {"momentum": self.threshold_momentum}
+        return {"momentum": self.threshold_momentum, "start": float(self.threshold_start)}
 
     def kernel_params(self) -> dict[str, Any]:
         # k from its variable (no retracing when it changes), as one member's (1,)
@@ -75,7 +82,7 @@ class BatchTopK(KSparseActivation):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update({"threshold_momentum": self.threshold_momentum})
+        config.update({"threshold_momentum": self.threshold_momentum, "threshold_start": self.threshold_start})
         return config
 
 

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from collapse_tui.config import K_METHODS, NORMALIZATIONS, SPARSITY_METHODS, SAEConfig
+from collapse_tui.config import K_METHODS, NORMALIZATIONS, SPARSITY_METHODS, WITHDRAWN_NORMALIZATIONS, SAEConfig
 from collapse_tui.nn import checks, methods
 from collapse_tui.nn.activations import METHOD_LAYERS
 from collapse_tui.nn.layers import TopK, inference_view, reset_compiled_functions
@@ -19,6 +19,10 @@ from collapse_tui.nn.schedules import SparsitySchedule
 # A feature whose spread is below this is only centred when standardising (dividing by ~0 would blow
 # it up; a constant feature carries nothing to reconstruct anyway).
 MIN_STD = 1e-6
+# Standardising divides no unit by less than this fraction of the units' root-mean-square spread: a
+# near-constant unit (the dSprites encoder has units with spread 1e-6 .. 1e-3 against a typical 1) would
+# otherwise be amplified a thousandfold and its noise would dominate the reconstruction loss.
+STD_FLOOR_FRACTION = 1e-2
 
 # The geometric median of adapt(): on at most this many rows (OpenAI's init_from_data_ takes 32,768),
 # Weiszfeld iterations stop once a step moves the estimate by at most GEOMETRIC_MEDIAN_TOL times the
@@ -123,8 +127,9 @@ class SparseAutoencoder(keras.Model):
             ``SPARSITY_METHODS``).
         k: active neurons per sample for Top-k and BatchTopK (1 .. n_neurons).
         l1_coefficient: penalty weight of L1 and JumpReLU (>= 0).
-        normalization: ``"none"``, ``"centre"`` (subtract the mean) or ``"standardise"`` (subtract
-            the mean, divide by the standard deviation); the statistics come from :meth:`adapt`.
+        normalization: ``"none"``, ``"unit_norm"`` (divide by one scalar so inputs have unit mean
+            squared norm) or ``"standardise"`` (subtract the mean, divide by the standard deviation,
+            guarded); the statistics come from :meth:`adapt`.
         seed: seed of the weight initialisation (None: Keras' global random state).
         auxk, auxk_k, auxk_coefficient, dead_steps: the AuxK remedy (above); ``auxk_k=None``:
             ``max(1, input_dim // 2)``.
@@ -133,6 +138,8 @@ class SparseAutoencoder(keras.Model):
         geometric_median_init: ``b_dec`` from the geometric median in :meth:`adapt` (above).
         jumprelu_threshold, jumprelu_bandwidth: JumpReLU's initial threshold and the width of the
             straight-through estimator's window.
+        batchtopk_momentum, batchtopk_start: BatchTopK's inference-threshold average: the weight of each
+            batch, and the training batches before it starts (:mod:`collapse_tui.nn.methods.batchtopk`).
     """
 
     def __init__(self, input_dim: int, n_neurons: int = 500, method: str = "topk", k: int = 50,
@@ -140,14 +147,18 @@ class SparseAutoencoder(keras.Model):
                  auxk: bool = False, auxk_k: int | None = None, auxk_coefficient: float = 1 / 32,
                  dead_steps: int = 200, tied_init: bool = False, project_decoder_grads: bool = False,
                  geometric_median_init: bool = False, jumprelu_threshold: float = 1e-3,
-                 jumprelu_bandwidth: float = 1e-3, **kwargs):
+                 jumprelu_bandwidth: float = 1e-3, batchtopk_momentum: float = 0.01, batchtopk_start: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         # The schema checks a run's settings; these checks are for direct construction, and cover
         # the arguments the method does not use too: get_config saves them all.
         self.input_dim = checks.whole_number("input_dim", input_dim)
         self.n_neurons = checks.whole_number("n_neurons", n_neurons)
         self.method = checks.one_of("method", method, SPARSITY_METHODS)
-        self.normalization = checks.one_of("normalization", normalization, NORMALIZATIONS)
+        # A withdrawn normalisation is still read, so that models saved with it load (the schema refuses
+        # it for new runs).
+        self.normalization = checks.one_of("normalization", normalization,
+                                           NORMALIZATIONS + tuple(WITHDRAWN_NORMALIZATIONS))
         self.seed = checks.seed(seed)
         self._k = checks.whole_number("k", k)
         self.method_kernel = methods.kernel(self.method)  # its arithmetic; a class: Keras neither tracks nor saves it
@@ -162,6 +173,8 @@ class SparseAutoencoder(keras.Model):
         self.project_decoder_grads = bool(project_decoder_grads)
         self.geometric_median_init = bool(geometric_median_init)
         self.jumprelu_threshold = checks.number("jumprelu_threshold", jumprelu_threshold, 0, above=True)
+        self.batchtopk_momentum = checks.number("batchtopk_momentum", batchtopk_momentum, 0, above=True, high=1)
+        self.batchtopk_start = checks.whole_number("batchtopk_start", batchtopk_start, minimum=0)
         self.jumprelu_bandwidth = checks.number("jumprelu_bandwidth", jumprelu_bandwidth, 0, above=True)
 
         # The sub-layer that holds the method's variables, under its attribute (its saved path).
@@ -213,6 +226,8 @@ class SparseAutoencoder(keras.Model):
             project_decoder_grads=remedies.project_decoder_grads,
             geometric_median_init=remedies.geometric_median_init,
             jumprelu_threshold=settings.jumprelu_threshold, jumprelu_bandwidth=settings.jumprelu_bandwidth,
+            batchtopk_momentum=settings.batchtopk_threshold_momentum,
+            batchtopk_start=settings.batchtopk_threshold_start,
             **kwargs,
         )
 
@@ -298,9 +313,12 @@ class SparseAutoencoder(keras.Model):
         more). Call it before training: until then the normalisation is the identity and ``b_dec`` is
         zero, whatever ``normalization`` says.
 
-        ``none``: mean 0, std 1. ``centre``: the per-feature mean, std 1. ``standardise``: the
-        per-feature mean and population standard deviation (ddof 0); features whose standard
-        deviation is below ``MIN_STD`` get 1 (they are only centred).
+        ``none``: mean 0, std 1. ``unit_norm``: mean 0 and one scalar for every feature,
+        ``sqrt(mean ||x||²)``, so the inputs have unit mean squared norm (Gemma Scope's convention for
+        JumpReLU, Lieberum et al. 2024, whose θ₀ and ε are in those units). ``standardise``: the per-feature
+        mean and population standard deviation (ddof 0), floored at ``STD_FLOOR_FRACTION`` of the
+        features' root-mean-square standard deviation; features whose standard deviation is below
+        ``MIN_STD`` get 1 (they are only centred).
         """
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.input_dim:
@@ -312,11 +330,16 @@ class SparseAutoencoder(keras.Model):
             raise ValueError("x must be finite (it holds NaN or infinite values)")
         mean = np.zeros(self.input_dim)
         std = np.ones(self.input_dim)
-        if self.normalization in ("centre", "standardise"):
+        if self.normalization == "centre":  # withdrawn (the same model as none), kept for saved models
             mean = x.mean(axis=0)
-        if self.normalization == "standardise":
-            std = x.std(axis=0)
-            std = np.where(std < MIN_STD, 1.0, std)
+        elif self.normalization == "standardise":
+            mean = x.mean(axis=0)
+            spread = x.std(axis=0)
+            floor = STD_FLOOR_FRACTION * float(np.sqrt(np.mean(spread ** 2)))
+            std = np.where(spread < MIN_STD, 1.0, np.maximum(spread, floor))
+        elif self.normalization == "unit_norm":
+            scale = float(np.sqrt(np.mean(np.sum(x ** 2, axis=1))))
+            std = np.full(self.input_dim, scale if scale > 0 else 1.0)
         normalised = (x - mean) / std
         if self.geometric_median_init:
             if len(normalised) > GEOMETRIC_MEDIAN_ROWS:
@@ -495,6 +518,8 @@ class SparseAutoencoder(keras.Model):
             "geometric_median_init": self.geometric_median_init,
             "jumprelu_threshold": self.jumprelu_threshold,
             "jumprelu_bandwidth": self.jumprelu_bandwidth,
+            "batchtopk_momentum": self.batchtopk_momentum,
+            "batchtopk_start": self.batchtopk_start,
         })
         return config
 

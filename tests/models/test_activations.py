@@ -114,6 +114,23 @@ def test_batchtopk_threshold_starts_at_the_first_cutoff_then_follows_the_moving_
     assert scalar(layer.threshold_updates) == 3.0
 
 
+def test_batchtopk_threshold_waits_its_start_batches_as_dictionary_learning_does():
+    # start = 2: the first two training batches leave the threshold at 0 (inference is a plain ReLU), the
+    # third sets it to its cutoff, the fourth averages.
+    layer = BatchTopK(2, threshold_momentum=0.25, threshold_start=2)
+    for _ in range(2):
+        layer(X, training=True)  # cutoff .3 each time, not used yet
+        assert scalar(layer.threshold) == 0.0
+    np.testing.assert_array_equal(npy(layer(X, training=False)), np.maximum(npy(X), 0))
+    layer.set_k(1)
+    layer(X, training=True)  # cutoff 2 sets it
+    assert scalar(layer.threshold) == pytest.approx(2.0) and scalar(layer.threshold_updates) == 3.0
+    layer.set_k(2)
+    layer(X, training=True)  # cutoff .3: .75 × 2 + .25 × .3
+    assert scalar(layer.threshold) == pytest.approx(0.75 * 2.0 + 0.25 * 0.3)
+    assert BatchTopK.from_config(layer.get_config()).threshold_start == 2
+
+
 def test_batchtopk_threshold_follows_the_smallest_kept_value_when_few_are_positive():
     # k·B = 4, but only two values are positive: the cutoff is 0, yet the threshold learns 0.5 (the
     # smallest value kept), not 0; a batch with nothing positive leaves it and the count alone.

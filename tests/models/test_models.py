@@ -211,16 +211,26 @@ def test_sae_decoder_starts_at_unit_norm():
     np.testing.assert_allclose(np.linalg.norm(weights(sae)["W_dec"], axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("normalization", ["none", "centre", "standardise"])
+@pytest.mark.parametrize("normalization", ["none", "centre", "unit_norm", "standardise"])
 def test_sae_normalisation_statistics_equal_numpys(normalization):
     x = data()
     x[:, 2] = 7.0  # a constant feature: standardising only centres it
+    x[:, 3] = x[:, 3] * 1e-4 + 1.0  # a near-constant one: standardising divides it by 1% of the typical spread
     sae = SparseAutoencoder(6, n_neurons=8, k=2, normalization=normalization)
     sae.adapt(x)
     w = weights(sae)
-    mean = x.astype(np.float64).mean(0) if normalization != "none" else np.zeros(6)
-    std = x.astype(np.float64).std(0) if normalization == "standardise" else np.ones(6)
-    std[2] = 1.0 if normalization == "standardise" else std[2]
+    x64 = x.astype(np.float64)
+    mean = x64.mean(0) if normalization in ("centre", "standardise") else np.zeros(6)
+    std = np.ones(6)
+    if normalization == "standardise":
+        spread = x64.std(0)
+        floor = 0.01 * np.sqrt(np.mean(spread ** 2))
+        assert spread[3] < floor  # the guard is what sets unit 3's divisor
+        std = np.maximum(spread, floor)
+        std[2] = 1.0
+    elif normalization == "unit_norm":  # one scalar: the inputs' root mean squared norm
+        std = np.full(6, np.sqrt(np.mean(np.sum(x64 ** 2, axis=1))))
+        np.testing.assert_allclose(np.mean(np.sum((x64 / std) ** 2, axis=1)), 1.0, rtol=1e-12)
     np.testing.assert_allclose(w["norm_mean"], mean, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(w["norm_std"], std, rtol=1e-6)
     # b_dec starts at the mean of the normalised data.
@@ -351,7 +361,7 @@ def test_sae_set_sparsity_validation():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"method": "relu"}, "method must be one of topk, l1"),
-    ({"normalization": "whiten"}, "normalization must be one of none, centre, standardise"),
+    ({"normalization": "whiten"}, "normalization must be one of none, unit_norm, standardise, centre"),
     ({"k": 9}, r"k must be at most n_neurons \(8\)"),
     ({"k": 0}, "k must be a whole number >= 1"),
     ({"input_dim": 0}, "input_dim must be a whole number >= 1"),
@@ -397,11 +407,13 @@ def sae_from_keywords(c, input_dim, seed):
                              dead_steps=r.dead_steps, tied_init=r.tied_init,
                              project_decoder_grads=r.project_decoder_grads,
                              geometric_median_init=r.geometric_median_init,
-                             jumprelu_threshold=c.jumprelu_threshold, jumprelu_bandwidth=c.jumprelu_bandwidth)
+                             jumprelu_threshold=c.jumprelu_threshold, jumprelu_bandwidth=c.jumprelu_bandwidth,
+                             batchtopk_momentum=c.batchtopk_threshold_momentum,
+                             batchtopk_start=c.batchtopk_threshold_start)
 
 
 @pytest.mark.parametrize("sae_settings, first", [
-    ({"method": "topk", "k": 8, "normalization": "centre", "schedule": {"kind": "linear", "start": 20, "epochs": 3},
+    ({"method": "topk", "k": 8, "normalization": "unit_norm", "schedule": {"kind": "linear", "start": 20, "epochs": 3},
       "remedies": {"auxk": True, "auxk_k": 16, "auxk_coefficient": 0.5, "dead_steps": 7, "tied_init": True,
                    "project_decoder_grads": True, "geometric_median_init": True}}, 20),
     ({"method": "topk", "k": 4, "remedies": {"auxk": True, "project_decoder_grads": True}}, 4),  # auxk_k: d / 2

@@ -223,16 +223,19 @@ def test_remedies_are_config_switches():
     cfg = config_mod.validate({"sae": {"remedies": {"auxk": True, "auxk_k": 64, "tied_init": True}}})
     assert cfg.sae.remedies.auxk and cfg.sae.remedies.auxk_k == 64 and cfg.sae.remedies.tied_init
     assert not cfg.sae.remedies.project_decoder_grads and not cfg.sae.remedies.geometric_median_init
-    every = config_mod.validate({"sae": {"normalization": "centre", "remedies": {
+    every = config_mod.validate({"sae": {"normalization": "unit_norm", "remedies": {
         "auxk": True, "tied_init": True, "project_decoder_grads": True, "geometric_median_init": True,
         "resample_epochs": [1]}}})
     from collapse_tui.engine.sae_phase import remedy_names
 
     assert remedy_names(every) == ["auxk", "tied_init", "project_decoder_grads", "geometric_median_init",
-                                   "resampling", "centre"]
+                                   "resampling", "unit_norm"]
     sae = SparseAutoencoder.from_settings(every.sae, input_dim=8, seed=0)
     assert (sae.tied_init, sae.project_decoder_grads, sae.geometric_median_init) == (True, True, True)
     assert sae.auxk_k is None and sae.aux_topk.k == 4
+    # Centring is refused with why: it is the same model as none.
+    with pytest.raises(config_mod.ConfigError, match="'centre' is no longer offered: subtracting the mean"):
+        config_mod.validate({"sae": {"normalization": "centre"}})
     with pytest.raises(config_mod.ConfigError, match="sae.remedies.auxk_k"):
         config_mod.validate({"sae": {"remedies": {"auxk_k": 0}}})
     with pytest.raises(config_mod.ConfigError, match="k: 600 exceeds sae.n_neurons"):

@@ -20,11 +20,13 @@ Inference: values strictly above the member's ``threshold`` are kept, so a sampl
 depends on the rest of its batch. The threshold is an exponential moving average of each training
 batch's smallest kept value (the cutoff, unless the batch has fewer than ``k·B`` positive values, where a
 cutoff of 0 would drag the inference threshold to 0 exactly when neurons are dying: the paper averages
-the smallest kept value): the first training batch sets it, each later one moves it by
+the smallest kept value). As dictionary_learning's BatchTopK trainer does it (``threshold_beta`` 0.999,
+``threshold_start_step`` 1000, the values the schema defaults to), the average waits ``start`` training
+batches: the batch after them sets it, each later one moves it by
 ``threshold ← (1 − momentum)·threshold + momentum·smallest``; a batch that keeps nothing leaves it
-alone. Until the first training batch it is 0, and inference is a plain ReLU. ``threshold_updates``
-counts the training batches that kept something (a float, exact up to 2**24 batches and still non-zero
-past that, which is all the first-update rule needs). Both are float32 whatever the input's dtype: a
+alone. Until it is set it is 0, and inference is a plain ReLU. ``threshold_updates`` counts the training
+batches that kept something (a float, exact up to 2**24 batches), which is what ``start`` is compared
+with. Both are float32 whatever the input's dtype: a
 small momentum's step can fall below float16's resolution.
 """
 
@@ -36,13 +38,13 @@ from collapse_tui.nn.methods.common import Kernel, per_member
 
 
 class BatchTopK(Kernel):
-    """BatchTopK: ``params`` ``"k"`` (N,), ``"threshold"`` (N,), ``"threshold_updates"`` (N,) and
-    ``"momentum"`` (N,) or a Python number; training updates the threshold and its count."""
+    """BatchTopK: ``params`` ``"k"`` (N,), ``"threshold"`` (N,), ``"threshold_updates"`` (N,),
+    ``"momentum"`` and ``"start"`` (N,) or Python numbers; training updates the threshold and its count."""
 
     name = "batchtopk"
     by_k = True
     variables = ("threshold", "threshold_updates")
-    settings = ("momentum",)
+    settings = ("momentum", "start")
 
     @classmethod
     def activate(cls, pre, params, training):
@@ -69,9 +71,10 @@ class BatchTopK(Kernel):
         smallest = ops.min(ops.where(flat_kept, x32, ops.full_like(x32, float("inf"))), axis=1)
         smallest = ops.where(any_kept, smallest, old)
         updates = ops.convert_to_tensor(params["threshold_updates"])
-        first = ops.logical_and(ops.equal(updates, 0.0), any_kept)
-        momentum = params["momentum"]
-        momentum = momentum if isinstance(momentum, (int, float)) else ops.convert_to_tensor(momentum)
-        threshold = ops.where(first, smallest, (1.0 - momentum) * old + momentum * smallest)
+        momentum, start = (value if isinstance(value, (int, float)) else ops.convert_to_tensor(value)
+                           for value in (params["momentum"], params.get("start", 0)))
+        first = ops.logical_and(ops.equal(updates, start), any_kept)
+        averaged = ops.where(first, smallest, (1.0 - momentum) * old + momentum * smallest)
+        threshold = ops.where(updates >= start, averaged, old)  # still waiting: stays 0
         new = {"threshold": threshold, "threshold_updates": updates + ops.cast(any_kept, "float32")}
         return ops.where(kept, x, zeros), None, new
