@@ -14,6 +14,7 @@ from collapse_tui.engine.checkpoint import remove_checkpoint
 from collapse_tui.engine.sae_phase import remedy_names, result_flags
 from collapse_tui.events import Event, RunFailed, RunFinished
 from collapse_tui.interrupts import uninterrupted
+from collapse_tui.metrics.specs import DEAD_CURVE
 from collapse_tui.store import SAE_FILE, RunSummary, RunWriter, save_model
 
 
@@ -86,7 +87,10 @@ class ActiveRun:
 
     def summary(self, status: str, reason: str | None = None) -> RunSummary:
         cfg = self.config
-        final = {k: v for k, v in (self.last_eval or {}).items() if isinstance(v, (int, float)) or v is None}
+        # The final metrics' numbers and the dead fraction's curve (the evaluation's per-neuron and
+        # per-factor lists stay in events.jsonl and neurons.npz).
+        final = {k: v for k, v in (self.last_eval or {}).items()
+                 if isinstance(v, (int, float)) or v is None or k == DEAD_CURVE}
         vae = {k: v for k, v in self.vae_metrics.items() if isinstance(v, (int, float))}
         now = time.time()
         return RunSummary(

@@ -14,20 +14,27 @@ from collapse_tui.config import REMEDY_SWITCHES, RunConfig, sparsity_label
 from collapse_tui.engine.seeding import derived_seed
 from collapse_tui.events import Evaluation, Message, PhaseStarted
 from collapse_tui.metrics.neurons import resolves_frequency
+from collapse_tui.metrics.plateau import dead_change, dead_curve, dead_slope
+from collapse_tui.metrics.specs import DEAD_CURVE
 from collapse_tui.engine.checkpoint import Checkpoint
 from collapse_tui.store import SAE_FILE, dumps, save_model, write_neurons
 
 
 def remedy_names(cfg: RunConfig) -> list[str]:
     """The dead-neuron remedies a run uses, by name ("auxk", "tied_init", "project_decoder_grads",
-    "geometric_median_init", "resampling", input normalisation); the method itself (batchtopk,
-    jumprelu) is reported as the method."""
+    "geometric_median_init", "resampling", input normalisation, "lr warm-up", "lr cosine decay" or
+    "lr linear decay"); the method itself (batchtopk, jumprelu) is reported as the method."""
     r = cfg.sae.remedies
     names = [name for name in REMEDY_SWITCHES if getattr(r, name)]
     if r.resample_epochs:
         names.append("resampling")
     if cfg.sae.normalization != "none":
         names.append(cfg.sae.normalization)
+    rate = cfg.sae.lr_schedule
+    if rate.warmup_steps:
+        names.append("lr warm-up")
+    if rate.decay != "none":
+        names.append(f"lr {rate.decay} decay")
     return names
 
 
@@ -67,29 +74,6 @@ def extension_report(before: dict[str, Any], after: dict[str, Any], revival_freq
         "revived": int(np.sum(was & (fires >= revival_frequency))),
         "newly_dead": int(np.sum(~was & now)),
     }
-
-
-def dead_change(history: list[tuple[int, float, float]], final_sparsity: float, window: float = 0.2
-                ) -> float | None:
-    """How much the dead fraction moved over the last ``window`` of training: the last evaluation's dead
-    fraction minus that of the latest evaluation at or before ``1 - window`` of the updates, both at
-    ``final_sparsity``. ``history``: ``(updates, sparsity, dead_fraction)`` per evaluation, in order.
-
-    A run has reached its plateau when this is near 0; None when no evaluation at the final sparsity
-    falls at or before the mark (the window is then still sparsifying, or evaluated too rarely).
-    """
-    if not history:
-        return None
-
-    def at_final(sparsity: float) -> bool:  # an L1 coefficient read back from a float32 variable
-        return math.isclose(sparsity, final_sparsity, rel_tol=1e-6)
-
-    updates, sparsity, dead = history[-1]
-    if not at_final(sparsity):
-        return None
-    mark = (1.0 - window) * updates
-    earlier = [h for h in history[:-1] if h[0] <= mark and at_final(h[1])]
-    return dead - earlier[-1][2] if earlier else None
 
 
 def evaluation_marks(total_epochs: int, every: int = 0, before_sparsification: bool = False,
@@ -182,7 +166,8 @@ class SAEPhase:
         this SAE (see :mod:`~collapse_tui.engine.checkpoint`)."""
         record = {"history": self.history, "before_sparsification": self.before_sparsification,
                   "before_extension": self.before_extension, "resampled": self.state.resampled,
-                  "last_eval": self.state.last_eval, "last_eval_epoch": self.state.last_eval_epoch}
+                  "last_eval": self.state.last_eval, "last_eval_epoch": self.state.last_eval_epoch,
+                  "coefficient": float(self.sae.sparsity)}  # where the target-L0 controller has brought it
         return Checkpoint(epoch=epochs_done, weights=self.sae.get_weights(), optimizer=optimizer_state,
                           rng={"orders": self._orders.get_state(), "resample": self._resample_rng.get_state()},
                           state=json.loads(dumps(record)))
@@ -198,7 +183,10 @@ class SAEPhase:
         self.state.resampled = int(record.get("resampled") or 0)
         self.state.last_eval = record.get("last_eval")
         self.state.last_eval_epoch = int(record.get("last_eval_epoch") or 0)
-        self.sae.set_sparsity(self.schedule.value(max(0, checkpoint.epoch - 1)))
+        if self.cfg.sae.target_l0 and record.get("coefficient") is not None:
+            self.sae.set_sparsity(float(record["coefficient"]))
+        else:
+            self.sae.set_sparsity(self.schedule.value(max(0, checkpoint.epoch - 1)))
         self.state.emit(Message(text=f"sae: resumed from the checkpoint after epoch {checkpoint.epoch}"))
 
     def order(self) -> np.ndarray:
@@ -322,9 +310,17 @@ class SAEPhase:
         metrics["sparsity"] = float(self.sae.sparsity)
         metrics["updates"] = epoch * self.steps_per_epoch  # the x axis of dead neurons against training
         metrics["mig_vae"] = s.vae_metrics.get("mig")
-        self.history.append((metrics["updates"], metrics["sparsity"], metrics["dead_fraction"]))
-        if final:
-            metrics["dead_change_last_20pct"] = dead_change(self.history, float(self.schedule.end))
+        # A coefficient under the target-L0 controller moves all along: its run is at its final setting
+        # (the target) throughout, for the plateau statistics.
+        at = float(self.schedule.end) if self.cfg.sae.target_l0 else metrics["sparsity"]
+        self.history.append((metrics["updates"], at, metrics["dead_fraction"]))
+        if final:  # has the dead fraction stopped changing? (metrics/plateau.py)
+            end = float(self.schedule.end)
+            metrics["dead_change_last_20pct"] = dead_change(self.history, end)
+            slope, marks = dead_slope(self.history, end)
+            metrics["dead_slope_per_efold"] = slope  # fraction per e-fold of updates (specs: pp)
+            metrics["dead_slope_marks"] = marks
+            metrics[DEAD_CURVE] = dead_curve(self.history)
         if self.sparsifies and epoch == 1 and not final:
             self.before_sparsification.update(metrics)
         if cfg.sae.extended_epochs and epoch == cfg.sae.epochs:

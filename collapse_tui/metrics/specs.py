@@ -18,6 +18,9 @@ DEAD_PREFIX = "dead@"
 # fraction of neurons that fired on no training input during the whole epoch.
 DEAD_IN_TRAINING = "dead_in_training"
 RARE_PREFIX = "dead_freq@"
+# The final evaluation's dead fraction against training, [[updates, dead fraction], ...] at every evaluation
+# mark (metrics/plateau.py): the one list summary.json's final section keeps beside the numbers.
+DEAD_CURVE = "dead_curve"
 
 
 def threshold_key(threshold: float) -> str:
@@ -131,12 +134,24 @@ SPECS: tuple[MetricSpec, ...] = (
                csv="dead_pct_schedule_end",
                description="The dead fraction at the end of the schedule, before the extended epochs (runs with "
                            "extended epochs only)."),
-    # The plateau check: how far the dead fraction moved over the last 20% of the updates (percentage points).
+    # Has the dead fraction stopped changing? (metrics/plateau.py) The change over the last 20% of the
+    # updates, kept, and the slope against ln(updates) over the second half, which the report reads over seeds.
     MetricSpec("dead_change_last_20pct", "Δdead last 20%", unit="pp", scale=100.0, digits=1,
                csv="dead_change_pp_last_20pct",
                description="How far the dead fraction moved since the latest evaluation at the final sparsity at "
-                           "or before 80% of the updates; under 1 point at a plateau, – when no such evaluation "
-                           "exists."),
+                           "or before 80% of the updates (– when no such evaluation exists). One difference of two "
+                           "noisy evaluations, and a dead fraction growing with ln(updates) moves ln(1.25) ≈ 0.22 "
+                           "× its slope per e-fold here at any run length: it cannot tell a plateau from slow "
+                           "growth (see dead slope /e-fold)."),
+    MetricSpec("dead_slope_per_efold", "dead slope /e-fold", unit="pp", scale=100.0, digits=1,
+               csv="dead_slope_pp_per_efold",
+               description="Least-squares slope of the dead fraction against ln(updates), in percentage points "
+                           "per e-fold (× 2.72) of the updates, over the evaluations at the final sparsity at or "
+                           "after half the run's updates (at least 3; – otherwise). results.md calls a row a "
+                           "plateau when the 95% t-interval of this slope over its seeds lies within ±1 pp per e-fold."),
+    MetricSpec("dead_slope_marks", "slope marks", digits=0,
+               description="The evaluations dead slope /e-fold was fitted to: those at the final sparsity at or "
+                           "after half the updates (the slope needs at least 3)."),
     # Why the dead are dead (final evaluation): never a positive pre-activation, or never through the gate.
     MetricSpec("dead_relu", "ReLU-dead %", unit="%", scale=100.0, digits=1, csv="dead_relu_pct",
                description="Fraction of neurons dead because their pre-activation is never positive on the "

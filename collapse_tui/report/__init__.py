@@ -9,14 +9,15 @@ A row is labelled by dataset, method, remedy and k / λ and, where runs of the t
 setting (batch size, epochs, schedule, the VAE, the data file...), by those settings too: see
 :func:`experiment_settings` for what defines an experiment and :func:`build_rows` for the labels.
 
-Below the table, each remedy row is compared with the plain SAE at the same settings, paired by seed
-(mean difference, t-interval, paired t-test, and how many seeds an effect needs), written into
-``results.md`` and ``paired.csv``.
+Below the table, each row's plateau verdict (from the 95% t-interval over its seeds of the dead fraction's
+slope against ln(updates)) and its dead % against updates; then each remedy row compared with the plain SAE
+at the same settings, paired by seed (mean difference, t-interval, paired t-test, and how many seeds an
+effect needs), written into ``results.md`` and ``paired.csv``.
 
 One idea a module: :mod:`~collapse_tui.report.paper` (the published numbers),
 :mod:`~collapse_tui.report.rows` (experiments and their statistics), :mod:`~collapse_tui.report.paired`
-(a remedy row against its plain row), :mod:`~collapse_tui.report.tables` (writing them out). Everything is
-importable from here.
+(a remedy row against its plain row), :mod:`~collapse_tui.report.plateau` (whether the dead fraction stopped
+changing), :mod:`~collapse_tui.report.tables` (writing them out). Everything is importable from here.
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ from collapse_tui.report.paper import (
     PAPER_FINAL_K,
     PAPER_SOURCE,
     PAPER_SPECIALIZED,
+)
+from collapse_tui.report.plateau import (
+    PLATEAU_BAND,
+    PLATEAU_TITLE,
+    Plateau,
+    curve_text,
+    mean_curve,
+    plateau_cells,
+    plateau_of,
 )
 from collapse_tui.report.rows import (
     BOOKKEEPING,
@@ -61,6 +71,7 @@ from collapse_tui.report.tables import (
     paired_markdown,
     paired_notes,
     paired_text,
+    plateau_markdown,
     report_markdown,
     run_line,
     sweep_title,
@@ -73,10 +84,11 @@ from collapse_tui.report.tables import (
 
 __all__ = [
     "BOOKKEEPING", "DATA_CACHE", "DATA_KEY", "HEADLINE_KEYS", "PAIRED_TITLE", "PAPER_DEAD_PCT", "PAPER_FINAL_K",
-    "PAPER_SOURCE", "PAPER_SPECIALIZED", "Paired", "Row", "TABLE_METRICS", "UNKNOWN_DATA", "baseline_of",
-    "build_rows", "comparisons", "csv_table", "detectable_effect", "experiment_settings", "has_comparisons",
-    "markdown_table", "paired", "paired_cells", "paired_csv", "paired_markdown", "paired_notes", "paired_power",
-    "paired_text", "pooled_sd", "remedy_label", "report_markdown", "run_line", "seeds_needed", "setting_text",
-    "sweep_title", "table_cells", "table_columns", "table_notes", "table_title", "unused_settings",
-    "write_report",
+    "PAPER_SOURCE", "PAPER_SPECIALIZED", "PLATEAU_BAND", "PLATEAU_TITLE", "Paired", "Plateau", "Row",
+    "TABLE_METRICS", "UNKNOWN_DATA", "baseline_of", "build_rows", "comparisons", "csv_table", "curve_text",
+    "detectable_effect", "experiment_settings", "has_comparisons", "markdown_table", "mean_curve", "paired",
+    "paired_cells", "paired_csv", "paired_markdown", "paired_notes", "paired_power", "paired_text",
+    "plateau_cells", "plateau_markdown", "plateau_of", "pooled_sd", "remedy_label", "report_markdown",
+    "run_line", "seeds_needed", "setting_text", "sweep_title", "table_cells", "table_columns", "table_notes",
+    "table_title", "unused_settings", "write_report",
 ]

@@ -59,7 +59,7 @@ def baseline_of(row: Row, rows: Iterable[Row]) -> Row | None:
     return None
 
 
-def _by_seed(row: Row, spec: MetricSpec) -> dict[int, float]:
+def by_seed(row: Row, spec: MetricSpec) -> dict[int, float]:
     """A row's finite values of a metric by seed, in the spec's shown scale. A seed run more than once in
     one row (a rerun at identical settings) counts once, as the mean of its runs: it is one pair, not two."""
     values: dict[int, list[float]] = {}
@@ -114,7 +114,7 @@ def _identical(values: Sequence[float]) -> bool:
 
 def paired(remedy: Row, plain: Row, spec: MetricSpec, confidence: float = CONFIDENCE) -> Paired:
     """``spec``'s metric of ``remedy`` against ``plain``, paired by seed (see :class:`Paired`)."""
-    a, b = _by_seed(remedy, spec), _by_seed(plain, spec)
+    a, b = by_seed(remedy, spec), by_seed(plain, spec)
     seeds = tuple(sorted(set(a) & set(b)))
     left_out = tuple(sorted(set(a) ^ set(b)))
     diffs = tuple(a[s] - b[s] for s in seeds)
@@ -141,6 +141,15 @@ def _t_summary(diffs: Sequence[float], confidence: float) -> tuple[float | None,
     return mean, (mean - half, mean + half), min(p, 1.0)
 
 
+def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE
+                  ) -> tuple[float | None, tuple[float, float] | None]:
+    """The mean of ``values`` (one per seed) and its ``confidence`` t-interval (n − 1 degrees of freedom),
+    as :class:`Paired` gives them for differences: None and None for no value, no interval for one, the
+    point itself when every value is the same."""
+    mean, ci, _ = _t_summary(values, confidence)
+    return mean, ci
+
+
 def comparisons(rows: Sequence[Row]) -> list[tuple[Row, Row | None]]:
     """Every remedy row of ``rows`` with the plain row it is compared with (None: there is none), in
     ``rows``' order."""
@@ -165,7 +174,7 @@ def pooled_row_sd(rows: Iterable[Row], spec: MetricSpec) -> tuple[float, int] | 
     has two seeds): the spread a comparison of unpaired means would face."""
     num = dof = 0.0
     for row in rows:
-        values = list(_by_seed(row, spec).values())
+        values = list(by_seed(row, spec).values())
         if len(values) >= 2:
             num += (len(values) - 1) * float(np.var(values, ddof=1))
             dof += len(values) - 1

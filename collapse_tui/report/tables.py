@@ -36,6 +36,15 @@ from collapse_tui.report.paired import (
     seeds_needed,
 )
 from collapse_tui.report.paper import PAPER_FINAL_K, PAPER_SOURCE
+from collapse_tui.report.plateau import (
+    PLATEAU_TITLE,
+    has_plateau,
+    plateau_cells,
+    plateau_csv_cells,
+    plateau_csv_header,
+    plateau_notes,
+    plateau_section_notes,
+)
 from collapse_tui.report.rows import TABLE_METRICS, Row, build_rows, experiment_settings
 from collapse_tui.store import RunRecord, load_sweep, write_atomic
 from collapse_tui.store.layout import PAIRED_CSV, RESULTS_CSV, RESULTS_MD
@@ -128,11 +137,13 @@ def _markdown(columns: list[str], texts: list[list[str]]) -> str:
 
 def csv_table(rows: list[Row]) -> str:
     """The table as CSV: the rows of the Markdown table (``setting`` always there, empty where no label
-    is needed), a mean and a std column per metric, run ids last."""
+    is needed), a mean and a std column per metric, the dead slope's interval over the seeds and the
+    plateau verdict (:mod:`~collapse_tui.report.plateau`), run ids last."""
     metrics = _dead_specs(rows) + list(TABLE_METRICS)
     header = ["dataset", "method", "remedy", "sparsity", "setting", "n_seeds", "seeds"]
     for m in metrics:
         header += [f"{m.csv_name}_mean", f"{m.csv_name}_std"]
+    header += plateau_csv_header()
     header += ["paper_dead_pct_mean", "paper_dead_pct_std", "paper_specialized", "runs"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -143,6 +154,7 @@ def csv_table(rows: list[Row]) -> str:
         for m in metrics:
             stat = row.stat(m.key, m.scale)
             line += [csv_number(v) for v in (stat or (None, None))]
+        line += plateau_csv_cells(row)
         paper = row.paper_dead
         line += [paper[0], paper[1]] if paper else ["", ""]
         line += [row.paper_specialized if row.paper_specialized is not None else "", " ".join(row.run_ids)]
@@ -175,9 +187,7 @@ def table_notes(rows: list[Row]) -> list[str]:
     if "dead_before_extension" in keys:
         notes.append("dead % sched. end: dead at the end of the schedule, before the extended epochs (the other "
                      "dead % columns are after them).")
-    if "dead_change_last_20pct" in keys:
-        notes.append("Δdead last 20%: percentage points the dead fraction moved over the last 20% of the "
-                     "optimiser updates, at the final sparsity (a plateau: under 1).")
+    notes += plateau_notes(keys)  # Δdead last 20%, dead slope /e-fold and the plateau verdict
     if "specialized_before_sparsification" in keys:
         notes.append("spec. dense: specialized neurons after the first epoch, before the schedule sparsified "
                      "the SAE (only for runs with a schedule).")
@@ -202,8 +212,9 @@ def table_notes(rows: list[Row]) -> list[str]:
 
 
 def report_markdown(rows: list[Row], left_out: list[RunRecord], title: str) -> str:
-    """The table with the notes a reader needs to read it (:func:`table_notes`), the runs left out, then each
-    remedy row against the plain SAE (:func:`paired_markdown`)."""
+    """The table with the notes a reader needs to read it (:func:`table_notes`), the runs left out, each row's
+    plateau verdict and dead % against updates (:func:`plateau_markdown`), then each remedy row against the
+    plain SAE (:func:`paired_markdown`)."""
     parts = [f"# {title}\n", markdown_table(rows) if rows else "No run has finished yet.\n"]
     notes = table_notes(rows)
     if notes:
@@ -211,8 +222,19 @@ def report_markdown(rows: list[Row], left_out: list[RunRecord], title: str) -> s
     if left_out:
         parts.append("\nNot in the table (not finished ok, or flagged as no result): "
                      + ", ".join(f"{r.run_id} ({'; '.join([r.status, *r.flags])})" for r in left_out) + "\n")
+    parts.append(plateau_markdown(rows))
     parts.append(paired_markdown(rows))
     return "".join(parts)
+
+
+def plateau_markdown(rows: list[Row]) -> str:
+    """The section "Plateau: dead % against updates" (:func:`~collapse_tui.report.plateau.plateau_cells`
+    and its note); empty when no run measured a dead slope or recorded a curve."""
+    if not has_plateau(rows):
+        return ""
+    headers, texts = plateau_cells(rows)
+    return (f"\n## {PLATEAU_TITLE}\n\n" + _markdown(headers, texts) + "\n"
+            + "".join(f"- {n}\n" for n in plateau_section_notes()))
 
 
 # ------------------------------------------------------------------------------ against the plain SAE

@@ -48,7 +48,8 @@ def create_run_dir(runs_dir: str | Path, name: str, now: float | None = None) ->
 class RunSummary:
     """What ``summary.json`` holds once a run has ended (while it runs: status, run_id, name, started).
 
-    ``final``: the last evaluation's scalar metrics; ``vae``: the VAE's; ``durations``: seconds per phase;
+    ``final``: the last evaluation's scalar metrics, and its ``dead_curve`` (``[updates, dead fraction]``
+    at every evaluation mark); ``vae``: the VAE's; ``durations``: seconds per phase;
     ``updates_by_sparsity``: the SAE's optimiser updates at each k or λ it trained at (the total is
     ``final["updates"]``);
     ``reason``: why a failed run failed (absent otherwise); ``flags``: why an ok run's final metrics are

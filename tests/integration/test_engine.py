@@ -105,6 +105,10 @@ def test_evaluations_carry_every_metric(finished_run):
     assert np.array(vae_eval["nmi"]).shape == (10, 5)
     summary = result.summary
     assert summary["final"]["dead@0"] == m["dead@0"] and summary["vae"]["mig"] == vae_eval["mig"]
+    # Two epochs, one of them at the final k: too few marks for a slope, and the curve of both.
+    assert m["dead_slope_per_efold"] is None and m["dead_slope_marks"] == 1
+    assert summary["final"]["dead_curve"] == [[e.metrics["updates"], e.metrics["dead_fraction"]] for e in evals]
+    assert "fire_counts" not in summary["final"]  # the other lists stay in the events
     assert summary["sae_epochs"] == 2 and set(summary["durations"]) >= {"data", "vae", "codes", "sae"}
 
 
@@ -295,6 +299,16 @@ def test_a_run_with_a_schedule_and_extension_is_measured_at_its_marks(tmp_path):
     assert [m["updates"] for m in evals] == [3, 6, 9, 12]
     # The last 20% of the 12 updates starts after update 9.6: measured from the evaluation at 9.
     assert final["dead_change_last_20pct"] == pytest.approx(evals[3]["dead_fraction"] - evals[2]["dead_fraction"])
+    # The slope against ln(updates) over the second half (6 updates on), all at the final k = 4: the
+    # marks at 6, 9 and 12, fitted by least squares here from the run's own evaluations.
+    assert [m["sparsity"] for m in evals] == [12, 4, 4, 4]
+    x = np.log([6.0, 9.0, 12.0])
+    y = np.array([m["dead_fraction"] for m in evals[1:]])
+    slope = float(np.sum((x - x.mean()) * (y - y.mean())) / np.sum((x - x.mean()) ** 2))
+    assert final["dead_slope_marks"] == 3 and final["dead_slope_per_efold"] == pytest.approx(slope, abs=1e-12)
+    # The whole curve, marks before the final sparsity included, in the event and in summary.json.
+    curve = [[m["updates"], m["dead_fraction"]] for m in evals]
+    assert evals[3]["dead_curve"] == curve and store.load_run(result.run_dir).summary["final"]["dead_curve"] == curve
 
 
 def test_summary_json_keeps_the_keys_readers_know(finished_run):
