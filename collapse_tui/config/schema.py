@@ -193,6 +193,17 @@ class SAEConfig(Section):
         description="BatchTopK: training batches before the inference threshold's average starts "
                     "(dictionary_learning: 1000).",
     )
+    target_l0: float | None = Field(
+        None, gt=0.0, le=100_000,
+        description="L1 / JumpReLU: adapt the penalty coefficient at every update so the batch L0 reaches this, "
+                    "starting from sae.l1_coefficient (methods compared at equal sparsity); empty = the "
+                    "coefficient follows its schedule.",
+    )
+    target_l0_gain: float = Field(
+        1e-3, gt=0.0, le=1.0,
+        description="The target-L0 controller's step: each update multiplies the coefficient by "
+                    "exp(gain × clip((L0 − target) / target, −1, 1)).",
+    )
     remedies: RemediesConfig = Field(default_factory=RemediesConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     epochs: int = Field(20, ge=1, le=100_000, description="Training epochs of the SAE.")
@@ -232,6 +243,13 @@ class SAEConfig(Section):
                     f"schedule.start: {start} must be a whole number of neurons between 1 and "
                     f"sae.n_neurons ({self.n_neurons}) for method {self.method}"
                 )
+        if self.target_l0 is not None:
+            if self.method in K_METHODS:
+                errors.append(f"target_l0: {self.method} sets its L0 by k; the controller is for l1 and jumprelu")
+            elif self.schedule.kind != "constant":
+                errors.append("target_l0: the controller sets the coefficient; use a constant schedule")
+            elif self.target_l0 > self.n_neurons:
+                errors.append(f"target_l0: {self.target_l0:g} exceeds sae.n_neurons ({self.n_neurons})")
         if errors:
             raise ValueError("; ".join(errors))
         return self

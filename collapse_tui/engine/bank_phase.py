@@ -169,11 +169,13 @@ class BankPhase:
     # ------------------------------------------------------------------ callbacks
     def before_epoch(self, epoch: int) -> None:
         orders, sparsities = [], []
+        reached = self.bank.sparsities
         for i in self.index:
             m = self.members[i]
             orders.append(m.order())
             # A failed member keeps training in its slice (nothing mixes members) but no longer matters.
-            sparsities.append(m.sparsity_at(epoch))
+            # Under the target-L0 controller the coefficient is where training brought it, not a schedule's.
+            sparsities.append(reached[self.index[i]] if m.cfg.sae.target_l0 else m.sparsity_at(epoch))
         self.bank.set_orders(orders)
         self.bank.set_sparsities(sparsities)
 

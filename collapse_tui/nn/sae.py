@@ -140,6 +140,10 @@ class SparseAutoencoder(keras.Model):
             straight-through estimator's window.
         batchtopk_momentum, batchtopk_start: BatchTopK's inference-threshold average: the weight of each
             batch, and the training batches before it starts (:mod:`collapse_tui.nn.methods.batchtopk`).
+        target_l0, target_l0_gain: L1 and JumpReLU only: each training step moves the penalty
+            coefficient toward the one giving this batch L0
+            (:func:`~collapse_tui.nn.methods.common.controlled_coefficient`); None: the coefficient is
+            set from outside only (:meth:`set_sparsity`).
     """
 
     def __init__(self, input_dim: int, n_neurons: int = 500, method: str = "topk", k: int = 50,
@@ -148,7 +152,7 @@ class SparseAutoencoder(keras.Model):
                  dead_steps: int = 200, tied_init: bool = False, project_decoder_grads: bool = False,
                  geometric_median_init: bool = False, jumprelu_threshold: float = 1e-3,
                  jumprelu_bandwidth: float = 1e-3, batchtopk_momentum: float = 0.01, batchtopk_start: int = 0,
-                 **kwargs):
+                 target_l0: float | None = None, target_l0_gain: float = 1e-3, **kwargs):
         super().__init__(**kwargs)
         # The schema checks a run's settings; these checks are for direct construction, and cover
         # the arguments the method does not use too: get_config saves them all.
@@ -175,6 +179,8 @@ class SparseAutoencoder(keras.Model):
         self.jumprelu_threshold = checks.number("jumprelu_threshold", jumprelu_threshold, 0, above=True)
         self.batchtopk_momentum = checks.number("batchtopk_momentum", batchtopk_momentum, 0, above=True, high=1)
         self.batchtopk_start = checks.whole_number("batchtopk_start", batchtopk_start, minimum=0)
+        self.target_l0 = None if target_l0 is None else checks.number("target_l0", target_l0, 0, above=True)
+        self.target_l0_gain = checks.number("target_l0_gain", target_l0_gain, 0, above=True)
         self.jumprelu_bandwidth = checks.number("jumprelu_bandwidth", jumprelu_bandwidth, 0, above=True)
 
         # The sub-layer that holds the method's variables, under its attribute (its saved path).
@@ -228,6 +234,7 @@ class SparseAutoencoder(keras.Model):
             jumprelu_threshold=settings.jumprelu_threshold, jumprelu_bandwidth=settings.jumprelu_bandwidth,
             batchtopk_momentum=settings.batchtopk_threshold_momentum,
             batchtopk_start=settings.batchtopk_threshold_start,
+            target_l0=settings.target_l0, target_l0_gain=settings.target_l0_gain,
             **kwargs,
         )
 
@@ -440,6 +447,8 @@ class SparseAutoencoder(keras.Model):
         batch = common.BatchMeans(codes1, sample_weight)
         reconstruction = batch(ops.sum(ops.square(z_hat1 - z1), axis=-1))[0]
         coefficient = None if self.l1_regularizer is None else ops.reshape(self.l1_regularizer.variable, (1,))
+        if coefficient is not None and self.target_l0:  # assigned below: torch must not see it change in place
+            coefficient = ops.copy(coefficient)
         sparsity = self.method_kernel.penalty(codes1, aux, coefficient, batch)[0]
         loss = reconstruction + sparsity
         if training:
@@ -453,6 +462,10 @@ class SparseAutoencoder(keras.Model):
         if self.losses:
             loss = loss + ops.sum(self.losses)
         l0 = batch(ops.sum(ops.cast(ops.not_equal(codes1, 0), codes.dtype), axis=-1))[0]
+        if training and self.target_l0 and self.l1_regularizer is not None:
+            variable = self.l1_regularizer.variable
+            variable.assign(ops.cast(common.controlled_coefficient(
+                variable, l0, self.target_l0, self.target_l0_gain), variable.dtype))
 
         # self.metrics lists the trackers in this order.
         for tracker, value in zip(self.metrics, (loss, reconstruction, sparsity, l0, *auxk_values)):
@@ -520,6 +533,8 @@ class SparseAutoencoder(keras.Model):
             "jumprelu_bandwidth": self.jumprelu_bandwidth,
             "batchtopk_momentum": self.batchtopk_momentum,
             "batchtopk_start": self.batchtopk_start,
+            "target_l0": self.target_l0,
+            "target_l0_gain": self.target_l0_gain,
         })
         return config
 

@@ -148,6 +148,9 @@ class SAEBank(keras.Model):
         self.auxk_ks = self.add_weight(shape=(n,), initializer="ones", trainable=False, name="auxk_k")
         self.dead_steps = self.add_weight(shape=(n,), initializer="ones", trainable=False, name="dead_steps")
         self.projection = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="projection")
+        # The target-L0 controller (penalty methods): each member's target (0: none) and gain.
+        self.target_l0s = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="target_l0")
+        self.l0_gains = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="l0_gain")
         # The method's own variables (BatchTopK's threshold, JumpReLU's log_threshold) and settings, stacked
         # under the kernel's names (attributes of the bank too): the kernel reads them member by member.
         self.kernel = methods.kernel(self.method)
@@ -174,6 +177,9 @@ class SAEBank(keras.Model):
         self._auxk_k_max = max(auxk_ks)
         self.dead_steps.assign(np.array([s.dead_steps for s in members], np.float32))
         self.projection.assign(np.array(self.projects, np.float32))
+        self.controlled = [bool(s.target_l0) for s in members]
+        self.target_l0s.assign(np.array([s.target_l0 or 0.0 for s in members], np.float32))
+        self.l0_gains.assign(np.array([s.target_l0_gain for s in members], np.float32))
         self.set_sparsities([s.sparsity for s in members])
 
         names = ["loss", "reconstruction", "sparsity_loss", "l0"] + (["auxk_loss", "auxk_dead"] if self.uses_auxk
@@ -301,8 +307,13 @@ class SAEBank(keras.Model):
     # ------------------------------------------------------------------ per-member settings
     @property
     def sparsities(self) -> list:
-        """Each member's current k (Top-k, BatchTopK: ints) or penalty coefficient (L1, JumpReLU)."""
-        return list(self._sparsities)
+        """Each member's current k (Top-k, BatchTopK: ints) or penalty coefficient (L1, JumpReLU); a
+        member under the target-L0 controller has the coefficient its training has reached."""
+        values = list(self._sparsities)
+        if any(self.controlled):
+            now = _np(self.sparsity_values.value).astype(np.float64)
+            values = [float(now[i]) if c else v for i, (c, v) in enumerate(zip(self.controlled, values))]
+        return values
 
     def set_sparsities(self, values: Sequence[float]) -> None:
         """Set every member's k or penalty coefficient (one value each). Between epochs only: under JAX the
@@ -385,7 +396,10 @@ class SAEBank(keras.Model):
 
         batch = common.BatchMeans(codes)
         reconstruction = batch(ops.sum(ops.square(z_hat - z), axis=-1))  # (N,)
-        sparsity = self.kernel.penalty(codes, aux, self.sparsity_values, batch)
+        # A copy when the controller assigns the variable below: torch must not see a tensor it saved for
+        # the backward pass change in place.
+        coefficients = ops.copy(self.sparsity_values) if any(self.controlled) else self.sparsity_values
+        sparsity = self.kernel.penalty(codes, aux, coefficients, batch)
         loss = reconstruction + sparsity
         if training:
             fired = ops.any(ops.greater(codes, 0), axis=1)  # (N, m)
@@ -398,6 +412,9 @@ class SAEBank(keras.Model):
             uses = ops.cast(ops.greater(self.auxk_coefficients, 0.0), term.dtype)
             extra = [logged * uses, dead * uses]
         l0 = ops.mean(ops.sum(ops.cast(ops.not_equal(codes, 0), codes.dtype), axis=-1), axis=1)
+        if training and any(self.controlled):  # the next step's coefficients (this one's are spent)
+            self.sparsity_values.assign(common.controlled_coefficient(
+                self.sparsity_values, l0, self.target_l0s, self.l0_gains))
         self.member_means.update_state((loss, reconstruction, sparsity, l0, *extra))
         return ops.sum(loss)
 

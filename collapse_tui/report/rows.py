@@ -67,11 +67,13 @@ _SPARSITY = ("sae.k", "sae.l1_coefficient")
 # the SAE input): part of a row's identity, never repeated in its setting label.
 # (``sae.remedies.resample_epochs`` is labelled: the remedy column says "resampling", not when.)
 _IN_COLUMNS = ("data.dataset", "sae.method", "sae.source", "sae.normalization",
-               *(f"sae.remedies.{name}" for name in REMEDY_SWITCHES))
+               *(f"sae.remedies.{name}" for name in REMEDY_SWITCHES),
+               "sae.lr_schedule.warmup_steps", "sae.lr_schedule.decay")
 # What makes a row's remedy (a key names its whole subtree): the remedy column's settings, less the dataset and
 # the method, and every remedy's own parameters (AuxK's k and coefficient, the resampling epochs, idle steps),
 # which are inert in a plain run. A remedy row and the plain row it is compared with differ in these alone.
-REMEDY_KEYS = (*(key for key in _IN_COLUMNS if key not in ("data.dataset", "sae.method")), "sae.remedies")
+REMEDY_KEYS = (*(key for key in _IN_COLUMNS if key not in ("data.dataset", "sae.method")), "sae.remedies",
+               "sae.lr_schedule")
 
 
 def _under(key: str, prefixes: Iterable[str]) -> bool:
@@ -89,6 +91,10 @@ def _inert(flat: dict[str, Any]) -> set[str]:
     inert = set()
     if sae("method") != "jumprelu":
         inert |= {"sae.jumprelu_threshold", "sae.jumprelu_bandwidth"}
+    if sae("method") != "batchtopk":
+        inert |= {"sae.batchtopk_threshold_momentum", "sae.batchtopk_threshold_start"}
+    if sae("lr_schedule.decay") == "none":
+        inert |= {"sae.lr_schedule.decay_start_epoch", "sae.lr_schedule.final_fraction"}
     if not sae("remedies.auxk"):
         inert |= {"sae.remedies.auxk_k", "sae.remedies.auxk_coefficient"}
         if not sae("remedies.resample_epochs"):

@@ -216,3 +216,22 @@ def auxk_loss(z, z_hat, aux_reconstruction, dead, batch: BatchMeans):
     term = error * finite_or_zero(scale) * any_dead
     logged = error * finite_or_zero(normalised) * any_dead
     return term, logged, ops.mean(ops.cast(dead, error.dtype), axis=1)
+
+
+def controlled_coefficient(coefficient, l0, target, gain):
+    """The penalty coefficient after one step of the target-L0 controller: ``coefficient ×
+    exp(gain × clip((L0 − target) / target, −1, 1))`` where ``target > 0``, unchanged elsewhere.
+
+    A multiplicative (log-space) integral controller: the coefficient of an L1 or JumpReLU SAE sets its
+    L0 over orders of magnitude, so it is stepped by a factor, not an amount; the relative error is
+    clipped so a first batch far from the target moves the coefficient by at most ``exp(gain)``. With
+    gain 1e-3 an error of 100% is an e-fold of the coefficient per 1,000 updates, and the batch-to-batch
+    noise of L0 averages out over about that many. All arguments broadcast per member; ``l0`` is the
+    batch's mean number of active codes (no gradient flows through it).
+    """
+    l0 = ops.stop_gradient(ops.cast(l0, "float32"))
+    target = ops.cast(target, "float32")
+    on = target > 0
+    error = ops.clip((l0 - target) / ops.where(on, target, ops.ones_like(target)), -1.0, 1.0)
+    coefficient = ops.cast(coefficient, "float32")
+    return ops.where(on, coefficient * ops.exp(ops.cast(gain, "float32") * error), coefficient)
