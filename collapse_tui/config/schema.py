@@ -155,6 +155,26 @@ class RemediesConfig(Section):
     geometric_median_init: bool = Field(
         False, description="Pre-encoder bias b_dec starts at the geometric median of the inputs instead of their mean.",
     )
+    bias_floor: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="Bias floor (after loss-free load balancing, Wang et al. 2024, and group bias adaptation, Chen "
+                    "et al. 2025): a neuron firing on less than this fraction of inputs (its running average) has "
+                    "its encoder pre-activation raised by bias_step per update until it fires again; nothing is "
+                    "lowered. Below the neurons' mean frequency, L0 / n_neurons. 0 = off (as every remedy by "
+                    "default); e.g. 0.001, eval.revival_frequency.",
+    )
+    bias_step: float = Field(
+        1e-3, gt=0.0, le=100.0,
+        description="Bias floor: the raise per update, in the normalised input's pre-activation units. 0.001 is "
+                    "Wang et al.'s u and about what Adam at the SAE's learning rate moves a bias per update: a "
+                    "neuron whose largest pre-activation is -1 fires again after about 1,000 updates.",
+    )
+    bias_window: int = Field(
+        100, ge=1, le=10_000_000,
+        description="Bias floor: updates the running firing frequency averages over (weight 1/window). 100 updates "
+                    "are 25,600 inputs at batch 256, an epoch or two of the data; a neuron firing again on twice "
+                    "the floor or more stops being raised within a window.",
+    )
 
 
 # The remedies that are on/off switches, by their field names (a run's remedy label lists those it uses).
@@ -243,6 +263,12 @@ class SAEConfig(Section):
                     f"schedule.start: {start} must be a whole number of neurons between 1 and "
                     f"sae.n_neurons ({self.n_neurons}) for method {self.method}"
                 )
+        # A neuron's mean firing frequency is L0 / n_neurons: a floor at or above it leaves some neuron below it
+        # always, raised without end.
+        l0 = min(self.k, self.schedule.start or self.k) if self.method in K_METHODS else self.target_l0
+        if self.remedies.bias_floor and l0 and self.remedies.bias_floor * self.n_neurons >= l0:
+            errors.append(f"remedies.bias_floor: {self.remedies.bias_floor:g} is not below the neurons' mean firing "
+                          f"frequency, {l0:g} / sae.n_neurons ({self.n_neurons}) = {l0 / self.n_neurons:g}")
         if self.target_l0 is not None:
             if self.method in K_METHODS:
                 errors.append(f"target_l0: {self.method} sets its L0 by k; the controller is for l1 and jumprelu")

@@ -33,6 +33,7 @@ from collapse_tui.metrics import (
     specialized_neurons_per_code,
     tree_importance,
 )
+from collapse_tui.metrics.absorption import absorption_rate, k_sparse_probing
 from collapse_tui.metrics.specs import frequency_key, threshold_key
 
 
@@ -55,6 +56,17 @@ def evaluate_vae(vae, images: np.ndarray, factors: np.ndarray, n_bins: int = 20)
         "latent_std": _rounded(std),
         "nmi": _rounded(normalized_mi(mi, factors)),
     }
+
+
+def feature_splitting(acts: np.ndarray, factors: np.ndarray, decoder: np.ndarray) -> dict[str, Any]:
+    """How factor values are spread over neurons: k-sparse probes (F1 from the best 1, 2 and 5 neurons per
+    factor value, mean over values then factors: a rise with k says values are split over neurons) and
+    absorption (the share of a value's inputs where its main neuron is silent while a decoder neighbour
+    fires)."""
+    probes = k_sparse_probing(acts, factors)
+    out: dict[str, Any] = {f"ksparse_f1_{k}": float(v) for k, v in zip(probes.ks, probes.mean)}
+    out["absorption"] = float(absorption_rate(acts, factors, decoder).mean)
+    return out
 
 
 def input_metrics(codes: np.ndarray) -> dict[str, Any]:
@@ -128,6 +140,7 @@ def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None
         causes = dead_causes(acts, sae.pre_activations(codes), threshold=eval_cfg.thresholds[0])
         metrics["dead_relu"] = causes.relu_fraction
         metrics["dead_gated"] = causes.gated_fraction
+        metrics.update(feature_splitting(acts, factors, sae.decoder_directions()))
     if final and eval_cfg.dci_tree_samples:
         trees = tree_importance(acts, factors, n_train=eval_cfg.dci_tree_samples)
         tree_scores = dci(trees.importance[:, trees.varied], trees.accuracy[trees.varied])

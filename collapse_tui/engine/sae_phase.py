@@ -17,17 +17,21 @@ from collapse_tui.metrics.neurons import resolves_frequency
 from collapse_tui.metrics.plateau import dead_change, dead_curve, dead_slope
 from collapse_tui.metrics.specs import DEAD_CURVE
 from collapse_tui.engine.checkpoint import Checkpoint
+from collapse_tui.engine.stability import StabilityMarks
 from collapse_tui.store import SAE_FILE, dumps, save_model, write_neurons
 
 
 def remedy_names(cfg: RunConfig) -> list[str]:
     """The dead-neuron remedies a run uses, by name ("auxk", "tied_init", "project_decoder_grads",
-    "geometric_median_init", "resampling", input normalisation, "lr warm-up", "lr cosine decay" or
-    "lr linear decay"); the method itself (batchtopk, jumprelu) is reported as the method."""
+    "geometric_median_init", "resampling", "bias floor <floor>", input normalisation, "lr warm-up",
+    "lr cosine decay" or "lr linear decay"); the method itself (batchtopk, jumprelu) is reported as the
+    method."""
     r = cfg.sae.remedies
     names = [name for name in REMEDY_SWITCHES if getattr(r, name)]
     if r.resample_epochs:
         names.append("resampling")
+    if r.bias_floor:  # with its floor: the remedy column is all that tells two floors' rows apart
+        names.append(f"bias floor {r.bias_floor:g}")
     if cfg.sae.normalization != "none":
         names.append(cfg.sae.normalization)
     rate = cfg.sae.lr_schedule
@@ -136,6 +140,8 @@ class SAEPhase:
         self.before_extension: dict[str, Any] = {}
         self.input_probe = None  # the probe of the factors from the SAE's input, made at the first evaluation
         self.input_stats = None  # the input's effective rank, likewise
+        # The decoder at each mark, against the first (engine/stability.py), kept in the run directory.
+        self.stability = StabilityMarks(self.state.run_dir, threshold=self.cfg.eval.thresholds[0])
         self.history: list[tuple[int, float, float]] = []  # (updates, sparsity, dead fraction) per evaluation
         # Resuming: training goes on after the checkpoint's epoch, with its weights, optimiser state,
         # random states and record (applied in prepare, once the SAE's input normalisation is set).
@@ -187,6 +193,7 @@ class SAEPhase:
             self.sae.set_sparsity(float(record["coefficient"]))
         else:
             self.sae.set_sparsity(self.schedule.value(max(0, checkpoint.epoch - 1)))
+        self.stability.restore(checkpoint.epoch, lambda text: self.state.emit(Message(text=text)))
         self.state.emit(Message(text=f"sae: resumed from the checkpoint after epoch {checkpoint.epoch}"))
 
     def order(self) -> np.ndarray:
@@ -310,6 +317,7 @@ class SAEPhase:
         metrics["sparsity"] = float(self.sae.sparsity)
         metrics["updates"] = epoch * self.steps_per_epoch  # the x axis of dead neurons against training
         metrics["mig_vae"] = s.vae_metrics.get("mig")
+        metrics.update(self.stability.measure(epoch, metrics["updates"], self.sae.decoder_directions(), acts))
         # A coefficient under the target-L0 controller moves all along: its run is at its final setting
         # (the target) throughout, for the plateau statistics.
         at = float(self.schedule.end) if self.cfg.sae.target_l0 else metrics["sparsity"]

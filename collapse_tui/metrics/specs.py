@@ -242,6 +242,28 @@ SPECS: tuple[MetricSpec, ...] = (
                            "eval.revival_frequency of the evaluation inputs."),
     MetricSpec("newly_dead", "newly dead", digits=0,
                description="Neurons alive before the extended epochs and dead after them."),
+    # Representational stability (engine/stability.py, metrics/stability.py): against the run's first mark.
+    MetricSpec("survival", "survival %", unit="%", scale=100.0, digits=1, csv="survival_pct",
+               description="Share of the first evaluation mark's live neurons whose decoder direction a live neuron "
+                           "still has (one-to-one Hungarian matching, cosine ≥ 0.7)."),
+    MetricSpec("survival_cosine", "survival cos", digits=3,
+               description="Mean over the first mark's live neurons of their best decoder cosine with a live neuron "
+                           "now."),
+    MetricSpec("cka_first", "CKA vs first", digits=3,
+               description="Linear CKA between the codes now and at the first evaluation mark, on the first 2,000 "
+                           "evaluation inputs."),
+    # Feature splitting and absorption against the ground truth (final evaluation, metrics/absorption.py).
+    MetricSpec("ksparse_f1_1", "k=1 probe F1", digits=3,
+               description="F1 of a logistic probe on the single neuron that best separates a factor value from "
+                           "the rest, mean over values then factors (held-out half of the evaluation set)."),
+    MetricSpec("ksparse_f1_2", "k=2 probe F1", digits=3,
+               description="The same probe on the best 2 neurons."),
+    MetricSpec("ksparse_f1_5", "k=5 probe F1", digits=3,
+               description="The same probe on the best 5 neurons; a rise over k = 1 says values are split over "
+                           "neurons."),
+    MetricSpec("absorption", "absorption %", unit="%", scale=100.0, digits=1, csv="absorption_pct",
+               description="Share of a factor value's inputs where its best-detecting neuron is silent while one of "
+                           "its 5 nearest decoder neighbours fires, mean over values then factors."),
     MetricSpec("updates", "updates", digits=0, description="The SAE's optimiser updates in all."),
     MetricSpec("seconds", "time", unit="s", digits=0, path=("seconds",),
                description="Wall time of the whole run."),

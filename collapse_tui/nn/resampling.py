@@ -41,7 +41,8 @@ def resample_dead_neurons(sae, x: np.ndarray, rng: np.random.RandomState, max_in
     normalised space); each dead neuron draws one input with probability proportional to the squared
     error, and its decoder row becomes that input (minus ``b_dec``) at unit norm, its encoder column
     the same direction at ``ENCODER_SCALE`` times the live encoder columns' mean norm, its encoder
-    bias 0. Their optimiser state is zeroed and their idle count restarts.
+    bias 0. Their optimiser state is zeroed and their idle count restarts, as do, with the bias floor, their
+    offset and firing rate (0 and the floor: :mod:`collapse_tui.nn.bias_floor`).
     """
     dead = np.flatnonzero(_np(sae.dead_mask()))
     if dead.size == 0:
@@ -76,9 +77,13 @@ def resample_dead_neurons(sae, x: np.ndarray, rng: np.random.RandomState, max_in
             state = _np(slot.value).copy()
             state[index] = 0.0
             slot.assign(state)
-    idle = _np(sae.idle_steps.value).copy()
-    idle[dead] = 0.0
-    sae.idle_steps.assign(idle)
+    restarts = [(sae.idle_steps, 0.0)]
+    if getattr(sae, "bias_offset", None) is not None:
+        restarts += [(sae.bias_offset, 0.0), (sae.fire_rate, sae.bias_floor)]
+    for variable, start in restarts:
+        values = _np(variable.value).copy()
+        values[dead] = start
+        variable.assign(values)
     return dead
 
 

@@ -11,6 +11,7 @@ from keras import ops
 from collapse_tui.config import K_METHODS, NORMALIZATIONS, SPARSITY_METHODS, WITHDRAWN_NORMALIZATIONS, SAEConfig
 from collapse_tui.nn import checks, methods
 from collapse_tui.nn.activations import METHOD_LAYERS
+from collapse_tui.nn.bias_floor import update_bias_floor
 from collapse_tui.nn.layers import TopK, inference_view, reset_compiled_functions
 from collapse_tui.nn.methods import common
 from collapse_tui.nn.regularizers import L1ActivityRegularizer
@@ -119,6 +120,9 @@ class SparseAutoencoder(keras.Model):
     - ``geometric_median_init``: :meth:`adapt` starts ``b_dec`` at the geometric median of the
       normalised inputs (:func:`geometric_median`, on at most ``GEOMETRIC_MEDIAN_ROWS`` of them, as
       OpenAI's ``init_from_data_``) instead of their mean.
+    - ``bias_floor``: a neuron whose running firing frequency (``fire_rate``, an average over
+      ``bias_window`` updates) is below the floor has its pre-activation raised by ``bias_step`` per
+      update (``bias_offset``, added to ``b_enc``'s), until it fires (:mod:`collapse_tui.nn.bias_floor`).
 
     Args:
         input_dim: number of input features.
@@ -144,6 +148,8 @@ class SparseAutoencoder(keras.Model):
             coefficient toward the one giving this batch L0
             (:func:`~collapse_tui.nn.methods.common.controlled_coefficient`); None: the coefficient is
             set from outside only (:meth:`set_sparsity`).
+        bias_floor, bias_step, bias_window: the bias-floor remedy (above); a floor of 0 is off (and the
+            model then holds neither variable, as before the remedy existed).
     """
 
     def __init__(self, input_dim: int, n_neurons: int = 500, method: str = "topk", k: int = 50,
@@ -152,7 +158,8 @@ class SparseAutoencoder(keras.Model):
                  dead_steps: int = 200, tied_init: bool = False, project_decoder_grads: bool = False,
                  geometric_median_init: bool = False, jumprelu_threshold: float = 1e-3,
                  jumprelu_bandwidth: float = 1e-3, batchtopk_momentum: float = 0.01, batchtopk_start: int = 0,
-                 target_l0: float | None = None, target_l0_gain: float = 1e-3, **kwargs):
+                 target_l0: float | None = None, target_l0_gain: float = 1e-3, bias_floor: float = 0.0,
+                 bias_step: float = 1e-3, bias_window: int = 100, **kwargs):
         super().__init__(**kwargs)
         # The schema checks a run's settings; these checks are for direct construction, and cover
         # the arguments the method does not use too: get_config saves them all.
@@ -182,6 +189,9 @@ class SparseAutoencoder(keras.Model):
         self.target_l0 = None if target_l0 is None else checks.number("target_l0", target_l0, 0, above=True)
         self.target_l0_gain = checks.number("target_l0_gain", target_l0_gain, 0, above=True)
         self.jumprelu_bandwidth = checks.number("jumprelu_bandwidth", jumprelu_bandwidth, 0, above=True)
+        self.bias_floor = checks.number("bias_floor", bias_floor, 0, high=1)
+        self.bias_step = checks.number("bias_step", bias_step, 0, above=True)
+        self.bias_window = checks.whole_number("bias_window", bias_window)
 
         # The sub-layer that holds the method's variables, under its attribute (its saved path).
         self.topk = self.jumprelu = None
@@ -235,6 +245,7 @@ class SparseAutoencoder(keras.Model):
             batchtopk_momentum=settings.batchtopk_threshold_momentum,
             batchtopk_start=settings.batchtopk_threshold_start,
             target_l0=settings.target_l0, target_l0_gain=settings.target_l0_gain,
+            bias_floor=remedies.bias_floor, bias_step=remedies.bias_step, bias_window=remedies.bias_window,
             **kwargs,
         )
 
@@ -267,6 +278,13 @@ class SparseAutoencoder(keras.Model):
         # Training steps since each neuron last fired (counted on training batches only).
         self.idle_steps = self.add_weight(shape=(self.n_neurons,), initializer="zeros", trainable=False,
                                           name="idle_steps")
+        # The bias floor's offset and running firing frequency (which starts at the floor), only with it on.
+        self.bias_offset = self.fire_rate = None
+        if self.bias_floor:
+            self.bias_offset = self.add_weight(shape=(self.n_neurons,), initializer="zeros", trainable=False,
+                                               name="bias_offset")
+            self.fire_rate = self.add_weight(shape=(self.n_neurons,), trainable=False, name="fire_rate",
+                                             initializer=keras.initializers.Constant(self.bias_floor))
         for layer in (self.topk, self.jumprelu, self.aux_topk):
             if layer is not None:
                 layer.build((None, self.n_neurons))
@@ -365,7 +383,9 @@ class SparseAutoencoder(keras.Model):
         return (x - self.norm_mean) / self.norm_std
 
     def _pre_activations(self, z):
-        return ops.matmul(z - self.b_dec, self.W_enc) + self.b_enc
+        pre = ops.matmul(z - self.b_dec, self.W_enc) + self.b_enc
+        # A copy: compute_loss assigns the offset, and torch must not see a tensor of the forward pass change.
+        return pre if self.bias_offset is None else pre + ops.copy(self.bias_offset)
 
     def _method_layer(self):
         # A method, not a property: Keras' saving walks attributes, and would save the layer under this name.
@@ -455,6 +475,9 @@ class SparseAutoencoder(keras.Model):
             fired = ops.any(ops.greater(codes, 0), axis=0)
             idle = ops.convert_to_tensor(self.idle_steps)
             self.idle_steps.assign(ops.where(fired, ops.zeros_like(idle), idle + 1.0))
+            if self.bias_offset is not None:
+                update_bias_floor(self.fire_rate, self.bias_offset, codes, self.bias_floor, self.bias_step,
+                                  float(self.bias_window))
         auxk_values = ()
         if self.auxk:
             term, *auxk_values = self._auxk_loss(z1, pre, z_hat1, batch)
@@ -500,7 +523,13 @@ class SparseAutoencoder(keras.Model):
         x = self._host_input(x)
         weight = lambda v: keras.ops.convert_to_numpy(v).astype(np.float32)  # noqa: E731
         z = (x - weight(self.norm_mean)) / weight(self.norm_std)
-        return (z - weight(self.b_dec)) @ weight(self.W_enc) + weight(self.b_enc)
+        pre = (z - weight(self.b_dec)) @ weight(self.W_enc) + weight(self.b_enc)
+        return pre if self.bias_offset is None else pre + weight(self.bias_offset)
+
+    def decoder_directions(self) -> np.ndarray:
+        """The decoder's rows (n_neurons x input_dim, unit norm) as a float32 numpy array: each neuron's
+        direction in the normalised input space."""
+        return keras.ops.convert_to_numpy(self.W_dec).astype(np.float32)
 
     def reconstruct(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Reconstruction of ``x`` in the original input space, as a float32 numpy array, in batches."""
@@ -535,6 +564,9 @@ class SparseAutoencoder(keras.Model):
             "batchtopk_start": self.batchtopk_start,
             "target_l0": self.target_l0,
             "target_l0_gain": self.target_l0_gain,
+            "bias_floor": self.bias_floor,
+            "bias_step": self.bias_step,
+            "bias_window": self.bias_window,
         })
         return config
 

@@ -16,9 +16,10 @@ member stays in its slice (no operation mixes members).
 
 What members may differ in: their weights' seeds, k or penalty coefficient (each its own schedule),
 input normalisation, AuxK (on or off, k_aux, coefficient, dead_steps), decoder-gradient projection,
-tied or geometric-median initialisation (both act before the bank is built), JumpReLU's bandwidth and
-BatchTopK's threshold momentum. What they must share (:func:`bank_signature`): input width, dictionary
-size and method (the activation's code path). Batch size, learning rate and data are the trainer's.
+tied or geometric-median initialisation (both act before the bank is built), the bias floor (on or off,
+its step and window), JumpReLU's bandwidth and BatchTopK's threshold momentum. What they must share
+(:func:`bank_signature`): input width, dictionary size and method (the activation's code path). Batch
+size, learning rate and data are the trainer's.
 
 The bank is a training device, never saved: each member is copied out into its own
 :class:`~collapse_tui.nn.SparseAutoencoder` (:meth:`SAEBank.write_member`) to be evaluated and saved as
@@ -35,7 +36,9 @@ import numpy as np
 from keras import ops
 
 from collapse_tui.nn import methods
+from collapse_tui.nn.bias_floor import bank_state, update_bias_floor
 from collapse_tui.nn.layers import inference_view, reset_compiled_functions
+from collapse_tui.nn.member_means import MemberMeans
 from collapse_tui.nn.methods import common
 from collapse_tui.nn.resampling import optimizer_slots
 from collapse_tui.nn.sae import SparseAutoencoder
@@ -48,28 +51,6 @@ def bank_signature(sae: SparseAutoencoder) -> tuple:
 
 def _np(value) -> np.ndarray:
     return np.asarray(ops.convert_to_numpy(value))
-
-
-class MemberMeans(keras.metrics.Metric):
-    """The means over training steps of several per-member values, kept in one variable: ``result()`` is a
-    dict of vectors (one value per member) by name. One tracker rather than one per value: under torch
-    every variable update is a few Python-dispatched ops, and six trackers took more of an eager step than
-    its two matmuls (cProfile of a lone 256 -> 500 SAE at batch 16)."""
-
-    def __init__(self, n_members: int, names: Sequence[str], **kwargs):
-        super().__init__(name="member_means", **kwargs)
-        self.names = list(names)
-        self.total = self.add_variable(shape=(len(self.names), n_members), initializer="zeros", name="total")
-        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
-
-    def update_state(self, values):
-        """``values``: one (n_members,) vector per name, in order."""
-        self.total.assign(self.total + ops.cast(ops.stack(list(values)), self.total.dtype))
-        self.count.assign(self.count + 1.0)
-
-    def result(self):
-        means = self.total / ops.maximum(self.count, 1.0)
-        return {name: means[i] for i, name in enumerate(self.names)}
 
 
 class SAEBank(keras.Model):
@@ -151,6 +132,12 @@ class SAEBank(keras.Model):
         # The target-L0 controller (penalty methods): each member's target (0: none) and gain.
         self.target_l0s = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="target_l0")
         self.l0_gains = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="l0_gain")
+        # The bias floor: each member's offset and firing rate, and its floor, step and window (rows of (3, N)).
+        offsets, rates, control = bank_state(members, self.n_neurons)
+        self.raises_bias = any(s.bias_offset is not None for s in members)
+        self.bias_offset, self.fire_rate, self.bias_control = (
+            stacked(name, values, trainable=False) for name, values in
+            (("bias_offset", offsets), ("fire_rate", rates), ("bias_control", control)))
         # The method's own variables (BatchTopK's threshold, JumpReLU's log_threshold) and settings, stacked
         # under the kernel's names (attributes of the bank too): the kernel reads them member by member.
         self.kernel = methods.kernel(self.method)
@@ -224,6 +211,8 @@ class SAEBank(keras.Model):
         pairs = [(self.norm_mean, sae.norm_mean), (self.norm_std, sae.norm_std), (self.b_dec, sae.b_dec),
                  (self.W_enc, sae.W_enc), (self.b_enc, sae.b_enc), (self.W_dec, sae.W_dec),
                  (self.idle_steps, sae.idle_steps)]
+        if sae.bias_offset is not None:
+            pairs += [(self.bias_offset, sae.bias_offset), (self.fire_rate, sae.fire_rate)]
         held = sae._method_layer().kernel_variables() if self.kernel.variables else {}
         return pairs + [(getattr(self, name), held[name]) for name in self.kernel.variables]
 
@@ -375,6 +364,8 @@ class SAEBank(keras.Model):
     def call(self, positions, training=False):
         z = (self._inputs(positions) - self.norm_mean[:, None, :]) / self.norm_std[:, None, :]
         pre = ops.einsum("nbd,ndm->nbm", z - self.b_dec[:, None, :], self.W_enc) + self.b_enc[:, None, :]
+        if self.raises_bias:  # a copy: compute_loss assigns the offset, which torch must not see change in place
+            pre = pre + ops.copy(self.bias_offset)[:, None, :]
         # Always the training path (BatchTopK's batch cut and threshold update): the bank only trains.
         codes, aux, updates = self.kernel.activate(pre, self._params(self._static_k()), True)
         common.apply_updates({name: getattr(self, name) for name in updates}, updates)
@@ -405,6 +396,9 @@ class SAEBank(keras.Model):
             fired = ops.any(ops.greater(codes, 0), axis=1)  # (N, m)
             idle = ops.convert_to_tensor(self.idle_steps)
             self.idle_steps.assign(ops.where(fired, ops.zeros_like(idle), idle + 1.0))
+            if self.raises_bias:
+                control = ops.convert_to_tensor(self.bias_control)
+                update_bias_floor(self.fire_rate, self.bias_offset, codes, *(control[j][:, None] for j in range(3)))
         extra = []
         if self.uses_auxk:
             term, logged, dead = self._auxk(z, pre, z_hat, decoder, batch)
@@ -489,6 +483,7 @@ class SAEBank(keras.Model):
         mean, std, b_dec = own(self.norm_mean)[:, None, :], own(self.norm_std)[:, None, :], own(self.b_dec)[:, None, :]
         z = (ops.transpose(ops.cast(x, "float32"), (1, 0, 2)) - mean) / std  # (G, B, d)
         pre = ops.einsum("gbd,gdm->gbm", z - b_dec, own(self.W_enc)) + own(self.b_enc)[:, None, :]
+        pre = pre + own(self.bias_offset)[:, None, :] if self.raises_bias else pre
         # Eager under torch (a view's predict is not compiled there), where top_k is the faster.
         k_max = self._k_max if keras.backend.backend() == "torch" else None
         codes = self.kernel.infer(pre, self._params(k_max, own))

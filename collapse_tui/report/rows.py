@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -63,11 +64,12 @@ DATA_KEY = "data"  # the data's identity among a row's settings: the fingerprint
 UNKNOWN_DATA = "unknown"
 # The sparsity parameters: the k / λ column holds the one in effect (the summary's), the other is inert.
 _SPARSITY = ("sae.k", "sae.l1_coefficient")
-# Settings the table's other columns already show (dataset, method, remedy: its switches, normalisation and
-# the SAE input): part of a row's identity, never repeated in its setting label.
+# Settings the table's other columns already show (dataset, method, remedy: its switches, the bias floor, whose
+# label carries its value, normalisation and the SAE input): part of a row's identity, never repeated in its
+# setting label.
 # (``sae.remedies.resample_epochs`` is labelled: the remedy column says "resampling", not when.)
 _IN_COLUMNS = ("data.dataset", "sae.method", "sae.source", "sae.normalization",
-               *(f"sae.remedies.{name}" for name in REMEDY_SWITCHES),
+               *(f"sae.remedies.{name}" for name in REMEDY_SWITCHES), "sae.remedies.bias_floor",
                "sae.lr_schedule.warmup_steps", "sae.lr_schedule.decay")
 # What makes a row's remedy (a key names its whole subtree): the remedy column's settings, less the dataset and
 # the method, and every remedy's own parameters (AuxK's k and coefficient, the resampling epochs, idle steps),
@@ -95,6 +97,8 @@ def _inert(flat: dict[str, Any]) -> set[str]:
         inert |= {"sae.batchtopk_threshold_momentum", "sae.batchtopk_threshold_start"}
     if sae("lr_schedule.decay") == "none":
         inert |= {"sae.lr_schedule.decay_start_epoch", "sae.lr_schedule.final_fraction"}
+    if not sae("remedies.bias_floor"):
+        inert |= {"sae.remedies.bias_step", "sae.remedies.bias_window"}
     if not sae("remedies.auxk"):
         inert |= {"sae.remedies.auxk_k", "sae.remedies.auxk_coefficient"}
         if not sae("remedies.resample_epochs"):
@@ -187,6 +191,7 @@ class Row:
     seeds: list[int] = field(default_factory=list)
     finals: list[dict[str, Any]] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
+    run_dirs: list[Path] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     setting: str = ""
     shows_paper: bool = False
@@ -285,6 +290,7 @@ def build_rows(records: Iterable[RunRecord]) -> tuple[list[Row], list[RunRecord]
         row.seeds.append(int(rec.config.get("seed", 0)))
         row.finals.append(dict(s.get("final") or {}))
         row.run_ids.append(rec.run_id)
+        row.run_dirs.append(rec.path)
 
     labelled = _differing(list(rows.values()))
     for row in rows.values():

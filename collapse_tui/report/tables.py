@@ -36,6 +36,7 @@ from collapse_tui.report.paired import (
     seeds_needed,
 )
 from collapse_tui.report.paper import PAPER_FINAL_K, PAPER_SOURCE
+from collapse_tui.report.stability import STABILITY_TITLE, stability_markdown_parts
 from collapse_tui.report.plateau import (
     PLATEAU_TITLE,
     has_plateau,
@@ -223,8 +224,26 @@ def report_markdown(rows: list[Row], left_out: list[RunRecord], title: str) -> s
         parts.append("\nNot in the table (not finished ok, or flagged as no result): "
                      + ", ".join(f"{r.run_id} ({'; '.join([r.status, *r.flags])})" for r in left_out) + "\n")
     parts.append(plateau_markdown(rows))
+    parts.append(stability_markdown(rows))
     parts.append(paired_markdown(rows))
     return "".join(parts)
+
+
+def stability_markdown(rows: list[Row]) -> str:
+    """The section on feature survival (:mod:`~collapse_tui.report.stability`); empty when no run
+    measured it."""
+    labelled = _labelled(rows)
+
+    def label(row: Row) -> list[str]:
+        return [row.dataset, row.method, row.remedy, _sparsity(row), *([row.setting] if labelled else [])]
+
+    parts = stability_markdown_parts(rows, label)
+    if parts is None:
+        return ""
+    headers, texts, notes = parts
+    headers = ["dataset", "method", "remedy", "k / λ", *(["setting"] if labelled else []), *headers]
+    return (f"\n## {STABILITY_TITLE}\n\n" + _markdown(headers, texts) + "\n"
+            + "".join(f"- {n}\n" for n in notes))
 
 
 def plateau_markdown(rows: list[Row]) -> str:

@@ -9,6 +9,7 @@ One idea a module:
   identity, crashed runs);
 - :mod:`~collapse_tui.store.runs`: writing a run directory (RunWriter, RunSummary, neuron profiles) and
   reading its events;
+- :mod:`~collapse_tui.store.decoders`: the decoder directions at each evaluation mark (``decoders.npz``);
 - :mod:`~collapse_tui.store.listing`: the listing sidecar that lets thousands of runs list in a second;
 - :mod:`~collapse_tui.store.records`: reading runs back, checked (RunRecord, load_run, list_runs);
 - :mod:`~collapse_tui.store.sweeps`: sweep directories (SweepWriter, SweepRecord, load_sweep, load_plan).
@@ -21,7 +22,8 @@ signal deferral its writers respect lives in :mod:`collapse_tui.interrupts`.
 import collapse_tui.store.layout as layout
 from collapse_tui.store.files import (FILE_MODE, dumps, file_lock, jsonable, read_bounded, read_json,
                                       remove_stale_temporaries, save_model, writable_dir_problem, write_atomic)
-from collapse_tui.store.layout import (CHECKPOINT_FILE, CONFIG_FILE, EVENTS_FILE, LISTING_FILE, NEURONS_FILE,
+from collapse_tui.store.decoders import DecoderMarks, read_decoders, write_decoders
+from collapse_tui.store.layout import (CHECKPOINT_FILE, CONFIG_FILE, DECODERS_FILE, EVENTS_FILE, LISTING_FILE, NEURONS_FILE,
                                        PAIRED_CSV, PLAN_FILE, RESULTS_CSV, RESULTS_MD, RUNS_JSONL, SAE_FILE,
                                        STOP_FILE, SUMMARY_FILE, SWEEP_FILE, SWEEPS_DIR, TASKS_DIR)
 from collapse_tui.store.liveness import (CRASHED, HEARTBEAT, HEARTBEAT_SECONDS, STALE_SECONDS, pid_alive, process_gone,
@@ -34,6 +36,7 @@ from collapse_tui.store.sweeps import (SweepRecord, SweepWriter, is_sweep_dir, l
                                        sweep_name, sweep_of, sweep_records, sweep_run_dirs)
 
 __all__ = [
+    "DECODERS_FILE", "DecoderMarks", "read_decoders", "write_decoders",
     "CHECKPOINT_FILE", "CONFIG_EXTRAS", "CONFIG_FILE", "CRASHED", "EVENTS_FILE", "FILE_MODE", "HEARTBEAT",
     "HEARTBEAT_SECONDS", "LISTING_FILE", "NEURONS_FILE", "PAIRED_CSV", "PLAN_FILE", "RESULTS_CSV", "RESULTS_MD",
     "RUNS_JSONL", "SAE_FILE", "STALE_SECONDS", "STOP_FILE", "SUMMARY_FILE", "SUSPECT", "SWEEPS_DIR", "SWEEP_FILE",

@@ -27,7 +27,9 @@ LISTING_FILE = "listing.json"  # config.yaml as JSON, checked against it: how ru
 SAE_FILE = "sae.keras"  # the trained sparse autoencoder
 NEURONS_FILE = "neurons.npz"  # per-neuron profiles of the final evaluation
 CHECKPOINT_FILE = "checkpoint.npz"  # what a stopped run resumes from; deleted when the run finishes
-RUN_FILES = (CONFIG_FILE, EVENTS_FILE, SUMMARY_FILE, LISTING_FILE, SAE_FILE, NEURONS_FILE, CHECKPOINT_FILE)
+DECODERS_FILE = "decoders.npz"  # the decoder directions at each evaluation mark, and the first mark's codes
+RUN_FILES = (CONFIG_FILE, EVENTS_FILE, SUMMARY_FILE, LISTING_FILE, SAE_FILE, NEURONS_FILE, CHECKPOINT_FILE,
+             DECODERS_FILE)
 
 # ---------------------------------------------------------------------- a sweep directory
 SWEEPS_DIR = "sweeps"  # in a runs dir: the sweep directories (never a run)

@@ -95,6 +95,12 @@ def test_evaluations_carry_every_metric(finished_run):
     assert m["dci_tree_inputs"] == 20
     for key in ("dci_trees_disentanglement", "dci_trees_completeness", "dci_trees_informativeness"):
         assert 0.0 <= m[key] <= 1.0, key
+    # Stability against the first mark (epoch 1): measured from the second mark on, from the decoders kept.
+    assert "survival" not in evals[0].metrics and m["stability_reference_epoch"] == 1
+    for key in ("survival", "survival_cosine", "cka_first", "ksparse_f1_1", "ksparse_f1_5", "absorption"):
+        assert 0.0 <= m[key] <= 1.0, key
+    marks = store.read_decoders(result.run_dir)
+    assert marks.epochs.tolist() == [1, 2] and marks.decoders.shape == (2, 24, marks.decoders.shape[2])
     # The SAE's input is the same at every evaluation: so is its effective rank.
     for key in ("input_participation_ratio", "input_dims_99", "input_silent_units"):
         assert evals[0].metrics[key] == m[key], key

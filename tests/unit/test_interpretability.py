@@ -306,6 +306,9 @@ class _PlantedSAE:
     def reconstruct(self, x):
         return x
 
+    def decoder_directions(self):
+        return np.eye(self.acts.shape[1], 7)  # one input unit each (the planted inputs below are 7 wide)
+
     def pre_activations(self, x):
         # Neuron 0 fires; 1 and 2 are positive somewhere but below the gate; 3-5 never positive.
         pre = np.full((len(x), self.acts.shape[1]), -1.0)
@@ -393,6 +396,10 @@ def test_final_evaluation_splits_the_dead_by_cause_and_fits_the_trees(strict):
     assert m["dci_trees_completeness"] == pytest.approx(1.0)
     assert 0.0 <= m["dci_trees_disentanglement"] <= 1.0
     assert 0.25 < m["dci_trees_informativeness"] < 1.0
+    # Neuron 0 fires on exactly "A = 0": a 1-neuron probe finds that value, and k = 5 cannot do better
+    # there; the other values of A and all of B have no neuron (F1 0 at k = 1, where the probe's one
+    # neuron is silent). Nothing fires but neuron 0, so nothing is absorbed.
+    assert 0.0 < m["ksparse_f1_1"] <= m["ksparse_f1_5"] <= 1.0 and m["absorption"] == 0.0
     for key in ("dead_relu", "dead_gated", "dci_trees_disentanglement", "dci_trees_completeness",
-                "dci_trees_informativeness"):
+                "dci_trees_informativeness", "ksparse_f1_1", "ksparse_f1_2", "ksparse_f1_5", "absorption"):
         spec(key)

@@ -1,0 +1,71 @@
+"""Feature survival across seeds: the baseline within-run survival is read against. Two SAEs trained alike
+on the same data from different seeds learn partly different features (Paulo & Belrose 2025, "Sparse
+autoencoders trained on the same data learn different features"), so "x% of the first mark's features
+survive" means something only beside how many features two seeds of the row share at the end.
+
+Per row with at least two runs that kept their decoder marks (``decoders.npz``): every pair of seeds'
+final decoders is matched one-to-one (Hungarian matching on cosines, live neurons only, cosine >= 0.7,
+:func:`~collapse_tui.metrics.stability.feature_survival`), and the shares are averaged over the pairs.
+A run whose marks cannot be read is left out of its row's pairs and named in the section's note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from collapse_tui.metrics.stability import FEATURE_MATCH_COSINE, feature_survival
+from collapse_tui.report.rows import Row
+from collapse_tui.store import read_decoders
+
+__all__ = ["SeedSurvival", "STABILITY_TITLE", "seed_survival", "stability_markdown_parts"]
+
+STABILITY_TITLE = "Feature survival: against the first mark, and across seeds"
+
+
+@dataclass(frozen=True)
+class SeedSurvival:
+    share: float | None  # mean over seed pairs of the share of live features matched; None with under 2 runs
+    pairs: int
+    unreadable: tuple[str, ...]  # runs whose decoder marks could not be read (their reasons)
+
+
+def seed_survival(row: Row) -> SeedSurvival:
+    finals, unreadable = [], []
+    for run_dir in row.run_dirs:
+        try:
+            marks = read_decoders(run_dir)
+        except ValueError as exc:
+            unreadable.append(str(exc))
+            continue
+        if marks is not None and marks.epochs.size:
+            finals.append((marks.decoders[-1].astype(np.float32), marks.alive[-1]))
+    shares = [feature_survival(a, b, cosine=FEATURE_MATCH_COSINE, reference_alive=alive_a,
+                               later_alive=alive_b).share_matched
+              for (a, alive_a), (b, alive_b) in combinations(finals, 2)]
+    return SeedSurvival(float(np.mean(shares)) if shares else None, len(shares), tuple(unreadable))
+
+
+def stability_markdown_parts(rows: list[Row], label) -> tuple[list[str], list[list[str]], list[str]] | None:
+    """(headers, cells, notes) of the section, or None when no row measured survival. ``label(row)``: the
+    row's dataset / method / remedy / k-λ cells, as the other sections write them."""
+    measured = [row for row in rows if any("survival" in f for f in row.finals)]
+    if not measured:
+        return None
+    cells, notes = [], []
+    for row in measured:
+        within = row.stat("survival", 100.0)
+        across = seed_survival(row)
+        notes.extend(across.unreadable)
+        cells.append([*label(row),
+                      "–" if within is None else f"{within[0]:.1f} ± {within[1]:.1f}",
+                      "–" if across.share is None else f"{100 * across.share:.1f}",
+                      str(across.pairs)])
+    notes.insert(0, "Survival: the share of live neurons whose decoder direction is matched one-to-one at cosine "
+                    "≥ 0.7 (Hungarian matching). Against the first mark: within each run, the first evaluation "
+                    "mark's live neurons found at the end (mean ± std over seeds). Across seeds: each pair of "
+                    "seeds' final live dictionaries, mean over pairs; the baseline (Paulo & Belrose 2025): "
+                    "features two seeds share at the end, which a run's survival is read against.")
+    return ["survival vs first %", "survival across seeds %", "seed pairs"], cells, notes
