@@ -9,65 +9,13 @@ import numpy as np
 from keras import ops
 
 from collapse_tui.config import K_METHODS, NORMALIZATIONS, SPARSITY_METHODS, WITHDRAWN_NORMALIZATIONS, SAEConfig
-from collapse_tui.nn import checks, methods
+from collapse_tui.nn import checks, input_statistics, methods
 from collapse_tui.nn.activations import METHOD_LAYERS
 from collapse_tui.nn.bias_floor import update_bias_floor
 from collapse_tui.nn.layers import TopK, inference_view, reset_compiled_functions
 from collapse_tui.nn.methods import common
 from collapse_tui.nn.regularizers import L1ActivityRegularizer
 from collapse_tui.nn.schedules import SparsitySchedule
-
-# A feature whose spread is below this is only centred when standardising (dividing by ~0 would blow
-# it up; a constant feature carries nothing to reconstruct anyway).
-MIN_STD = 1e-6
-# Standardising divides no unit by less than this fraction of the units' root-mean-square spread: a
-# near-constant unit (the dSprites encoder has units with spread 1e-6 .. 1e-3 against a typical 1) would
-# otherwise be amplified a thousandfold and its noise would dominate the reconstruction loss.
-STD_FLOOR_FRACTION = 1e-2
-
-# The geometric median of adapt(): on at most this many rows (OpenAI's init_from_data_ takes 32,768),
-# Weiszfeld iterations stop once a step moves the estimate by at most GEOMETRIC_MEDIAN_TOL times the
-# median distance of the rows from it, or after GEOMETRIC_MEDIAN_MAX_ITER iterations.
-GEOMETRIC_MEDIAN_ROWS = 32_768
-GEOMETRIC_MEDIAN_TOL = 1e-7
-GEOMETRIC_MEDIAN_MAX_ITER = 500
-
-
-def geometric_median(points: np.ndarray, tol: float = GEOMETRIC_MEDIAN_TOL,
-                     max_iter: int = GEOMETRIC_MEDIAN_MAX_ITER) -> np.ndarray:
-    """The geometric median of ``points`` (n x d): the point that minimises the sum of Euclidean
-    distances to them, by Weiszfeld's algorithm, in float64.
-
-    Starts at the mean; each iteration moves to the mean of the points weighted by 1 / distance to the
-    current estimate, a distance below ``floor`` = 1e-12 x the points' root-mean-square distance from
-    their mean counting as ``floor`` (so an estimate that lands on a point stays finite, as in the
-    smoothed Weiszfeld of the ``geom_median`` package). Stops when an iteration moves the estimate by
-    at most ``tol`` x the median distance of the points from the new estimate (a scale that a far
-    outlier does not loosen) or by at most ``floor``, or after ``max_iter`` iterations. Unlike the
-    mean, it is robust: one far outlier moves it by a bounded amount however far it lies.
-    """
-    x = np.asarray(points, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 1:
-        raise ValueError(f"points must have shape (n_samples, n_features) with n_samples >= 1, got {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("points must be finite (they hold NaN or infinite values)")
-    tol = checks.number("tol", tol, 0)
-    max_iter = checks.whole_number("max_iter", max_iter, 0)
-    median = x.mean(axis=0)
-    spread = float(np.sqrt(np.mean(np.sum((x - median) ** 2, axis=1))))
-    if spread == 0.0:  # every point is the same one
-        return median
-    floor = 1e-12 * spread
-    distances = np.linalg.norm(x - median, axis=1)
-    for _ in range(max_iter):
-        weights = 1.0 / np.maximum(distances, floor)
-        step = weights @ x / weights.sum() - median
-        median = median + step
-        distances = np.linalg.norm(x - median, axis=1)
-        if np.linalg.norm(step) <= max(tol * float(np.median(distances)), floor):
-            break
-    return median
-
 
 @keras.saving.register_keras_serializable(package="collapse_tui")
 class SparseAutoencoder(keras.Model):
@@ -106,20 +54,16 @@ class SparseAutoencoder(keras.Model):
 
     Remedies for dead neurons (each off by default):
 
-    - ``auxk``: the AuxK loss of Gao et al. (2024), scaled as in OpenAI's ``sparse_autoencoder/train.py``
-      (:func:`collapse_tui.nn.methods.common.auxk_loss`: how, and its named deviation). A neuron idle for
-      ``dead_steps`` training steps counts as dead; the ``auxk_k`` largest pre-activations among dead
-      neurons (default ``max(1, input_dim // 2)``, the paper's k_aux = d/2; at most ``n_neurons``)
-      reconstruct the residual ``e = z - z_hat``: ``loss += auxk_coefficient * Var(z) / Var(e) *
-      aux_error``. Logged: ``auxk_loss`` (OpenAI's ``normalized_mse``) and ``auxk_dead`` (the dead fraction).
+    - ``auxk``: Gao et al.'s AuxK loss as OpenAI's ``train.py`` scales it
+      (:func:`collapse_tui.nn.methods.common.auxk_loss`): the ``auxk_k`` largest pre-activations of the
+      neurons idle for ``dead_steps`` steps (default k_aux = d/2) reconstruct the residual; logged as
+      ``auxk_loss`` (OpenAI's ``normalized_mse``) and ``auxk_dead`` (the dead fraction).
     - ``tied_init``: ``W_enc`` starts as ``W_dec`` transposed (nothing else).
-    - ``project_decoder_grads``: the gradient of each unit-norm decoder row is stripped of its component
-      along the row (OpenAI's ``unit_norm_decoder_grad_adjustment_``), so the optimiser moves rows
-      along the unit sphere instead of fighting the renormalisation. Models saved before this switch
-      existed load with it equal to their ``tied_init``, which then meant both (:meth:`from_config`).
-    - ``geometric_median_init``: :meth:`adapt` starts ``b_dec`` at the geometric median of the
-      normalised inputs (:func:`geometric_median`, on at most ``GEOMETRIC_MEDIAN_ROWS`` of them, as
-      OpenAI's ``init_from_data_``) instead of their mean.
+    - ``project_decoder_grads``: each unit-norm decoder row's gradient loses its component along the row
+      (OpenAI's ``unit_norm_decoder_grad_adjustment_``); models saved before this switch load with it
+      equal to their ``tied_init``, which then meant both (:meth:`from_config`).
+    - ``geometric_median_init``: :meth:`adapt` starts ``b_dec`` at the normalised inputs' geometric median
+      (:mod:`collapse_tui.nn.input_statistics`, as OpenAI's ``init_from_data_``) instead of their mean.
     - ``bias_floor``: a neuron whose running firing frequency (``fire_rate``, an average over
       ``bias_window`` updates) is below the floor has its pre-activation raised by ``bias_step`` per
       update (``bias_offset``, added to ``b_enc``'s), until it fires (:mod:`collapse_tui.nn.bias_floor`).
@@ -332,47 +276,17 @@ class SparseAutoencoder(keras.Model):
 
     # ------------------------------------------------------------------ normalisation
     def adapt(self, x: np.ndarray) -> None:
-        """Set the input normalisation from data ``x`` (n_samples x input_dim) and start ``b_dec`` at
-        the mean of the normalised data, or with ``geometric_median_init`` at their geometric median
-        (on ``GEOMETRIC_MEDIAN_ROWS`` rows drawn without replacement, by a fixed seed, when ``x`` has
-        more). Call it before training: until then the normalisation is the identity and ``b_dec`` is
-        zero, whatever ``normalization`` says.
-
-        ``none``: mean 0, std 1. ``unit_norm``: mean 0 and one scalar for every feature,
-        ``sqrt(mean ||x||²)``, so the inputs have unit mean squared norm (Gemma Scope's convention for
-        JumpReLU, Lieberum et al. 2024, whose θ₀ and ε are in those units). ``standardise``: the per-feature
-        mean and population standard deviation (ddof 0), floored at ``STD_FLOOR_FRACTION`` of the
-        features' root-mean-square standard deviation; features whose standard deviation is below
-        ``MIN_STD`` get 1 (they are only centred).
-        """
+        """Set the input normalisation from data ``x`` (n_samples x input_dim) and where ``b_dec`` starts
+        (the normalised data's mean, or with ``geometric_median_init`` their geometric median), as
+        :mod:`~collapse_tui.nn.input_statistics` computes them for ``normalization`` (``none``,
+        ``unit_norm``: one scalar to unit mean squared norm, ``standardise``: per feature, guarded). Call
+        it before training: until then the normalisation is the identity and ``b_dec`` is zero."""
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.input_dim:
             raise ValueError(f"x must have shape (n_samples, {self.input_dim}), got {x.shape}")
-        if x.shape[0] < 1:
-            raise ValueError("x must hold at least one sample")
-        x = x.astype(np.float64)
-        if not np.isfinite(x).all():
-            raise ValueError("x must be finite (it holds NaN or infinite values)")
-        mean = np.zeros(self.input_dim)
-        std = np.ones(self.input_dim)
-        if self.normalization == "centre":  # withdrawn (the same model as none), kept for saved models
-            mean = x.mean(axis=0)
-        elif self.normalization == "standardise":
-            mean = x.mean(axis=0)
-            spread = x.std(axis=0)
-            floor = STD_FLOOR_FRACTION * float(np.sqrt(np.mean(spread ** 2)))
-            std = np.where(spread < MIN_STD, 1.0, np.maximum(spread, floor))
-        elif self.normalization == "unit_norm":
-            scale = float(np.sqrt(np.mean(np.sum(x ** 2, axis=1))))
-            std = np.full(self.input_dim, scale if scale > 0 else 1.0)
-        normalised = (x - mean) / std
-        if self.geometric_median_init:
-            if len(normalised) > GEOMETRIC_MEDIAN_ROWS:
-                rows = np.random.default_rng(0).choice(len(normalised), GEOMETRIC_MEDIAN_ROWS, replace=False)
-                normalised = normalised[np.sort(rows)]
-            centre = geometric_median(normalised)
-        else:
-            centre = normalised.mean(axis=0)
+        mean, std = input_statistics.normalisation(x, self.normalization)
+        centre = input_statistics.decoder_bias_start((x.astype(np.float64) - mean) / std,
+                                                     self.geometric_median_init)
         self.norm_mean.assign(mean.astype("float32"))
         self.norm_std.assign(std.astype("float32"))
         self.b_dec.assign(centre.astype("float32"))

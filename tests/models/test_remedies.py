@@ -7,8 +7,8 @@ from keras import ops
 
 from collapse_tui import config as config_mod
 from collapse_tui.nn import SparseAutoencoder
-from collapse_tui.nn import sae as sae_module
-from collapse_tui.nn.sae import geometric_median
+from collapse_tui.nn import input_statistics
+from collapse_tui.nn.input_statistics import geometric_median
 
 # The outcome depends on the Keras backend: CI runs this module on every backend.
 pytestmark = pytest.mark.backend
@@ -305,8 +305,8 @@ def test_geometric_median_init_starts_b_dec_at_the_median_of_the_normalised_inpu
 
 def test_geometric_median_init_uses_at_most_its_row_cap(monkeypatch):
     seen = []
-    monkeypatch.setattr(sae_module, "GEOMETRIC_MEDIAN_ROWS", 16)
-    monkeypatch.setattr(sae_module, "geometric_median", lambda rows: seen.append(rows) or rows.mean(0))
+    monkeypatch.setattr(input_statistics, "GEOMETRIC_MEDIAN_ROWS", 16)
+    monkeypatch.setattr(input_statistics, "geometric_median", lambda rows: seen.append(rows) or rows.mean(0))
     x = np.arange(40 * 2, dtype="float64").reshape(40, 2)
     sae = SparseAutoencoder(2, n_neurons=4, k=1, geometric_median_init=True)
     sae.adapt(x)

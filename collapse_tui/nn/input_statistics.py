@@ -1,0 +1,97 @@
+"""The statistics an SAE takes from its training data before training: the input normalisation
+(:func:`normalisation`) and where the pre-encoder bias ``b_dec`` starts (:func:`decoder_bias_start`: the
+mean, or the geometric median as OpenAI's ``init_from_data_`` does). numpy only, float64."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from collapse_tui.nn import checks
+
+# A feature whose spread is below this is only centred when standardising (dividing by ~0 would blow
+# it up; a constant feature carries nothing to reconstruct anyway).
+MIN_STD = 1e-6
+# Standardising divides no unit by less than this fraction of the units' root-mean-square spread: a
+# near-constant unit (the dSprites encoder has units with spread 1e-6 .. 1e-3 against a typical 1) would
+# otherwise be amplified a thousandfold and its noise would dominate the reconstruction loss.
+STD_FLOOR_FRACTION = 1e-2
+
+# The geometric median of adapt(): on at most this many rows (OpenAI's init_from_data_ takes 32,768),
+# Weiszfeld iterations stop once a step moves the estimate by at most GEOMETRIC_MEDIAN_TOL times the
+# median distance of the rows from it, or after GEOMETRIC_MEDIAN_MAX_ITER iterations.
+GEOMETRIC_MEDIAN_ROWS = 32_768
+GEOMETRIC_MEDIAN_TOL = 1e-7
+GEOMETRIC_MEDIAN_MAX_ITER = 500
+
+
+def geometric_median(points: np.ndarray, tol: float = GEOMETRIC_MEDIAN_TOL,
+                     max_iter: int = GEOMETRIC_MEDIAN_MAX_ITER) -> np.ndarray:
+    """The geometric median of ``points`` (n x d): the point that minimises the sum of Euclidean
+    distances to them, by Weiszfeld's algorithm, in float64.
+
+    Starts at the mean; each iteration moves to the mean of the points weighted by 1 / distance to the
+    current estimate, a distance below ``floor`` = 1e-12 x the points' root-mean-square distance from
+    their mean counting as ``floor`` (so an estimate that lands on a point stays finite, as in the
+    smoothed Weiszfeld of the ``geom_median`` package). Stops when an iteration moves the estimate by
+    at most ``tol`` x the median distance of the points from the new estimate (a scale that a far
+    outlier does not loosen) or by at most ``floor``, or after ``max_iter`` iterations. Unlike the
+    mean, it is robust: one far outlier moves it by a bounded amount however far it lies.
+    """
+    x = np.asarray(points, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError(f"points must have shape (n_samples, n_features) with n_samples >= 1, got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("points must be finite (they hold NaN or infinite values)")
+    tol = checks.number("tol", tol, 0)
+    max_iter = checks.whole_number("max_iter", max_iter, 0)
+    median = x.mean(axis=0)
+    spread = float(np.sqrt(np.mean(np.sum((x - median) ** 2, axis=1))))
+    if spread == 0.0:  # every point is the same one
+        return median
+    floor = 1e-12 * spread
+    distances = np.linalg.norm(x - median, axis=1)
+    for _ in range(max_iter):
+        weights = 1.0 / np.maximum(distances, floor)
+        step = weights @ x / weights.sum() - median
+        median = median + step
+        distances = np.linalg.norm(x - median, axis=1)
+        if np.linalg.norm(step) <= max(tol * float(np.median(distances)), floor):
+            break
+    return median
+
+
+def normalisation(x: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` per input feature for the normalisation ``kind`` of data ``x`` (n x d), so that the
+    SAE reads ``(x - mean) / std``: ``none`` 0 and 1; ``unit_norm`` 0 and one scalar, sqrt(mean ||x||²);
+    ``standardise`` the mean and the guarded standard deviation (module constants); ``centre`` (withdrawn
+    from the schema, still read from saved models) the mean and 1. Raises ValueError for no samples or
+    non-finite data."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError("x must hold at least one sample")
+    if not np.isfinite(x).all():
+        raise ValueError("x must be finite (it holds NaN or infinite values)")
+    d = x.shape[1]
+    mean, std = np.zeros(d), np.ones(d)
+    if kind == "centre":
+        mean = x.mean(axis=0)
+    elif kind == "standardise":
+        mean = x.mean(axis=0)
+        spread = x.std(axis=0)
+        floor = STD_FLOOR_FRACTION * float(np.sqrt(np.mean(spread ** 2)))
+        std = np.where(spread < MIN_STD, 1.0, np.maximum(spread, floor))
+    elif kind == "unit_norm":
+        scale = float(np.sqrt(np.mean(np.sum(x ** 2, axis=1))))
+        std = np.full(d, scale if scale > 0 else 1.0)
+    return mean, std
+
+
+def decoder_bias_start(normalised: np.ndarray, geometric: bool) -> np.ndarray:
+    """Where ``b_dec`` starts: the mean of the normalised data, or their geometric median on at most
+    ``GEOMETRIC_MEDIAN_ROWS`` rows drawn without replacement by a fixed seed."""
+    if not geometric:
+        return normalised.mean(axis=0)
+    if len(normalised) > GEOMETRIC_MEDIAN_ROWS:
+        rows = np.random.default_rng(0).choice(len(normalised), GEOMETRIC_MEDIAN_ROWS, replace=False)
+        normalised = normalised[np.sort(rows)]
+    return geometric_median(normalised)
