@@ -48,6 +48,7 @@ from collapse_tui.config.vocabulary import (
     DATA_SOURCES,
     DATASET_NAMES,
     DATASET_SIZES,
+    AUXK_CANDIDATES,
     K_METHODS,
     LR_DECAYS,
     NORMALIZATIONS,
@@ -71,7 +72,7 @@ from collapse_tui.config.vocabulary import (
 __all__ = [
     "Choices", "ConfigError", "DATASET_NAMES", "DATASET_SIZES", "DATA_SOURCES", "DataConfig", "DataSource",
     "DatasetName", "EvalConfig", "K_METHODS", "LARGE_SWEEP", "MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_NODES",
-    "LR_DECAYS", "LRScheduleConfig", "MAX_RUNS", "NORMALIZATIONS", "Normalization", "PENALTY_METHODS", "REMEDY_SWITCHES",
+    "AUXK_CANDIDATES", "LR_DECAYS", "LRScheduleConfig", "MAX_RUNS", "NORMALIZATIONS", "Normalization", "PENALTY_METHODS", "REMEDY_SWITCHES",
     "REPRESENTATION_SOURCES", "RemediesConfig", "RepresentationSource", "RunConfig", "SAEConfig",
     "SCHEDULE_KINDS", "SPARSITY_METHODS", "ScheduleConfig", "ScheduleKind", "Section", "SparsityMethod",
     "VAEConfig", "WITHDRAWN_NORMALIZATIONS", "expand", "field_choices", "field_docs", "flatten", "grid_size", "load", "load_yaml",

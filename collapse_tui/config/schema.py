@@ -22,6 +22,7 @@ from collapse_tui.config.vocabulary import (
     DATASET_SIZES,
     K_METHODS,
     DatasetName,
+    AuxKCandidates,
     DataSource,
     LRDecay,
     Normalization,
@@ -137,6 +138,12 @@ class RemediesConfig(Section):
     auxk_coefficient: float = Field(
         1 / 32, ge=0.0, le=100.0,
         description="Weight of the AuxK loss, whose error is scaled by Var(input) / Var(residual) as in OpenAI's code.",
+    )
+    auxk_candidates: AuxKCandidates = Field(
+        "relu",
+        description="What AuxK picks the dead neurons' k largest from: relu (Gao et al.: a neuron whose "
+                    "pre-activation is never positive is never picked) or softplus (positive everywhere, so "
+                    "the k largest pre-activations are picked even when negative, and get a gradient).",
     )
     dead_steps: int = Field(
         200, ge=1, le=10_000_000,

@@ -22,6 +22,7 @@ WITHDRAWN_NORMALIZATIONS = {
 }
 ScheduleKind = Literal["constant", "linear", "cosine", "exponential"]
 LRDecay = Literal["none", "cosine", "linear"]
+AuxKCandidates = Literal["relu", "softplus"]
 RepresentationSource = Literal["encoder_hidden", "latent_mean"]
 SPARSITY_METHODS = typing.get_args(SparsityMethod)
 # Methods whose sparsity parameter is k (a number of neurons); the others are set by a penalty weight.
@@ -30,6 +31,7 @@ PENALTY_METHODS = tuple(m for m in SPARSITY_METHODS if m not in K_METHODS)
 NORMALIZATIONS = typing.get_args(Normalization)
 SCHEDULE_KINDS = typing.get_args(ScheduleKind)
 LR_DECAYS = typing.get_args(LRDecay)
+AUXK_CANDIDATES = typing.get_args(AuxKCandidates)
 REPRESENTATION_SOURCES = typing.get_args(RepresentationSource)
 DataSource = Literal["auto", "official", "tfds", "procedural"]
 DATA_SOURCES = typing.get_args(DataSource)

@@ -27,7 +27,8 @@ def bank_key(cfg) -> tuple:
     rate = (c.learning_rate, c.adam_beta1, tuple(c.lr_schedule.model_dump().items()),
             (c.schedule.kind, c.schedule.epochs) if follows_sparsity else None)
     return (cfg.data.n_train, c.method, c.n_neurons, c.batch_size, rate, c.epochs,
-            c.extended_epochs, cfg.bank_size, cfg.data_parallel, c.remedies.auxk, c.remedies.project_decoder_grads)
+            c.extended_epochs, cfg.bank_size, cfg.data_parallel, c.remedies.auxk,
+            c.remedies.auxk_candidates if c.remedies.auxk else None, c.remedies.project_decoder_grads)
 
 
 def bank_groups(configs: Sequence, size_of: Callable[[Any], int] = lambda cfg: cfg.bank_size) -> list[list[int]]:

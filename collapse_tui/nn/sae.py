@@ -8,7 +8,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from collapse_tui.config import K_METHODS, NORMALIZATIONS, SPARSITY_METHODS, WITHDRAWN_NORMALIZATIONS, SAEConfig
+from collapse_tui.config import (AUXK_CANDIDATES, K_METHODS, NORMALIZATIONS, SPARSITY_METHODS,
+                                 WITHDRAWN_NORMALIZATIONS, SAEConfig)
 from collapse_tui.nn import checks, input_statistics, methods
 from collapse_tui.nn.activations import METHOD_LAYERS
 from collapse_tui.nn.bias_floor import update_bias_floor
@@ -79,8 +80,8 @@ class SparseAutoencoder(keras.Model):
             squared norm) or ``"standardise"`` (subtract the mean, divide by the standard deviation,
             guarded); the statistics come from :meth:`adapt`.
         seed: seed of the weight initialisation (None: Keras' global random state).
-        auxk, auxk_k, auxk_coefficient, dead_steps: the AuxK remedy (above); ``auxk_k=None``:
-            ``max(1, input_dim // 2)``.
+        auxk, auxk_k, auxk_coefficient, auxk_candidates, dead_steps: the AuxK remedy (above); ``auxk_k=None``:
+            ``max(1, input_dim // 2)``; ``auxk_candidates``: ``relu`` or ``softplus`` (:func:`common.auxk_codes`).
         tied_init: the encoder starts as the decoder transposed (above).
         project_decoder_grads: decoder-row gradient projection (above).
         geometric_median_init: ``b_dec`` from the geometric median in :meth:`adapt` (above).
@@ -99,7 +100,7 @@ class SparseAutoencoder(keras.Model):
     def __init__(self, input_dim: int, n_neurons: int = 500, method: str = "topk", k: int = 50,
                  l1_coefficient: float = 1e-3, normalization: str = "none", seed: int | None = None,
                  auxk: bool = False, auxk_k: int | None = None, auxk_coefficient: float = 1 / 32,
-                 dead_steps: int = 200, tied_init: bool = False, project_decoder_grads: bool = False,
+                 auxk_candidates: str = "relu", dead_steps: int = 200, tied_init: bool = False, project_decoder_grads: bool = False,
                  geometric_median_init: bool = False, jumprelu_threshold: float = 1e-3,
                  jumprelu_bandwidth: float = 1e-3, batchtopk_momentum: float = 0.01, batchtopk_start: int = 0,
                  target_l0: float | None = None, target_l0_gain: float = 1e-3, bias_floor: float = 0.0,
@@ -123,6 +124,7 @@ class SparseAutoencoder(keras.Model):
         self.auxk = bool(auxk)
         self.auxk_k = None if auxk_k is None else checks.whole_number("auxk_k", auxk_k)
         self.auxk_coefficient = checks.number("auxk_coefficient", auxk_coefficient, 0)
+        self.auxk_candidates = checks.one_of("auxk_candidates", auxk_candidates, AUXK_CANDIDATES)
         self.dead_steps = checks.whole_number("dead_steps", dead_steps)
         self.tied_init = bool(tied_init)
         self.project_decoder_grads = bool(project_decoder_grads)
@@ -182,6 +184,7 @@ class SparseAutoencoder(keras.Model):
             l1_coefficient=settings.l1_coefficient if by_k else float(first),
             normalization=settings.normalization, seed=seed,
             auxk=remedies.auxk, auxk_k=remedies.auxk_k, auxk_coefficient=remedies.auxk_coefficient,
+            auxk_candidates=remedies.auxk_candidates,
             dead_steps=remedies.dead_steps, tied_init=remedies.tied_init,
             project_decoder_grads=remedies.project_decoder_grads,
             geometric_median_init=remedies.geometric_median_init,
@@ -359,7 +362,8 @@ class SparseAutoencoder(keras.Model):
         """AuxK's term, logged error and dead fraction (:func:`~collapse_tui.nn.methods.common.auxk_loss`,
         as its one member: ``z`` and ``z_hat`` (1, B, d), ``pre`` (B, m))."""
         dead = ops.expand_dims(self.dead_mask(), 0)
-        aux_codes = common.auxk_codes(ops.expand_dims(pre, 0), dead, self.aux_topk.k)
+        aux_codes = common.auxk_codes(ops.expand_dims(pre, 0), dead, self.aux_topk.k,
+                                      smooth=self.auxk_candidates == "softplus")
         aux_reconstruction = ops.matmul(aux_codes[0], self._decoder())  # no b_dec: z_hat already has it
         values = common.auxk_loss(z, z_hat, ops.expand_dims(aux_reconstruction, 0), dead, batch)
         return tuple(value[0] for value in values)
@@ -467,7 +471,7 @@ class SparseAutoencoder(keras.Model):
             "seed": self.seed,
             "auxk": self.auxk,
             "auxk_k": self.auxk_k,
-            "auxk_coefficient": self.auxk_coefficient,
+            "auxk_coefficient": self.auxk_coefficient, "auxk_candidates": self.auxk_candidates,
             "dead_steps": self.dead_steps,
             "tied_init": self.tied_init,
             "project_decoder_grads": self.project_decoder_grads,

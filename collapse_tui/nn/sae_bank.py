@@ -104,6 +104,10 @@ class SAEBank(keras.Model):
             # memory, away from a GPU, so the orders are float.
             raise ValueError(f"a bank holds at most {2**24} rows of training codes, got {len(codes)}")
         self.uses_auxk = any(m.auxk for m in members)
+        kinds = {m.auxk_candidates for m in members if m.auxk}
+        if len(kinds) > 1:
+            raise ValueError(f"a bank's AuxK members must share auxk_candidates; got {sorted(kinds)}")
+        self.auxk_smooth = kinds == {"softplus"}
         self.projects = [bool(m.project_decoder_grads) for m in members]
         n = self.n_members
 
@@ -416,7 +420,7 @@ class SAEBank(keras.Model):
         """AuxK (:func:`~collapse_tui.nn.methods.common.auxk_loss`), per member: (term, logged error, dead
         fraction)."""
         dead = ops.greater_equal(ops.convert_to_tensor(self.idle_steps), self.dead_steps[:, None])  # (N, m)
-        aux_codes = common.auxk_codes(pre, dead, self.auxk_ks, self._static_k("_auxk_k_max"))
+        aux_codes = common.auxk_codes(pre, dead, self.auxk_ks, self._static_k("_auxk_k_max"), self.auxk_smooth)
         aux_reconstruction = ops.einsum("nbm,nmd->nbd", aux_codes, decoder)
         return common.auxk_loss(z, z_hat, aux_reconstruction, dead, batch)
 

@@ -100,7 +100,7 @@ def _inert(flat: dict[str, Any]) -> set[str]:
     if not sae("remedies.bias_floor"):
         inert |= {"sae.remedies.bias_step", "sae.remedies.bias_window"}
     if not sae("remedies.auxk"):
-        inert |= {"sae.remedies.auxk_k", "sae.remedies.auxk_coefficient"}
+        inert |= {"sae.remedies.auxk_k", "sae.remedies.auxk_coefficient", "sae.remedies.auxk_candidates"}
         if not sae("remedies.resample_epochs"):
             inert.add("sae.remedies.dead_steps")  # idle steps count only for AuxK and resampling
     if sae("schedule.kind") == "constant":

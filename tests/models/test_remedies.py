@@ -135,6 +135,29 @@ def test_auxk_gives_a_dead_neuron_a_gradient(auxk):
         assert moved[2] == 0
 
 
+@pytest.mark.parametrize("candidates", ["relu", "softplus"])
+def test_auxk_with_softplus_candidates_reaches_a_relu_dead_neuron(candidates):
+    # Neuron 2's pre-activation is its bias, -0.5: never positive (ReLU-dead). Gao et al.'s ReLU'd
+    # candidates never pick it (no gradient: its bias stays); softplus picks it (the only dead neuron,
+    # auxk_k = 1) and its gradient, through sigmoid(-0.5), moves the bias up.
+    x = np.array([[1.5, 0.5], [4.5, 0.5]], "float32")
+    sae = planted(b_enc=(2.0, 0.1, -0.5), auxk_candidates=candidates)
+    sae.compile(optimizer=keras.optimizers.SGD(0.1))
+    before = npy(sae.b_enc.value).copy()
+    sae.fit(x, epochs=1, batch_size=2, verbose=0, shuffle=False)
+    moved = npy(sae.b_enc.value) - before
+    if candidates == "relu":
+        assert moved[2] == 0
+    else:
+        # a = softplus(-0.5) = 0.474077 on both inputs; e as above ([-1, 1], [2, 1]), w2 = [0.6, 0.8]:
+        # d(aux)/d(pre) = mean of -2 (e - a w2) . w2 * sigmoid(-0.5), times -lr.
+        a, sig = np.log1p(np.exp(-0.5)), 1 / (1 + np.exp(0.5))
+        w2 = np.array([0.6, 0.8])
+        grad = np.mean([-2 * (np.array(e) - a * w2) @ w2 * sig for e in ([-1.0, 1.0], [2.0, 1.0])])
+        assert moved[2] == pytest.approx(-0.1 * grad, rel=1e-3) and moved[2] > 0
+    assert SparseAutoencoder.from_config(sae.get_config()).auxk_candidates == candidates
+
+
 def test_idle_steps_count_training_steps_without_firing():
     sae = planted(auxk=False, dead=())
     sae.compile(optimizer=keras.optimizers.SGD(0.0))  # nothing moves: neuron 0 wins every step

@@ -174,10 +174,17 @@ def one_member(variables: Mapping[str, Any]) -> dict[str, Any]:
     return {name: ops.expand_dims(ops.convert_to_tensor(v), 0) for name, v in variables.items()}
 
 
-def auxk_codes(pre, dead, k, k_max: int | None = None):
+def auxk_codes(pre, dead, k, k_max: int | None = None, smooth: bool = False):
     """AuxK's codes: the ``k`` largest ReLU'd pre-activations (N, B, m) among each member's ``dead``
-    neurons (N, m); live ones enter as 0, which the cut never keeps as a code."""
-    candidates = ops.relu(ops.where(ops.expand_dims(dead, 1), pre, ops.zeros_like(pre)))
+    neurons (N, m); live ones enter as 0, which the cut never keeps as a code.
+
+    ``smooth``: softplus in place of the ReLU. Gao et al.'s ReLU'd candidates leave out a neuron whose
+    pre-activation is never positive (ReLU-dead): it is never picked and gets no gradient. Softplus is
+    positive everywhere and increasing, so the k largest pre-activations are picked even when negative,
+    and its gradient (a sigmoid) never vanishes: the role exp plays for dead neurons in Anthropic's ghost
+    grads (2024), with a value that stays near the ReLU's for positive pre-activations."""
+    active = ops.softplus(pre) if smooth else ops.relu(pre)
+    candidates = ops.where(ops.expand_dims(dead, 1), active, ops.zeros_like(pre))
     return keep_largest(candidates, k, k_max)
 
 
