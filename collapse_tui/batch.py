@@ -92,6 +92,12 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
                 console.print(line, markup=False, no_wrap=True, overflow="ellipsis")
         return EXIT_OK
 
+    from collapse_tui.engine.environment import quiet_native_logs
+
+    # The backend loads once the config is known to be good (a refusal must be quick: importing keras
+    # brings in its framework, and scikit-learn and scipy for keras' wrappers), without its start-up chatter.
+    with quiet_native_logs():
+        import keras  # noqa: F401
     from collapse_tui.engine.preflight import preflight
 
     if _refused(err, preflight([cfg for cfg, _ in runs], large_sweep_confirmed=yes, ray=ray)):

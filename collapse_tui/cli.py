@@ -147,11 +147,6 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.batch:
         from collapse_tui import batch
-        from collapse_tui.engine.environment import quiet_native_logs
-
-        if not args.dry_run:
-            with quiet_native_logs():
-                import keras  # noqa: F401  (loads the backend now, without its start-up chatter)
 
         ray = None
         if args.ray is not None:
