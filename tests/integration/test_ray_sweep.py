@@ -58,9 +58,10 @@ def final_metrics(summary: dict) -> dict:
 
 
 def table_keys(sweep_dir: Path) -> list[list[str]]:
-    """What identifies each row of a sweep's results.md: dataset, method, remedy, k / λ, seeds."""
-    rows = [line.split("|")[1:6] for line in (sweep_dir / "results.md").read_text().splitlines()
-            if line.startswith("| ") and not line.startswith("| dataset")]
+    """What identifies each row of a sweep's results.md main table (the sections after it, from its first
+    "## " heading on, repeat the rows): dataset, method, remedy, k / λ, seeds."""
+    lines = (sweep_dir / "results.md").read_text().split("\n## ")[0].splitlines()
+    rows = [line.split("|")[1:6] for line in lines if line.startswith("| ") and not line.startswith("| dataset")]
     return [[cell.strip() for cell in row] for row in rows]
 
 
