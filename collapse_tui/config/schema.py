@@ -25,10 +25,9 @@ from collapse_tui.config.vocabulary import (
     AuxKCandidates,
     DataSource,
     LRDecay,
-    Normalization,
+    NormalizationSetting,
     RepresentationSource,
     ScheduleKind,
-    WITHDRAWN_NORMALIZATIONS,
     SparsityMethod,
     field_choices,
 )
@@ -192,7 +191,7 @@ class SAEConfig(Section):
     source: RepresentationSource = Field(
         "encoder_hidden", description="SAE input: the VAE's encoder hidden layer or its latent means."
     )
-    normalization: Normalization = Field(
+    normalization: NormalizationSetting = Field(
         "none",
         description="Input normalisation of the SAE: none; unit_norm (one scalar, so inputs have unit mean squared "
                     "norm, as Gemma Scope trains JumpReLU); standardise (per unit, near-constant units guarded).",
@@ -246,13 +245,6 @@ class SAEConfig(Section):
         description="Adam's first-moment decay of the SAE (0 as Gemma Scope trains JumpReLU; Keras' default 0.9).",
     )
     lr_schedule: LRScheduleConfig = Field(default_factory=LRScheduleConfig)
-
-    @field_validator("normalization", mode="before")
-    @classmethod
-    def _not_withdrawn(cls, value):
-        if isinstance(value, str) and value in WITHDRAWN_NORMALIZATIONS:
-            raise ValueError(f"{value!r} is no longer offered: {WITHDRAWN_NORMALIZATIONS[value]}")
-        return value
 
     @model_validator(mode="after")
     def _check_sparsity(self) -> "SAEConfig":

@@ -7,7 +7,7 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
@@ -29,6 +29,16 @@ SPARSITY_METHODS = typing.get_args(SparsityMethod)
 K_METHODS = ("topk", "batchtopk")
 PENALTY_METHODS = tuple(m for m in SPARSITY_METHODS if m not in K_METHODS)
 NORMALIZATIONS = typing.get_args(Normalization)
+
+
+def _not_withdrawn(value):
+    if isinstance(value, str) and value in WITHDRAWN_NORMALIZATIONS:
+        raise ValueError(f"{value!r} is no longer offered: {WITHDRAWN_NORMALIZATIONS[value]}")
+    return value
+
+
+# A normalisation as configs name it: a withdrawn one is refused with its reason before the choices are checked.
+NormalizationSetting = Annotated[Normalization, BeforeValidator(_not_withdrawn)]
 SCHEDULE_KINDS = typing.get_args(ScheduleKind)
 LR_DECAYS = typing.get_args(LRDecay)
 AUXK_CANDIDATES = typing.get_args(AuxKCandidates)
