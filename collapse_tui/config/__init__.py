@@ -10,7 +10,8 @@ is the union of their grids), e.g.::
       - {sae.method: [l1], sae.l1_coefficient: [0.01, 0.03, 0.1]}
 
 One idea a module: :mod:`~collapse_tui.config.vocabulary` (the names of every choice),
-:mod:`~collapse_tui.config.schema` (the sections and validation), :mod:`~collapse_tui.config.dotted`
+:mod:`~collapse_tui.config.schema` (the run's sections and validation; its SAE's schedules and remedies in
+:mod:`~collapse_tui.config.schedules` and :mod:`~collapse_tui.config.remedies`), :mod:`~collapse_tui.config.dotted`
 (dotted keys), :mod:`~collapse_tui.config.sweeps` (expanding a sweep) and :mod:`~collapse_tui.config.files`
 (reading YAML safely). Everything is importable from here (``from collapse_tui.config import validate``).
 """
@@ -26,17 +27,15 @@ from collapse_tui.config.files import (
     load_yaml,
     parse_yaml,
 )
+from collapse_tui.config.remedies import REMEDY_SWITCHES, RemediesConfig
+from collapse_tui.config.schedules import LRScheduleConfig, ScheduleConfig
+from collapse_tui.config.section import Section
 from collapse_tui.config.schema import (
-    REMEDY_SWITCHES,
     ConfigError,
     DataConfig,
     EvalConfig,
-    LRScheduleConfig,
-    RemediesConfig,
     RunConfig,
     SAEConfig,
-    ScheduleConfig,
-    Section,
     VAEConfig,
     field_docs,
     shorten,

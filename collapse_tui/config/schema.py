@@ -11,23 +11,22 @@ from typing import Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from collapse_tui.config.remedies import RemediesConfig
+from collapse_tui.config.schedules import LRScheduleConfig, ScheduleConfig
+from collapse_tui.config.section import Section
 from collapse_tui.config.vocabulary import (
     DATASET_SIZES,
     K_METHODS,
     DatasetName,
-    AuxKCandidates,
     DataSource,
-    LRDecay,
     NormalizationSetting,
     RepresentationSource,
-    ScheduleKind,
     SparsityMethod,
     field_choices,
 )
@@ -43,10 +42,6 @@ class ConfigError(ValueError):
         super().__init__(head + ":\n" + "\n".join(f"  {e}" for e in self.errors))
 
 
-class Section(BaseModel):
-    # allow_inf_nan=False: every float field (list items included) must be a finite number; .nan or .inf
-    # would pass every bound check below and poison a run later.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(Section):
@@ -93,98 +88,6 @@ class VAEConfig(Section):
     learning_rate: float = Field(1e-4, gt=0.0, le=1.0, description="Adam learning rate of the VAE.")
 
 
-class ScheduleConfig(Section):
-    kind: ScheduleKind = Field(
-        "constant", description="How the sparsity (k or L1 coefficient) moves from start to its final value."
-    )
-    start: float | None = Field(
-        None, ge=0.0,
-        description="Sparsity at the first epoch (k for topk / batchtopk, else the coefficient); empty = the final value.",
-    )
-    epochs: int = Field(
-        1, ge=1, le=100_000,
-        description="Epochs over which the schedule reaches the final value (sae.k or sae.l1_coefficient).",
-    )
-
-
-class LRScheduleConfig(Section):
-    warmup_steps: int = Field(
-        0, ge=0, le=10_000_000,
-        description="Updates over which the SAE's learning rate rises linearly from 0 to sae.learning_rate (0 = none).",
-    )
-    decay: LRDecay = Field(
-        "none", description="Decay of the learning rate after decay_start_epoch to final_fraction of it at the last "
-                            "update: none, cosine or linear.",
-    )
-    decay_start_epoch: int | None = Field(
-        None, ge=0, le=100_000,
-        description="SAE epochs before the decay starts; empty = when the sparsity schedule has reached its final "
-                    "value (sae.schedule.epochs, 0 for a constant schedule).",
-    )
-    final_fraction: float = Field(
-        0.0, ge=0.0, le=1.0, description="The learning rate at the last update, as a fraction of sae.learning_rate.",
-    )
-
-
-class RemediesConfig(Section):
-    auxk: bool = Field(
-        False, description="AuxK loss (Gao et al. 2024): the top auxk_k dead neurons reconstruct the residual.",
-    )
-    auxk_k: int | None = Field(
-        None, ge=1, le=100_000,
-        description="Dead neurons that take part in the AuxK loss; empty = half the SAE's input width.",
-    )
-    auxk_coefficient: float = Field(
-        1 / 32, ge=0.0, le=100.0,
-        description="Weight of the AuxK loss, whose error is scaled by Var(input) / Var(residual) as in OpenAI's code.",
-    )
-    auxk_candidates: AuxKCandidates = Field(
-        "relu",
-        description="What AuxK picks the dead neurons' k largest from: relu (Gao et al.: a neuron whose "
-                    "pre-activation is never positive is never picked) or softplus (positive everywhere, so "
-                    "the k largest pre-activations are picked even when negative, and get a gradient).",
-    )
-    dead_steps: int = Field(
-        200, ge=1, le=10_000_000,
-        description="Training steps without firing after which a neuron counts as dead (AuxK, resampling).",
-    )
-    resample_epochs: list[int] = Field(
-        default_factory=list, max_length=1000,
-        description="SAE epochs after which dead neurons are resampled toward badly reconstructed inputs "
-                    "(Bricken et al. 2023); empty = never.",
-    )
-    tied_init: bool = Field(False, description="Encoder starts as the decoder transposed.")
-    project_decoder_grads: bool = Field(
-        False,
-        description="Each unit-norm decoder row's gradient loses its component along the row (steps tangent to the sphere).",
-    )
-    geometric_median_init: bool = Field(
-        False, description="Pre-encoder bias b_dec starts at the geometric median of the inputs instead of their mean.",
-    )
-    bias_floor: float = Field(
-        0.0, ge=0.0, lt=1.0,
-        description="Bias floor (after loss-free load balancing, Wang et al. 2024, and group bias adaptation, Chen "
-                    "et al. 2025): a neuron firing on less than this fraction of inputs (its running average) has "
-                    "its encoder pre-activation raised by bias_step per update until it fires again; nothing is "
-                    "lowered. Below the neurons' mean frequency, L0 / n_neurons. 0 = off (as every remedy by "
-                    "default); e.g. 0.001, eval.revival_frequency.",
-    )
-    bias_step: float = Field(
-        1e-3, gt=0.0, le=100.0,
-        description="Bias floor: the raise per update, in the normalised input's pre-activation units. 0.001 is "
-                    "Wang et al.'s u and about what Adam at the SAE's learning rate moves a bias per update: a "
-                    "neuron whose largest pre-activation is -1 fires again after about 1,000 updates.",
-    )
-    bias_window: int = Field(
-        100, ge=1, le=10_000_000,
-        description="Bias floor: updates the running firing frequency averages over (weight 1/window). 100 updates "
-                    "are 25,600 inputs at batch 256, an epoch or two of the data; a neuron firing again on twice "
-                    "the floor or more stops being raised within a window.",
-    )
-
-
-# The remedies that are on/off switches, by their field names (a run's remedy label lists those it uses).
-REMEDY_SWITCHES = ("auxk", "tied_init", "project_decoder_grads", "geometric_median_init")
 
 
 class SAEConfig(Section):

@@ -9,8 +9,8 @@ from typing import Any, Callable, Sequence
 def bank_key(cfg) -> tuple:
     """The settings runs must share to train in one bank (besides what the SAEs' shapes must share,
     checked once they are built): how many codes, how they are batched and for how long, the optimiser,
-    the method, the bank size itself and whether it trains data-parallel; and whether they use AuxK and
-    the decoder-gradient projection.
+    the method, the bank size itself and whether it trains data-parallel; and whether they use AuxK, ghost
+    grads and the decoder-gradient projection (a bank computes these for every member when any uses them).
 
     Those two could share a step with runs without them, but the bank computes them for every member
     when any uses them, and they cost: on two CPU cores (TensorFlow, 44 members of 256 -> 500, batch 16)
@@ -25,10 +25,11 @@ def bank_key(cfg) -> tuple:
     # starts where that ends.
     follows_sparsity = c.lr_schedule.decay != "none" and c.lr_schedule.decay_start_epoch is None
     rate = (c.learning_rate, c.adam_beta1, tuple(c.lr_schedule.model_dump().items()),
-            (c.schedule.kind, c.schedule.epochs) if follows_sparsity else None)
+            (c.schedule.kind, c.schedule.delay, c.schedule.epochs) if follows_sparsity else None)
     return (cfg.data.n_train, c.method, c.n_neurons, c.batch_size, rate, c.epochs,
             c.extended_epochs, cfg.bank_size, cfg.data_parallel, c.remedies.auxk,
-            c.remedies.auxk_candidates if c.remedies.auxk else None, c.remedies.project_decoder_grads)
+            c.remedies.auxk_candidates if c.remedies.auxk else None, c.remedies.project_decoder_grads,
+            c.remedies.ghost_grads)
 
 
 def bank_groups(configs: Sequence, size_of: Callable[[Any], int] = lambda cfg: cfg.bank_size) -> list[list[int]]:

@@ -1,6 +1,7 @@
-"""The statistics an SAE takes from its training data before training: the input normalisation
-(:func:`normalisation`) and where the pre-encoder bias ``b_dec`` starts (:func:`decoder_bias_start`: the
-mean, or the geometric median as OpenAI's ``init_from_data_`` does). numpy only, float64."""
+"""What an SAE takes from its training data before training: the input normalisation
+(:func:`normalisation`), where the pre-encoder bias ``b_dec`` starts (:func:`decoder_bias_start`: the
+mean, or the geometric median as OpenAI's ``init_from_data_`` does) and, with the data initialisation,
+where the decoder's rows start (:func:`decoder_rows_from_data`). numpy only, float64."""
 
 from __future__ import annotations
 
@@ -95,3 +96,25 @@ def decoder_bias_start(normalised: np.ndarray, geometric: bool) -> np.ndarray:
         rows = np.random.default_rng(0).choice(len(normalised), GEOMETRIC_MEDIAN_ROWS, replace=False)
         normalised = normalised[np.sort(rows)]
     return geometric_median(normalised)
+
+
+def decoder_rows_from_data(centred: np.ndarray, n_rows: int, seed: int | None) -> np.ndarray | None:
+    """``n_rows`` decoder rows drawn from the data: randomly chosen rows of ``centred`` (the normalised
+    training inputs minus ``b_dec``'s start), each scaled to unit norm. Rows are drawn without replacement
+    when there are enough of them (with replacement otherwise), among the rows of non-zero norm, by a
+    generator seeded with ``seed``; None when no row has a non-zero norm.
+
+    The dictionary as data samples is the cheap baseline Coates & Ng (2011, "The importance of encoding
+    versus training with sparse coding and vector quantization") found nearly as good as a learned one,
+    and it is what resampling (Bricken et al. 2023) does for a dead neuron: every neuron starts pointing
+    at something the data holds, so each has a positive pre-activation on at least the input it was drawn
+    from (no neuron starts ReLU-dead).
+    """
+    centred = np.asarray(centred, dtype=np.float64)
+    norms = np.linalg.norm(centred, axis=1)
+    usable = np.flatnonzero(norms > 0)
+    if len(usable) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(usable, n_rows, replace=len(usable) < n_rows)
+    return centred[picked] / norms[picked, None]

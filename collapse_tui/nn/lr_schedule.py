@@ -24,11 +24,13 @@ __all__ = ["WarmupDecay", "decay_start_epoch"]
 
 def decay_start_epoch(settings) -> int:
     """The epoch after which the decay starts, for the schema's SAE settings (``RunConfig.sae``): the one
-    asked for, else the epoch the sparsity schedule reaches its final value (0 for a constant one)."""
+    asked for, else the epoch the sparsity schedule reaches its final value (its delay plus its epochs; 0 for a
+    constant one)."""
     asked = settings.lr_schedule.decay_start_epoch
     if asked is not None:
         return int(asked)
-    return 0 if settings.schedule.kind == "constant" else int(settings.schedule.epochs)
+    schedule = settings.schedule
+    return 0 if schedule.kind == "constant" else int(schedule.delay) + int(schedule.epochs)
 
 
 @keras.saving.register_keras_serializable(package="collapse_tui")

@@ -13,6 +13,7 @@ from collapse_tui.config import (AUXK_CANDIDATES, K_METHODS, NORMALIZATIONS, SPA
 from collapse_tui.nn import checks, input_statistics, methods
 from collapse_tui.nn.activations import METHOD_LAYERS
 from collapse_tui.nn.bias_floor import update_bias_floor
+from collapse_tui.nn.ghost_grads import ghost_grads_loss
 from collapse_tui.nn.layers import TopK, inference_view, reset_compiled_functions
 from collapse_tui.nn.methods import common
 from collapse_tui.nn.regularizers import L1ActivityRegularizer
@@ -59,7 +60,12 @@ class SparseAutoencoder(keras.Model):
       (:func:`collapse_tui.nn.methods.common.auxk_loss`): the ``auxk_k`` largest pre-activations of the
       neurons idle for ``dead_steps`` steps (default k_aux = d/2) reconstruct the residual; logged as
       ``auxk_loss`` (OpenAI's ``normalized_mse``) and ``auxk_dead`` (the dead fraction).
+    - ``ghost_grads``: Anthropic's ghost grads (:mod:`collapse_tui.nn.ghost_grads`): the neurons idle for
+      ``dead_steps`` steps get a gradient through ``exp`` of their pre-activations toward the residual, in
+      a term whose value equals the reconstruction error while any neuron is dead (so ``loss`` counts it).
     - ``tied_init``: ``W_enc`` starts as ``W_dec`` transposed (nothing else).
+    - ``data_init``: :meth:`adapt` starts the decoder's rows at randomly drawn training inputs (centred on
+      ``b_dec``'s start, unit norm) and ``W_enc`` at their transpose.
     - ``project_decoder_grads``: each unit-norm decoder row's gradient loses its component along the row
       (OpenAI's ``unit_norm_decoder_grad_adjustment_``); models saved before this switch load with it
       equal to their ``tied_init``, which then meant both (:meth:`from_config`).
@@ -82,7 +88,9 @@ class SparseAutoencoder(keras.Model):
         seed: seed of the weight initialisation (None: Keras' global random state).
         auxk, auxk_k, auxk_coefficient, auxk_candidates, dead_steps: the AuxK remedy (above); ``auxk_k=None``:
             ``max(1, input_dim // 2)``; ``auxk_candidates``: ``relu`` or ``softplus`` (:func:`common.auxk_codes`).
+        ghost_grads: the ghost-grads remedy (above), on the neurons idle for ``dead_steps`` steps.
         tied_init: the encoder starts as the decoder transposed (above).
+        data_init: the decoder's rows start at training inputs, drawn in :meth:`adapt` (above).
         project_decoder_grads: decoder-row gradient projection (above).
         geometric_median_init: ``b_dec`` from the geometric median in :meth:`adapt` (above).
         jumprelu_threshold, jumprelu_bandwidth: JumpReLU's initial threshold and the width of the
@@ -100,7 +108,8 @@ class SparseAutoencoder(keras.Model):
     def __init__(self, input_dim: int, n_neurons: int = 500, method: str = "topk", k: int = 50,
                  l1_coefficient: float = 1e-3, normalization: str = "none", seed: int | None = None,
                  auxk: bool = False, auxk_k: int | None = None, auxk_coefficient: float = 1 / 32,
-                 auxk_candidates: str = "relu", dead_steps: int = 200, tied_init: bool = False, project_decoder_grads: bool = False,
+                 auxk_candidates: str = "relu", dead_steps: int = 200, ghost_grads: bool = False,
+                 tied_init: bool = False, data_init: bool = False, project_decoder_grads: bool = False,
                  geometric_median_init: bool = False, jumprelu_threshold: float = 1e-3,
                  jumprelu_bandwidth: float = 1e-3, batchtopk_momentum: float = 0.01, batchtopk_start: int = 0,
                  target_l0: float | None = None, target_l0_gain: float = 1e-3, bias_floor: float = 0.0,
@@ -126,7 +135,9 @@ class SparseAutoencoder(keras.Model):
         self.auxk_coefficient = checks.number("auxk_coefficient", auxk_coefficient, 0)
         self.auxk_candidates = checks.one_of("auxk_candidates", auxk_candidates, AUXK_CANDIDATES)
         self.dead_steps = checks.whole_number("dead_steps", dead_steps)
+        self.ghost_grads = bool(ghost_grads)
         self.tied_init = bool(tied_init)
+        self.data_init = bool(data_init)
         self.project_decoder_grads = bool(project_decoder_grads)
         self.geometric_median_init = bool(geometric_median_init)
         self.jumprelu_threshold = checks.number("jumprelu_threshold", jumprelu_threshold, 0, above=True)
@@ -184,10 +195,9 @@ class SparseAutoencoder(keras.Model):
             l1_coefficient=settings.l1_coefficient if by_k else float(first),
             normalization=settings.normalization, seed=seed,
             auxk=remedies.auxk, auxk_k=remedies.auxk_k, auxk_coefficient=remedies.auxk_coefficient,
-            auxk_candidates=remedies.auxk_candidates,
-            dead_steps=remedies.dead_steps, tied_init=remedies.tied_init,
-            project_decoder_grads=remedies.project_decoder_grads,
-            geometric_median_init=remedies.geometric_median_init,
+            auxk_candidates=remedies.auxk_candidates, dead_steps=remedies.dead_steps,
+            ghost_grads=remedies.ghost_grads, tied_init=remedies.tied_init, data_init=remedies.data_init,
+            project_decoder_grads=remedies.project_decoder_grads, geometric_median_init=remedies.geometric_median_init,
             jumprelu_threshold=settings.jumprelu_threshold, jumprelu_bandwidth=settings.jumprelu_bandwidth,
             batchtopk_momentum=settings.batchtopk_threshold_momentum,
             batchtopk_start=settings.batchtopk_threshold_start,
@@ -202,23 +212,16 @@ class SparseAutoencoder(keras.Model):
         if dim is not None and dim != self.input_dim:
             raise ValueError(f"inputs must have input_dim={self.input_dim} features, got {dim}")
         seed = self.seed
-        self.norm_mean = self.add_weight(shape=(self.input_dim,), initializer="zeros", trainable=False,
-                                         name="norm_mean")
-        self.norm_std = self.add_weight(shape=(self.input_dim,), initializer="ones", trainable=False,
-                                        name="norm_std")
-        self.b_dec = self.add_weight(shape=(self.input_dim,), initializer="zeros", name="b_dec")
-        self.W_enc = self.add_weight(
-            shape=(self.input_dim, self.n_neurons),
-            initializer=keras.initializers.GlorotUniform(seed=seed),
-            name="W_enc",
-        )
-        self.b_enc = self.add_weight(shape=(self.n_neurons,), initializer="zeros", name="b_enc")
+        d, m = self.input_dim, self.n_neurons
+        self.norm_mean = self.add_weight(shape=(d,), initializer="zeros", trainable=False, name="norm_mean")
+        self.norm_std = self.add_weight(shape=(d,), initializer="ones", trainable=False, name="norm_std")
+        self.b_dec = self.add_weight(shape=(d,), initializer="zeros", name="b_dec")
+        self.W_enc = self.add_weight(shape=(d, m), initializer=keras.initializers.GlorotUniform(seed=seed),
+                                     name="W_enc")
+        self.b_enc = self.add_weight(shape=(m,), initializer="zeros", name="b_enc")
         self.W_dec = self.add_weight(
-            shape=(self.n_neurons, self.input_dim),
-            initializer=keras.initializers.RandomNormal(seed=None if seed is None else seed + 1),
-            constraint=keras.constraints.UnitNorm(axis=1),
-            name="W_dec",
-        )
+            shape=(m, d), initializer=keras.initializers.RandomNormal(seed=None if seed is None else seed + 1),
+            constraint=keras.constraints.UnitNorm(axis=1), name="W_dec")
         self.W_dec.assign(self.W_dec.constraint(self.W_dec))
         if self.tied_init:
             self.W_enc.assign(ops.transpose(self.W_dec))
@@ -282,8 +285,10 @@ class SparseAutoencoder(keras.Model):
         """Set the input normalisation from data ``x`` (n_samples x input_dim) and where ``b_dec`` starts
         (the normalised data's mean, or with ``geometric_median_init`` their geometric median), as
         :mod:`~collapse_tui.nn.input_statistics` computes them for ``normalization`` (``none``,
-        ``unit_norm``: one scalar to unit mean squared norm, ``standardise``: per feature, guarded). Call
-        it before training: until then the normalisation is the identity and ``b_dec`` is zero."""
+        ``unit_norm``: one scalar to unit mean squared norm, ``standardise``: per feature, guarded); with
+        ``data_init``, the decoder's rows too, and the encoder as their transpose
+        (:func:`~collapse_tui.nn.input_statistics.decoder_rows_from_data`). Call it before training: until
+        then the normalisation is the identity and ``b_dec`` is zero."""
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.input_dim:
             raise ValueError(f"x must have shape (n_samples, {self.input_dim}), got {x.shape}")
@@ -293,6 +298,12 @@ class SparseAutoencoder(keras.Model):
         self.norm_mean.assign(mean.astype("float32"))
         self.norm_std.assign(std.astype("float32"))
         self.b_dec.assign(centre.astype("float32"))
+        if self.data_init:
+            rows = input_statistics.decoder_rows_from_data(
+                (x.astype(np.float64) - mean) / std - centre, self.n_neurons, None if self.seed is None else self.seed + 2)
+            if rows is not None:
+                self.W_dec.assign(rows.astype("float32"))
+                self.W_enc.assign(rows.T.astype("float32"))
 
     # ------------------------------------------------------------------ forward pass
     def _normalize(self, x):
@@ -383,7 +394,8 @@ class SparseAutoencoder(keras.Model):
         # The kernels' shapes: one member, a leading axis of 1.
         z1, z_hat1, codes1 = (ops.expand_dims(t, 0) for t in (z, z_hat, codes))
         batch = common.BatchMeans(codes1, sample_weight)
-        reconstruction = batch(ops.sum(ops.square(z_hat1 - z1), axis=-1))[0]
+        errors = ops.sum(ops.square(z_hat1 - z1), axis=-1)  # (1, B)
+        reconstruction = batch(errors)[0]
         coefficient = None if self.l1_regularizer is None else ops.reshape(self.l1_regularizer.variable, (1,))
         if coefficient is not None and self.target_l0:  # assigned below: torch must not see it change in place
             coefficient = ops.copy(coefficient)
@@ -400,6 +412,10 @@ class SparseAutoencoder(keras.Model):
         if self.auxk:
             term, *auxk_values = self._auxk_loss(z1, pre, z_hat1, batch)
             loss = loss + self.auxk_coefficient * term
+        if self.ghost_grads:
+            decoder = ops.expand_dims(self._decoder(), 0)
+            dead = ops.expand_dims(self.dead_mask(), 0)
+            loss = loss + ghost_grads_loss(ops.expand_dims(pre, 0), dead, decoder, z1 - z_hat1, errors, batch)[0]
         if self.losses:
             loss = loss + ops.sum(self.losses)
         l0 = batch(ops.sum(ops.cast(ops.not_equal(codes1, 0), codes.dtype), axis=-1))[0]
@@ -459,33 +475,16 @@ class SparseAutoencoder(keras.Model):
         return np.asarray(out, dtype=np.float32)
 
     # ------------------------------------------------------------------ serialisation
+    # The constructor's arguments get_config saves, each read from the attribute of its name.
+    SAVED_SETTINGS = ("input_dim", "n_neurons", "method", "k", "l1_coefficient", "normalization", "seed", "auxk",
+                      "auxk_k", "auxk_coefficient", "auxk_candidates", "dead_steps", "ghost_grads", "tied_init",
+                      "data_init", "project_decoder_grads", "geometric_median_init", "jumprelu_threshold",
+                      "jumprelu_bandwidth", "batchtopk_momentum", "batchtopk_start", "target_l0", "target_l0_gain",
+                      "bias_floor", "bias_step", "bias_window")
+
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update({
-            "input_dim": self.input_dim,
-            "n_neurons": self.n_neurons,
-            "method": self.method,
-            "k": self.k,
-            "l1_coefficient": self.l1_coefficient,
-            "normalization": self.normalization,
-            "seed": self.seed,
-            "auxk": self.auxk,
-            "auxk_k": self.auxk_k,
-            "auxk_coefficient": self.auxk_coefficient, "auxk_candidates": self.auxk_candidates,
-            "dead_steps": self.dead_steps,
-            "tied_init": self.tied_init,
-            "project_decoder_grads": self.project_decoder_grads,
-            "geometric_median_init": self.geometric_median_init,
-            "jumprelu_threshold": self.jumprelu_threshold,
-            "jumprelu_bandwidth": self.jumprelu_bandwidth,
-            "batchtopk_momentum": self.batchtopk_momentum,
-            "batchtopk_start": self.batchtopk_start,
-            "target_l0": self.target_l0,
-            "target_l0_gain": self.target_l0_gain,
-            "bias_floor": self.bias_floor,
-            "bias_step": self.bias_step,
-            "bias_window": self.bias_window,
-        })
+        config.update({name: getattr(self, name) for name in self.SAVED_SETTINGS})
         return config
 
     @classmethod

@@ -15,8 +15,8 @@ training codes on the device and every member has its own order of them per epoc
 member stays in its slice (no operation mixes members).
 
 What members may differ in: their weights' seeds, k or penalty coefficient (each its own schedule),
-input normalisation, AuxK (on or off, k_aux, coefficient, dead_steps), decoder-gradient projection,
-tied or geometric-median initialisation (both act before the bank is built), the bias floor (on or off,
+input normalisation, AuxK (on or off, k_aux, coefficient, dead_steps), ghost grads, decoder-gradient projection,
+tied, data or geometric-median initialisation (all act before the bank is built), the bias floor (on or off,
 its step and window), JumpReLU's bandwidth and BatchTopK's threshold momentum. What they must share
 (:func:`bank_signature`): input width, dictionary size and method (the activation's code path). Batch
 size, learning rate and data are the trainer's.
@@ -35,8 +35,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from collapse_tui.nn import methods
+from collapse_tui.nn import member_slots, methods
 from collapse_tui.nn.bias_floor import bank_state, update_bias_floor
+from collapse_tui.nn.ghost_grads import ghost_grads_loss
 from collapse_tui.nn.layers import inference_view, reset_compiled_functions
 from collapse_tui.nn.member_means import MemberMeans
 from collapse_tui.nn.methods import common
@@ -109,6 +110,7 @@ class SAEBank(keras.Model):
             raise ValueError(f"a bank's AuxK members must share auxk_candidates; got {sorted(kinds)}")
         self.auxk_smooth = kinds == {"softplus"}
         self.projects = [bool(m.project_decoder_grads) for m in members]
+        self.ghosts = [bool(m.ghost_grads) for m in members]
         n = self.n_members
 
         def stacked(name, values, trainable=True, constraint=None):
@@ -133,6 +135,7 @@ class SAEBank(keras.Model):
         self.auxk_ks = self.add_weight(shape=(n,), initializer="ones", trainable=False, name="auxk_k")
         self.dead_steps = self.add_weight(shape=(n,), initializer="ones", trainable=False, name="dead_steps")
         self.projection = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="projection")
+        self.ghost_on = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="ghost_on")
         # The target-L0 controller (penalty methods): each member's target (0: none) and gain.
         self.target_l0s = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="target_l0")
         self.l0_gains = self.add_weight(shape=(n,), initializer="zeros", trainable=False, name="l0_gain")
@@ -168,6 +171,7 @@ class SAEBank(keras.Model):
         self._auxk_k_max = max(auxk_ks)
         self.dead_steps.assign(np.array([s.dead_steps for s in members], np.float32))
         self.projection.assign(np.array(self.projects, np.float32))
+        self.ghost_on.assign(np.array(self.ghosts, np.float32))
         self.controlled = [bool(s.target_l0) for s in members]
         self.target_l0s.assign(np.array([s.target_l0 or 0.0 for s in members], np.float32))
         self.l0_gains.assign(np.array([s.target_l0_gain for s in members], np.float32))
@@ -259,43 +263,14 @@ class SAEBank(keras.Model):
                 state[index] = 0.0
                 slot.assign(state)
 
-    def _slots(self):
-        """(key, slot) for each optimiser slot of each trainable weight; key ``"<weight>:<slot>"``."""
-        for variable in self.trainable_variables:
-            prefix = variable.path.replace("/", "_") + "_"
-            for slot in optimizer_slots(self.optimizer, variable):
-                yield f"{variable.name}:{slot.name.removeprefix(prefix)}", slot
-
     def optimizer_states(self, members: Sequence[int]) -> dict[int, dict[str, np.ndarray]]:
-        """What the optimiser remembers of each of ``members`` (each slot of each of its trainable weights,
-        e.g. Adam's momentum and velocity, as ``"<weight>:<slot>"``) and ``"iterations"``, the step count
-        the members share: for a checkpoint. Each slot is read from the device once."""
-        iterations = np.asarray(_np(self.optimizer.iterations))
-        states = {i: {"iterations": iterations} for i in members}
-        for key, slot in self._slots():
-            values = _np(slot.value)
-            for i in members:
-                states[i][key] = values[i].copy()
-        return states
+        """What the optimiser remembers of each of ``members``, for a checkpoint
+        (:func:`~collapse_tui.nn.member_slots.read_states`)."""
+        return member_slots.read_states(self, members)
 
     def set_optimizer_states(self, states: dict[int, dict[str, np.ndarray]]) -> None:
-        """Restore what :meth:`optimizer_states` returned into those members (the optimiser is built
-        first if it is not yet); they must share one step count, which becomes the bank's."""
-        if not states:
-            return
-        if not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
-        counts = {int(np.asarray(state["iterations"])) for state in states.values()}
-        if len(counts) != 1:
-            raise ValueError(f"members restored into one bank must share a step count, got {sorted(counts)}")
-        self.optimizer.iterations.assign(np.asarray(counts.pop(), _np(self.optimizer.iterations).dtype))
-        for key, slot in self._slots():
-            values = _np(slot.value).copy()
-            for i, state in states.items():
-                if key not in state:
-                    raise ValueError(f"the optimiser state of member {i} has no {key!r}")
-                values[i] = state[key]
-            slot.assign(values)
+        """Restore what :meth:`optimizer_states` returned (:func:`~collapse_tui.nn.member_slots.write_states`)."""
+        member_slots.write_states(self, states)
 
     # ------------------------------------------------------------------ per-member settings
     @property
@@ -390,7 +365,8 @@ class SAEBank(keras.Model):
         z_hat, z, pre, codes, aux, decoder = cache
 
         batch = common.BatchMeans(codes)
-        reconstruction = batch(ops.sum(ops.square(z_hat - z), axis=-1))  # (N,)
+        errors = ops.sum(ops.square(z_hat - z), axis=-1)  # (N, B)
+        reconstruction = batch(errors)  # (N,)
         # A copy when the controller assigns the variable below: torch must not see a tensor it saved for
         # the backward pass change in place.
         coefficients = ops.copy(self.sparsity_values) if any(self.controlled) else self.sparsity_values
@@ -409,6 +385,8 @@ class SAEBank(keras.Model):
             loss = loss + self.auxk_coefficients * term
             uses = ops.cast(ops.greater(self.auxk_coefficients, 0.0), term.dtype)
             extra = [logged * uses, dead * uses]
+        if any(self.ghosts):
+            loss = loss + self.ghost_on * ghost_grads_loss(pre, self._dead(), decoder, z - z_hat, errors, batch)
         l0 = ops.mean(ops.sum(ops.cast(ops.not_equal(codes, 0), codes.dtype), axis=-1), axis=1)
         if training and any(self.controlled):  # the next step's coefficients (this one's are spent)
             self.sparsity_values.assign(common.controlled_coefficient(
@@ -419,10 +397,14 @@ class SAEBank(keras.Model):
     def _auxk(self, z, pre, z_hat, decoder, batch):
         """AuxK (:func:`~collapse_tui.nn.methods.common.auxk_loss`), per member: (term, logged error, dead
         fraction)."""
-        dead = ops.greater_equal(ops.convert_to_tensor(self.idle_steps), self.dead_steps[:, None])  # (N, m)
+        dead = self._dead()
         aux_codes = common.auxk_codes(pre, dead, self.auxk_ks, self._static_k("_auxk_k_max"), self.auxk_smooth)
         aux_reconstruction = ops.einsum("nbm,nmd->nbd", aux_codes, decoder)
         return common.auxk_loss(z, z_hat, aux_reconstruction, dead, batch)
+
+    def _dead(self):
+        """Each member's neurons idle for its ``dead_steps`` (N, m)."""
+        return ops.greater_equal(ops.convert_to_tensor(self.idle_steps), self.dead_steps[:, None])
 
     @property
     def metrics(self):

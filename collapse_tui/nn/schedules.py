@@ -28,7 +28,9 @@ class SparsitySchedule:
     - ``exponential`` (geometric): ``start * (end / start) ** t``, the same ratio every epoch; needs
       ``start`` and ``end`` > 0.
 
-    With ``epochs`` <= 1 every epoch has ``end``; epochs after ``epochs - 1`` keep ``end``.
+    With ``epochs`` <= 1 every epoch has ``end``; epochs after ``epochs - 1`` keep ``end``. A ``delay``
+    holds ``start`` for that many epochs first (a later schedule): epoch ``e`` takes the value of epoch
+    ``max(0, e - delay)`` (a constant schedule ignores it).
     ``integer=True`` (for k) rounds each value half up to a whole number and returns ints.
 
     Args:
@@ -37,10 +39,11 @@ class SparsitySchedule:
         end: value from epoch ``epochs - 1`` on (same bounds as ``start``).
         epochs: number of epochs over which the value moves (whole number >= 0).
         integer: round values to whole numbers (Top-k's k).
+        delay: epochs at ``start`` before the schedule moves (whole number >= 0).
     """
 
     def __init__(self, kind: str = "constant", start: float = 1.0, end: float = 1.0, epochs: int = 1,
-                 integer: bool = False):
+                 integer: bool = False, delay: int = 0):
         kind = checks.one_of("kind", kind, SCHEDULE_KINDS)
         start = checks.number("start", start)
         end = checks.number("end", end)
@@ -57,21 +60,23 @@ class SparsitySchedule:
         self.end = end
         self.epochs = epochs
         self.integer = bool(integer)
+        self.delay = checks.whole_number("delay", delay, minimum=0)
 
     @classmethod
     def from_settings(cls, settings: SAEConfig) -> SparsitySchedule:
         """The schedule of the schema's SAE settings (``RunConfig.sae``): from ``settings.schedule.start``
         (empty: the final value, so a constant schedule) to the final ``k`` (Top-k, BatchTopK: whole
-        numbers) or ``l1_coefficient`` (L1, JumpReLU) over ``settings.schedule.epochs`` epochs."""
+        numbers) or ``l1_coefficient`` (L1, JumpReLU) over ``settings.schedule.epochs`` epochs, after
+        ``settings.schedule.delay`` epochs at the start."""
         by_k = settings.method in K_METHODS
         end = float(settings.k) if by_k else settings.l1_coefficient
         start = settings.schedule.start if settings.schedule.start is not None else end
         return cls(kind=settings.schedule.kind, start=start, end=end, epochs=settings.schedule.epochs,
-                   integer=by_k)
+                   integer=by_k, delay=settings.schedule.delay)
 
     def value(self, epoch: int) -> float | int:
         """The value at 0-based ``epoch`` (an int when ``integer``)."""
-        epoch = checks.whole_number("epoch", epoch, minimum=0)
+        epoch = max(0, checks.whole_number("epoch", epoch, minimum=0) - self.delay)
         if self.kind == "constant" or self.epochs <= 1:
             value = self.end
         else:
@@ -89,13 +94,13 @@ class SparsitySchedule:
         return float(value)
 
     def values(self, n_epochs: int | None = None) -> list[float | int]:
-        """The values of epochs 0 .. ``n_epochs - 1`` (default: the schedule's own ``epochs``)."""
-        n = self.epochs if n_epochs is None else checks.whole_number("n_epochs", n_epochs, minimum=0)
+        """The values of epochs 0 .. ``n_epochs - 1`` (default: the schedule's ``delay + epochs``)."""
+        n = self.delay + self.epochs if n_epochs is None else checks.whole_number("n_epochs", n_epochs, minimum=0)
         return [self.value(e) for e in range(n)]
 
     def get_config(self) -> dict[str, Any]:
         return {"kind": self.kind, "start": self.start, "end": self.end, "epochs": self.epochs,
-                "integer": self.integer}
+                "integer": self.integer, "delay": self.delay}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "SparsitySchedule":
@@ -103,7 +108,7 @@ class SparsitySchedule:
 
     def __repr__(self) -> str:
         return (f"SparsitySchedule(kind={self.kind!r}, start={self.start:g}, end={self.end:g}, "
-                f"epochs={self.epochs}, integer={self.integer})")
+                f"epochs={self.epochs}, integer={self.integer}, delay={self.delay})")
 
 
 @keras.saving.register_keras_serializable(package="collapse_tui")

@@ -101,10 +101,10 @@ def _inert(flat: dict[str, Any]) -> set[str]:
         inert |= {"sae.remedies.bias_step", "sae.remedies.bias_window"}
     if not sae("remedies.auxk"):
         inert |= {"sae.remedies.auxk_k", "sae.remedies.auxk_coefficient", "sae.remedies.auxk_candidates"}
-        if not sae("remedies.resample_epochs"):
-            inert.add("sae.remedies.dead_steps")  # idle steps count only for AuxK and resampling
+        if not sae("remedies.resample_epochs") and not sae("remedies.ghost_grads"):
+            inert.add("sae.remedies.dead_steps")  # idle steps count only for AuxK, ghost grads and resampling
     if sae("schedule.kind") == "constant":
-        inert |= {"sae.schedule.start", "sae.schedule.epochs"}  # a constant schedule is its final value
+        inert |= {"sae.schedule.start", "sae.schedule.epochs", "sae.schedule.delay"}  # a constant schedule is its final value
     if not sae("extended_epochs"):
         inert.add("eval.revival_frequency")  # read only after extended epochs
     return inert

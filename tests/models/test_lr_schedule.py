@@ -50,6 +50,8 @@ def test_the_decay_starts_where_the_sparsity_schedule_ends_unless_told():
     assert (s.decay_start, s.total_steps, s.decay) == (20, 50, "cosine")
     told = settings.model_copy(update={"lr_schedule": settings.lr_schedule.model_copy(update={"decay_start_epoch": 7})})
     assert decay_start_epoch(told) == 7
+    late = settings.model_copy(update={"schedule": settings.schedule.model_copy(update={"delay": 3})})
+    assert decay_start_epoch(late) == 7  # a later sparsity schedule ends later
     constant = config_mod.validate({"sae": {"lr_schedule": {"decay": "linear"}}}).sae
     assert decay_start_epoch(constant) == 0
 

@@ -29,16 +29,18 @@ def data(n=96, d=12, seed=0):
     return (rng.normal(size=(n, d)) @ rng.normal(size=(d, d))).astype("float32")
 
 
-# Per method, three members that differ in seed, sparsity, normalisation, AuxK and decoder projection.
+# Per method, three members that differ in seed, sparsity, normalisation, AuxK, ghost grads, the data
+# initialisation and decoder projection.
 MEMBERS = {
     "topk": [dict(k=4, seed=1), dict(k=6, seed=2, auxk=True, dead_steps=3, auxk_coefficient=0.5, auxk_k=3),
-             dict(k=3, seed=3, project_decoder_grads=True, normalization="standardise")],
+             dict(k=3, seed=3, project_decoder_grads=True, normalization="standardise", ghost_grads=True,
+                  dead_steps=2)],
     "batchtopk": [dict(k=4, seed=1), dict(k=2, seed=2, normalization="centre", threshold_momentum=0.1)],
     "l1": [dict(l1_coefficient=0.01, seed=1), dict(l1_coefficient=0.05, seed=2, auxk=True, dead_steps=2,
                                                    auxk_candidates="softplus"),
            dict(l1_coefficient=0.002, seed=3, normalization="centre", project_decoder_grads=True)],
     "jumprelu": [dict(l1_coefficient=0.01, seed=1), dict(l1_coefficient=0.1, seed=2, jumprelu_bandwidth=0.05,
-                                                         jumprelu_threshold=0.05)],
+                                                         jumprelu_threshold=0.05, data_init=True)],
 }
 
 

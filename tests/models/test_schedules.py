@@ -50,6 +50,20 @@ def test_the_papers_schedule_goes_from_500_to_50_over_50_epochs():
     assert s.value(60) == 50
 
 
+def test_a_delay_holds_the_start_then_moves_as_without_it():
+    late = SparsitySchedule("linear", 10, 1, 4, integer=True, delay=3)
+    assert late.values() == [10, 10, 10, 10, 7, 4, 1]  # delay + epochs values by default
+    assert late.values(9)[-2:] == [1, 1]
+    on_time = SparsitySchedule("linear", 10, 1, 4, integer=True)
+    assert [late.value(e + 3) for e in range(6)] == [on_time.value(e) for e in range(6)]
+    assert SparsitySchedule("constant", 10, 1, 4, delay=3).value(0) == 1.0  # a constant schedule has no start
+    copy = SparsitySchedule.from_config(late.get_config())
+    assert copy.values() == late.values() and "delay=3" in repr(copy)
+    settings = config_mod.validate({"sae": {"epochs": 12, "schedule": {"kind": "linear", "start": 200, "epochs": 4,
+                                                                       "delay": 5}}}).sae
+    assert SparsitySchedule.from_settings(settings).values() == [200] * 6 + [150, 100, 50]
+
+
 @pytest.mark.parametrize("epochs", [0, 1])
 def test_one_epoch_or_fewer_means_the_end_value(epochs):
     for kind in ("linear", "cosine", "exponential"):

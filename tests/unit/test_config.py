@@ -130,5 +130,5 @@ def test_sparsity_property():
 
 def test_remedy_switches_are_exactly_the_remedies_on_off_fields():
     switches = {name for name, f in cfg.RemediesConfig.model_fields.items() if f.annotation is bool}
-    assert set(cfg.REMEDY_SWITCHES) == switches == {"auxk", "tied_init", "project_decoder_grads",
+    assert set(cfg.REMEDY_SWITCHES) == switches == {"auxk", "ghost_grads", "tied_init", "data_init", "project_decoder_grads",
                                                     "geometric_median_init"}
