@@ -24,8 +24,8 @@ from collapse_tui.store import SAE_FILE, dumps, save_model, write_neurons
 def remedy_names(cfg: RunConfig) -> list[str]:
     """The dead-neuron remedies a run uses, by name ("auxk", "tied_init", "project_decoder_grads",
     "geometric_median_init", "resampling", "bias floor <floor>", input normalisation, "lr warm-up",
-    "lr cosine decay" or "lr linear decay"); the method itself (batchtopk, jumprelu) is reported as the
-    method."""
+    "lr cosine decay" or "lr linear decay", "schedule delay <epochs>"); the method itself (batchtopk,
+    jumprelu) is reported as the method."""
     r = cfg.sae.remedies
     names = [name for name in REMEDY_SWITCHES if getattr(r, name)]
     if r.resample_epochs:
@@ -39,6 +39,8 @@ def remedy_names(cfg: RunConfig) -> list[str]:
         names.append("lr warm-up")
     if rate.decay != "none":
         names.append(f"lr {rate.decay} decay")
+    if cfg.sae.schedule.delay and cfg.sae.schedule.kind != "constant":  # a constant schedule has nothing to delay
+        names.append(f"schedule delay {cfg.sae.schedule.delay}")
     return names
 
 

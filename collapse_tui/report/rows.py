@@ -64,13 +64,13 @@ DATA_KEY = "data"  # the data's identity among a row's settings: the fingerprint
 UNKNOWN_DATA = "unknown"
 # The sparsity parameters: the k / λ column holds the one in effect (the summary's), the other is inert.
 _SPARSITY = ("sae.k", "sae.l1_coefficient")
-# Settings the table's other columns already show (dataset, method, remedy: its switches, the bias floor, whose
-# label carries its value, normalisation and the SAE input): part of a row's identity, never repeated in its
-# setting label.
+# Settings the table's other columns already show (dataset, method, remedy: its switches, the bias floor and
+# the schedule's delay, whose labels carry their values, normalisation and the SAE input): part of a row's
+# identity, never repeated in its setting label.
 # (``sae.remedies.resample_epochs`` is labelled: the remedy column says "resampling", not when.)
 _IN_COLUMNS = ("data.dataset", "sae.method", "sae.source", "sae.normalization",
                *(f"sae.remedies.{name}" for name in REMEDY_SWITCHES), "sae.remedies.bias_floor",
-               "sae.lr_schedule.warmup_steps", "sae.lr_schedule.decay")
+               "sae.lr_schedule.warmup_steps", "sae.lr_schedule.decay", "sae.schedule.delay")
 # What makes a row's remedy (a key names its whole subtree): the remedy column's settings, less the dataset and
 # the method, and every remedy's own parameters (AuxK's k and coefficient, the resampling epochs, idle steps),
 # which are inert in a plain run. A remedy row and the plain row it is compared with differ in these alone.

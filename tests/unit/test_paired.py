@@ -111,6 +111,25 @@ def test_a_remedy_row_is_compared_with_the_plain_row_at_its_settings(tmp_path):
         ("auxk", False), ("auxk", False), ("auxk", True), ("tied_init", True)]  # the table's order
 
 
+def test_a_delayed_schedule_is_a_remedy_paired_with_the_undelayed_plain_row(tmp_path):
+    from collapse_tui import config as config_mod
+    from collapse_tui.engine.sae_phase import remedy_names
+
+    schedule = {"kind": "linear", "start": 500, "epochs": 10}
+    delayed = config_mod.validate({"sae": {"schedule": {**schedule, "delay": 10}}})
+    assert remedy_names(delayed) == ["schedule delay 10"]
+    assert remedy_names(config_mod.validate({"sae": {"schedule": {"kind": "constant", "delay": 10}}})) == []
+    records = (series(tmp_path, PLAIN, sae={"schedule": schedule})
+               + [run(tmp_path, seed, ("schedule delay 10",), sae={"schedule": {**schedule, "delay": 10}},
+                      dead_fraction=dead) for seed, dead in AUXK.items()])
+    for record in records[3:]:  # config() wrote the label as a switch: a delayed run's config holds the delay only
+        record.config["sae"]["remedies"] = {}
+    rows = rows_of(records)
+    plain, delay = sorted(rows, key=lambda r: r.remedy != "none")
+    assert delay.remedy == "schedule delay 10" and baseline_of(delay, rows) is plain
+    assert paired(delay, plain, DEAD).mean == pytest.approx(hand()[1])
+
+
 def test_a_plain_row_of_other_settings_is_never_the_baseline(tmp_path):
     rows = rows_of(series(tmp_path, PLAIN, sae={"epochs": 5}) + series(tmp_path, AUXK, ("auxk",)))
     assert [baseline_of(r, rows) for r in rows] == [None, None]
