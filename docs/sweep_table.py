@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from collapse_tui.config.presets import presets  # noqa: E402
 from collapse_tui.config.vocabulary import sparsity_label  # noqa: E402
 from collapse_tui.metrics.specs import DEAD, dead_spec, spec, threshold_key  # noqa: E402
 from collapse_tui.store import load_sweep, sweep_records  # noqa: E402
@@ -101,7 +102,22 @@ def machine(sweep_dir: Path) -> str:
 
 
 def preset(sweep_dir: Path) -> str:
-    return load_sweep(sweep_dir).name
+    """What ``collapse-tui --batch`` is given to run the sweep again: the shipped preset's file name when the
+    sweep ran one (its ``name:`` may differ, as ``quick-shapes3d`` from ``quick_shapes3d.yaml``), else the
+    sweep's name."""
+    sweep = load_sweep(sweep_dir)
+    if isinstance(sweep.config, str):
+        shipped = presets().get(Path(sweep.config).stem)
+        if shipped is not None and shipped.read_bytes() == _read(Path(sweep.config)):
+            return Path(sweep.config).stem
+    return sweep.name
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def report_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[str]]:

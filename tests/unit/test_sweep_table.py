@@ -2,6 +2,7 @@
 a fresh run: the check must catch a number that moved and let through what is within its tolerance."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,22 @@ def test_a_missing_or_extra_run_is_a_difference():
 def test_the_readme_holds_the_quick_presets_table():
     rows = sweep_table.table_in((ROOT / "README.md").read_text(), "quick")
     assert [r[:2] for r in rows][:4] == [["topk", f"k={k}"] for k in (250, 150, 100, 50)]
+
+
+def _sweep_dir(tmp_path, name, config):
+    directory = tmp_path / "sweeps" / "20260101-000000-x"
+    directory.mkdir(parents=True)
+    (directory / "sweep.json").write_text(json.dumps({"name": name, "config": str(config), "n_runs": 0, "runs": []}))
+    return directory
+
+
+def test_the_command_names_the_preset_file_the_sweep_ran_not_its_name(tmp_path):
+    from collapse_tui.config.presets import presets
+
+    shipped = presets()["quick_shapes3d"]
+    assert sweep_table.preset(_sweep_dir(tmp_path / "a", "quick-shapes3d", shipped)) == "quick_shapes3d"
+    # A config of one's own, even under a preset's file name, is named by its sweep's name.
+    own = tmp_path / "quick_shapes3d.yaml"
+    own.write_text(shipped.read_text() + "\n# changed\n")
+    assert sweep_table.preset(_sweep_dir(tmp_path / "b", "mine", own)) == "mine"
+    assert sweep_table.preset(_sweep_dir(tmp_path / "c", "gone", tmp_path / "missing.yaml")) == "gone"
