@@ -59,6 +59,35 @@ def baseline_of(row: Row, rows: Iterable[Row]) -> Row | None:
     return None
 
 
+SCHEDULE = "sae.schedule"  # the k / λ schedule: a plain row that changes it alone is compared with the first
+
+
+def _without_schedule(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in settings.items() if not (k == SCHEDULE or k.startswith(SCHEDULE + "."))}
+
+
+def schedule_baseline_of(row: Row, rows: Iterable[Row]) -> Row | None:
+    """The plain row a plain row with another k / λ schedule (a slower one, a constant k) is compared
+    with: the first plain row in ``rows`` of the same dataset, method and k / λ whose settings differ from
+    ``row``'s under ``sae.schedule`` alone. None for a remedy row, for that first plain row itself (it is
+    the baseline, never a variant of a later row) and when no earlier plain row matches.
+
+    A schedule is the study's own knob rather than a remedy switch, so both rows read remedy "none" and
+    their setting labels tell them apart; a delayed schedule is labelled as a remedy instead (its
+    ``schedule delay N``) and compared by :func:`baseline_of`.
+    """
+    if row.remedy != PLAIN:
+        return None
+    own = _without_schedule(row.settings)
+    for other in rows:
+        if other is row:
+            return None
+        if (other.remedy == PLAIN and other.dataset == row.dataset and other.method == row.method
+                and other.sparsity == row.sparsity and _without_schedule(other.settings) == own):
+            return other
+    return None
+
+
 def by_seed(row: Row, spec: MetricSpec) -> dict[int, float]:
     """A row's finite values of a metric by seed, in the spec's shown scale. A seed run more than once in
     one row (a rerun at identical settings) counts once, as the mean of its runs: it is one pair, not two."""
@@ -151,9 +180,16 @@ def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE
 
 
 def comparisons(rows: Sequence[Row]) -> list[tuple[Row, Row | None]]:
-    """Every remedy row of ``rows`` with the plain row it is compared with (None: there is none), in
-    ``rows``' order."""
-    return [(row, baseline_of(row, rows)) for row in rows if row.remedy != PLAIN]
+    """Every remedy row of ``rows`` with the plain row it is compared with (None: there is none), and every
+    plain row that changes only its schedule with the plain row before it (:func:`schedule_baseline_of`),
+    in ``rows``' order."""
+    found = []
+    for row in rows:
+        if row.remedy != PLAIN:
+            found.append((row, baseline_of(row, rows)))
+        elif (plain := schedule_baseline_of(row, rows)) is not None:
+            found.append((row, plain))
+    return found
 
 
 def pooled_sd(results: Iterable[Paired]) -> tuple[float, int] | None:

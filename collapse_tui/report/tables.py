@@ -359,7 +359,8 @@ def _paired_notes(compared: list[Compared], specs: list[MetricSpec]) -> list[str
     if not any(plain for _, plain, _ in compared):
         return []
     notes = [f"Δ: the remedy row minus its plain row (remedy none; the same dataset, method, k / λ and other "
-             f"settings), seed by seed over the seeds both rows ran, then averaged (a percentage's difference is "
+             f"settings; a plain row with another k / λ schedule: the first plain row, which differs in its schedule "
+             f"alone), seed by seed over the seeds both rows ran, then averaged (a percentage's difference is "
              f"in percentage points); beside it the mean's {CONFIDENCE:.0%} t-interval and the p of a two-sided "
              "paired t-test of no difference (n − 1 degrees of freedom; for one pair the difference alone). "
              "pairs: the seeds both rows ran; left out: seeds only one of them ran."]

@@ -130,6 +130,25 @@ def test_a_delayed_schedule_is_a_remedy_paired_with_the_undelayed_plain_row(tmp_
     assert paired(delay, plain, DEAD).mean == pytest.approx(hand()[1])
 
 
+def test_a_plain_row_with_another_schedule_is_paired_with_the_first_plain_row(tmp_path):
+    schedule = {"kind": "linear", "start": 500, "epochs": 10}
+    records = (series(tmp_path, PLAIN, sae={"schedule": schedule})
+               + series(tmp_path, AUXK, sae={"schedule": {**schedule, "epochs": 20}})  # slower: still remedy none
+               + series(tmp_path, {0: 0.5}, sae={"schedule": schedule, "batch_size": 64}))  # differs beyond it
+    rows = rows_of(records)
+    first, slower, other = sorted(rows, key=lambda r: (r.settings.get("sae.batch_size") == 64,
+                                                       r.settings.get("sae.schedule.epochs")))
+    assert [r.remedy for r in (first, slower, other)] == ["none"] * 3
+    assert slower.settings["sae.schedule.epochs"] == 20
+    ordered = [first, slower, other]
+    assert comparisons(ordered) == [(slower, first)]  # the first is the baseline, never a variant
+    assert comparisons([slower, first]) == [(first, slower)]  # "first" is by the rows' order
+    result = paired(slower, first, DEAD)
+    diffs, mean, _, ci, p = hand()
+    assert result.mean == pytest.approx(mean) and result.ci == pytest.approx(ci) and result.p == pytest.approx(p)
+    assert "| none |" in paired_markdown(ordered).split("## ")[1]
+
+
 def test_a_plain_row_of_other_settings_is_never_the_baseline(tmp_path):
     rows = rows_of(series(tmp_path, PLAIN, sae={"epochs": 5}) + series(tmp_path, AUXK, ("auxk",)))
     assert [baseline_of(r, rows) for r in rows] == [None, None]
