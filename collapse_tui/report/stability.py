@@ -7,6 +7,11 @@ Per row with at least two runs that kept their decoder marks (``decoders.npz``):
 final decoders is matched one-to-one (Hungarian matching on cosines, live neurons only, cosine >= 0.7,
 :func:`~collapse_tui.metrics.stability.feature_survival`), and the shares are averaged over the pairs.
 A run whose marks cannot be read is left out of its row's pairs and named in the section's note.
+
+Only two SAEs that read the same inputs are matched: decoder directions live in the space of their
+input, and two seeds' VAEs encode the images in two unrelated spaces, so matching across them would
+measure nothing but chance (the study's seed sets the VAE's as well as the SAE's, so each seed of a row
+has its own). Such a row's baseline reads "n/a", never 0.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 
 from collapse_tui.metrics.stability import FEATURE_MATCH_COSINE, feature_survival
 from collapse_tui.report.rows import Row
-from collapse_tui.store import read_decoders
+from collapse_tui.store import read_decoders, read_summary
 
 __all__ = ["SeedSurvival", "STABILITY_TITLE", "seed_survival", "stability_markdown_parts"]
 
@@ -27,9 +32,25 @@ STABILITY_TITLE = "Feature survival: against the first mark, and across seeds"
 
 @dataclass(frozen=True)
 class SeedSurvival:
-    share: float | None  # mean over seed pairs of the share of live features matched; None with under 2 runs
+    share: float | None  # mean over seed pairs of the share of live features matched; None without a pair
     pairs: int
     unreadable: tuple[str, ...]  # runs whose decoder marks could not be read (their reasons)
+    other_inputs: int = 0  # pairs left out because the two SAEs read different inputs (two VAEs' codes)
+
+
+def input_of(run_dir) -> tuple | None:
+    """What an SAE read, as far as its summary tells: the model whose activations it was trained on (the
+    VAE's file, keyed by its config, data and seed), the layer and the data's fingerprint. None when the
+    summary cannot be read, which then pairs with nothing."""
+    try:
+        summary = read_summary(run_dir)
+    except ValueError:
+        return None
+    if not isinstance(summary, dict):
+        return None
+    data = summary.get("data")
+    fingerprint = data.get("fingerprint") if isinstance(data, dict) else None
+    return str(summary.get("vae_model")), str(summary.get("source")), str(fingerprint)
 
 
 def seed_survival(row: Row) -> SeedSurvival:
@@ -41,11 +62,21 @@ def seed_survival(row: Row) -> SeedSurvival:
             unreadable.append(str(exc))
             continue
         if marks is not None and marks.epochs.size:
-            finals.append((marks.decoders[-1].astype(np.float32), marks.alive[-1]))
-    shares = [feature_survival(a, b, cosine=FEATURE_MATCH_COSINE, reference_alive=alive_a,
-                               later_alive=alive_b).share_matched
-              for (a, alive_a), (b, alive_b) in combinations(finals, 2)]
-    return SeedSurvival(float(np.mean(shares)) if shares else None, len(shares), tuple(unreadable))
+            finals.append((marks.decoders[-1].astype(np.float32), marks.alive[-1], input_of(run_dir)))
+    shares, other = [], 0
+    for (a, alive_a, input_a), (b, alive_b, input_b) in combinations(finals, 2):
+        if input_a is None or input_a != input_b:
+            other += 1
+            continue
+        shares.append(feature_survival(a, b, cosine=FEATURE_MATCH_COSINE, reference_alive=alive_a,
+                                       later_alive=alive_b).share_matched)
+    return SeedSurvival(float(np.mean(shares)) if shares else None, len(shares), tuple(unreadable), other)
+
+
+def _across_text(across: SeedSurvival) -> str:
+    if across.share is not None:
+        return f"{100 * across.share:.1f}"
+    return "n/a (inputs differ)" if across.other_inputs else "–"
 
 
 def stability_markdown_parts(rows: list[Row], label) -> tuple[list[str], list[list[str]], list[str]] | None:
@@ -61,11 +92,13 @@ def stability_markdown_parts(rows: list[Row], label) -> tuple[list[str], list[li
         notes.extend(across.unreadable)
         cells.append([*label(row),
                       "–" if within is None else f"{within[0]:.1f} ± {within[1]:.1f}",
-                      "–" if across.share is None else f"{100 * across.share:.1f}",
+                      _across_text(across),
                       str(across.pairs)])
     notes.insert(0, "Survival: the share of live neurons whose decoder direction is matched one-to-one at cosine "
                     "≥ 0.7 (Hungarian matching). Against the first mark: within each run, the first evaluation "
                     "mark's live neurons found at the end (mean ± std over seeds). Across seeds: each pair of "
                     "seeds' final live dictionaries, mean over pairs; the baseline (Paulo & Belrose 2025): "
-                    "features two seeds share at the end, which a run's survival is read against.")
+                    "features two seeds share at the end, which a run's survival is read against; only seeds whose "
+                    "SAEs read the same inputs are matched (n/a: each seed's SAE read its own VAE's codes, two "
+                    "unrelated spaces).")
     return ["survival vs first %", "survival across seeds %", "seed pairs"], cells, notes

@@ -1,5 +1,8 @@
 """The results' feature-survival section: within-run survival over the seeds, and the cross-seed baseline
-read from each run's decoder marks (a damaged file is named, never fatal)."""
+read from each run's decoder marks (a damaged file is named, never fatal), between seeds that read the same
+inputs only."""
+
+import json
 
 import numpy as np
 import pytest
@@ -15,9 +18,11 @@ def unit_rows(m, d, seed):
     return w / np.linalg.norm(w, axis=1, keepdims=True)
 
 
-def run_with(tmp_path, name, final_decoder, alive):
+def run_with(tmp_path, name, final_decoder, alive, vae="models/vae-shared.keras"):
     run_dir = tmp_path / name
     run_dir.mkdir()
+    (run_dir / "summary.json").write_text(json.dumps({"status": "ok", "vae_model": vae, "source": "encoder_hidden",
+                                                       "data": {"fingerprint": "dsprites-procedural-v2"}}))
     first = unit_rows(*final_decoder.shape, seed=99)
     write_decoders(run_dir, DecoderMarks(np.array([1, 5]), np.array([10, 50]),
                                          np.stack([first, final_decoder]).astype(np.float16),
@@ -54,3 +59,19 @@ def test_seed_pairs_are_matched_and_damage_is_named(tmp_path):
 def test_no_section_without_survival():
     plain = Row("dsprites", "topk", "none", 50.0, seeds=[0], finals=[{"dead_fraction": 0.2}])
     assert stability_markdown([plain]) == "" and stability_markdown([]) == ""
+
+
+def test_seeds_that_read_different_inputs_are_not_matched(tmp_path):
+    """Each seed's own VAE: two unrelated input spaces, so the baseline is n/a, never a share of 0."""
+    w = unit_rows(6, 16, seed=0)
+    alive = np.ones(6, bool)
+    a = run_with(tmp_path, "a", w, alive, vae="models/vae-seed0.keras")
+    b = run_with(tmp_path, "b", w, alive, vae="models/vae-seed1.keras")  # identical directions, other inputs
+    own = seed_survival(row_of([a, b], [0.5, 0.7]))
+    assert own.share is None and own.pairs == 0 and own.other_inputs == 1
+    assert "| 60.0 ± 14.1 | n/a (inputs differ) | 0 |" in stability_markdown([row_of([a, b], [0.5, 0.7])])
+    c = run_with(tmp_path, "c", w[::-1], alive, vae="models/vae-seed0.keras")  # shares a's VAE
+    mixed = seed_survival(row_of([a, b, c], [0.5, 0.7, 0.6]))
+    assert mixed.pairs == 1 and mixed.other_inputs == 2 and mixed.share == pytest.approx(1.0)
+    (c / "summary.json").write_text("{torn")  # an unreadable summary pairs with nothing
+    assert seed_survival(row_of([a, c], [0.5, 0.6])).share is None
