@@ -5,6 +5,7 @@ table against a fresh run, so that it cannot go stale (CI checks the README's ag
     python docs/sweep_table.py SWEEP_DIR                        print the table
     python docs/sweep_table.py SWEEP_DIR --full                 every threshold, MSE, BCE, MIG, specialized
     python docs/sweep_table.py SWEEP_DIR --report               the sweep's own table: mean ± std over seeds
+    python docs/sweep_table.py SWEEP_DIR --paired               each row against the plain SAE, paired by seed
     python docs/sweep_table.py SWEEP_DIR --write FILE [--block NAME]   replace the table between the markers
     python docs/sweep_table.py SWEEP_DIR --check FILE [--block NAME]   exit 1 naming each number that differs
 
@@ -108,15 +109,19 @@ def preset(sweep_dir: Path) -> str:
     sweep = load_sweep(sweep_dir)
     if isinstance(sweep.config, str):
         shipped = presets().get(Path(sweep.config).stem)
-        if shipped is not None and shipped.read_bytes() == _read(Path(sweep.config)):
+        if shipped is not None and _parsed(shipped) == _parsed(Path(sweep.config)) is not None:
             return Path(sweep.config).stem
     return sweep.name
 
 
-def _read(path: Path) -> bytes | None:
+def _parsed(path: Path):
+    """A preset's settings, its comments aside (a header reworded since the run is still the same sweep);
+    None when the file is gone or unreadable."""
+    import yaml
+
     try:
-        return path.read_bytes()
-    except OSError:
+        return yaml.safe_load(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError):
         return None
 
 
@@ -130,10 +135,63 @@ def report_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[str]]
     return header, texts, table_notes(rows_)
 
 
-def block(sweep_dir: Path, name: str, full: bool = False, report: bool = False) -> str:
+PAIRED_HEADER = ["remedy", "setting", "dead % (mean ± sd)", "Δ dead % [95% CI], p", "EV", "Δ EV [95% CI]",
+                 "ReLU-dead %", "dead slope /e-fold [95% CI]"]
+
+
+def _interval(result) -> str:
+    """A paired result as the compact table writes it: ``-28.8 [-35.0, -22.6], p < 0.001``."""
+    if result.mean is None:
+        return "–"
+    text = f"{result.mean:+.{result.spec.digits}f}"
+    if result.ci is not None:
+        text += f" [{result.spec.text(result.ci[0])}, {result.spec.text(result.ci[1])}]"
+        if result.p is not None and result.spec.key == DEAD.key:
+            text += ", p < 0.001" if result.p < 0.001 else f", p = {result.p:.3f}"
+    return text
+
+
+def paired_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[str]]:
+    """Every row of the sweep beside the plain row it is compared with (the sweep's "Against the plain SAE"
+    section, with each row's own dead %, EV, ReLU-dead % and dead slope beside its differences): a line
+    per row in the sweep's order, the plain rows marked as such."""
+    from collapse_tui.report import build_rows, comparisons, paired
+    from collapse_tui.report.plateau import plateau_of
+
+    rows_, _ = build_rows(records(sweep_dir))
+    against = {id(row): plain for row, plain in comparisons(rows_)}
+    dead, ev, relu = DEAD, spec("explained_variance"), spec("dead_relu")
+    body = []
+    for row in rows_:
+        plain = against.get(id(row))
+        if plain is not None:
+            deltas = [_interval(paired(row, plain, dead)), _interval(paired(row, plain, ev))]
+        elif row.remedy == "none":
+            deltas = ["(a plain row)"] * 2
+        else:
+            deltas = ["no plain row at its settings"] * 2
+        cells = []
+        for metric in (dead, ev):
+            stat = row.stat(metric.key, metric.scale)
+            cells.append("–" if stat is None else f"{metric.text(stat[0])} ± {metric.text(stat[1])}")
+        share = row.stat(relu.key, relu.scale)
+        setting = row.setting.replace("sae.remedies.", "").replace("sae.", "")  # the table is wide enough
+        body.append([row.remedy, setting, cells[0], deltas[0], cells[1], deltas[1],
+                     "–" if share is None else relu.text(share[0]), plateau_of(row).text()])
+    notes = ["Δ: the row minus the plain row it is compared with (the same dataset, method, k / λ and other "
+             "settings; a plain row with another k schedule: the sweep's first plain row), seed by seed, then "
+             "averaged, with the mean's 95% t-interval and the two-sided paired t-test's p; percentages' "
+             "differences are in points. Dead slope: percentage points per e-fold of updates over the last "
+             "evaluation marks, mean over seeds and its 95% t-interval."]
+    return PAIRED_HEADER, body, notes
+
+
+def block(sweep_dir: Path, name: str, full: bool = False, report: bool = False, paired: bool = False) -> str:
     start, end = markers(name)
     notes: list[str] = []
-    if report:
+    if paired:
+        header, body, notes = paired_rows(sweep_dir)
+    elif report:
         header, body, notes = report_rows(sweep_dir)
     else:
         header, body = full_rows(sweep_dir) if full else (list(COLUMNS), rows(sweep_dir))
@@ -145,9 +203,13 @@ def block(sweep_dir: Path, name: str, full: bool = False, report: bool = False) 
         lines += ["", vae_line(sweep_dir)]
     lines += ["", f"`collapse-tui --batch {preset(sweep_dir)}`, {datetime.date.today():%Y-%m-%d}, "
                   f"{machine(sweep_dir)}, {wall_time(sweep_dir)} (the table is written by "
-                  f"`python docs/sweep_table.py{' --full' if full else ' --report' if report else ''}` from the "
+                  f"`python docs/sweep_table.py{_mode(full, report, paired)}` from the "
                   "sweep's directory).", "", end]
     return "\n".join(lines)
+
+
+def _mode(full: bool, report: bool, paired: bool) -> str:
+    return " --full" if full else " --report" if report else " --paired" if paired else ""
 
 
 def table_in(text: str, name: str) -> list[list[str]]:
@@ -187,6 +249,8 @@ def main() -> int:
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument("--full", action="store_true", help="every run: every threshold and final metric")
     kind.add_argument("--report", action="store_true", help="the sweep's own table, mean ± std over seeds")
+    kind.add_argument("--paired", action="store_true",
+                      help="each row against the plain SAE, paired by seed, with its dead slope")
     parser.add_argument("--block", metavar="NAME", help="the markers' name (default: the sweep's preset)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", metavar="FILE", type=Path, help="replace the table between the markers")
@@ -203,7 +267,7 @@ def main() -> int:
             return 1
         print(f"sweep_table: {args.check} matches the run in {args.sweep_dir}")
         return 0
-    text = block(args.sweep_dir, name, args.full, args.report)
+    text = block(args.sweep_dir, name, args.full, args.report, args.paired)
     if args.write:
         old = args.write.read_text()
         table_in(old, name)  # the markers must be there

@@ -66,6 +66,36 @@ def test_the_command_names_the_preset_file_the_sweep_ran_not_its_name(tmp_path):
     assert sweep_table.preset(_sweep_dir(tmp_path / "a", "quick-shapes3d", shipped)) == "quick_shapes3d"
     # A config of one's own, even under a preset's file name, is named by its sweep's name.
     own = tmp_path / "quick_shapes3d.yaml"
-    own.write_text(shipped.read_text() + "\n# changed\n")
+    own.write_text(shipped.read_text().replace("seed: 0", "seed: 7"))
     assert sweep_table.preset(_sweep_dir(tmp_path / "b", "mine", own)) == "mine"
+    # A header reworded since the sweep ran: the same settings, so the same preset.
+    reworded = tmp_path / "reworded" / "quick_shapes3d.yaml"
+    reworded.parent.mkdir()
+    reworded.write_text("# a new header\n" + shipped.read_text())
+    assert sweep_table.preset(_sweep_dir(tmp_path / "d", "quick-shapes3d", reworded)) == "quick_shapes3d"
     assert sweep_table.preset(_sweep_dir(tmp_path / "c", "gone", tmp_path / "missing.yaml")) == "gone"
+
+
+def test_the_paired_table_holds_each_row_against_its_plain_row(tmp_path, monkeypatch):
+    """Three seeds: plain dead 10/20/30%, AuxK 5/14/27%. By hand the differences are −5, −6, −3 points:
+    mean −4.67, sd √(7/3), t = −2√7 on 2 degrees of freedom, 95% interval ±4.303 × sd/√3 = ±3.79, and
+    p = 1 − |t|/√(t² + 2) = 0.034."""
+    from collapse_tui.store import RunRecord
+
+    def record(seed, dead, remedies):
+        switches = {"auxk": True, "auxk_k": 64} if remedies else {}
+        final = {"dead_fraction": dead, "dead@0": dead, "dead_relu": dead / 2, "l0": 50.0,
+                 "explained_variance": 0.99}
+        return RunRecord(path=tmp_path / f"{remedies}-{seed}", config={"seed": seed, "sae": {"remedies": switches}},
+                         summary={"status": "ok", "dataset": "dsprites", "method": "topk", "sparsity": 50.0,
+                                  "remedies": list(remedies), "source": "encoder_hidden", "final": final})
+
+    found = ([record(s, d, ()) for s, d in enumerate((0.10, 0.20, 0.30))]
+             + [record(s, d, ("auxk",)) for s, d in enumerate((0.05, 0.14, 0.27))])
+    monkeypatch.setattr(sweep_table, "records", lambda sweep_dir: found)
+    header, body, notes = sweep_table.paired_rows(tmp_path)
+    assert header[:4] == ["remedy", "setting", "dead % (mean ± sd)", "Δ dead % [95% CI], p"]
+    plain, auxk = sorted(body, key=lambda r: r[0] != "none")
+    assert plain[:4] == ["none", "", "20.0 ± 10.0", "(a plain row)"]
+    assert auxk[:4] == ["auxk", "", "15.3 ± 11.1", "-4.7 [-8.5, -0.9], p = 0.034"]
+    assert auxk[4:7] == ["0.990 ± 0.000", "+0.000 [0.000, 0.000]", "7.7"]  # EV the same in every pair
