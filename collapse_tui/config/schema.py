@@ -86,6 +86,11 @@ class VAEConfig(Section):
     epochs: int = Field(10, ge=1, le=10_000, description="Training epochs of the VAE.")
     batch_size: int = Field(64, ge=1, le=65_536, description="VAE minibatch size.")
     learning_rate: float = Field(1e-4, gt=0.0, le=1.0, description="Adam learning rate of the VAE.")
+    seed: int | None = Field(
+        None, ge=0, le=2**31 - 1,
+        description="Seed of the data draw and the VAE; empty = the run's seed. Set it to train the SAEs of several "
+                    "seeds on one VAE and its codes (the cross-seed feature baseline needs that).",
+    )
 
 
 

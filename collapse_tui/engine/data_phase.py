@@ -15,7 +15,7 @@ import numpy as np
 from collapse_tui.config import RunConfig
 from collapse_tui.engine.callbacks import StopRequested
 from collapse_tui.engine.memory import keep
-from collapse_tui.engine.seeding import derived_seed
+from collapse_tui.engine.seeding import data_seed, derived_seed
 from collapse_tui.events import DataSource, Message, PhaseStarted, Progress
 
 # Drawn images are kept only while they fit: the full-size protocol's 200,000 Shapes3D images alone
@@ -75,11 +75,11 @@ class DataPhase:
         s.data_source = dataset.provenance()
         s.emit(DataSource(provenance=s.data_source))
         s.emit(Message(text=f"data: {dataset.description}"))
-        key = (dataset.fingerprint(), cfg.seed, cfg.data.n_train, cfg.eval.n_samples)
+        key = (dataset.fingerprint(), data_seed(cfg), cfg.data.n_train, cfg.eval.n_samples)
         if key in self._data:
             keep(self._data, key, self._data[key], size=_nbytes, budget=DATA_MEMORY_BYTES)
             return self._data[key]
-        rng = np.random.RandomState(derived_seed(cfg.seed, "data"))
+        rng = np.random.RandomState(derived_seed(data_seed(cfg), "data"))
         n_train, n_eval = cfg.data.n_train, cfg.eval.n_samples
         if n_train + n_eval > dataset.num_available:
             raise ValueError(f"data.n_train + eval.n_samples = {n_train + n_eval} exceeds the "

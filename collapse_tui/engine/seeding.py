@@ -11,6 +11,12 @@ def derived_seed(seed: int, salt: str) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
+def data_seed(cfg) -> int:
+    """The seed of a run's data draw and its VAE: ``vae.seed`` when set, so that runs of several seeds can share
+    one VAE and its codes and differ in their SAEs alone; else the run's seed (its SAE's too)."""
+    return cfg.seed if cfg.vae.seed is None else cfg.vae.seed
+
+
 def seed_globals(seed: int, phase: str) -> None:
     """Seed the generators fit shuffles with (Python, numpy, the backend's) at the start of a phase.
 

@@ -21,7 +21,7 @@ from collapse_tui.config import RunConfig
 from collapse_tui.engine.callbacks import StopRequested
 from collapse_tui.engine.data_phase import Data
 from collapse_tui.engine.memory import keep
-from collapse_tui.engine.seeding import derived_seed, seed_globals
+from collapse_tui.engine.seeding import data_seed, derived_seed, seed_globals
 from collapse_tui.engine.vae_training import train_vae, vae_checkpoint_path
 from collapse_tui.events import Evaluation, Message, PhaseStarted
 from collapse_tui.store import file_lock, layout, remove_stale_temporaries, save_model
@@ -37,12 +37,14 @@ def vae_key(config: RunConfig, data_fingerprint: str) -> str:
     # depend on how an array is split); only the order of a sum's terms differs, as between backends,
     # which are not in the key either. A VAE trained either way serves both.
     ident = {
-        "vae": config.vae.model_dump(mode="json"),
+        # vae.seed is the "seed" below (as the run's seed when unset): the keys of VAEs trained before the
+        # setting existed stay what they were.
+        "vae": config.vae.model_dump(mode="json", exclude={"seed"}),
         "dataset": data_fingerprint,
         "n_train": config.data.n_train,
         # The training images are the first n_train of one draw of n_train + n_eval indices.
         "n_eval": config.eval.n_samples,
-        "seed": config.seed,
+        "seed": data_seed(config),
         "version": VAE_CACHE_VERSION,
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
@@ -66,11 +68,11 @@ class VAEPhase:
     def model(self, cfg: RunConfig, data: Data, s):
         """(the run's VAE, its key): from memory, from ``models_dir``, or trained and saved there."""
         key = vae_key(cfg, data.fingerprint)
+        path = layout.vae_model(cfg.models_dir, key)
         if key in self._vaes:
             s.emit(Message(text=f"vae: reusing the VAE trained earlier in this process ({key})"))
-            s.vae_source = "memory"
+            s.vae_source = str(path)  # the file it was saved to or loaded from: which VAE, for the results
             return self._vaes[key], key
-        path = layout.vae_model(cfg.models_dir, key)
         waited = []
 
         def waiting() -> None:  # another process (a sweep's other task, another --batch) trains it now
@@ -120,15 +122,15 @@ class VAEPhase:
         # run under the distribution. Evaluation and the codes, later, run outside it (see distribution).
         with data_parallel_scope(cfg.data_parallel):
             vae = ConvVAE.from_settings(v, data.train_images.shape[1:], data.input_scale,
-                                        seed=derived_seed(cfg.seed, "vae"))
+                                        seed=derived_seed(data_seed(cfg), "vae"))
             vae.compile(optimizer=keras.optimizers.Adam(v.learning_rate))
-            seed_globals(cfg.seed, "vae")
+            seed_globals(data_seed(cfg), "vae")
             steps = -(-len(data.train_images) // v.batch_size)
             s.emit(PhaseStarted(phase="vae", detail=f"training the VAE (beta={v.beta:g})", epochs=v.epochs,
                                 steps_per_epoch=steps))
             path.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(path.parent)  # half-saved VAEs and checkpoints of processes that died
-            callback = train_vae(vae, data.train_images, s.emit, key=key, seed=cfg.seed, epochs=v.epochs,
+            callback = train_vae(vae, data.train_images, s.emit, key=key, seed=data_seed(cfg), epochs=v.epochs,
                                  batch_size=v.batch_size, checkpoint_path=vae_checkpoint_path(path.parent, key),
                                  stop_event=self.stop_event)
         if callback.diverged:

@@ -16,6 +16,7 @@ has its own). Such a row's baseline reads "n/a", never 0.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -48,9 +49,13 @@ def input_of(run_dir) -> tuple | None:
         return None
     if not isinstance(summary, dict):
         return None
-    data = summary.get("data")
+    data, model = summary.get("data"), summary.get("vae_model")
     fingerprint = data.get("fingerprint") if isinstance(data, dict) else None
-    return str(summary.get("vae_model")), str(summary.get("source")), str(fingerprint)
+    # The file's name is the VAE's key (its config, data and seed); a run that reused a VAE in memory
+    # recorded "memory" before it recorded the file, which says nothing about which one.
+    if not isinstance(model, str) or not model.endswith(".keras"):
+        return None
+    return os.path.basename(model), str(summary.get("source")), str(fingerprint)
 
 
 def seed_survival(row: Row) -> SeedSurvival:

@@ -132,3 +132,14 @@ def test_remedy_switches_are_exactly_the_remedies_on_off_fields():
     switches = {name for name, f in cfg.RemediesConfig.model_fields.items() if f.annotation is bool}
     assert set(cfg.REMEDY_SWITCHES) == switches == {"auxk", "ghost_grads", "tied_init", "data_init", "project_decoder_grads",
                                                     "geometric_median_init"}
+
+
+def test_vae_seed_keys_the_vae_as_the_run_seed_would_and_leaves_older_keys_alone():
+    from collapse_tui.engine.vae_phase import vae_key
+
+    data = "dsprites-procedural-v2"
+    assert vae_key(validate({"seed": 0, "vae": {"seed": 3}}), data) == vae_key(validate({"seed": 3}), data)
+    assert vae_key(validate({"seed": 1, "vae": {"seed": 3}}), data) == vae_key(validate({"seed": 0, "vae": {"seed": 3}}), data)
+    assert vae_key(validate({"seed": 1}), data) != vae_key(validate({"seed": 0}), data)
+    # The key a default config had before vae.seed existed: VAEs already in models/ are still found.
+    assert vae_key(validate({}), data) == "4789ad4be04be107"

@@ -75,3 +75,10 @@ def test_seeds_that_read_different_inputs_are_not_matched(tmp_path):
     assert mixed.pairs == 1 and mixed.other_inputs == 2 and mixed.share == pytest.approx(1.0)
     (c / "summary.json").write_text("{torn")  # an unreadable summary pairs with nothing
     assert seed_survival(row_of([a, c], [0.5, 0.6])).share is None
+    # "memory" (what a run that reused its VAE in memory once recorded) names no VAE: it pairs with nothing.
+    d = run_with(tmp_path, "d", w, alive, vae="memory")
+    e = run_with(tmp_path, "e", w, alive, vae="memory")
+    assert seed_survival(row_of([d, e], [0.5, 0.6])).share is None
+    # The file's name is the VAE's key: the same VAE under two models directories is one input.
+    f = run_with(tmp_path, "f", w, alive, vae="/elsewhere/models/vae-seed0.keras")
+    assert seed_survival(row_of([a, f], [0.5, 0.6])).share == pytest.approx(1.0)
