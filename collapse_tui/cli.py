@@ -10,7 +10,7 @@ import textwrap
 from typing import Any, Sequence
 from pathlib import Path
 
-BACKENDS = ("tensorflow", "jax", "torch")
+from collapse_tui.engine.backend_check import BACKENDS, backend_problem
 
 DESCRIPTION = """\
 Study interpretability collapse: train a VAE on a ground-truth dataset, train
@@ -145,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         if keras.backend.backend() != args.backend:
             print(f"collapse-tui: keras is already loaded with backend {keras.backend.backend()}", file=sys.stderr)
             return 2
+    if (args.batch or args.resume or not _viewer_only(args)) and "keras" not in sys.modules:
+        problem = backend_problem()  # before Keras is imported: one line, not a traceback from inside it
+        if problem:
+            print(f"collapse-tui: {problem}", file=sys.stderr)
+            return 2
     if args.batch:
         from collapse_tui import batch
 
@@ -169,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         return _table(args.table, args.format, args.columns, args.all)
     return _terminal_ui(parser, args)
+
+
+def _viewer_only(args) -> bool:
+    """Modes that read what runs wrote and never train (no Keras needed): tables, --follow, --compare,
+    preparing a tfds copy."""
+    return bool(args.table or args.follow or args.compare or args.prepare_tfds)
 
 
 # The modes: one at a time. The options that belong to one mode, and which.
