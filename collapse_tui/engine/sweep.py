@@ -4,6 +4,7 @@ than one run keeps its own directory with the results tables, kept current as it
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,7 +54,10 @@ class SweepRecorder:
         if isinstance(event, RunStarted):
             self.writer.add(event.run_dir)
         elif isinstance(event, RunResumed):
-            self.writer.add(self.runs_dir / event.run_id)
+            run = self.runs_dir / event.run_id
+            self.writer.add(run)
+            # Read as stopped or crashed before it was resumed: it will end again, and be read again then.
+            self._ended.pop(str(run.resolve()), None)
 
     def add(self, run_dir: str | Path) -> None:
         self.writer.add(run_dir)
@@ -77,8 +81,10 @@ class SweepRecorder:
                     finished.append(record)
             records.append(record)
         if finished:
-            with open(sweep_file(self.path, RUNS_JSONL), "a", encoding="utf-8") as fh:
-                fh.writelines(json.dumps(run_line(r), default=str) + "\n" for r in finished)
+            path = sweep_file(self.path, RUNS_JSONL)
+            torn = not _ends_a_line(path)  # a process killed mid-line: start on a line of our own
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.writelines(("\n" if torn else "", *(json.dumps(run_line(r), default=str) + "\n" for r in finished)))
             self._listed.update(r.run_id for r in finished)
         return records
 
@@ -99,16 +105,33 @@ class SweepRecorder:
         self._write_seconds = self._written_at - start
 
 
+def _ends_a_line(path: Path) -> bool:
+    """Whether ``path`` is empty, missing or ends with a newline (so an append starts a line of its own)."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.seek(0, os.SEEK_END) == 0:
+                return True
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+    except OSError:
+        return True
+
+
 def _listed_runs(path: Path) -> set[str]:
-    """The runs a ``runs.jsonl`` lists (a damaged line is skipped: its run is listed again)."""
+    """The runs a ``runs.jsonl`` lists. A damaged line (torn, not UTF-8, not a record) is skipped: its run
+    is listed again; a runs.jsonl that is not a regular file is read as empty."""
     listed = set()
     try:
-        with open(path, encoding="utf-8") as fh:
+        if not path.is_file():
+            return listed
+        with open(path, "rb") as fh:
             for line in fh:
                 try:
-                    listed.add(json.loads(line)["run"])
-                except (ValueError, KeyError, TypeError):
+                    run = json.loads(line.decode("utf-8"))["run"]
+                except (ValueError, KeyError, TypeError, IndexError):  # UnicodeDecodeError is a ValueError
                     continue
+                if isinstance(run, str):
+                    listed.add(run)
     except OSError:
         pass
     return listed

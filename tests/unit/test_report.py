@@ -379,3 +379,39 @@ def test_finished_runs_are_appended_to_runs_jsonl_once_and_costly_rewrites_are_s
     again = SweepRecorder(runs_dir, "study", n_runs=3, path=recorder.path)
     again.update()
     assert len((recorder.path / RUNS_JSONL).read_text().splitlines()) == 3
+
+
+def test_runs_jsonl_damage_never_stops_a_sweep_and_an_append_never_glues_onto_a_torn_line(tmp_path):
+    runs_dir = tmp_path / "runs"
+    recorder = SweepRecorder(runs_dir, "study", n_runs=2)
+    runs = []
+    for i in range(2):
+        run = store.create_run_dir(runs_dir, f"study-{i}")
+        (run / store.CONFIG_FILE).write_text(f"seed: {i}\n")
+        (run / store.SUMMARY_FILE).write_text(json.dumps({**record(tmp_path, run.name).summary, "status": "running"}))
+        recorder.add(run)
+        runs.append(run)
+    # A line that is not UTF-8 and a torn last line (a process killed mid-write), no newline after it.
+    (recorder.path / RUNS_JSONL).write_bytes(b'\xff\xfe{"run": 1}\n{"run": "' + runs[0].name.encode() + b'", "sta')
+    again = SweepRecorder(runs_dir, "study", n_runs=2, path=recorder.path)  # reads it: no UnicodeDecodeError
+    (runs[0] / store.SUMMARY_FILE).write_text(json.dumps(record(tmp_path, runs[0].name).summary))
+    again.update()
+    lines = (recorder.path / RUNS_JSONL).read_bytes().split(b"\n")
+    assert lines[1].endswith(b'"sta') and json.loads(lines[2])["run"] == runs[0].name  # a line of its own
+    assert lines[3] == b""
+
+
+def test_a_resumed_run_is_read_again_when_it_ends(tmp_path):
+    from collapse_tui.events import RunResumed
+
+    runs_dir = tmp_path / "runs"
+    recorder = SweepRecorder(runs_dir, "study", n_runs=1)
+    run = store.create_run_dir(runs_dir, "study-0")
+    (run / store.CONFIG_FILE).write_text("seed: 0\n")
+    (run / store.SUMMARY_FILE).write_text(json.dumps({**record(tmp_path, run.name).summary, "status": "stopped"}))
+    recorder.add(run)  # read as stopped: an ended run, not read again...
+    recorder(RunResumed(run_id=run.name, name="study-0", epoch=1))  # ...unless it is resumed
+    (run / store.SUMMARY_FILE).write_text(json.dumps(record(tmp_path, run.name).summary))
+    recorder.write_tables()
+    assert [json.loads(line)["status"] for line in (recorder.path / RUNS_JSONL).read_text().splitlines()] == ["ok"]
+    assert "stopped" not in (recorder.path / "results.md").read_text()
