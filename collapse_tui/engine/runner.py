@@ -202,11 +202,12 @@ class Engine:
 
 def resume_plan(run_dir: Path, writer_gone: bool = False):
     """(run_dir, its config, its checkpoint or None) for :meth:`Engine.resume`; ValueError if it cannot be
-    resumed. ``writer_gone``: the caller knows that the process which wrote the run died (a cluster task
+    resumed. A checkpoint that cannot be read does not stop it: it comes as an
+    :class:`~collapse_tui.engine.checkpoint.UnreadableCheckpoint`, and the SAE phase starts over. ``writer_gone``: the caller knows that the process which wrote the run died (a cluster task
     being retried, whose first attempt may have run on another machine, where its death cannot be seen
     from here): a run still marked running is resumed as crashed."""
     from collapse_tui.config import ConfigError, validate
-    from collapse_tui.engine.checkpoint import read_checkpoint
+    from collapse_tui.engine.checkpoint import UnreadableCheckpoint, read_checkpoint
 
     record = load_run(run_dir)
     if record.status not in RESUMABLE and not (writer_gone and record.status == "running"):
@@ -216,7 +217,11 @@ def resume_plan(run_dir: Path, writer_gone: bool = False):
         config = validate(stored_settings(record.config), source=str(layout.run_file(run_dir, layout.CONFIG_FILE)))
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
-    return run_dir, config, read_checkpoint(run_dir)
+    try:
+        checkpoint = read_checkpoint(run_dir)
+    except ValueError as exc:  # damaged: the run goes on from its SAE phase's start (the SAE phase says so)
+        checkpoint = UnreadableCheckpoint(str(exc))
+    return run_dir, config, checkpoint
 
 
 def _by_shape(phases: list[SAEPhase]) -> list[list[SAEPhase]]:

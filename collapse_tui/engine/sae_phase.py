@@ -16,7 +16,7 @@ from collapse_tui.events import Evaluation, Message, PhaseStarted
 from collapse_tui.metrics.neurons import resolves_frequency
 from collapse_tui.metrics.plateau import dead_change, dead_curve, dead_slope
 from collapse_tui.metrics.specs import DEAD_CURVE
-from collapse_tui.engine.checkpoint import Checkpoint
+from collapse_tui.engine.checkpoint import Checkpoint, UnreadableCheckpoint, set_aside_checkpoint, weights_problem
 from collapse_tui.engine.stability import StabilityMarks
 from collapse_tui.store import SAE_FILE, dumps, save_model, write_neurons
 
@@ -42,6 +42,30 @@ def remedy_names(cfg: RunConfig) -> list[str]:
     if cfg.sae.schedule.delay and cfg.sae.schedule.kind != "constant":  # a constant schedule has nothing to delay
         names.append(f"schedule delay {cfg.sae.schedule.delay}")
     return names
+
+
+RNG_STATES = ("orders", "resample")  # the random states an SAE phase's checkpoint keeps
+
+
+def _record(state: dict[str, Any]) -> dict[str, Any] | str:
+    """The phase's record in a checkpoint, checked and typed (what :meth:`SAEPhase.checkpoint` wrote), or
+    why it is not one."""
+    try:
+        history = [tuple(float(v) for v in h) for h in state.get("history") or []]
+        if any(len(h) != 3 for h in history):
+            return "its evaluation history is not (updates, sparsity, dead) triples"
+        record = {"history": history,
+                  "before_sparsification": dict(state.get("before_sparsification") or {}),
+                  "before_extension": dict(state.get("before_extension") or {}),
+                  "resampled": int(state.get("resampled") or 0),
+                  "last_eval": state.get("last_eval"),
+                  "last_eval_epoch": int(state.get("last_eval_epoch") or 0),
+                  "coefficient": None if state.get("coefficient") is None else float(state["coefficient"])}
+    except (TypeError, ValueError) as exc:
+        return f"its record is damaged ({exc})"
+    if record["last_eval"] is not None and not isinstance(record["last_eval"], dict):
+        return "its last evaluation is not a record"
+    return record
 
 
 def result_flags(metrics: dict[str, Any], floor: float | None = 0.0) -> list[str]:
@@ -147,9 +171,17 @@ class SAEPhase:
         self.history: list[tuple[int, float, float]] = []  # (updates, sparsity, dead fraction) per evaluation
         # Resuming: training goes on after the checkpoint's epoch, with its weights, optimiser state,
         # random states and record (applied in prepare, once the SAE's input normalisation is set).
+        if isinstance(checkpoint, UnreadableCheckpoint):
+            self._start_over(checkpoint.reason)
+            checkpoint = None
         self.resume_from = checkpoint
         self.start_epoch = checkpoint.epoch if checkpoint is not None else 0
         self.optimizer_state = checkpoint.optimizer if checkpoint is not None else None
+        if checkpoint is not None:  # checked now: a bank holds members of one start epoch
+            problem = weights_problem(checkpoint, self.sae.get_weights(), self.total_epochs, RNG_STATES)
+            self._resume_record = None if problem else _record(checkpoint.state)
+            if problem or isinstance(self._resume_record, str):
+                self._start_over(problem or self._resume_record)
 
     # ------------------------------------------------------------------ training
     def prepare(self) -> None:
@@ -157,7 +189,7 @@ class SAEPhase:
         c, s = self.cfg.sae, self.state
         self.sae.adapt(self.train_codes)
         if self.resume_from is not None:
-            self._restore(self.resume_from)
+            self._restore(self.resume_from, self._resume_record)
         s.sae = self.sae
         unresolved = [f for f in self.cfg.eval.density_thresholds
                       if not resolves_frequency(f, len(self.eval_codes))]
@@ -180,19 +212,27 @@ class SAEPhase:
                           rng={"orders": self._orders.get_state(), "resample": self._resample_rng.get_state()},
                           state=json.loads(dumps(record)))
 
-    def _restore(self, checkpoint: Checkpoint) -> None:
+    def _start_over(self, problem: str) -> None:
+        """A checkpoint that cannot continue this SAE: set aside (kept to look at) and the SAE phase run from
+        its start, as for a run that had none, rather than a run that fails and can never be resumed."""
+        where = set_aside_checkpoint(self.state.run_dir)
+        self.state.emit(Message(text=f"sae: the checkpoint cannot be resumed ({problem}); set aside as "
+                                     f"{where.name if where else 'nothing'}, the SAE trains from the start",
+                                level="warning"))
+        self.resume_from, self.start_epoch, self.optimizer_state = None, 0, None
+
+    def _restore(self, checkpoint: Checkpoint, record: dict[str, Any]) -> None:
         self.sae.set_weights(checkpoint.weights)
         self._orders.set_state(checkpoint.rng["orders"])
         self._resample_rng.set_state(checkpoint.rng["resample"])
-        record = checkpoint.state
-        self.history = [tuple(h) for h in record.get("history") or []]
-        self.before_sparsification = dict(record.get("before_sparsification") or {})
-        self.before_extension = dict(record.get("before_extension") or {})
-        self.state.resampled = int(record.get("resampled") or 0)
-        self.state.last_eval = record.get("last_eval")
-        self.state.last_eval_epoch = int(record.get("last_eval_epoch") or 0)
-        if self.cfg.sae.target_l0 and record.get("coefficient") is not None:
-            self.sae.set_sparsity(float(record["coefficient"]))
+        self.history = record["history"]
+        self.before_sparsification = record["before_sparsification"]
+        self.before_extension = record["before_extension"]
+        self.state.resampled = record["resampled"]
+        self.state.last_eval = record["last_eval"]
+        self.state.last_eval_epoch = record["last_eval_epoch"]
+        if self.cfg.sae.target_l0 and record["coefficient"] is not None:
+            self.sae.set_sparsity(record["coefficient"])
         else:
             self.sae.set_sparsity(self.schedule.value(max(0, checkpoint.epoch - 1)))
         self.stability.restore(checkpoint.epoch, lambda text: self.state.emit(Message(text=text)))

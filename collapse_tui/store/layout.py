@@ -8,6 +8,7 @@ name spelled anywhere else). Pure names and path arithmetic: nothing here touche
 
     <runs_dir>/<YYYYmmdd-HHMMSS>-<name>/     a run (RUN_FILES)
         config.yaml  events.jsonl  summary.json  listing.json  sae.keras  neurons.npz  checkpoint.npz
+        decoders.npz  (checkpoint.set-aside.npz)
     <runs_dir>/sweeps/<YYYYmmdd-HHMMSS>-<name>/   a sweep (SWEEP_FILES)
         sweep.json  plan.json  results.md  results.csv  paired.csv  runs.jsonl  STOP  tasks/<task>.json
     <models_dir>/                             trained VAEs, shared by runs
@@ -27,9 +28,10 @@ LISTING_FILE = "listing.json"  # config.yaml as JSON, checked against it: how ru
 SAE_FILE = "sae.keras"  # the trained sparse autoencoder
 NEURONS_FILE = "neurons.npz"  # per-neuron profiles of the final evaluation
 CHECKPOINT_FILE = "checkpoint.npz"  # what a stopped run resumes from; deleted when the run finishes
+SET_ASIDE_CHECKPOINT = "checkpoint.set-aside.npz"  # a checkpoint that could not be resumed, kept to look at
 DECODERS_FILE = "decoders.npz"  # the decoder directions at each evaluation mark, and the first mark's codes
 RUN_FILES = (CONFIG_FILE, EVENTS_FILE, SUMMARY_FILE, LISTING_FILE, SAE_FILE, NEURONS_FILE, CHECKPOINT_FILE,
-             DECODERS_FILE)
+             DECODERS_FILE, SET_ASIDE_CHECKPOINT)
 
 # ---------------------------------------------------------------------- a sweep directory
 SWEEPS_DIR = "sweeps"  # in a runs dir: the sweep directories (never a run)

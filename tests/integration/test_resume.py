@@ -85,6 +85,41 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch
     assert not (cut.run_dir / CHECKPOINT_FILE).exists()
 
 
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def _claim_epoch_99(path):
+    checkpoint = read_checkpoint_file(path)
+    checkpoint.epoch = 99
+    write_checkpoint_file(path, checkpoint)
+
+
+def _misshape(path):
+    checkpoint = read_checkpoint_file(path)
+    checkpoint.weights[1] = np.zeros((3, 3), np.float32)
+    write_checkpoint_file(path, checkpoint)
+
+
+@pytest.mark.parametrize("damage, said", [(_truncate, "unreadable checkpoint"),
+                                          (_claim_epoch_99, "it is after epoch 99, and the phase has 6"),
+                                          (_misshape, "weight array 1 has shape (3, 3)")])
+def test_a_checkpoint_that_cannot_be_resumed_is_set_aside_and_the_sae_trains_again(tmp_path, monkeypatch,
+                                                                                    uninterrupted, damage, said):
+    stop = threading.Event()
+    stop_after(3, stop, monkeypatch)
+    cut = Engine(stop).run(validate(protocol(tmp_path)))
+    monkeypatch.undo()
+    damage(cut.run_dir / CHECKPOINT_FILE)
+    assert cli.main(["--resume", str(cut.run_dir)]) == 0  # resumed, never refused or failed for it
+    after = store.load_run(cut.run_dir)
+    assert after.status == "ok" and after.summary["sae_epochs"] == 6
+    same_results(uninterrupted["final"], after.summary["final"])  # the SAE phase again, from its seed
+    warnings = [e.text for e in store.iter_events(cut.run_dir) if getattr(e, "level", "") == "warning"]
+    assert any(said in w and "set aside as checkpoint.set-aside.npz" in w for w in warnings), warnings
+    assert (cut.run_dir / store.layout.SET_ASIDE_CHECKPOINT).exists() and not (cut.run_dir / CHECKPOINT_FILE).exists()
+
+
 def test_a_run_stopped_within_an_epoch_redoes_that_epoch(tmp_path, monkeypatch):
     # The stop lands between two steps of epoch 3: that epoch is cut short, so the checkpoint stays the
     # one after epoch 2 and the resumed run trains epoch 3 whole. Batches of one make an epoch 96 steps,
