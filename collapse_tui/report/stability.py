@@ -16,7 +16,6 @@ has its own). Such a row's baseline reads "n/a", never 0.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from collapse_tui.metrics.stability import FEATURE_MATCH_COSINE, feature_survival
 from collapse_tui.report.rows import Row
-from collapse_tui.store import read_decoders, read_summary
+from collapse_tui.store import layout, read_decoders, read_summary
 
 __all__ = ["SeedSurvival", "STABILITY_TITLE", "seed_survival", "stability_markdown_parts"]
 
@@ -51,11 +50,12 @@ def input_of(run_dir) -> tuple | None:
         return None
     data, model = summary.get("data"), summary.get("vae_model")
     fingerprint = data.get("fingerprint") if isinstance(data, dict) else None
-    # The file's name is the VAE's key (its config, data and seed); a run that reused a VAE in memory
+    # The file's name holds the VAE's key (its config, data and seed); a run that reused a VAE in memory
     # recorded "memory" before it recorded the file, which says nothing about which one.
-    if not isinstance(model, str) or not model.endswith(".keras"):
+    key = layout.vae_model_key(model) if isinstance(model, str) else None
+    if key is None:
         return None
-    return os.path.basename(model), str(summary.get("source")), str(fingerprint)
+    return key, str(summary.get("source")), str(fingerprint)
 
 
 def seed_survival(row: Row) -> SeedSurvival:

@@ -100,6 +100,14 @@ def vae_model(models_dir: str | Path, key: str) -> Path:
     return Path(models_dir) / f"{_VAE_PREFIX}{key}{_VAE_MODEL_SUFFIX}"
 
 
+def vae_model_key(path: str | Path) -> str | None:
+    """The key of the trained VAE at ``path`` (any directory), None when its name is not a trained VAE's."""
+    name = Path(path).name
+    if name.startswith(_VAE_PREFIX) and name.endswith(_VAE_MODEL_SUFFIX) and len(name) > len(_VAE_PREFIX + _VAE_MODEL_SUFFIX):
+        return name[len(_VAE_PREFIX):-len(_VAE_MODEL_SUFFIX)]
+    return None
+
+
 def vae_checkpoint(models_dir: str | Path, key: str) -> Path:
     """What training the VAE of ``key`` resumes from (replaced after each epoch)."""
     return Path(models_dir) / f"{_VAE_PREFIX}{key}{_VAE_CHECKPOINT_SUFFIX}"

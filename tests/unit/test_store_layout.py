@@ -16,6 +16,7 @@ PIECES = {"vae-", ".keras", ".checkpoint.npz", ".lock", ".npz", ".jsonl"}
 # Strings that look like a layout name but are not one.
 NOT_LAYOUT = {
     ("collapse_tui/tui/screens/configure.py", "path/to/config.yaml"),  # a placeholder: the user's own config
+    ("collapse_tui/engine/backend_check.py", ".keras"),  # Keras' own home directory (~/.keras), not ours
 }
 
 
@@ -97,3 +98,10 @@ def test_every_store_module_is_small_and_says_what_it_is_for():
         text = path.read_text(encoding="utf-8")
         assert len(text.splitlines()) <= 500, path.name
         assert ast.get_docstring(ast.parse(text)), path.name
+
+
+def test_a_vae_models_key_is_read_from_its_file_name_anywhere():
+    assert layout.vae_model_key(layout.vae_model("/somewhere/models", "ab12")) == "ab12"
+    assert layout.vae_model_key("models/vae-ab12.keras") == "ab12"
+    for other in ("memory", "models/sae.keras", "vae-.keras", layout.vae_checkpoint("m", "ab12"), ""):
+        assert layout.vae_model_key(other) is None, other
