@@ -147,6 +147,28 @@ def test_a_run_failed_by_a_full_disk_resumes_from_its_last_checkpoint(tmp_path, 
         resume_plan(lone.run_dir)
 
 
+def test_a_run_being_resumed_is_not_resumed_again_by_a_second_process(tmp_path, monkeypatch, capsys):
+    stop = threading.Event()
+    stop_after(2, stop, monkeypatch)
+    cut = Engine(stop).run(validate(protocol(tmp_path, sae={"epochs": 2, "extended_epochs": 1})))
+    monkeypatch.undo()
+    lock = cut.run_dir / store.layout.RESUME_LOCK
+    holder = subprocess.Popen(  # another process resuming it: holds the run's lock
+        [sys.executable, "-c", "import sys, time\nfrom collapse_tui.store import only_writer\n"
+         f"with only_writer({str(lock)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert cli.main(["--resume", str(cut.run_dir)]) == 2
+        assert f"is being resumed by process {holder.pid}" in capsys.readouterr().err
+        assert store.load_run(cut.run_dir).status == "stopped"  # untouched
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cli.main(["--resume", str(cut.run_dir)]) == 0  # the holder died: its lock with it
+    assert store.load_run(cut.run_dir).status == "ok"
+
+
 def test_a_run_stopped_within_an_epoch_redoes_that_epoch(tmp_path, monkeypatch):
     # The stop lands between two steps of epoch 3: that epoch is cut short, so the checkpoint stays the
     # one after epoch 2 and the resumed run trains epoch 3 whole. Batches of one make an epoch 96 steps,
