@@ -10,6 +10,7 @@ broken is wrong).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -173,8 +174,21 @@ def resume(path: str, verbose: bool = False) -> int:
     # The sweep's size was confirmed when it started.
     if _refused(err, preflight(new, resume=resumed, large_sweep_confirmed=True)):
         return EXIT_INVALID
-    console.print(f"[bold]collapse-tui[/] resuming {what}")
-    return _execute(console, err, runs_dir, thresholds, work, verbose=verbose)
+    from collapse_tui.store import LockHeld, only_writer
+    from collapse_tui.store.layout import RESUME_LOCK
+
+    # One writer per run: a second --resume of the same run (or sweep) is refused while this one holds it.
+    locked = ([target] if is_sweep_dir(target) else []) + [Path(plan[0]) for plan in resumed]
+    with contextlib.ExitStack() as held:
+        try:
+            for directory in locked:
+                held.enter_context(only_writer(directory / RESUME_LOCK))
+        except LockHeld as exc:
+            err.print(f"cannot resume: {exc.path.parent} is being resumed by process {exc.holder or '(unknown)'}",
+                      style="red", markup=False, highlight=False)
+            return EXIT_INVALID
+        console.print(f"[bold]collapse-tui[/] resuming {what}")
+        return _execute(console, err, runs_dir, thresholds, work, verbose=verbose)
 
 
 def _execute(console: Console, err: Console, runs_dir: Path, thresholds: list[float], work,

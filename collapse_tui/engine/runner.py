@@ -210,9 +210,14 @@ def resume_plan(run_dir: Path, writer_gone: bool = False):
     from collapse_tui.engine.checkpoint import UnreadableCheckpoint, read_checkpoint
 
     record = load_run(run_dir)
-    if record.status not in RESUMABLE and not (writer_gone and record.status == "running"):
+    # A failed run that kept a checkpoint (a full disk, an evaluation that failed) goes on from it.
+    kept = record.status == "failed" and layout.run_file(run_dir, layout.CHECKPOINT_FILE).exists()
+    if record.status not in RESUMABLE and not kept and not (writer_gone and record.status == "running"):
         what = "is still running" if record.status == "running" else f"ended {record.status}"
-        raise ValueError(f"{run_dir}: the run {what}; only a stopped or crashed run can be resumed")
+        if record.status == "failed":
+            what += " and kept no checkpoint"
+        raise ValueError(f"{run_dir}: the run {what}; only a stopped or crashed run, or a failed one that kept its "
+                         "checkpoint, can be resumed")
     try:
         config = validate(stored_settings(record.config), source=str(layout.run_file(run_dir, layout.CONFIG_FILE)))
     except ConfigError as exc:

@@ -155,6 +155,43 @@ def file_lock(path: str | Path, waiting: Callable[[], None] | None = None, poll_
             fcntl.lockf(fh, fcntl.LOCK_UN)
 
 
+class LockHeld(Exception):
+    """Another process holds the lock :func:`only_writer` asked for; ``holder``: what it wrote there (its PID)."""
+
+    def __init__(self, path: Path, holder: str):
+        super().__init__(f"{path} is held by process {holder or '(unknown)'}")
+        self.path, self.holder = path, holder
+
+
+@contextlib.contextmanager
+def only_writer(path: str | Path):
+    """Hold an exclusive lock on ``path`` for the ``with`` block, or raise :class:`LockHeld` at once if another
+    process holds it (never wait: two processes resuming one run must not both train it). The holder's
+    PID is written into the file, so the refusal can name it. As :func:`file_lock`: POSIX record locks,
+    dropped with a process that dies; unlocked where there are none."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = Path(path)
+    with open(path, "a+b") as fh:
+        try:
+            fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read(64).decode("ascii", "replace").strip()
+            raise LockHeld(path, holder if holder.isdigit() else "") from None
+        try:
+            fh.truncate(0)
+            fh.write(str(os.getpid()).encode())
+            fh.flush()
+            yield
+        finally:
+            fh.truncate(0)
+            fcntl.lockf(fh, fcntl.LOCK_UN)
+
+
 def save_model(model, path: str | Path) -> None:
     """``model.save(path)`` atomically, without interruption: a reader, a crash or a second Ctrl-C never
     leaves a half-written ``.keras`` file at ``path`` (it is written beside it, then renamed)."""

@@ -29,9 +29,10 @@ SAE_FILE = "sae.keras"  # the trained sparse autoencoder
 NEURONS_FILE = "neurons.npz"  # per-neuron profiles of the final evaluation
 CHECKPOINT_FILE = "checkpoint.npz"  # what a stopped run resumes from; deleted when the run finishes
 SET_ASIDE_CHECKPOINT = "checkpoint.set-aside.npz"  # a checkpoint that could not be resumed, kept to look at
+RESUME_LOCK = "resume.lock"  # held by the process resuming the run (or the sweep), with its PID inside
 DECODERS_FILE = "decoders.npz"  # the decoder directions at each evaluation mark, and the first mark's codes
 RUN_FILES = (CONFIG_FILE, EVENTS_FILE, SUMMARY_FILE, LISTING_FILE, SAE_FILE, NEURONS_FILE, CHECKPOINT_FILE,
-             DECODERS_FILE, SET_ASIDE_CHECKPOINT)
+             DECODERS_FILE, SET_ASIDE_CHECKPOINT, RESUME_LOCK)
 
 # ---------------------------------------------------------------------- a sweep directory
 SWEEPS_DIR = "sweeps"  # in a runs dir: the sweep directories (never a run)
@@ -43,7 +44,8 @@ PAIRED_CSV = "paired.csv"  # each remedy row against the plain SAE at its settin
 RUNS_JSONL = "runs.jsonl"  # one line per finished run, appended as each ends
 STOP_FILE = "STOP"  # present: every task of a sweep on a cluster stops
 TASKS_DIR = "tasks"  # the run directories each task of a sweep on a cluster started, one file a task
-SWEEP_FILES = (SWEEP_FILE, PLAN_FILE, RESULTS_MD, RESULTS_CSV, PAIRED_CSV, RUNS_JSONL, STOP_FILE, TASKS_DIR)
+SWEEP_FILES = (SWEEP_FILE, PLAN_FILE, RESULTS_MD, RESULTS_CSV, PAIRED_CSV, RUNS_JSONL, STOP_FILE, TASKS_DIR,
+               RESUME_LOCK)
 
 # ---------------------------------------------------------------------- the models directory
 _VAE_PREFIX = "vae-"

@@ -18,7 +18,7 @@ from collapse_tui.engine import bank_phase
 from collapse_tui.engine.checkpoint import (CHECKPOINT_FILE, Checkpoint, read_checkpoint, read_checkpoint_file,
                                            write_checkpoint_file)
 from collapse_tui.engine.faults import FAULT_PHASE_ENV
-from collapse_tui.engine.runner import Engine, run
+from collapse_tui.engine.runner import Engine, resume_plan, run
 from collapse_tui.engine.sweep import plan_sweep_resume, run_sweep
 from collapse_tui.engine.vae_training import vae_checkpoint_path
 from tests.helpers import tiny_config, write_config
@@ -120,6 +120,55 @@ def test_a_checkpoint_that_cannot_be_resumed_is_set_aside_and_the_sae_trains_aga
     assert (cut.run_dir / store.layout.SET_ASIDE_CHECKPOINT).exists() and not (cut.run_dir / CHECKPOINT_FILE).exists()
 
 
+def test_a_run_failed_by_a_full_disk_resumes_from_its_last_checkpoint(tmp_path, monkeypatch, uninterrupted):
+    import errno
+
+    written = bank_phase.write_checkpoint
+
+    def disk_full_at_epoch_4(run_dir, checkpoint):
+        if checkpoint.epoch == 4:
+            raise OSError(errno.ENOSPC, "No space left on device", str(run_dir))
+        return written(run_dir, checkpoint)
+
+    monkeypatch.setattr(bank_phase, "write_checkpoint", disk_full_at_epoch_4)
+    failed = Engine().run(validate(protocol(tmp_path)))
+    monkeypatch.undo()
+    assert failed.status == "failed" and "No space left on device" in failed.summary["reason"]
+    assert read_checkpoint(failed.run_dir).epoch == 3  # the last one written whole
+    assert cli.main(["--resume", str(failed.run_dir)]) == 0
+    after = store.load_run(failed.run_dir)
+    assert after.status == "ok" and after.summary["sae_epochs"] == 6
+    same_results(uninterrupted["final"], after.summary["final"])
+    # A failed run without a checkpoint has nothing to go on from: refused in one line.
+    lone = run(validate(tiny_config(tmp_path / "lone", sae={"epochs": 1})))
+    (lone.run_dir / store.SUMMARY_FILE).write_text(
+        (lone.run_dir / store.SUMMARY_FILE).read_text().replace('"status": "ok"', '"status": "failed"'))
+    with pytest.raises(ValueError, match="ended failed and kept no checkpoint"):
+        resume_plan(lone.run_dir)
+
+
+def test_a_run_being_resumed_is_not_resumed_again_by_a_second_process(tmp_path, monkeypatch, capsys):
+    stop = threading.Event()
+    stop_after(2, stop, monkeypatch)
+    cut = Engine(stop).run(validate(protocol(tmp_path, sae={"epochs": 2, "extended_epochs": 1})))
+    monkeypatch.undo()
+    lock = cut.run_dir / store.layout.RESUME_LOCK
+    holder = subprocess.Popen(  # another process resuming it: holds the run's lock
+        [sys.executable, "-c", "import sys, time\nfrom collapse_tui.store import only_writer\n"
+         f"with only_writer({str(lock)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert cli.main(["--resume", str(cut.run_dir)]) == 2
+        assert f"is being resumed by process {holder.pid}" in capsys.readouterr().err
+        assert store.load_run(cut.run_dir).status == "stopped"  # untouched
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cli.main(["--resume", str(cut.run_dir)]) == 0  # the holder died: its lock with it
+    assert store.load_run(cut.run_dir).status == "ok"
+
+
 def test_a_run_stopped_within_an_epoch_redoes_that_epoch(tmp_path, monkeypatch):
     # The stop lands between two steps of epoch 3: that epoch is cut short, so the checkpoint stays the
     # one after epoch 2 and the resumed run trains epoch 3 whole. Batches of one make an epoch 96 steps,
@@ -150,7 +199,7 @@ def test_a_run_stopped_within_an_epoch_redoes_that_epoch(tmp_path, monkeypatch):
 def test_only_a_stopped_or_crashed_run_resumes(tmp_path, capsys):
     result = run(validate(tiny_config(tmp_path, sae={"epochs": 1})))
     assert cli.main(["--resume", str(result.run_dir)]) == 2
-    assert "ended ok; only a stopped or crashed run can be resumed" in capsys.readouterr().err
+    assert "ended ok; only a stopped or crashed run, or a failed one that kept its checkpoint" in capsys.readouterr().err
     assert cli.main(["--resume", str(tmp_path / "nothing")]) == 2
 
 

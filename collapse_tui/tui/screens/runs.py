@@ -303,15 +303,16 @@ class RunsScreen(Screen):
         self.app.open_run(record.path)
 
     def action_resume(self) -> None:
-        """Go on with the selected run, stopped or crashed, from its last checkpoint (as --resume does)."""
+        """Go on with the selected run, stopped, crashed or failed with a checkpoint kept, from its last
+        checkpoint (as --resume does)."""
         from collapse_tui.engine.runner import RESUMABLE, resume_plan
 
         record = self.selected_record()
         if record is None:
             return
-        if record.status not in RESUMABLE:
-            self.notify(f"{record.run_id} is {record.status}: only a stopped or crashed run can be resumed",
-                        severity="warning")
+        if record.status not in (*RESUMABLE, "failed"):  # a failed one that kept its checkpoint: resume_plan says
+            self.notify(f"{record.run_id} is {record.status}: only a stopped or crashed run, or a failed one that "
+                        "kept its checkpoint, can be resumed", severity="warning")
             return
         try:
             plan = resume_plan(record.path)
