@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from collapse_tui.config import RunConfig, validate
+from collapse_tui.config import ConfigError, RunConfig, validate
 from collapse_tui.engine.banks import bank_groups
 from collapse_tui.engine.active_run import RunResult
 from collapse_tui.engine.runner import RESUMABLE, Engine, resume_plan
@@ -246,7 +246,11 @@ def plan_sweep_resume(path: str | Path) -> SweepResume:
             run = load_run(run_dir)
         except ValueError:
             continue  # unreadable or gone: its planned run counts as never started
-        indices = [i for i in by_key.get(_settings_key(run.config), []) if i not in started]
+        try:  # through the schema, so that a setting added since the run started is its default on both sides
+            key = _settings_key(validate(stored_settings(run.config)).to_dict())
+        except ConfigError:
+            continue  # a config this version cannot read: its planned run counts as never started
+        indices = [i for i in by_key.get(key, []) if i not in started]
         if not indices:
             continue  # not one of the plan's runs
         started.add(indices[0])

@@ -415,3 +415,26 @@ def test_a_resumed_run_is_read_again_when_it_ends(tmp_path):
     recorder.write_tables()
     assert [json.loads(line)["status"] for line in (recorder.path / RUNS_JSONL).read_text().splitlines()] == ["ok"]
     assert "stopped" not in (recorder.path / "results.md").read_text()
+
+
+def test_a_sweep_matches_its_runs_to_its_plan_across_a_setting_added_since(tmp_path):
+    """A sweep started before a setting existed (vae.seed here): its runs' config.yaml and its plan.json lack
+    it, and finishing the sweep must still find which planned runs ended and which never started."""
+    import yaml
+
+    from collapse_tui.config import validate
+    from collapse_tui.engine.sweep import plan_sweep_resume
+
+    runs_dir = tmp_path / "runs"
+    plan = [validate({"seed": seed, "name": f"study-s{seed}"}).to_dict() for seed in range(3)]
+    for config in plan:
+        del config["vae"]["seed"]  # as the earlier version wrote them
+    writer = store.SweepWriter(runs_dir, "study", n_runs=3, plan=plan)
+    for seed, status in enumerate(("ok", "stopped")):  # the third planned run never started
+        run = store.create_run_dir(runs_dir, f"study-s{seed}")
+        (run / store.CONFIG_FILE).write_text(yaml.safe_dump(plan[seed]))
+        (run / store.SUMMARY_FILE).write_text(json.dumps({**record(tmp_path, run.name).summary, "status": status}))
+        writer.add(run)
+    found = plan_sweep_resume(writer.path)
+    assert (len(found.finished), len(found.resume), len(found.new)) == (1, 1, 1)
+    assert found.new[0][0].seed == 2
