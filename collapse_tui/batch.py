@@ -10,7 +10,6 @@ broken is wrong).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import threading
@@ -170,25 +169,18 @@ def resume(path: str, verbose: bool = False) -> int:
         err.print(f"cannot resume: {exc}", style="red", markup=False, highlight=False)
         return EXIT_INVALID
     from collapse_tui.engine.preflight import preflight
+    from collapse_tui.store import LockHeld, resume_locks
 
-    # The sweep's size was confirmed when it started.
-    if _refused(err, preflight(new, resume=resumed, large_sweep_confirmed=True)):
+    if _refused(err, preflight(new, resume=resumed, large_sweep_confirmed=True)):  # its size confirmed at its start
         return EXIT_INVALID
-    from collapse_tui.store import LockHeld, only_writer
-    from collapse_tui.store.layout import RESUME_LOCK
 
-    # One writer per run: a second --resume of the same run (or sweep) is refused while this one holds it.
-    locked = ([target] if is_sweep_dir(target) else []) + [Path(plan[0]) for plan in resumed]
-    with contextlib.ExitStack() as held:
-        try:
-            for directory in locked:
-                held.enter_context(only_writer(directory / RESUME_LOCK))
-        except LockHeld as exc:
-            err.print(f"cannot resume: {exc.path.parent} is being resumed by process {exc.holder or '(unknown)'}",
-                      style="red", markup=False, highlight=False)
-            return EXIT_INVALID
-        console.print(f"[bold]collapse-tui[/] resuming {what}")
-        return _execute(console, err, runs_dir, thresholds, work, verbose=verbose)
+    try:  # one writer per run: a second --resume of the same run (or sweep) is refused while this one holds it
+        with resume_locks(([target] if is_sweep_dir(target) else []) + [Path(p[0]) for p in resumed]):
+            console.print(f"[bold]collapse-tui[/] resuming {what}")
+            return _execute(console, err, runs_dir, thresholds, work, verbose=verbose)
+    except LockHeld as exc:
+        err.print(f"cannot resume: {exc}", style="red", markup=False, highlight=False)
+        return EXIT_INVALID
 
 
 def _execute(console: Console, err: Console, runs_dir: Path, thresholds: list[float], work,

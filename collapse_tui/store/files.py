@@ -156,10 +156,11 @@ def file_lock(path: str | Path, waiting: Callable[[], None] | None = None, poll_
 
 
 class LockHeld(Exception):
-    """Another process holds the lock :func:`only_writer` asked for; ``holder``: what it wrote there (its PID)."""
+    """Another process resumes the run (or sweep) whose lock :func:`only_writer` asked for; ``holder``: what it
+    wrote there (its PID)."""
 
     def __init__(self, path: Path, holder: str):
-        super().__init__(f"{path} is held by process {holder or '(unknown)'}")
+        super().__init__(f"{path.parent} is being resumed by process {holder or '(unknown)'}")
         self.path, self.holder = path, holder
 
 
@@ -190,6 +191,15 @@ def only_writer(path: str | Path):
         finally:
             fh.truncate(0)
             fcntl.lockf(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def resume_locks(directories):
+    """:func:`only_writer` on each run or sweep directory's ``resume.lock`` at once, for the ``with`` block."""
+    with contextlib.ExitStack() as held:
+        for directory in directories:
+            held.enter_context(only_writer(Path(directory) / layout.RESUME_LOCK))
+        yield
 
 
 def save_model(model, path: str | Path) -> None:
