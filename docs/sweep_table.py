@@ -137,6 +137,10 @@ def report_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[str]]
 
 PAIRED_HEADER = ["remedy", "setting", "dead % (mean ± sd)", "Δ dead % [95% CI], p", "EV", "Δ EV [95% CI]",
                  "ReLU-dead %", "dead slope /e-fold [95% CI]"]
+# A sweep that compares methods at equal sparsity adds what each row is (its method), what it is against, and
+# the L0 it reached beside Top-k's.
+METHODS_HEADER = ["method", "remedy", "setting", "against", "dead % (mean ± sd)", "Δ dead % [95% CI], p",
+                  "L0", "Δ L0 [95% CI]", "EV", "Δ EV [95% CI]", "ReLU-dead %", "dead slope /e-fold [95% CI]"]
 
 
 def _interval(result) -> str:
@@ -154,36 +158,45 @@ def _interval(result) -> str:
 def paired_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[str]]:
     """Every row of the sweep beside the plain row it is compared with (the sweep's "Against the plain SAE"
     section, with each row's own dead %, EV, ReLU-dead % and dead slope beside its differences): a line
-    per row in the sweep's order, the plain rows marked as such."""
-    from collapse_tui.report import build_rows, comparisons, paired
+    per row in the sweep's order, the plain rows marked as such. Where rows of other methods are compared
+    with Top-k at equal sparsity, each line also says its method, what it is against and its L0."""
+    from collapse_tui.report import across_methods, against_text, build_rows, comparisons, paired
     from collapse_tui.report.plateau import plateau_of
 
     rows_, _ = build_rows(records(sweep_dir))
-    against = {id(row): plain for row, plain in comparisons(rows_)}
-    dead, ev, relu = DEAD, spec("explained_variance"), spec("dead_relu")
+    found = comparisons(rows_)
+    against = {id(row): plain for row, plain in found}
+    crossed = across_methods(found)
+    metrics = (DEAD, spec("l0"), spec("explained_variance")) if crossed else (DEAD, spec("explained_variance"))
+    relu = spec("dead_relu")
     body = []
     for row in rows_:
         plain = against.get(id(row))
         if plain is not None:
-            deltas = [_interval(paired(row, plain, dead)), _interval(paired(row, plain, ev))]
+            deltas = [_interval(paired(row, plain, metric)) for metric in metrics]
+            versus = against_text(row, plain)
         elif row.remedy == "none":
-            deltas = ["(a plain row)"] * 2
+            deltas, versus = ["(a plain row)"] * len(metrics), "–"
         else:
-            deltas = ["no plain row at its settings"] * 2
+            deltas, versus = ["no plain row at its settings"] * len(metrics), "–"
         cells = []
-        for metric in (dead, ev):
+        for metric, delta in zip(metrics, deltas):
             stat = row.stat(metric.key, metric.scale)
-            cells.append("–" if stat is None else f"{metric.text(stat[0])} ± {metric.text(stat[1])}")
+            cells += ["–" if stat is None else f"{metric.text(stat[0])} ± {metric.text(stat[1])}", delta]
         share = row.stat(relu.key, relu.scale)
         setting = row.setting.replace("sae.remedies.", "").replace("sae.", "")  # the table is wide enough
-        body.append([row.remedy, setting, cells[0], deltas[0], cells[1], deltas[1],
-                     "–" if share is None else relu.text(share[0]), plateau_of(row).text()])
+        first = [row.method, row.remedy, setting, versus] if crossed else [row.remedy, setting]
+        body.append([*first, *cells, "–" if share is None else relu.text(share[0]), plateau_of(row).text()])
     notes = ["Δ: the row minus the plain row it is compared with (the same dataset, method, k / λ and other "
              "settings; a plain row with another k schedule: the sweep's first plain row), seed by seed, then "
              "averaged, with the mean's 95% t-interval and the two-sided paired t-test's p; percentages' "
              "differences are in points. Dead slope: percentage points per e-fold of updates over the last "
              "evaluation marks, mean over seeds and its 95% t-interval."]
-    return PAIRED_HEADER, body, notes
+    if crossed:
+        from collapse_tui.report.tables import EQUAL_SPARSITY_NOTE
+
+        notes.append(EQUAL_SPARSITY_NOTE)
+    return METHODS_HEADER if crossed else PAIRED_HEADER, body, notes
 
 
 def block(sweep_dir: Path, name: str, full: bool = False, report: bool = False, paired: bool = False) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collapse_tui.report.paired import (
     Paired,
+    across_methods,
     baseline_of,
     comparisons,
     detectable_effect,
@@ -31,6 +32,8 @@ from collapse_tui.report.paired import (
     paired_power,
     pooled_sd,
     seeds_needed,
+    sparsity_baseline_of,
+    target_l0,
 )
 from collapse_tui.report.paper import (
     PAPER_DEAD_PCT,
@@ -63,6 +66,7 @@ from collapse_tui.report.rows import (
 from collapse_tui.report.tables import (
     HEADLINE_KEYS,
     PAIRED_TITLE,
+    against_text,
     csv_table,
     has_comparisons,
     markdown_table,
@@ -85,10 +89,10 @@ from collapse_tui.report.tables import (
 __all__ = [
     "BOOKKEEPING", "DATA_CACHE", "DATA_KEY", "HEADLINE_KEYS", "PAIRED_TITLE", "PAPER_DEAD_PCT", "PAPER_FINAL_K",
     "PAPER_SOURCE", "PAPER_SPECIALIZED", "PLATEAU_BAND", "PLATEAU_TITLE", "Paired", "Plateau", "Row",
-    "TABLE_METRICS", "UNKNOWN_DATA", "baseline_of", "build_rows", "comparisons", "csv_table", "curve_text",
-    "detectable_effect", "experiment_settings", "has_comparisons", "markdown_table", "mean_curve", "paired",
-    "paired_cells", "paired_csv", "paired_markdown", "paired_notes", "paired_power", "paired_text",
-    "plateau_cells", "plateau_markdown", "plateau_of", "pooled_sd", "remedy_label", "report_markdown",
-    "run_line", "seeds_needed", "setting_text", "sweep_title", "table_cells", "table_columns", "table_notes",
-    "table_title", "unused_settings", "write_report",
+    "TABLE_METRICS", "UNKNOWN_DATA", "across_methods", "against_text", "baseline_of", "build_rows", "comparisons",
+    "csv_table", "curve_text", "detectable_effect", "experiment_settings", "has_comparisons", "markdown_table",
+    "mean_curve", "paired", "paired_cells", "paired_csv", "paired_markdown", "paired_notes", "paired_power",
+    "paired_text", "plateau_cells", "plateau_markdown", "plateau_of", "pooled_sd", "remedy_label",
+    "report_markdown", "run_line", "seeds_needed", "setting_text", "sparsity_baseline_of", "sweep_title",
+    "table_cells", "table_columns", "table_notes", "table_title", "target_l0", "unused_settings", "write_report",
 ]

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from collapse_tui.config import K_METHODS
 from collapse_tui.metrics.specs import MetricSpec
 from collapse_tui.report.rows import REMEDY_KEYS, Row
 
@@ -30,12 +31,13 @@ POWER = 0.8
 MAX_SEEDS = 1000  # seeds_needed looks no further: an effect that needs more is not one to measure by seeds
 
 
-def _remedy_defining(key: str) -> bool:
-    return any(key == p or key.startswith(p + ".") for p in REMEDY_KEYS)
+def _without(settings: dict[str, Any], prefixes: Sequence[str]) -> dict[str, Any]:
+    """``settings`` less the keys under ``prefixes`` (a dotted key names its whole subtree)."""
+    return {k: v for k, v in settings.items() if not any(k == p or k.startswith(p + ".") for p in prefixes)}
 
 
 def _without_remedy(settings: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in settings.items() if not _remedy_defining(k)}
+    return _without(settings, REMEDY_KEYS)
 
 
 def baseline_of(row: Row, rows: Iterable[Row]) -> Row | None:
@@ -63,7 +65,7 @@ SCHEDULE = "sae.schedule"  # the k / λ schedule: a plain row that changes it al
 
 
 def _without_schedule(settings: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in settings.items() if not (k == SCHEDULE or k.startswith(SCHEDULE + "."))}
+    return _without(settings, (SCHEDULE,))
 
 
 def schedule_baseline_of(row: Row, rows: Iterable[Row]) -> Row | None:
@@ -179,17 +181,67 @@ def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE
     return mean, ci
 
 
+REFERENCE_METHOD = "topk"  # the method every other one is compared with at equal sparsity
+# The method, and what its published recipe sets beside it: its own parameters, Adam's β1, its k / λ
+# schedule and L0 controller, and the remedy keys (the input scaling, the remedies it is trained with, as
+# BatchTopK with AuxK 1/32). Set aside when a method is compared with Top-k at equal sparsity: they are part
+# of what is compared. The remedy column still shows them, so a row's recipe is never hidden.
+RECIPE_KEYS = ("sae.method", "sae.adam_beta1", SCHEDULE, "sae.target_l0", "sae.target_l0_gain", "sae.jumprelu_threshold",
+               "sae.jumprelu_bandwidth", "sae.batchtopk_threshold_momentum", "sae.batchtopk_threshold_start",
+               *REMEDY_KEYS)
+
+
+def target_l0(row: Row) -> float | None:
+    """The L0 a row is trained to: a k-sparse method's k, a penalised method's ``sae.target_l0`` (its
+    controller's target); None for a penalised method with a fixed λ, whose L0 is wherever λ leaves it."""
+    if row.method in K_METHODS:
+        return float(row.sparsity)
+    value = row.settings.get("sae.target_l0")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def sparsity_baseline_of(row: Row, rows: Iterable[Row]) -> Row | None:
+    """The plain Top-k row a row of another method is compared with at equal sparsity: remedy "none",
+    method Top-k, the same dataset, a final k equal to ``row``'s :func:`target_l0`, and the same settings
+    once :data:`RECIPE_KEYS` are set aside (the first such row in ``rows``, so a sweep's main Top-k row
+    rather than a schedule variant of it). None for a Top-k row, a penalised row without a target L0, and
+    when the sweep ran no such Top-k row.
+
+    This is how "L1 kills more than Top-k at comparable sparsity" is tested: the same inputs, seeds,
+    dictionary size, batch and length; each method trained by its own recipe to the same L0. Whether it got
+    there is the L0 column's to say (Δ L0 beside Δ dead %).
+    """
+    if row.method == REFERENCE_METHOD:
+        return None
+    target = target_l0(row)
+    if target is None:
+        return None
+    own = _without(row.settings, RECIPE_KEYS)
+    for other in rows:
+        if (other.remedy == PLAIN and other.method == REFERENCE_METHOD and other.dataset == row.dataset
+                and float(other.sparsity) == target and _without(other.settings, RECIPE_KEYS) == own):
+            return other
+    return None
+
+
 def comparisons(rows: Sequence[Row]) -> list[tuple[Row, Row | None]]:
-    """Every remedy row of ``rows`` with the plain row it is compared with (None: there is none), and every
+    """Every remedy row of ``rows`` with the plain row it is compared with (None: there is none), every
     plain row that changes only its schedule with the plain row before it (:func:`schedule_baseline_of`),
-    in ``rows``' order."""
+    and every row of another method trained to Top-k's L0 with the plain Top-k row
+    (:func:`sparsity_baseline_of`, where the row has no plain row of its own method), in ``rows``' order."""
     found = []
     for row in rows:
         if row.remedy != PLAIN:
-            found.append((row, baseline_of(row, rows)))
-        elif (plain := schedule_baseline_of(row, rows)) is not None:
+            found.append((row, baseline_of(row, rows) or sparsity_baseline_of(row, rows)))
+        elif (plain := schedule_baseline_of(row, rows) or sparsity_baseline_of(row, rows)) is not None:
             found.append((row, plain))
     return found
+
+
+def across_methods(found: Iterable[tuple[Row, Row | None]]) -> bool:
+    """Whether some comparison is of two methods (at equal sparsity), so a table must say what each row is
+    compared with."""
+    return any(plain is not None and plain.method != row.method for row, plain in found)
 
 
 def pooled_sd(results: Iterable[Paired]) -> tuple[float, int] | None:

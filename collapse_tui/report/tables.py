@@ -28,6 +28,7 @@ from collapse_tui.report.paired import (
     MAX_SEEDS,
     POWER,
     Paired,
+    across_methods,
     comparisons,
     detectable_effect,
     paired,
@@ -310,11 +311,20 @@ def _pairs_text(row: Row, plain: Row) -> str:
 def _cells(compared: list[Compared], specs: list[MetricSpec]) -> tuple[list[str], list[list[str]]]:
     found = [(row, plain, results) for row, plain, results in compared if plain is not None]
     labelled = any(row.setting for row, _, _ in found)
-    headers = ["dataset", "method", "remedy", "k / λ", *(["setting"] if labelled else []), "pairs",
-               *(f"Δ {m.label}" for m in specs)]
+    crossed = across_methods((row, plain) for row, plain, _ in found)  # then say what each row is against
+    headers = ["dataset", "method", "remedy", "k / λ", *(["setting"] if labelled else []),
+               *(["against"] if crossed else []), "pairs", *(f"Δ {m.label}" for m in specs)]
     texts = [[row.dataset, row.method, row.remedy, _sparsity(row), *([row.setting] if labelled else []),
-              _pairs_text(row, plain), *map(paired_text, results)] for row, plain, results in found if plain]
+              *([against_text(row, plain)] if crossed else []), _pairs_text(row, plain),
+              *map(paired_text, results)] for row, plain, results in found if plain]
     return headers, texts
+
+
+def against_text(row: Row, plain: Row) -> str:
+    """What a row is compared with, as the "against" column names it: "plain" for the plain row of its own
+    method, "topk k=50" for Top-k at the row's target L0 (:func:`~collapse_tui.report.paired.
+    sparsity_baseline_of`)."""
+    return "plain" if plain.method == row.method else f"{plain.method} k={plain.sparsity:g}"
 
 
 def paired_cells(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
@@ -355,6 +365,13 @@ def _seeds_note(compared: list[Compared]) -> str:
             f"α = {ALPHA:g}); {fewest} pairs find {found:.1f} points with that power.")
 
 
+EQUAL_SPARSITY_NOTE = (
+    "against: a row of another method with no plain row of its own is compared at equal sparsity with plain "
+    "Top-k at its target L0 (a k-sparse method's k, an L1 or JumpReLU row's controller target; the same "
+    "data, seeds, dictionary, batch and length, each method by its own recipe: schedule, input scaling, "
+    "Adam's β1 and the remedies its remedy column names); Δ L0 says how close it came to that L0.")
+
+
 def _paired_notes(compared: list[Compared], specs: list[MetricSpec]) -> list[str]:
     if not any(plain for _, plain, _ in compared):
         return []
@@ -364,6 +381,8 @@ def _paired_notes(compared: list[Compared], specs: list[MetricSpec]) -> list[str
              f"in percentage points); beside it the mean's {CONFIDENCE:.0%} t-interval and the p of a two-sided "
              "paired t-test of no difference (n − 1 degrees of freedom; for one pair the difference alone). "
              "pairs: the seeds both rows ran; left out: seeds only one of them ran."]
+    if across_methods((row, plain) for row, plain, _ in compared):
+        notes.append(EQUAL_SPARSITY_NOTE)
     if any(m.key == DEAD.key for m in specs):
         notes.append(_seeds_note(compared))
     return notes
@@ -396,24 +415,26 @@ def paired_markdown(rows: list[Row]) -> str:
     return "".join(parts)
 
 
-PAIRED_CSV_HEADER = ["dataset", "method", "remedy", "sparsity", "setting", "metric", "n", "left_out", "mean_diff",
-                     "ci_low", "ci_high", "p"]
+PAIRED_CSV_HEADER = ["dataset", "method", "remedy", "sparsity", "setting", "against", "metric", "n", "left_out",
+                     "mean_diff", "ci_low", "ci_high", "p"]
 
 
 def paired_csv(rows: list[Row]) -> str:
     """The comparisons as CSV: a line per remedy row that has a plain row and metric either of them
-    measured (the dead % and every column of the table, by their CSV names), the mean difference in the
+    measured (the dead % and every column of the table, by their CSV names), what it is compared with
+    (``against``: :func:`against_text`), the mean difference in the
     metric's shown scale, its interval and p (empty where there is none); ``n``: the seeds paired,
     ``left_out``: the seeds only one row measured."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(PAIRED_CSV_HEADER)
-    for row, _, results in _compared(rows, _csv_paired_specs(rows)):
+    for row, plain, results in _compared(rows, _csv_paired_specs(rows)):
         for r in results:
             if r.n == 0 and not r.left_out:
                 continue  # neither row measured it
             low, high = r.ci or (None, None)
-            writer.writerow([row.dataset, row.method, row.remedy, f"{row.sparsity:g}", row.setting, r.spec.csv_name,
+            writer.writerow([row.dataset, row.method, row.remedy, f"{row.sparsity:g}", row.setting,
+                             against_text(row, plain), r.spec.csv_name,
                              r.n, len(r.left_out), *map(csv_number, (r.mean, low, high, r.p))])
     return out.getvalue()
 

@@ -295,8 +295,9 @@ def test_paired_csv_holds_a_line_per_row_and_metric(tmp_path):
     records = (series(tmp_path, {**PLAIN, 4: 0.9}) + series(tmp_path, {**AUXK, 3: 0.0}, ("auxk",))
                + series(tmp_path, {0: 0.1}, ("auxk",), sparsity=20.0))
     table = list(csv.DictReader(io.StringIO(paired_csv(rows_of(records)))))
-    assert list(table[0]) == ["dataset", "method", "remedy", "sparsity", "setting", "metric", "n", "left_out",
-                              "mean_diff", "ci_low", "ci_high", "p"]
+    assert list(table[0]) == ["dataset", "method", "remedy", "sparsity", "setting", "against", "metric", "n",
+                              "left_out", "mean_diff", "ci_low", "ci_high", "p"]
+    assert {line["against"] for line in table} == {"plain"}
     assert [line["metric"] for line in table] == ["dead_pct", "l0", "explained_variance", "mig"]  # only k = 50
     dead = table[0]
     _, mean, _, (low, high), p = hand()

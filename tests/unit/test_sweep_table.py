@@ -99,3 +99,29 @@ def test_the_paired_table_holds_each_row_against_its_plain_row(tmp_path, monkeyp
     assert plain[:4] == ["none", "", "20.0 ± 10.0", "(a plain row)"]
     assert auxk[:4] == ["auxk", "", "15.3 ± 11.1", "-4.7 [-8.5, -0.9], p = 0.034"]
     assert auxk[4:7] == ["0.990 ± 0.000", "+0.000 [0.000, 0.000]", "7.7"]  # EV the same in every pair
+
+
+def test_the_paired_table_of_a_methods_sweep_says_each_rows_method_against_and_l0(tmp_path, monkeypatch):
+    """L1 at target L0 50 against plain Top-k at k = 50: dead 20/35/33% against 10/20/30%, differences +10,
+    +15, +3 (mean +9.3); its L0 52 against 50 in every pair (+2, the point interval)."""
+    from collapse_tui.store import RunRecord
+
+    def record(seed, dead, sae, l0, sparsity):
+        final = {"dead_fraction": dead, "dead@0": dead, "dead_relu": dead, "l0": l0, "explained_variance": 0.99}
+        return RunRecord(path=tmp_path / f"{sae['method']}-{seed}", config={"seed": seed, "sae": sae},
+                         summary={"status": "ok", "dataset": "dsprites", "method": sae["method"],
+                                  "sparsity": sparsity, "remedies": [], "source": "encoder_hidden", "final": final})
+
+    topk = {"method": "topk", "k": 50}
+    l1 = {"method": "l1", "l1_coefficient": 0.005, "target_l0": 50, "schedule": {"kind": "constant"}}
+    found = ([record(s, d, topk, 50.0, 50.0) for s, d in enumerate((0.10, 0.20, 0.30))]
+             + [record(s, d, l1, 52.0, 0.005) for s, d in enumerate((0.20, 0.35, 0.33))])
+    monkeypatch.setattr(sweep_table, "records", lambda sweep_dir: found)
+    header, body, notes = sweep_table.paired_rows(tmp_path)
+    assert header[:8] == ["method", "remedy", "setting", "against", "dead % (mean ± sd)", "Δ dead % [95% CI], p",
+                          "L0", "Δ L0 [95% CI]"]
+    rows = {row[0]: row for row in body}
+    assert rows["topk"][3:6] == ["–", "20.0 ± 10.0", "(a plain row)"]
+    assert rows["l1"][3] == "topk k=50" and rows["l1"][5].startswith("+9.3 [")
+    assert rows["l1"][6:8] == ["52.0 ± 0.0", "+2.0 [2.0, 2.0]"]
+    assert any(note.startswith("against: a row of another method") for note in notes)
