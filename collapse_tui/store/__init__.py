@@ -7,8 +7,8 @@ One idea a module:
 - :mod:`~collapse_tui.store.files`: atomic writes, bounded reads, locks, stale temporaries;
 - :mod:`~collapse_tui.store.liveness`: whether a "running" run still has a process (heartbeat, process
   identity, crashed runs);
-- :mod:`~collapse_tui.store.runs`: writing a run directory (RunWriter, RunSummary, neuron profiles) and
-  reading its events;
+- :mod:`~collapse_tui.store.runs`: writing a run directory (RunWriter, RunSummary) and reading its events;
+- :mod:`~collapse_tui.store.neurons`: a run's per-neuron profiles (``neurons.npz``), read back checked;
 - :mod:`~collapse_tui.store.decoders`: the decoder directions at each evaluation mark (``decoders.npz``);
 - :mod:`~collapse_tui.store.listing`: the listing sidecar that lets thousands of runs list in a second;
 - :mod:`~collapse_tui.store.records`: reading runs back, checked (RunRecord, load_run, list_runs);
@@ -31,8 +31,8 @@ from collapse_tui.store.liveness import (CRASHED, HEARTBEAT, HEARTBEAT_SECONDS, 
                                          process_identity)
 from collapse_tui.store.records import (CONFIG_EXTRAS, SUSPECT, RunRecord, config_problem, list_runs, load_run,
                                         read_config, read_summary, run_dirs, stored_settings, summary_problem)
-from collapse_tui.store.runs import (RunSummary, RunWriter, create_run_dir, iter_events, read_events, read_neurons,
-                                     write_neurons)
+from collapse_tui.store.neurons import load_neurons, read_neurons, write_neurons
+from collapse_tui.store.runs import RunSummary, RunWriter, create_run_dir, iter_events, read_events
 from collapse_tui.store.sweeps import (SweepRecord, SweepWriter, is_sweep_dir, load_plan, load_sweep, sweep_dirs,
                                        sweep_name, sweep_of, sweep_records, sweep_run_dirs)
 
@@ -43,7 +43,7 @@ __all__ = [
     "RUNS_JSONL", "SAE_FILE", "STALE_SECONDS", "STOP_FILE", "SUMMARY_FILE", "SUSPECT", "SWEEPS_DIR", "SWEEP_FILE",
     "TASKS_DIR", "RunRecord", "RunSummary", "RunWriter", "SweepRecord", "SweepWriter", "config_problem",
     "create_run_dir", "dumps", "file_lock", "is_sweep_dir", "iter_events", "jsonable", "layout", "list_runs",
-    "load_plan", "load_run", "load_sweep", "pid_alive", "process_gone", "process_identity", "read_bounded",
+    "load_neurons", "load_plan", "load_run", "load_sweep", "pid_alive", "process_gone", "process_identity", "read_bounded",
     "read_config", "read_events", "read_json", "read_neurons", "read_summary", "remove_stale_temporaries",
     "run_dirs", "save_model", "stored_settings", "summary_problem", "sweep_dirs", "sweep_name", "sweep_of",
     "sweep_records", "sweep_run_dirs", "writable_dir_problem", "write_atomic", "write_neurons",

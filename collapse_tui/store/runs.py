@@ -1,5 +1,5 @@
-"""Writing a run directory: creating it, recording its events, summary and config as they happen, and
-its per-neuron profiles; reading its events back.
+"""Writing a run directory: creating it, recording its events, summary and config as they happen;
+reading its events back (its per-neuron profiles: :mod:`~collapse_tui.store.neurons`).
 
 A run directory (names in :mod:`~collapse_tui.store.layout`) is created exclusively and never reused, so
 nothing is ever overwritten; every file but the append-only events is replaced atomically, so a reader
@@ -10,14 +10,12 @@ nothing is ever overwritten; every file but the append-only events is replaced a
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import yaml
 
 import collapse_tui.store.layout as layout
@@ -179,44 +177,6 @@ def _passes_checks(config: dict[str, Any]) -> bool:
         return config_problem(config) is None
     except Exception:  # noqa: BLE001 - a check that cannot run passes nothing; readers check again
         return False
-
-
-def write_neurons(run_dir: str | Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write a run's per-neuron profiles, ``<run_dir>/neurons.npz``, atomically. Its arrays (m neurons,
-    F factors, n evaluation samples, ``top`` examples a neuron):
-
-    - ``factors`` (F,): the factors' names; ``eval_indices`` (n,): each evaluation sample's index in its
-      dataset, from which its image is rendered again (images are not stored);
-    - ``frequency``, ``max_activation``, ``mean_activation`` (m,); ``dead`` (m,) as the evaluation counts it;
-    - ``top_examples`` (m, top): rows of the evaluation set, largest activation first, -1 padding;
-      ``top_values`` (m, top);
-    - ``nmi`` (m, F): normalised mutual information with each factor; ``best_factor`` (m,);
-    - ``tuning/<factor>`` (m, values): mean activation at each value of the factor, and
-      ``tuning_values/<factor>`` those values (indices into the factor's grid);
-    - ``neighbours``, ``neighbour_cosines`` (m, 8): the neurons whose decoder directions are nearest
-      (by cosine), nearest first;
-    - ``auroc`` (m,): where the neuron is the best single detector of some factor's value, its highest
-      such AUROC (NaN elsewhere), for the factor ``auroc_factor`` (index into ``factors``) and its value
-      ``auroc_value`` (-1 elsewhere).
-    """
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    path = layout.run_file(run_dir, layout.NEURONS_FILE)
-    write_atomic(path, buffer.getvalue())
-    return path
-
-
-def read_neurons(run_dir: str | Path) -> dict[str, np.ndarray] | None:
-    """The profiles :func:`write_neurons` wrote, or None if the run has none (not finished, or older);
-    ValueError if the file cannot be read."""
-    path = layout.run_file(run_dir, layout.NEURONS_FILE)
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"{path}: unreadable neuron profiles ({type(exc).__name__}: {exc})") from None
 
 
 def read_events(path: str | Path, offset: int = 0) -> tuple[list[Event], int]:

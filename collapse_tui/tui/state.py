@@ -39,7 +39,9 @@ class RunState:
 
     run_id: str = ""
     name: str = ""
-    run_dir: str = ""
+    run_dir: str = ""  # as the run recorded it: where it was written, not necessarily where it is now
+    # The directory its events were read from (empty for a live run): a copied or moved run is read here.
+    source_dir: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     status: str = "waiting"
@@ -234,9 +236,16 @@ class EventFeed:
     def current(self) -> RunState:
         return self.states[-1] if self.states else RunState()
 
-    def _apply(self, events: list[ev.Event]) -> None:
+    def directory_of(self, state: RunState) -> Path | None:
+        """The directory that holds ``state``'s run: the one its events were read from, else (a live run)
+        the one its engine writes; None before it started."""
+        found = state.source_dir or state.run_dir
+        return Path(found) if found else None
+
+    def _apply(self, events: list[ev.Event], source: Path | None = None) -> None:
         # The runs of a bank train at once: their events interleave, each naming its run. Events written
-        # before they carried a run's name belong to the latest run.
+        # before they carried a run's name belong to the latest run. ``source``: the run directory the
+        # events were read from (a run's recorded path may be another machine's, or the original of a copy).
         by_run = {state.run_id: state for state in self.states if state.run_id}
         for event in events:
             if isinstance(event, ev.SweepStarted):  # about the sweep, not one of its runs
@@ -248,7 +257,10 @@ class EventFeed:
                 self.states.append(state)
                 if event.run_id:
                     by_run[event.run_id] = state
-            (state or self.states[-1]).apply(event)
+            state = state or self.states[-1]
+            state.apply(event)
+            if source is not None:
+                state.source_dir = str(source)
 
     @property
     def planned(self) -> int:
@@ -326,7 +338,7 @@ class FileFeed(EventFeed):
         except (OSError, ValueError) as exc:
             self.error = f"cannot read {self.run_dir.name}/events.jsonl: {exc}"
             return False
-        self._apply(events)
+        self._apply(events, source=self.run_dir)
         if events:
             self._checked = time.monotonic()
             return True
@@ -391,19 +403,18 @@ class SweepFeed(EventFeed):
 
         if time.monotonic() - self._listed >= self.RUNS_SECONDS or not self.offsets:
             self._list_runs()
-        events: list[ev.Event] = []
-        # (by directory name: a run records its directory as given, the sweep records it resolved)
-        ended = {Path(state.run_dir).name for state in self.states if state.finished and state.run_dir}
+        arrived = False
+        ended = {self.directory_of(state) for state in self.states if state.finished}
         for run_dir, offset in self.offsets.items():
-            if run_dir.name in ended:
+            if run_dir in ended:
                 continue  # a run that ended writes nothing more: not read again at every poll
             try:
                 more, self.offsets[run_dir] = read_events(run_dir, offset)
             except (OSError, ValueError):
                 continue  # not written yet, or gone: the others still show
-            events.extend(more)
-        self._apply(events)
-        if events:
+            self._apply(more, source=run_dir)
+            arrived = arrived or bool(more)
+        if arrived:
             self._checked, self._last_event = time.monotonic(), time.time()
             return True
         return self._check_alive()
@@ -417,10 +428,10 @@ class SweepFeed(EventFeed):
 
         changed = False
         for state in self.states:
-            if state.finished or not state.run_dir:
+            if state.finished or self.directory_of(state) is None:
                 continue
             try:
-                status = load_run(state.run_dir).status
+                status = load_run(self.directory_of(state)).status
             except ValueError:
                 continue
             if status == CRASHED:

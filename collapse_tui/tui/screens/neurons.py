@@ -17,7 +17,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from collapse_tui.store import load_run, read_neurons
+from collapse_tui.store import load_neurons, load_run
 from collapse_tui.tui.sorting import chosen_sort
 from collapse_tui.tui.widgets.charts import BLOCKS, column_groups
 from collapse_tui.tui.widgets.pixels import render_images
@@ -46,7 +46,9 @@ def tuning_lines(profiles: dict[str, np.ndarray], neuron: int, width: int = 40) 
     """The neuron's mean activation at each value of each factor, as one bar line per factor, all on
     one scale (the neuron's largest mean at any value), so the factors compare."""
     factors = [str(f) for f in profiles["factors"]]
-    curves = [np.asarray(profiles[f"tuning/{f}"][neuron], dtype=np.float64) for f in factors]
+    # Non-finite means (an SAE whose activations diverged) are drawn as empty columns, not scaled by.
+    curves = [np.nan_to_num(np.asarray(profiles[f"tuning/{f}"][neuron], dtype=np.float64), nan=0.0, posinf=0.0,
+                            neginf=0.0) for f in factors]
     top = max((float(c.max()) for c in curves if c.size), default=0.0)
     name_w = max(len(f) for f in factors) + 1
     text = Text(no_wrap=True, overflow="crop")
@@ -57,10 +59,34 @@ def tuning_lines(profiles: dict[str, np.ndarray], neuron: int, width: int = 40) 
         cols = max(1, min(n, width))
         groups = [curve[part] for part in column_groups(n, cols)]
         for g in groups:
-            level = 0 if top <= 0 or not g.size else round(float(g.max()) / top * 8)
+            level = 0 if top <= 0 or not g.size else min(8, max(0, round(float(g.max()) / top * 8)))
             text.append(BLOCKS[level] if level else "·", style="#4e9ae0" if level else "grey42")
         text.append(f"  {float(curve.max()) if curve.size else 0:.3g} max\n", style="dim")
     return text
+
+
+def neuron_detail(profiles: dict[str, np.ndarray], rows: list[tuple], neuron: int) -> tuple[Text, Text, list[int]]:
+    """The detail panel of ``neuron`` (``rows``: :func:`neuron_rows`): its head line, its nearest decoder
+    directions, and the evaluation rows of its top-activating images (none for a neuron that never fired)."""
+    p, r = profiles, rows[neuron]
+    head = Text(f"neuron {neuron}", style="bold")
+    if p["dead"][neuron]:
+        head.append("  dead: fires on no evaluation sample", style="grey50")
+    else:
+        head.append(f"  fires on {r[1]:.2f}% · max {r[2]:.3g}, mean {float(p['mean_activation'][neuron]):.3g}"
+                    f" · best factor {r[3]} (NMI {r[4]:.3f})")
+        if r[5] >= 0 and int(p["auroc_factor"][neuron]) >= 0:  # (-1: the best detector of no factor's value)
+            factor = str(p["factors"][int(p["auroc_factor"][neuron])])
+            head.append(f" · best detector of {factor} = {int(p['auroc_value'][neuron])} (AUROC {r[5]:.3f})")
+    neighbours = Text("nearest decoder directions (cosine)\n", style="bold")
+    for j, cos in zip(p["neighbours"][neuron], p["neighbour_cosines"][neuron]):
+        if j < 0:
+            break
+        other = rows[int(j)]
+        neighbours.append(f"  #{int(j):<4} {float(cos):+.3f}  ")
+        neighbours.append("dead" if p["dead"][j] else f"{other[3]} {other[4]:.2f}", style="dim")
+        neighbours.append("\n")
+    return head, neighbours, [int(k) for k in p["top_examples"][neuron] if k >= 0][:IMAGES_SHOWN]
 
 
 class NeuronScreen(Screen):
@@ -95,14 +121,15 @@ class NeuronScreen(Screen):
 
     def on_mount(self) -> None:
         name = self.run_dir.name
-        try:
-            self.profiles = read_neurons(self.run_dir)
-        except ValueError as exc:
-            self.problem = str(exc)
-        if self.profiles is None and not self.problem:
+        # Read from the directory shown, checked: a damaged file is one line here, never a crash below.
+        self.profiles, problem = load_neurons(self.run_dir)
+        if problem is not None:
+            self.problem = problem
+            self.query_one("#neuron-title", Static).update(Text(problem, style="yellow"))
+            return
+        if self.profiles is None:
             self.problem = ("no neuron profiles yet: the run's final evaluation writes them (neurons.npz); "
                             "a run still training, or recorded by an older version, has none")
-        if self.problem:
             self.query_one("#neuron-title", Static).update(Text(f"{name}: {self.problem}", style="yellow"))
             return
         self.rows = neuron_rows(self.profiles)
@@ -154,29 +181,11 @@ class NeuronScreen(Screen):
         if p is None:
             return
         self.selected = neuron
-        r = self.rows[neuron]
-        head = Text(f"neuron {neuron}", style="bold")
-        if p["dead"][neuron]:
-            head.append("  dead: fires on no evaluation sample", style="grey50")
-        else:
-            head.append(f"  fires on {r[1]:.2f}% · max {r[2]:.3g}, mean {float(p['mean_activation'][neuron]):.3g}"
-                        f" · best factor {r[3]} (NMI {r[4]:.3f})")
-            if r[5] >= 0:
-                factor = str(p["factors"][int(p["auroc_factor"][neuron])])
-                head.append(f" · best detector of {factor} = {int(p['auroc_value'][neuron])} (AUROC {r[5]:.3f})")
+        head, neighbours, rows = neuron_detail(p, self.rows, neuron)
         self.query_one("#neuron-head", Static).update(head)
         self.query_one("#neuron-tuning", Static).update(
             Text("mean activation at each factor value\n", style="bold") + tuning_lines(p, neuron))
-        neighbours = Text("nearest decoder directions (cosine)\n", style="bold")
-        for j, cos in zip(p["neighbours"][neuron], p["neighbour_cosines"][neuron]):
-            if j < 0:
-                break
-            other = self.rows[int(j)]
-            neighbours.append(f"  #{int(j):<4} {float(cos):+.3f}  ")
-            neighbours.append("dead" if p["dead"][j] else f"{other[3]} {other[4]:.2f}", style="dim")
-            neighbours.append("\n")
         self.query_one("#neuron-neighbours", Static).update(neighbours)
-        rows = [int(k) for k in p["top_examples"][neuron] if k >= 0][:IMAGES_SHOWN]
         images = self.query_one("#neuron-images", Static)
         if not rows:
             images.update(Text("no top-activating images: it never fired", style="grey50"))

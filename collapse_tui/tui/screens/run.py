@@ -333,8 +333,8 @@ class RunScreen(Screen):
         """Inspect the shown run's neurons (from the profiles its final evaluation wrote)."""
         from collapse_tui.tui.screens.neurons import NeuronScreen
 
-        run_dir = self.run_state.run_dir
-        if not run_dir:
+        run_dir = self.feed.directory_of(self.run_state)  # where it is now, not where it was written
+        if run_dir is None:
             self.notify("no run to inspect yet", severity="warning")
             return
         self.app.push_screen(NeuronScreen(run_dir))
