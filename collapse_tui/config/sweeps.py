@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -20,6 +21,9 @@ from collapse_tui.config.schema import (
 
 MAX_RUNS = 100_000  # runs one sweep may expand to
 LARGE_SWEEP = 1_000  # from here the front ends ask first (--batch wants --yes, the TUI a confirmation)
+# A character a run name may not hold (see RunConfig.name): a swept value's space, slash or colon becomes "_"
+# in the run's name, one for one, so that a name that was valid stays as it was.
+NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def _check_sweep_key(key: str) -> str | None:
@@ -81,7 +85,7 @@ def _label(overrides: dict[str, Any]) -> str:
         else:
             text = f"{value:g}" if isinstance(value, float) else str(value)
         parts.append(f"{tag}{text}")
-    return "-".join(p.replace("/", "_") for p in parts)
+    return "-".join(NOT_IN_A_NAME.sub("_", p) for p in parts)
 
 
 def expand(data: dict[str, Any] | None, source: str | None = None) -> list[tuple[RunConfig, dict[str, Any]]]:
