@@ -8,6 +8,7 @@ followed while another process writes it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from importlib import resources
@@ -164,19 +165,36 @@ class CollapseApp(App):
             self.notify("a run is already in progress: stop it first (s on its screen)", severity="warning")
             self.action_show_live()
             return None
-        problems = self.preflight(runs, resume, large_sweep_confirmed)
+        held = contextlib.ExitStack()
+        if resume:
+            # One writer per run, as with --resume: a run another process resumes is refused here, and
+            # one resumed here is refused there, from now until it ends training (the worker lets go).
+            from collapse_tui.store import LockHeld, resume_locks
+
+            try:
+                held.enter_context(resume_locks([Path(plan[0]) for plan in resume]))
+            except LockHeld as exc:
+                self.notify(f"cannot resume: {exc}", title="cannot start", severity="error", markup=False)
+                return None
+        try:
+            problems = self.preflight(runs, resume, large_sweep_confirmed)
+        except BaseException:
+            held.close()
+            raise
         if problems:
+            held.close()
             self.notify("\n".join(problems), title="cannot start", severity="error", markup=False)
             return None
         feed = LiveFeed(runs, resume=resume)
         self.training = feed
         self.live_screen = RunScreen(feed)
         self.push_screen(self.live_screen)
-        self._train(feed)
+        self._train(feed, held)
         return feed
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training")
-    def _train(self, feed: LiveFeed) -> None:
+    def _train(self, feed: LiveFeed, held: contextlib.ExitStack | None = None) -> None:
+        """Train what ``feed`` holds; ``held``: the locks its resumed runs hold, let go when it ends."""
         from collapse_tui.engine.sweep import run_sweep
 
         try:
@@ -194,6 +212,8 @@ class CollapseApp(App):
             feed.error = f"{type(exc).__name__}: {exc}"
             self.call_from_thread(self.notify, feed.error, title="training failed", severity="error")
         finally:
+            if held is not None:
+                held.close()
             feed.finished = True
             if feed.notify is not None:
                 feed.notify()
