@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 import warnings
@@ -42,6 +43,9 @@ FORWARDED_PREFIX = "COLLAPSE_TUI_"
 # How often a running task looks for the stop file, and how long a stopping driver waits for its tasks.
 STOP_POLL_SECONDS = 0.5
 STOP_GRACE_SECONDS = 300.0
+# How long a cluster's address has to accept a connection before the sweep is refused: Ray's own connect
+# to an address nothing answers at retries for many minutes.
+PROBE_SECONDS = 5.0
 
 
 @dataclass
@@ -64,7 +68,28 @@ class RayOptions:
             out.append(f"--ray-gpus must be ≥ 0, got {self.gpus:g}")
         if self.max_retries < 0:
             out.append(f"--ray-retries must be ≥ 0, got {self.max_retries}")
-        return out
+        unreachable = None if out else address_problem(self.address)
+        return out + ([unreachable] if unreachable else [])
+
+
+def address_problem(address: str | None) -> str | None:
+    """Why nothing can be sent to the cluster at ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``): it
+    does not accept a TCP connection within :data:`PROBE_SECONDS`. None when it does, or when Ray finds
+    the cluster itself (no address: a local instance; ``auto``)."""
+    if not address or ("://" in address and not address.startswith("ray://")):
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")  # an IPv6 address: [::1]:6379
+    if not host or not port.isdigit():
+        return None  # auto, or a form Ray reads on its own
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as exc:
+        why = ("connection refused" if isinstance(exc, ConnectionRefusedError)
+               else f"no answer within {PROBE_SECONDS:g} s" if isinstance(exc, TimeoutError)
+               else exc.strerror or str(exc))
+        return f"no Ray cluster answers at {address} ({why}); start one there (ray start --head) or give its address"
+    return None
 
 
 def ray_available() -> bool:
@@ -221,10 +246,11 @@ def run_sweep_on_ray(
     listeners = list(listeners)
     stop_event = stop_event or threading.Event()
     configs = [config for config, _ in runs]
-    recorder = record_sweep(configs, listeners, config_path)
-    banks = bank_groups(configs)
-    started_ray = _start_ray(options)
+    started_ray = _start_ray(options)  # before the sweep's directory: a cluster not found leaves nothing
+    recorder = None
     try:
+        recorder = record_sweep(configs, listeners, config_path)
+        banks = bank_groups(configs)
         queue = Queue(actor_options={"num_cpus": 0})
         task = ray.remote(train_bank_task).options(
             num_cpus=options.cpus, num_gpus=options.gpus, max_retries=options.max_retries, retry_exceptions=False,
@@ -239,7 +265,8 @@ def run_sweep_on_ray(
     finally:
         if started_ray:
             ray.shutdown()
-        recorder.write_tables()
+        if recorder is not None:
+            recorder.write_tables()
     return [result for n in sorted(done) for result in done[n]]
 
 
