@@ -22,6 +22,7 @@ from collapse_tui.config import (
 from collapse_tui.metrics.specs import DEAD, SPECS
 from collapse_tui.report.paper import PAPER_DEAD_PCT, PAPER_FINAL_K, PAPER_SPECIALIZED
 from collapse_tui.store import RunRecord
+from collapse_tui.store.records import finite_number
 
 _METHOD_ORDER = K_METHODS + PENALTY_METHODS  # the k-sparse methods first, then the penalised ones
 
@@ -197,7 +198,9 @@ class Row:
     shows_paper: bool = False
 
     def values(self, key: str, scale: float = 1.0) -> list[float]:
-        return [float(f[key]) * scale for f in self.finals if isinstance(f.get(key), (int, float))]
+        """The seeds' values of a final metric that are finite real numbers (a bool, a string, NaN or
+        null is none: never averaged), scaled."""
+        return [float(f[key]) * scale for f in self.finals if finite_number(f.get(key))]
 
     def stat(self, key: str, scale: float = 1.0) -> tuple[float, float] | None:
         """Mean and sample standard deviation over the seeds (std 0 for one seed), None if never measured."""

@@ -2,7 +2,9 @@
 
 Every reader (the TUI, the tables, resume) goes through :func:`load_run`, which raises one clear
 ``ValueError`` naming the file for a run it cannot trust (unreadable, the wrong shape, a value of the
-wrong type, a FIFO or a symlink to /dev/zero in place of a file), so that no reader ever meets one.
+wrong type, a FIFO or a symlink to /dev/zero in place of a file), so that no reader ever meets one. A
+final metric that is not a number spoils that run's results, not the run: it is read, flagged with the
+key (:func:`final_problem`), and kept out of tables as ``suspect``.
 
 Listing is fast for runs this version wrote: the config comes from the run's listing sidecar
 (:mod:`~collapse_tui.store.listing`) when it proves it matches config.yaml, and from parsing the YAML
@@ -12,6 +14,7 @@ otherwise (runs written by earlier versions, or edited by hand): the same record
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ from typing import Any
 
 import collapse_tui.store.layout as layout
 from collapse_tui.config import MAX_CONFIG_BYTES, ConfigError, parse_yaml, shorten, stored_config_errors
+from collapse_tui.metrics.specs import DEAD_CURVE
 from collapse_tui.store.files import read_bounded
 from collapse_tui.store.listing import LISTING_LIMIT, read_listing
 from collapse_tui.store.liveness import CRASHED, process_gone
@@ -30,12 +34,14 @@ SUMMARY_LIMIT = 64 << 20  # bytes a summary.json may hold (a real one holds a fe
 
 @dataclass
 class RunRecord:
-    """A run directory as read back: its config and summary (``error`` set if it could not be read)."""
+    """A run directory as read back: its config and summary (``error`` set if it could not be read;
+    ``problems``: what is wrong with a summary that could be read, :func:`final_problem`'s)."""
 
     path: Path
     config: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    problems: list[str] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -55,7 +61,8 @@ class RunRecord:
 
     @property
     def flags(self) -> list[str]:
-        return [str(f) for f in self.summary.get("flags") or []]
+        """Why the run's final metrics are no result: the summary's own flags, then its :attr:`problems`."""
+        return [str(f) for f in self.summary.get("flags") or []] + self.problems
 
 
 # The types readers rely on in a summary, for the fields it has (a field may be absent in a run written
@@ -98,6 +105,43 @@ def summary_problem(summary: dict[str, Any]) -> str | None:
             return (f"summary.json: {key} is {type(value).__name__} {shorten(repr(value), 60)}, not "
                     f"{' or '.join(n.__name__ for n in names)}")
     return None
+
+
+def finite_number(value: Any) -> bool:
+    """Whether ``value`` is a finite real number as JSON gives one: an int or a float, not a bool (which
+    Python counts as an int), not NaN or infinite, and not an int too large for a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float's range
+        return False
+
+
+_SHOWN_PROBLEMS = 3  # wrong final values named one by one; the rest are counted
+
+
+def _curve(value: Any) -> bool:
+    """Whether ``value`` is a curve as the final section keeps one: a list of [number, number] pairs."""
+    return isinstance(value, list) and all(isinstance(point, list) and len(point) == 2
+                                           and finite_number(point[0]) and finite_number(point[1])
+                                           for point in value)
+
+
+def final_problem(final: dict[str, Any]) -> str | None:
+    """What is wrong with a summary's final metrics, naming each key: a value that is neither a finite
+    real number nor null (null stands for a number that was not finite), except :data:`DEAD_CURVE`, the
+    one list the section keeps, which must be a list of pairs of finite numbers. None when every value is
+    one of those."""
+    wrong = [(key, value) for key, value in final.items()
+             if not (_curve(value) if key == DEAD_CURVE else value is None or finite_number(value))]
+    if not wrong:
+        return None
+    named = [f"final.{shorten(str(key), 40)} is {type(value).__name__} {shorten(repr(value), 40)}, not "
+             + ("a list of [number, number] pairs" if key == DEAD_CURVE else "a finite number")
+             for key, value in wrong[:_SHOWN_PROBLEMS]]
+    more = f" (and {len(wrong) - _SHOWN_PROBLEMS} more)" if len(wrong) > _SHOWN_PROBLEMS else ""
+    return f"summary.json: {'; '.join(named)}{more}"
 
 
 def config_problem(config: dict[str, Any]) -> str | None:
@@ -162,7 +206,10 @@ def load_run(path: str | Path, fast: bool = True, _is_dir: bool = False) -> RunR
     problem = summary_problem(summary) or (None if checked else config_problem(config))
     if problem:
         raise ValueError(f"{path}: {problem}")
-    return RunRecord(path=path, config=config, summary=summary)
+    # Wrong final values spoil the run's metrics, not the run: it is listed, flagged, and kept out of tables.
+    final = summary.get("final")
+    wrong = final_problem(final) if final else None
+    return RunRecord(path=path, config=config, summary=summary, problems=[wrong] if wrong else [])
 
 
 def run_dirs(runs_dir: str | Path) -> list[Path]:
