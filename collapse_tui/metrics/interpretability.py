@@ -39,10 +39,10 @@ from collapse_tui.metrics.dci import _entropy_rows, _finite
 from collapse_tui.metrics.neurons import Specialization, _threshold, specialization, specialization_rule
 
 __all__ = [
-    "AUROC_COVERAGE", "PROBE_RIDGE", "PROBE_SEED", "PROBE_TRAIN_FRACTION",
+    "AUROC_COVERAGE", "PROBE_RIDGE", "PROBE_SEED", "PROBE_TRAIN_FRACTION", "RIDGE_FORMS",
     "Alignment", "Probe",
     "auroc_matrix", "average_ranks", "code_entropy", "feature_alignment", "holdout_split",
-    "linear_probe", "mig_sup", "mig_sup_hcode", "mig_sup_hcode_per_code", "mig_sup_per_code",
+    "linear_probe", "mig_sup", "ridge_weights", "mig_sup_hcode", "mig_sup_hcode_per_code", "mig_sup_per_code",
     "specialized_neurons_per_code",
 ]
 
@@ -95,7 +95,49 @@ class Probe:
         return float(acc.mean())
 
 
-def linear_probe(features, factors, ridge: float = PROBE_RIDGE, split=None, seed: int = PROBE_SEED) -> Probe:
+RIDGE_FORMS = ("auto", "primal", "dual")
+
+
+def ridge_weights(z: np.ndarray, targets: np.ndarray, penalty: float, form: str = "auto") -> np.ndarray:
+    """Ridge regression weights W (features x targets) minimising ``||z W - targets||² + penalty ||W||²``
+    for samples x features ``z``, in whichever of two exactly equal forms is smaller:
+
+    - *primal*: ``W = (z'z + penalty I)⁻¹ z' targets``, a features x features system: memory grows as
+      features² and time as features³ (100,000 neurons would need a 75 GiB matrix);
+    - *dual*: ``W = z' (z z' + penalty I)⁻¹ targets``, a samples x samples system, the same W by the push-through
+      identity ``(z'z + λI)⁻¹ z' = z' (z z' + λI)⁻¹``.
+
+    ``form="auto"`` takes the dual when there are fewer samples than features. With ``penalty`` 0 the
+    system may be singular (dead or repeated features): least squares then gives the minimum-norm
+    solution, the same in both forms. A feature that is 0 on every sample gets weight exactly 0 either way.
+    """
+    if form not in RIDGE_FORMS:
+        raise ValueError(f"form must be one of {', '.join(RIDGE_FORMS)}, got {form!r}")
+    n, p = z.shape
+    if form == "auto":
+        form = "dual" if n < p else "primal"
+    if form == "dual":
+        system, right = z @ z.T, targets
+    else:
+        system, right = z.T @ z, z.T @ targets
+    system[np.diag_indices_from(system)] += penalty
+    if penalty == 0:  # a singular system (constant or repeated features) still gets an answer
+        solved = np.linalg.lstsq(system, right, rcond=None)[0]
+    else:
+        solved = np.linalg.solve(system, right)
+    return z.T @ solved if form == "dual" else solved
+
+
+def _standardise(z: np.ndarray, mu: np.ndarray, scale: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """``(z - mu) / scale`` in place, and 0 in the columns that are not ``live``."""
+    z -= mu
+    z /= scale
+    z[:, ~live] = 0.0
+    return z
+
+
+def linear_probe(features, factors, ridge: float = PROBE_RIDGE, split=None, seed: int = PROBE_SEED,
+                 form: str = "auto") -> Probe:
     """Closed-form ridge classification of each factor from ``features``, trained on one part of the samples
     and scored on the rest.
 
@@ -106,29 +148,37 @@ def linear_probe(features, factors, ridge: float = PROBE_RIDGE, split=None, seed
     to the lower label). So features carrying nothing predict the training part's majority class.
 
     Why this probe: it is exact and deterministic (no iterations, no convergence, no learning rate), costs
-    one features x features Gram matrix shared by all factors, and the same weights give the importances
-    of DCI. A logistic regression would fit better calibrated probabilities, not a better-defined accuracy.
+    one Gram matrix shared by all factors, and the same weights give the importances of DCI. A logistic
+    regression would fit better calibrated probabilities, not a better-defined accuracy.
+
+    The Gram matrix is the smaller of features x features and training samples x training samples
+    (:func:`ridge_weights`: the same weights), so a dictionary far larger than the evaluation set costs
+    memory and time in proportion to its neurons, not to their square or cube. ``form`` forces one.
 
     ``split``: (train indices, held-out indices); default :func:`holdout_split` of the samples with ``seed``.
     """
     x, factors = _pair(features, factors)
     _check_factors(factors)
-    x = _finite("features", x).astype(np.float64, copy=False)
+    x = _finite("features", x)
     ridge = _threshold(ridge, "ridge")
     if ridge < 0:
         raise ValueError(f"ridge must be >= 0, got {ridge}")
+    if form not in RIDGE_FORMS:
+        raise ValueError(f"form must be one of {', '.join(RIDGE_FORMS)}, got {form!r}")
     n = x.shape[0]
     train, test = holdout_split(n, seed) if split is None else (np.asarray(split[0]), np.asarray(split[1]))
     if train.size == 0 or test.size == 0:
         raise ValueError("the probe needs at least one training and one held-out sample")
 
-    xt = x[train]
-    mu = xt.mean(axis=0)
-    sd = xt.std(axis=0)
+    # Standardised in place, part by part, in float64: a copy of each part and no temporaries, since a
+    # large dictionary's codes are the biggest arrays here.
+    zt = x[train].astype(np.float64)
+    mu = zt.mean(axis=0)
+    sd = zt.std(axis=0)
     live = sd > 0
     scale = np.where(live, sd, 1.0)
-    zt = np.where(live, (xt - mu) / scale, 0.0)
-    ze = np.where(live, (x[test] - mu) / scale, 0.0)
+    zt = _standardise(zt, mu, scale, live)
+    ze = _standardise(x[test].astype(np.float64), mu, scale, live)
 
     labels, sizes = zip(*(_labels(factors[:, j]) for j in range(factors.shape[1])))
     offsets = np.concatenate([[0], np.cumsum(sizes)])
@@ -138,12 +188,7 @@ def linear_probe(features, factors, ridge: float = PROBE_RIDGE, split=None, seed
     yt = onehot[train]
     ybar = yt.mean(axis=0)
 
-    gram = zt.T @ zt
-    gram[np.diag_indices_from(gram)] += ridge * train.size
-    if ridge == 0:  # a singular Gram matrix (constant or repeated features) still gets an answer
-        weights = np.linalg.lstsq(gram, zt.T @ (yt - ybar), rcond=None)[0]
-    else:
-        weights = np.linalg.solve(gram, zt.T @ (yt - ybar))
+    weights = ridge_weights(zt, yt - ybar, ridge * train.size, form=form)
     scores = ze @ weights + ybar
 
     n_factors = factors.shape[1]

@@ -64,24 +64,54 @@ def neuron_profiles(acts, factors, top: int = 16) -> dict[str, Any]:
     }
 
 
+# Cosines held at once while finding neighbours (32 MiB of float64): the rows of a block are this many over the
+# number of neurons, so memory stays linear in the dictionary's size (its whole matrix at 100,000 neurons
+# would be 80 GB).
+_NEIGHBOUR_BLOCK = 1 << 22
+
+
+def _most_aligned(cos: np.ndarray, keep: int) -> np.ndarray:
+    """The column indices of each row's ``keep`` largest values, largest first and ties to the lower index:
+    exactly the first ``keep`` of a stable argsort of ``-cos``, at the cost of a partition where ``keep`` is
+    small against the row."""
+    if 4 * keep >= cos.shape[1] or np.isnan(cos).any():  # then a full sort costs no more (and ranks NaN last)
+        return np.argsort(-cos, axis=1, kind="stable")[:, :keep]
+    part = np.argpartition(-cos, keep - 1, axis=1)[:, :keep]
+    kth = np.take_along_axis(cos, part, axis=1).min(axis=1, keepdims=True)  # each row's keep-th largest
+    chosen = cos >= kth
+    crowded = np.flatnonzero(chosen.sum(axis=1) > keep)  # more ties at the keep-th value than places
+    if crowded.size:
+        ties = cos[crowded] == kth[crowded]
+        room = keep - (cos[crowded] > kth[crowded]).sum(axis=1, keepdims=True)
+        chosen[crowded] = (cos[crowded] > kth[crowded]) | (ties & (np.cumsum(ties, axis=1) <= room))
+    cols = np.nonzero(chosen)[1].reshape(cos.shape[0], keep)  # ascending index within each row
+    order = np.argsort(-np.take_along_axis(cos, cols, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(cols, order, axis=1)
+
+
 def decoder_neighbours(decoder, count: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """For each dictionary direction (a row of ``decoder``, neurons x inputs), the ``count`` others most
-    aligned with it by cosine, most aligned first: ``(indices, cosines)``, each (m, count), padded with
-    -1 and NaN when there are fewer others. Near-duplicate directions are the trace of feature splitting
-    and absorption; a zero row has cosine 0 with every other."""
+    aligned with it by cosine, most aligned first (ties to the lower index): ``(indices, cosines)``, each
+    (m, count), padded with -1 and NaN when there are fewer others. Near-duplicate directions are the trace
+    of feature splitting and absorption; a zero row has cosine 0 with every other. The cosines are taken a
+    block of rows at a time (:data:`_NEIGHBOUR_BLOCK`), never as one m x m matrix."""
     w = np.asarray(decoder, dtype=np.float64)
     if w.ndim != 2:
         raise ValueError(f"decoder must be neurons x inputs, got shape {w.shape}")
     m = w.shape[0]
     norms = np.linalg.norm(w, axis=1, keepdims=True)
     unit = np.divide(w, norms, out=np.zeros_like(w), where=norms > 0)
-    cos = unit @ unit.T
-    np.fill_diagonal(cos, -np.inf)  # never its own neighbour
     keep = min(int(count), m - 1)
     indices = np.full((m, int(count)), -1, dtype=np.int32)
     cosines = np.full((m, int(count)), np.nan, dtype=np.float32)
-    if keep > 0:
-        order = np.argsort(-cos, axis=1, kind="stable")[:, :keep]
-        indices[:, :keep] = order
-        cosines[:, :keep] = np.take_along_axis(cos, order, axis=1)
+    if keep <= 0:
+        return indices, cosines
+    rows = max(1, _NEIGHBOUR_BLOCK // m)
+    for start in range(0, m, rows):
+        stop = min(m, start + rows)
+        cos = unit[start:stop] @ unit.T
+        cos[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # never its own neighbour
+        order = _most_aligned(cos, keep)
+        indices[start:stop, :keep] = order
+        cosines[start:stop, :keep] = np.take_along_axis(cos, order, axis=1)
     return indices, cosines

@@ -57,3 +57,53 @@ def test_decoder_neighbours_by_cosine():
     assert (cos[3, :3] == 0).all()
     # Three others only: the fourth slot is padding.
     assert (idx[:, 3] == -1).all() and np.isnan(cos[:, 3]).all()
+
+
+def _neighbours_in_one_piece(w, count):
+    """The whole cosine matrix, sorted stably row by row: what the blocked version must reproduce."""
+    w = np.asarray(w, dtype=np.float64)
+    m = w.shape[0]
+    norms = np.linalg.norm(w, axis=1, keepdims=True)
+    unit = np.divide(w, norms, out=np.zeros_like(w), where=norms > 0)
+    cos = unit @ unit.T
+    np.fill_diagonal(cos, -np.inf)
+    keep = min(count, m - 1)
+    order = np.argsort(-cos, axis=1, kind="stable")[:, :keep]
+    return order, np.take_along_axis(cos, order, axis=1)
+
+
+@pytest.mark.parametrize("block", [1, 7, 1 << 22])
+def test_decoder_neighbours_in_blocks_match_the_whole_matrix_ties_included(monkeypatch, block):
+    import importlib
+
+    module = importlib.import_module("collapse_tui.metrics.neuron_profiles")  # the package's name is the function
+    monkeypatch.setattr(module, "_NEIGHBOUR_BLOCK", block)
+    rng = np.random.default_rng(0)
+    # Axis-aligned rows (cosines exactly 1, 0 or -1: ties everywhere, to the lower index), zero rows, and
+    # random rows (no ties).
+    axis = np.zeros((40, 6))
+    axis[np.arange(40), rng.integers(0, 6, 40)] = rng.choice([-2.0, 1.0, 3.0], 40)
+    axis[[5, 17, 30]] = 0.0
+    for w in (axis, rng.normal(size=(50, 6)), np.concatenate([axis, rng.normal(size=(30, 6))])):
+        for count in (1, 3, 8, 200):
+            idx, cos = decoder_neighbours(w, count=count)
+            want_idx, want_cos = _neighbours_in_one_piece(w, count)
+            keep = want_idx.shape[1]
+            np.testing.assert_array_equal(idx[:, :keep], want_idx)
+            np.testing.assert_allclose(cos[:, :keep], want_cos.astype(np.float32), rtol=0, atol=1e-6)
+            assert (idx[:, keep:] == -1).all() and np.isnan(cos[:, keep:]).all()
+
+
+def test_decoder_neighbours_of_a_large_dictionary_stay_in_bounded_memory():
+    import tracemalloc
+
+    # The whole cosine matrix of 12,000 neurons would be 1.15 GB, its argsort as much again.
+    w = np.random.default_rng(1).normal(size=(12_000, 8)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        idx, _ = decoder_neighbours(w)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert idx.shape == (12_000, 8) and (idx >= 0).all()
+    assert peak < 300e6, f"peak {peak / 1e6:.0f} MB"
