@@ -190,14 +190,31 @@ class Engine:
         remove_stale_temporaries(run_dir, everything=True)
         writer = RunWriter(run_dir)
         emit = self._emitter(run_dir, writer, listeners)
-        emit(RunResumed(name=config.name, epoch=checkpoint.epoch if checkpoint else 0,
-                        environment=environment(config.data_parallel)))
-        previous = load_run(run_dir).summary
+        now = environment(config.data_parallel)
+        emit(RunResumed(name=config.name, epoch=checkpoint.epoch if checkpoint else 0, environment=now))
+        record = load_run(run_dir)
+        if (change := backend_change(record.config, now)) is not None:
+            emit(Message(text=change, level="warning"))
+        previous = record.summary
         started = previous.get("started") if isinstance(previous.get("started"), (int, float)) else time.time()
         s = ActiveRun(config=config, run_dir=run_dir, emit=emit, started=started, writer=writer)
         s.checkpoint = checkpoint
         s.resumed = [t for t in previous.get("resumed") or [] if isinstance(t, (int, float))]  # this one included
         return s
+
+
+def backend_change(config: dict, now: dict) -> str | None:
+    """The line a run resumed under another Keras backend than it started on gets (None: the same one, or
+    the first one unknown). Both backends compute the same models, but not in the same order of float
+    operations, so the resumed run's numbers can differ in their last digits from a run never moved; its
+    config.yaml keeps the backend it started on, its events the one of each resume."""
+    recorded = config.get("environment") if isinstance(config, dict) else None
+    first = recorded.get("backend") if isinstance(recorded, dict) else None
+    current = now.get("backend")
+    if not isinstance(first, str) or not first or first == current:
+        return None
+    return (f"resumed under {current}; the run started under {first}, so its numbers can differ in the last "
+            "digits from a run that never changed backend")
 
 
 def resume_plan(run_dir: Path, writer_gone: bool = False):

@@ -85,6 +85,39 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch
     assert not (cut.run_dir / CHECKPOINT_FILE).exists()
 
 
+def test_a_run_resumed_under_another_backend_says_so(tmp_path, monkeypatch):
+    """The run's config.yaml names the backend it started on; a resume under another one warns, once."""
+    import keras
+    import yaml
+
+    stop = threading.Event()
+    stop_after(1, stop, monkeypatch)
+    cut = Engine(stop).run(validate(protocol(tmp_path, sae={"epochs": 2, "extended_epochs": 0})))
+    monkeypatch.undo()
+    config_file = cut.run_dir / store.CONFIG_FILE
+    stored = yaml.safe_load(config_file.read_text())
+    here = keras.backend.backend()
+    assert stored["environment"]["backend"] == here
+    other = "jax" if here != "jax" else "torch"
+    stored["environment"]["backend"] = other
+    config_file.write_text(yaml.safe_dump(stored))
+    (resumed,) = Engine().resume([cut.run_dir])
+    assert resumed.status == "ok"
+    warnings = [e.text for e in store.iter_events(cut.run_dir) if getattr(e, "level", "") == "warning"]
+    assert [w for w in warnings if "resumed under" in w] == [
+        f"resumed under {here}; the run started under {other}, so its numbers can differ in the last digits "
+        "from a run that never changed backend"]
+
+
+def test_a_run_resumed_under_its_own_backend_says_nothing_of_it():
+    from collapse_tui.engine.runner import backend_change
+
+    assert backend_change({"environment": {"backend": "torch"}}, {"backend": "torch"}) is None
+    assert backend_change({"environment": "damaged"}, {"backend": "torch"}) is None  # unknown: nothing to say
+    assert backend_change({}, {"backend": "torch"}) is None
+    assert "started under jax" in backend_change({"environment": {"backend": "jax"}}, {"backend": "torch"})
+
+
 def _truncate(path):
     path.write_bytes(path.read_bytes()[:1000])
 
