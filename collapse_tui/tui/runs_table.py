@@ -13,7 +13,8 @@ from typing import Any
 from collapse_tui.config import K_METHODS, flatten
 from collapse_tui.metrics.specs import MISSING, SPECS, MetricSpec, csv_number, dead_keys, dead_spec, spec
 from collapse_tui.report import HEADLINE_KEYS, unused_settings
-from collapse_tui.store import RunRecord, iter_events
+from collapse_tui.store import RunRecord
+from collapse_tui.tui.event_checks import read_run_events
 from collapse_tui.tui.state import RunState
 
 # The measurements the runs table shows, keyed by their column titles.
@@ -130,7 +131,7 @@ def load_compared(records: list[RunRecord]) -> list[Compared]:
     for record in records:
         state = RunState()
         try:
-            for event in iter_events(record.path):
+            for event in read_run_events(record.path)[0]:  # checked: a damaged event is left out, said so
                 state.apply(event)
         except (OSError, ValueError):
             pass  # a run whose events cannot be read still compares by config and summary

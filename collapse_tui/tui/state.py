@@ -331,10 +331,10 @@ class FileFeed(EventFeed):
         self._checked = time.monotonic()
 
     def poll(self) -> bool:
-        from collapse_tui.store import read_events
+        from collapse_tui.tui.event_checks import read_run_events
 
         try:
-            events, self.offset = read_events(self.run_dir, self.offset)
+            events, self.offset = read_run_events(self.run_dir, self.offset)
         except (OSError, ValueError) as exc:
             self.error = f"cannot read {self.run_dir.name}/events.jsonl: {exc}"
             return False
@@ -399,7 +399,7 @@ class SweepFeed(EventFeed):
             self.offsets.setdefault(Path(run), 0)
 
     def poll(self) -> bool:
-        from collapse_tui.store import read_events
+        from collapse_tui.tui.event_checks import read_run_events
 
         if time.monotonic() - self._listed >= self.RUNS_SECONDS or not self.offsets:
             self._list_runs()
@@ -409,7 +409,7 @@ class SweepFeed(EventFeed):
             if run_dir in ended:
                 continue  # a run that ended writes nothing more: not read again at every poll
             try:
-                more, self.offsets[run_dir] = read_events(run_dir, offset)
+                more, self.offsets[run_dir] = read_run_events(run_dir, offset)
             except (OSError, ValueError):
                 continue  # not written yet, or gone: the others still show
             self._apply(more, source=run_dir)
