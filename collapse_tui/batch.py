@@ -56,11 +56,11 @@ def consoles() -> tuple[Console, Console]:
 
 
 def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, data_dir: str | None = None,
-         yes: bool = False, ray=None, data_parallel: bool = False, verbose: bool = False) -> int:
-    """``--batch``: run a config file's runs (a sweep) here, or, given ``ray`` (a
-    :class:`~collapse_tui.engine.ray_sweep.RayOptions`), as Ray tasks, a bank each. ``data_parallel``:
-    every run trains over all local devices (``--data-parallel``; the config's field otherwise).
-    ``verbose``: a line per epoch and evaluation of every run; with ``dry_run``, every run's full YAML."""
+         yes: bool = False, ray=None, data_parallel: bool = False, verbose: bool = False, stop=None) -> int:
+    """``--batch``: run a config file's runs (a sweep) here, or as Ray tasks, a bank each, given ``ray`` (a
+    :class:`~collapse_tui.engine.ray_sweep.RayOptions`). ``data_parallel``: every run trains over all local
+    devices (``--data-parallel``; the config's field otherwise). ``verbose``: a line per epoch and evaluation of
+    every run; with ``dry_run``, every run's full YAML. ``stop``: once set, it stops the runs as Ctrl-C does."""
     console, err = consoles()
     try:
         source = resolve_config(config_path)  # a file, or a shipped preset by name
@@ -104,7 +104,7 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
         return EXIT_INVALID
 
     if ray is not None:
-        return _on_ray(console, err, config_path, source, runs, ray, verbose)
+        return _on_ray(console, err, config_path, source, runs, ray, verbose, stop)
 
     from collapse_tui.engine.sweep import run_sweep
 
@@ -119,7 +119,7 @@ def main(config_path: str, runs_dir: str | None = None, dry_run: bool = False, d
     return _execute(console, err, Path(runs[0][0].runs_dir), runs[0][0].eval.thresholds,
                     lambda listener, stop: run_sweep(runs, [listener], stop_event=stop, on_run_start=announce,
                                                      config_path=str(source.resolve())),
-                    verbose=verbose)
+                    verbose=verbose, stop=stop)
 
 
 def _refused(err: Console, problems: list[str]) -> bool:
@@ -130,7 +130,7 @@ def _refused(err: Console, problems: list[str]) -> bool:
 
 
 def _on_ray(console: Console, err: Console, config_path: str, source: Path, runs, options,
-            verbose: bool = False) -> int:
+            verbose: bool = False, stop=None) -> int:
     from collapse_tui.engine.ray_sweep import run_sweep_on_ray
 
     runs_dir = Path(runs[0][0].runs_dir)
@@ -140,12 +140,12 @@ def _on_ray(console: Console, err: Console, config_path: str, source: Path, runs
     return _execute(console, err, runs_dir, runs[0][0].eval.thresholds,
                     lambda listener, stop: run_sweep_on_ray(runs, options, [listener], stop_event=stop,
                                                             config_path=str(source.resolve()), say=say),
-                    verbose=verbose)
+                    verbose=verbose, stop=stop)
 
 
-def resume(path: str, verbose: bool = False) -> int:
+def resume(path: str, verbose: bool = False, stop=None) -> int:
     """``--resume``: a stopped or crashed run goes on from its checkpoint; a sweep directory is finished
-    (see :func:`~collapse_tui.engine.sweep.resume_sweep`)."""
+    (see :func:`~collapse_tui.engine.sweep.resume_sweep`). ``stop``: as :func:`main`'s."""
     console, err = consoles()
     from collapse_tui.engine.runner import Engine, resume_plan
     from collapse_tui.engine.sweep import plan_sweep_resume, resume_sweep
@@ -177,19 +177,19 @@ def resume(path: str, verbose: bool = False) -> int:
     try:  # one writer per run: a second --resume of the same run (or sweep) is refused while this one holds it
         with resume_locks(([target] if is_sweep_dir(target) else []) + [Path(p[0]) for p in resumed]):
             console.print(f"[bold]collapse-tui[/] resuming {what}")
-            return _execute(console, err, runs_dir, thresholds, work, verbose=verbose)
+            return _execute(console, err, runs_dir, thresholds, work, verbose=verbose, stop=stop)
     except LockHeld as exc:
         err.print(f"cannot resume: {exc}", style="red", markup=False, highlight=False)
         return EXIT_INVALID
 
 
 def _execute(console: Console, err: Console, runs_dir: Path, thresholds: list[float], work,
-             verbose: bool = False) -> int:
+             verbose: bool = False, stop: threading.Event | None = None) -> int:
     """Run ``work(listener, stop_event)`` (which returns the runs' results) with the console's progress
-    and the stop signals; print the results table; return the exit status."""
+    and the stop signals, which set ``stop`` (given, or its own); print the results table; return the exit status."""
     progress = live_progress(console)
     listener = ConsoleListener(console, progress, verbose=verbose)
-    stop = threading.Event()
+    stop = threading.Event() if stop is None else stop
     started = time.time()
     try:
         with _stop_on_signals(stop, ignore_after_stop=True) as terminated, progress:

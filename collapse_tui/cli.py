@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 import textwrap
+import threading
 from typing import Any, Sequence
 from pathlib import Path
 
@@ -46,7 +47,8 @@ tensorflow-datasets copy, else renders the images procedurally (cached under
 $COLLAPSE_TUI_CACHE, default ~/.cache/collapse-tui); it says which it used.
 
 exit status: 0 all runs ok, 1 a run failed, 2 invalid input (or nothing to
-resume), 130 stopped with Ctrl-C, 143 stopped by SIGTERM or SIGHUP.
+resume), 130 stopped with Ctrl-C, 143 stopped by SIGTERM or SIGHUP, 141 stopped
+because the output's reader went away (| head).
 The Keras backend is KERAS_BACKEND unless --backend is given."""
 
 
@@ -100,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "models_dir must be on a filesystem every node shares", 79))
     ray.add_argument("--ray", metavar="ADDRESS", nargs="?", const="",
                      help="no ADDRESS: start a Ray instance on this machine; else join that cluster (auto, "
-                          "HOST:PORT, ray://HOST:PORT)")
+                          "HOST:PORT, ray://HOST:PORT), refused if it accepts no connection within 5 s")
     ray.add_argument("--ray-cpus", metavar="N", type=float, default=1.0, help="CPUs per task (default 1)")
     ray.add_argument("--ray-gpus", metavar="N", type=float, default=0.0,
                      help="GPUs per task, a fraction to share one (default 0)")
@@ -123,7 +125,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_READER_GONE = 141  # as a shell reports a command killed by SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: the process's arguments); returns the exit status.
+
+    What it writes degrades to ASCII stand-ins where the terminal's encoding cannot show a character.
+    A reader of its output that goes away (``| head -1``) stops the runs in progress as Ctrl-C does
+    (they end ``stopped``, resumable); the status is then :data:`EXIT_READER_GONE`."""
+    from collapse_tui.engine.output_streams import guarded_output, keep_writable
+
+    keep_writable(sys.stdout, sys.stderr)
+    stop = threading.Event()
+    with guarded_output(stop.set) as reader_gone:
+        try:
+            status = _main(argv, stop)
+        except SystemExit:  # argparse's --help, or its usage line
+            if not reader_gone.is_set():
+                raise
+        if reader_gone.is_set():
+            print("collapse-tui: standard output was closed (its reader went away): stopped as by Ctrl-C",
+                  file=sys.stderr)
+            return EXIT_READER_GONE
+    return status
+
+
+def _main(argv: list[str] | None, stop: threading.Event) -> int:
+    """:func:`main`, its output guarded; ``stop``: set when the runs in progress are to stop."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -160,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             ray = RayOptions(address=args.ray or None, cpus=args.ray_cpus, gpus=args.ray_gpus,
                              max_retries=args.ray_retries)
         return batch.main(args.batch, runs_dir=args.runs_dir, dry_run=args.dry_run, data_dir=args.data_dir,
-                          yes=args.yes, ray=ray, data_parallel=args.data_parallel, verbose=args.verbose)
+                          yes=args.yes, ray=ray, data_parallel=args.data_parallel, verbose=args.verbose, stop=stop)
     if args.resume:
         from collapse_tui import batch
         from collapse_tui.engine.environment import quiet_native_logs
@@ -168,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         with quiet_native_logs():
             import keras  # noqa: F401
 
-        return batch.resume(args.resume, verbose=args.verbose)
+        return batch.resume(args.resume, verbose=args.verbose, stop=stop)
     if args.prepare_tfds:
         return _prepare_tfds(parser, args)
     if args.table:
@@ -212,7 +241,15 @@ def conflict(args: argparse.Namespace) -> str | None:
 
 
 def _terminal_ui(parser: argparse.ArgumentParser, args) -> int:
-
+    # What is wrong with the directories given is said first: it holds wherever the UI would open.
+    for path, what in ((args.follow, "run or sweep directory"),
+                       *((p, "run directory") for p in args.compare or ())):
+        if path is not None and not os.path.exists(path):
+            print(f"collapse-tui: {what} {path} does not exist", file=sys.stderr)
+            return 2
+    if args.follow is not None and not followable(args.follow):
+        print(f"collapse-tui: --follow: {args.follow} is not a run or sweep directory", file=sys.stderr)
+        return 2
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         parser.print_usage(sys.stderr)
         print("collapse-tui: the terminal UI needs an interactive terminal; to run without one use "
@@ -229,11 +266,6 @@ def _terminal_ui(parser: argparse.ArgumentParser, args) -> int:
         if not os.path.isfile(args.config):
             print(f"collapse-tui: config file {args.config} does not exist", file=sys.stderr)
             return 2
-    for path, what in ((args.follow, "run or sweep directory"),
-                       *((p, "run directory") for p in args.compare or ())):
-        if path is not None and not os.path.exists(path):
-            print(f"collapse-tui: {what} {path} does not exist", file=sys.stderr)
-            return 2
     compare = None
     if args.compare:
         try:
@@ -244,6 +276,17 @@ def _terminal_ui(parser: argparse.ArgumentParser, args) -> int:
     from collapse_tui.tui.app import run_app
 
     return run_app(runs_dir=args.runs_dir, config_path=args.config, follow=args.follow, compare=compare)
+
+
+def followable(path: str) -> bool:
+    """Whether ``--follow`` can watch ``path``: a sweep directory, or a run directory (one that holds a
+    run's config, events or summary: another process has begun writing it)."""
+    from collapse_tui.store import is_sweep_dir
+    from collapse_tui.store.layout import CONFIG_FILE, EVENTS_FILE, SUMMARY_FILE, run_file
+
+    if not os.path.isdir(path):
+        return False
+    return is_sweep_dir(path) or any(run_file(path, f).is_file() for f in (CONFIG_FILE, EVENTS_FILE, SUMMARY_FILE))
 
 
 def compared_runs(paths: list[str]):

@@ -39,8 +39,11 @@ def test_the_terminal_ui_gets_its_config_runs_dir_and_followed_run(monkeypatch, 
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     config = write_config(tmp_path, tiny_config(tmp_path))
-    assert cli.main([str(config), "--runs-dir", str(tmp_path / "runs"), "--follow", str(tmp_path)]) == 0
-    assert calls == [{"runs_dir": str(tmp_path / "runs"), "config_path": str(config), "follow": str(tmp_path),
+    run_dir = tmp_path / "runs" / "20250101-000000-tiny"
+    run_dir.mkdir(parents=True)
+    (run_dir / "events.jsonl").write_text("")  # as another process has just begun writing it
+    assert cli.main([str(config), "--runs-dir", str(tmp_path / "runs"), "--follow", str(run_dir)]) == 0
+    assert calls == [{"runs_dir": str(tmp_path / "runs"), "config_path": str(config), "follow": str(run_dir),
                       "compare": None}]
     assert cli.main([str(tmp_path / "nope.yaml")]) == 2
     assert "config file" in capsys.readouterr().err and len(calls) == 1
@@ -271,3 +274,62 @@ def test_a_bad_torch_compile_setting_is_refused_before_any_run_starts(tmp_path):
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == "collapse-tui: COLLAPSE_TUI_TORCH_COMPILE must be auto, on or off, got 'sometimes'"
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_closed_stdout_stops_the_runs_as_ctrl_c_does(tmp_path):
+    # `collapse-tui --batch ... | head -1`: once the reader is gone, the run in progress stops and is kept
+    # (status stopped, resumable), and the process exits 141 as a command killed by SIGPIPE would.
+    path = write_config(tmp_path, tiny_config(tmp_path, vae={"epochs": 1000}))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen([sys.executable, "-m", "collapse_tui", "--batch", str(path)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "collapse-tui" in proc.stdout.readline()
+        deadline = time.time() + 240
+        events_file = None
+        while time.time() < deadline and events_file is None:
+            found = list((tmp_path / "runs").glob("*/events.jsonl"))
+            if found and '"epoch_end"' in found[0].read_text():
+                events_file = found[0]
+            time.sleep(0.2)
+        assert events_file is not None, "the run never reached its first epoch"
+        proc.stdout.close()  # as `head -1` exits: nothing more is read
+        err = proc.stderr.read()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 141, err[-2000:]
+    assert "Traceback" not in err and "standard output was closed" in err
+    assert json.loads((events_file.parent / "summary.json").read_text())["status"] == "stopped"
+    assert json.loads(events_file.read_text().splitlines()[-1])["type"] == "run_finished"
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+@pytest.mark.parametrize("args, shown", [(("--batch", "quick", "--dry-run"), "run(s) in 2 bank(s) -> "),
+                                         (("--help",), "(mean +- std")],
+                         ids=["dry_run", "help"])
+def test_a_terminal_that_cannot_show_unicode_gets_ascii_stand_ins(tmp_path, encoding, args, shown):
+    out = subprocess.run([sys.executable, "-m", "collapse_tui", *args], cwd=ROOT, capture_output=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONIOENCODING=encoding, COLUMNS="100"),
+                         timeout=120)
+    assert out.returncode == 0, out.stderr.decode(encoding, "replace")[-2000:]
+    text = out.stdout.decode(encoding)  # every byte as the terminal's encoding reads it
+    assert shown in text.replace("±", "+-")  # latin-1 has ±; ascii gets a stand-in
+    assert b"Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("target", ["/etc", "file"])
+def test_follow_refuses_what_is_not_a_run_or_sweep_directory(tmp_path, monkeypatch, capsys, target):
+    from collapse_tui.tui import app
+
+    calls = []
+    monkeypatch.setattr(app, "run_app", lambda **kw: calls.append(kw) or 0)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    if target == "file":
+        target = str(write_config(tmp_path, tiny_config(tmp_path)))
+    assert cli.main(["--follow", target]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and target in err and "not a run or sweep directory" in err
+    assert calls == []
