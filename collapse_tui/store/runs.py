@@ -20,8 +20,8 @@ import yaml
 
 import collapse_tui.store.layout as layout
 from collapse_tui.config import parse_yaml, shorten
-from collapse_tui.events import (DataSource, Event, Message, RunFailed, RunFinished, RunResumed, RunStarted,
-                                event_from_dict)
+from collapse_tui.events import (DamagedEvent, DataSource, Event, Message, RunFailed, RunFinished, RunResumed,
+                                RunStarted, event_from_dict)
 from collapse_tui.store.files import dumps, jsonable, read_json, write_atomic
 from collapse_tui.store.listing import make_listing
 from collapse_tui.store.liveness import HEARTBEAT, process_identity
@@ -184,8 +184,11 @@ def read_events(path: str | Path, offset: int = 0) -> tuple[list[Event], int]:
     ``offset``, and the offset to continue from.
 
     A last line without its newline is still being written: it is left for the next call. A line that is
-    not an event (damaged, or written by something else) becomes a :class:`Message` saying so, in its
-    place: a reader shows what it can and never fails on it.
+    not an event (damaged, or written by something else), or an event with a field that holds what its
+    type does not declare (:func:`~collapse_tui.events.event_problem`), becomes a warning
+    :class:`Message` naming the file, the line and what is wrong, in its place and at the time of the
+    event it stands for (of the event before it where that is unreadable): a reader shows what it can,
+    is never handed a field of the wrong type, and never fails on it.
     """
     file = Path(path)
     if file.is_dir():
@@ -200,12 +203,15 @@ def read_events(path: str | Path, offset: int = 0) -> tuple[list[Event], int]:
     end = data.rfind(b"\n") + 1
     position = offset
     for line in data[:end].splitlines(keepends=True):
+        before = events[-1].time if events else None  # the first line of a read: now
         if line.strip():
             try:
                 events.append(event_from_dict(json.loads(line)))
+            except DamagedEvent as exc:
+                events.append(exc.warning(str(file), before, at_byte=position))
             except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
-                events.append(Message(text=f"{file.name}: unreadable line at byte {position} "
-                                              f"({shorten(str(exc), 120)})", level="warning"))
+                events.append(Message(text=f"{file}: unreadable line at byte {position} ({shorten(str(exc), 120)})",
+                                      level="warning", **({"time": before} if before is not None else {})))
         position += len(line)
     return events, offset + end
 
