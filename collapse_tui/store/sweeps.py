@@ -78,9 +78,12 @@ def is_sweep_dir(path: str | Path) -> bool:
 
 
 def load_sweep(path: str | Path) -> SweepRecord:
-    """Read a sweep directory; raises ValueError naming ``sweep.json`` if it is unreadable. A sweep
-    directory moved together with its runs dir still resolves: a recorded run that is gone is looked up
-    by name beside the sweeps dir."""
+    """Read a sweep directory; raises ValueError naming ``sweep.json`` if it is unreadable.
+
+    Each run is read from the sweep's own runs dir (the one its ``sweeps/`` folder is in) where a run of
+    its name is there, else at the path recorded: a runs dir copied or moved elsewhere reads its own
+    copies of its runs, never the original's (whose results may have changed, or gone), while a run
+    written into another runs dir is still found where it was written."""
     path = Path(path)
     file = layout.sweep_file(path, layout.SWEEP_FILE)
     try:
@@ -88,15 +91,23 @@ def load_sweep(path: str | Path) -> SweepRecord:
         runs = [Path(p) for p in info["runs"]]
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ValueError(f"{file}: unreadable ({exc.__class__.__name__}: {exc})") from None
-    resolved = []
-    for run in runs:
-        if not run.is_dir():
-            beside = layout.runs_dir_of_sweep(path) / run.name
-            run = beside if beside.is_dir() else run
-        resolved.append(run)
+    own = layout.runs_dir_of_sweep(path)
+    resolved = [_own_copy(own, run) for run in runs]
     name = info.get("name") if isinstance(info.get("name"), str) else path.name
     n_runs = info.get("n_runs") if isinstance(info.get("n_runs"), int) else len(resolved)
     return SweepRecord(path=path, name=name, config=info.get("config"), n_runs=n_runs, runs=resolved)
+
+
+def _own_copy(runs_dir: Path, recorded: Path) -> Path:
+    """The run of ``recorded``'s name in ``runs_dir`` (absolute, as the writer records runs, so the two
+    compare equal) where there is one, else ``recorded``."""
+    if recorded.name in ("", ".."):
+        return recorded
+    try:
+        own = runs_dir.resolve() / recorded.name
+        return own if own.is_dir() else recorded
+    except (OSError, RuntimeError):  # a name too long, a symlink loop: that of a damaged sweep.json
+        return recorded
 
 
 def load_plan(path: str | Path) -> list[dict[str, Any]]:
