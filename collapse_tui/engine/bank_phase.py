@@ -140,12 +140,20 @@ class BankPhase:
             prepare_bank(self.bank)
             self.bank.set_optimizer_states({self.index[i]: self.members[i].optimizer_state for i in self.live
                                             if self.members[i].optimizer_state is not None})
+            # Resumed from a checkpoint written before its epoch's evaluation: that evaluation first.
+            with outside_distribution():
+                self._with_outputs([i for i in self.live if self.members[i].evaluates_first],
+                                   lambda i, m, outputs: m.evaluate(start, outputs=outputs))
+            if not self.live:
+                return
             callback = _MemberEvents(self)
             positions = np.arange(self.bank.n_rows, dtype=np.int32)
-            with stop_polled():  # the callback stops fit between steps; a signal inside only asks it to
-                self.bank.fit(positions, epochs=self.total_epochs, batch_size=self.batch_size, shuffle=False,
-                              verbose=0, callbacks=[callback], initial_epoch=start)
-        epochs_done = start + (len(self.bank.history.history.get("loss", [])) if self.bank.history else 0)
+            if start < self.total_epochs:  # else resumed after the last epoch: only the final evaluation is left
+                with stop_polled():  # the callback stops fit between steps; a signal inside only asks it to
+                    self.bank.fit(positions, epochs=self.total_epochs, batch_size=self.batch_size, shuffle=False,
+                                  verbose=0, callbacks=[callback], initial_epoch=start)
+        history = self.bank.history if start < self.total_epochs else None  # fit's, when it ran
+        epochs_done = start + (len(history.history.get("loss", [])) if history else 0)
 
         def finish(i, m, outputs=None):
             self.bank.write_member(self.index[i], m.sae)
@@ -247,10 +255,12 @@ class BankPhase:
         # Resampling first: an epoch's evaluation measures the resampled model (copied back into the bank).
         self._each(lambda i, m: m.resample(epoch, self.bank, self.index[i]),
                    [i for i in busy if self.members[i].resamples_after(epoch)])
-        self._with_outputs([i for i in busy if self.members[i].evaluates_after(epoch)],
-                           lambda i, m, outputs: m.evaluate(epoch + 1, outputs=outputs))
+        # The checkpoint before the evaluation: an evaluation that fails (out of memory on a large
+        # dictionary) loses no training, and a resumed run evaluates that epoch before it trains on.
         if complete:
             self._checkpoint(epoch + 1, current=busy)
+        self._with_outputs([i for i in busy if self.members[i].evaluates_after(epoch)],
+                           lambda i, m, outputs: m.evaluate(epoch + 1, outputs=outputs))
 
     def _with_outputs(self, members: Sequence[int], what: Callable[[int, SAEPhase, tuple | None], None]) -> None:
         """``what(i, member, (codes, reconstruction))`` for each live one of ``members``, with its SAE's
@@ -279,10 +289,10 @@ class BankPhase:
 
     def _checkpoint(self, epochs_done: int, current: Sequence[int] = ()) -> None:
         """Every live member's state after ``epochs_done`` epochs, into its run directory: what it needs to
-        go on from here if the process dies (its weights are copied out of the bank first; the members in
-        ``current``, which resampled or evaluated after this epoch, have them already)."""
-        if epochs_done >= self.total_epochs:
-            return  # the final evaluation and sae.keras follow at once
+        go on from here if the process dies or the epoch's evaluation fails (its weights are copied out of
+        the bank first; the members in ``current``, which resample or evaluate after this epoch, have them
+        already). After the last epoch too: the final evaluation follows, and a run that finishes deletes
+        the checkpoint (its ``sae.keras`` is the final state)."""
         live = self.live
         self.bank.write_members({self.index[i]: self.members[i].sae for i in live if i not in current})
         states = self.bank.optimizer_states([self.index[i] for i in live])

@@ -133,8 +133,9 @@ class SAEPhase:
 
     ``run`` is the run in progress (``emit``, ``vae_metrics``); the phase records in it what it
     measures (``sae``, ``last_eval``, ``last_eval_epoch``, ``epochs_done``, ``updates_by_sparsity``,
-    ``resampled``, ``sae_saved``). The trainer calls, in this order: :meth:`prepare`; per epoch
-    :meth:`order` and :meth:`sparsity_at` before it, :meth:`resample` then, if
+    ``resampled``, ``sae_saved``). The trainer calls, in this order: :meth:`prepare` (then, if it
+    :attr:`evaluates_first`, :meth:`evaluate` of the checkpoint's epoch); per epoch
+    :meth:`order` and :meth:`sparsity_at` before it, :meth:`resample` then :meth:`checkpoint` then, if
     :meth:`evaluates_after` it, :meth:`evaluate` after it (with ``self.sae`` holding the trained
     weights); :meth:`finish` at the end.
     """
@@ -167,7 +168,8 @@ class SAEPhase:
         self.input_probe = None  # the probe of the factors from the SAE's input, made at the first evaluation
         self.input_stats = None  # the input's effective rank, likewise
         # The decoder at each mark, against the first (engine/stability.py), kept in the run directory.
-        self.stability = StabilityMarks(self.state.run_dir, threshold=self.cfg.eval.thresholds[0])
+        self.stability = StabilityMarks(self.state.run_dir, threshold=self.cfg.eval.thresholds[0],
+                                        say=lambda text: self.state.emit(Message(text=text)))
         self.history: list[tuple[int, float, float]] = []  # (updates, sparsity, dead fraction) per evaluation
         # Resuming: training goes on after the checkpoint's epoch, with its weights, optimiser state,
         # random states and record (applied in prepare, once the SAE's input normalisation is set).
@@ -177,11 +179,14 @@ class SAEPhase:
         self.resume_from = checkpoint
         self.start_epoch = checkpoint.epoch if checkpoint is not None else 0
         self.optimizer_state = checkpoint.optimizer if checkpoint is not None else None
+        self.evaluation_missing = False  # resuming: the checkpoint's epoch's evaluation is still to be done
         if checkpoint is not None:  # checked now: a bank holds members of one start epoch
             problem = weights_problem(checkpoint, self.sae.get_weights(), self.total_epochs, RNG_STATES)
             self._resume_record = None if problem else _record(checkpoint.state)
             if problem or isinstance(self._resume_record, str):
                 self._start_over(problem or self._resume_record)
+            else:
+                self.evaluation_missing = self._evaluation_missing(checkpoint.epoch, self._resume_record)
 
     # ------------------------------------------------------------------ training
     def prepare(self) -> None:
@@ -212,6 +217,20 @@ class SAEPhase:
                           rng={"orders": self._orders.get_state(), "resample": self._resample_rng.get_state()},
                           state=json.loads(dumps(record)))
 
+    def _evaluation_missing(self, epoch: int, record: dict[str, Any]) -> bool:
+        """Whether the evaluation due after ``epoch`` (a mark's, or the final one after the last epoch) is
+        not in a checkpoint's ``record``: an epoch's checkpoint is written before its evaluation, so that an
+        evaluation that fails loses no training, and what the evaluation measures reaches the record only with
+        the next epoch's checkpoint. A resumed run does that evaluation before it trains on."""
+        due = epoch in self.evaluation_marks or epoch == self.total_epochs
+        return due and record["last_eval_epoch"] != epoch
+
+    @property
+    def evaluates_first(self) -> bool:
+        """Whether, resumed, the phase evaluates its checkpoint's epoch before it trains the next one (the
+        final evaluation after the last epoch is :meth:`finish`'s)."""
+        return self.evaluation_missing and self.start_epoch < self.total_epochs
+
     def _start_over(self, problem: str) -> None:
         """A checkpoint that cannot continue this SAE: set aside (kept to look at) and the SAE phase run from
         its start, as for a run that had none, rather than a run that fails and can never be resumed."""
@@ -220,6 +239,7 @@ class SAEPhase:
                                      f"{where.name if where else 'nothing'}, the SAE trains from the start",
                                 level="warning"))
         self.resume_from, self.start_epoch, self.optimizer_state = None, 0, None
+        self.evaluation_missing = False
 
     def _restore(self, checkpoint: Checkpoint, record: dict[str, Any]) -> None:
         self.sae.set_weights(checkpoint.weights)
@@ -235,7 +255,9 @@ class SAEPhase:
             self.sae.set_sparsity(record["coefficient"])
         else:
             self.sae.set_sparsity(self.schedule.value(max(0, checkpoint.epoch - 1)))
-        self.stability.restore(checkpoint.epoch, lambda text: self.state.emit(Message(text=text)))
+        # The marks up to the last evaluation the record holds: one a failed evaluation wrote is taken again.
+        self.stability.restore(checkpoint.epoch - 1 if self.evaluation_missing else checkpoint.epoch,
+                               lambda text: self.state.emit(Message(text=text)))
         self.state.emit(Message(text=f"sae: resumed from the checkpoint after epoch {checkpoint.epoch}"))
 
     def order(self) -> np.ndarray:
@@ -274,7 +296,8 @@ class SAEPhase:
     def finish(self, epochs_done: int, outputs: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """After training (ended or stopped) with ``self.sae`` current: the final evaluation, in full
         (``outputs`` as :meth:`evaluate` takes them), and ``sae.keras``. What was measured stays, even
-        when stopped."""
+        when stopped. The trainer has checkpointed the last epoch before this: should the evaluation fail
+        (out of memory on a large dictionary, say), the run keeps its training and a resume only evaluates."""
         s = self.state
         s.epochs_done = epochs_done
         s.updates_by_sparsity = self.updates_by_sparsity(epochs_done)

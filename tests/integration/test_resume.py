@@ -240,7 +240,8 @@ def test_only_a_stopped_or_crashed_run_resumes(tmp_path, capsys):
 def test_a_run_killed_in_any_phase_resumes_to_the_uninterrupted_result(tmp_path, point, uninterrupted):
     # Killed (SIGKILL: nothing cleaned up) as the data phase starts, at the end of VAE epoch 2 of 2 (its
     # checkpoint, in the models dir, is epoch 1's) and of SAE epoch 3 (its checkpoint is epoch 2's), as
-    # the final evaluation starts and as sae.keras is about to be saved (the last checkpoint: epoch 5).
+    # the final evaluation starts and as sae.keras is about to be saved (the last checkpoint: epoch 6's,
+    # written before the final evaluation).
     # A models dir of its own, so that the VAE phase really trains (and is killed while it does).
     path = write_config(tmp_path, protocol(tmp_path, models_dir=str(tmp_path / "fresh-models")))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **{FAULT_PHASE_ENV: point})
@@ -250,9 +251,9 @@ def test_a_run_killed_in_any_phase_resumes_to_the_uninterrupted_result(tmp_path,
     (record,) = store.list_runs(tmp_path / "runs")
     assert record.summary["status"] == "running" and record.status == "crashed"
     if point in ("sae:3", "evaluate"):
-        assert read_checkpoint(record.path).epoch == {"sae:3": 2, "evaluate": 5}[point]
+        assert read_checkpoint(record.path).epoch == {"sae:3": 2, "evaluate": 6}[point]
     if point == "evaluation:6":
-        assert read_checkpoint(record.path).epoch == 5 and not (record.path / "sae.keras").exists()
+        assert read_checkpoint(record.path).epoch == 6 and not (record.path / "sae.keras").exists()
     models = tmp_path / "fresh-models"
     if point in ("data", "vae:2"):  # killed before its VAE was trained: none cached
         assert not list(models.glob("vae-*.keras"))
