@@ -24,11 +24,31 @@ from scipy.optimize import linear_sum_assignment
 
 from collapse_tui.metrics.disentanglement import _as_2d
 
-__all__ = ["FEATURE_MATCH_COSINE", "Survival", "feature_survival", "linear_cka"]
+__all__ = ["FEATURE_MATCH_COSINE", "SURVIVAL_MAX_LIVE", "Survival", "SurvivalTooLarge", "feature_survival",
+           "linear_cka"]
 
 # A reference direction survives when its Hungarian partner's cosine is at least this; the cutoff
 # Paulo & Belrose (2025) use to call a latent shared between two seeds' SAEs.
 FEATURE_MATCH_COSINE = 0.7
+
+# Survival is not computed when either side has more live neurons than this: its cosine matrix (float64,
+# live x live) grows as the square of the dictionary and its Hungarian matching faster (the cube at worst),
+# and the engine measures it at every evaluation. Measured once each (scipy 1.17, two dictionaries of n directions
+# in 64 dimensions, half of them the other's slightly turned, on a 2-core CPU shared with ~4x its load in
+# other work): at n = 4,096 the matrix is 128 MiB and the matching took 27 s; at 8,192, 512 MiB and 98 s,
+# too long to repeat every epoch. At 100,000 neurons the matrix alone would be 80 GB.
+SURVIVAL_MAX_LIVE = 4096
+
+
+class SurvivalTooLarge(ValueError):
+    """Feature survival asked of dictionaries with more live neurons than :data:`SURVIVAL_MAX_LIVE`: not
+    computed (nothing of its size is allocated); the message says why, for the report of the metric."""
+
+    def __init__(self, n_reference: int, n_later: int):
+        super().__init__(f"feature survival is not computed above {SURVIVAL_MAX_LIVE:,} live neurons on a side "
+                         f"({n_reference:,} and {n_later:,} here): its cosine matrix and matching grow as the "
+                         "square and the cube of the dictionary")
+        self.n_reference, self.n_later = n_reference, n_later
 
 
 def _finite(name: str, a: np.ndarray) -> np.ndarray:
@@ -120,6 +140,9 @@ def feature_survival(reference, later, cosine: float = FEATURE_MATCH_COSINE, ref
     The baseline is the same function on two seeds' dictionaries trained with the same settings (Paulo &
     Belrose 2025 align seeds this way, by Hungarian matching on latent cosine similarity, and call a
     latent shared above 0.7): a drop in survival along sparsification is only a finding beyond that churn.
+
+    Raises :class:`SurvivalTooLarge` when either side has more than :data:`SURVIVAL_MAX_LIVE` live rows
+    with a direction, before anything of the matrix's size is allocated.
     """
     try:
         threshold = float(cosine)
@@ -137,15 +160,25 @@ def feature_survival(reference, later, cosine: float = FEATURE_MATCH_COSINE, ref
 
     ref_rows = np.flatnonzero(ref_keep & ref_has)
     lat_rows = np.flatnonzero(lat_keep & lat_has)
+    if max(ref_rows.size, lat_rows.size) > SURVIVAL_MAX_LIVE:
+        raise SurvivalTooLarge(int(ref_rows.size), int(lat_rows.size))
     # best_cosine follows the considered reference rows in order; rows without a direction keep 0.
     considered = np.flatnonzero(ref_keep)
     best = np.zeros(considered.size)
     if ref_rows.size and lat_rows.size:
-        cos = np.clip(ref[ref_rows] @ lat[lat_rows].T, -1.0, 1.0)
-        best[np.searchsorted(considered, ref_rows)] = cos.max(axis=1)
-        r, c = linear_sum_assignment(cos, maximize=True)
+        # One matrix, no copy of it: the smaller side as its rows (scipy would otherwise solve a transposed
+        # copy), clipped and negated in place (maximize=True would negate a copy), so the matching minimises.
+        tall = ref_rows.size > lat_rows.size
+        cos = lat[lat_rows] @ ref[ref_rows].T if tall else ref[ref_rows] @ lat[lat_rows].T
+        np.clip(cos, -1.0, 1.0, out=cos)
+        best[np.searchsorted(considered, ref_rows)] = cos.max(axis=0 if tall else 1)
+        np.negative(cos, out=cos)
+        rows, cols = linear_sum_assignment(cos)
+        pair_cos = -cos[rows, cols]
+        r, c = (cols, rows) if tall else (rows, cols)
+        order = np.argsort(r, kind="stable")  # by reference row
+        r, c, pair_cos = r[order], c[order], pair_cos[order]
         pairs = np.stack([ref_rows[r], lat_rows[c]], axis=1).astype(np.int64)
-        pair_cos = cos[r, c]
     else:
         pairs = np.zeros((0, 2), dtype=np.int64)
         pair_cos = np.zeros(0)

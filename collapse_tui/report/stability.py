@@ -11,7 +11,8 @@ A run whose marks cannot be read is left out of its row's pairs and named in the
 Only two SAEs that read the same inputs are matched: decoder directions live in the space of their
 input, and two seeds' VAEs encode the images in two unrelated spaces, so matching across them would
 measure nothing but chance (the study's seed sets the VAE's as well as the SAE's, so each seed of a row
-has its own). Such a row's baseline reads "n/a", never 0.
+has its own). Such a row's baseline reads "n/a", never 0; so does a row whose dictionaries have more live
+neurons than survival is computed for (:data:`~collapse_tui.metrics.stability.SURVIVAL_MAX_LIVE`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from itertools import combinations
 
 import numpy as np
 
-from collapse_tui.metrics.stability import FEATURE_MATCH_COSINE, feature_survival
+from collapse_tui.metrics import stability as matching
+from collapse_tui.metrics.stability import FEATURE_MATCH_COSINE, SurvivalTooLarge, feature_survival
 from collapse_tui.report.rows import Row
 from collapse_tui.store import layout, read_decoders, read_summary
 
@@ -36,6 +38,7 @@ class SeedSurvival:
     pairs: int
     unreadable: tuple[str, ...]  # runs whose decoder marks could not be read (their reasons)
     other_inputs: int = 0  # pairs left out because the two SAEs read different inputs (two VAEs' codes)
+    too_large: int = 0  # pairs left out because a side has more live neurons than survival is computed for
 
 
 def input_of(run_dir) -> tuple | None:
@@ -68,19 +71,25 @@ def seed_survival(row: Row) -> SeedSurvival:
             continue
         if marks is not None and marks.epochs.size:
             finals.append((marks.decoders[-1].astype(np.float32), marks.alive[-1], input_of(run_dir)))
-    shares, other = [], 0
+    shares, other, too_large = [], 0, 0
     for (a, alive_a, input_a), (b, alive_b, input_b) in combinations(finals, 2):
         if input_a is None or input_a != input_b:
             other += 1
             continue
-        shares.append(feature_survival(a, b, cosine=FEATURE_MATCH_COSINE, reference_alive=alive_a,
-                                       later_alive=alive_b).share_matched)
-    return SeedSurvival(float(np.mean(shares)) if shares else None, len(shares), tuple(unreadable), other)
+        try:
+            shares.append(feature_survival(a, b, cosine=FEATURE_MATCH_COSINE, reference_alive=alive_a,
+                                           later_alive=alive_b).share_matched)
+        except SurvivalTooLarge:
+            too_large += 1
+    return SeedSurvival(float(np.mean(shares)) if shares else None, len(shares), tuple(unreadable), other,
+                        too_large)
 
 
 def _across_text(across: SeedSurvival) -> str:
     if across.share is not None:
         return f"{100 * across.share:.1f}"
+    if across.too_large:
+        return f"n/a (over {matching.SURVIVAL_MAX_LIVE:,} live neurons)"
     return "n/a (inputs differ)" if across.other_inputs else "–"
 
 
@@ -90,11 +99,13 @@ def stability_markdown_parts(rows: list[Row], label) -> tuple[list[str], list[li
     measured = [row for row in rows if any("survival" in f for f in row.finals)]
     if not measured:
         return None
-    cells, notes = [], []
+    cells, notes, too_large = [], [], False
     for row in measured:
         within = row.stat("survival", 100.0)
         across = seed_survival(row)
         notes.extend(across.unreadable)
+        # A run's own survival is None where its dictionary was too large to match (engine/stability.py).
+        too_large |= bool(across.too_large) or any("survival" in f and f["survival"] is None for f in row.finals)
         cells.append([*label(row),
                       "–" if within is None else f"{within[0]:.1f} ± {within[1]:.1f}",
                       _across_text(across),
@@ -106,4 +117,9 @@ def stability_markdown_parts(rows: list[Row], label) -> tuple[list[str], list[li
                     "features two seeds share at the end, which a run's survival is read against; only seeds whose "
                     "SAEs read the same inputs are matched (n/a: each seed's SAE read its own VAE's codes, two "
                     "unrelated spaces).")
+    if too_large:
+        notes.insert(1, f"Survival is not computed for a dictionary of more than {matching.SURVIVAL_MAX_LIVE:,} live "
+                        "neurons "
+                        "(its cosine matrix and Hungarian matching would take gigabytes and minutes): such runs "
+                        "and seed pairs read \"–\" and \"n/a\", never 0.")
     return ["survival vs first %", "survival across seeds %", "seed pairs"], cells, notes
