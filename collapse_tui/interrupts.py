@@ -11,7 +11,9 @@ Three ideas that only work together, hence one module:
   raised when the outermost such block ends instead of in the middle of it;
 - **handling**: :func:`stop_on_signals` turns Ctrl-C (SIGINT), SIGTERM and SIGHUP into a clean stop of the
   run in progress (an event set, and an exception deferred past any save), and
-  :func:`ignore_late_signals` keeps a stopping process from being killed half-way through its report.
+  :func:`ignore_late_signals` keeps a stopping process from being killed half-way through its report;
+  :func:`end_process_once_saved` ends a process whose own way out cannot be trusted (an event loop
+  blocked on a terminal that is gone) once its run is saved, and within a bound if the save sticks.
 
 Nothing here imports anything of the package: the store, the engine and the front ends all use it.
 """
@@ -19,8 +21,11 @@ Nothing here imports anything of the package: the store, the engine and the fron
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
+import time
+from typing import Callable
 
 
 class _Deferral:
@@ -142,3 +147,14 @@ def ignore_late_signals() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
             if sig is not None:
                 signal.signal(sig, signal.SIG_IGN)
+
+
+def end_process_once_saved(saved: Callable[[], bool], status: int, timeout: float, poll: float = 0.1) -> None:
+    """Wait until ``saved()`` (the run in progress is stopped and written) or ``timeout`` seconds passed,
+    then end the process at once with ``status``: no clean-up, no waiting for other threads, since what
+    would run them (an event loop blocked writing to a terminal that is gone) may never get to it. The
+    bound is what keeps a stuck save (a native op that never returns) from keeping the process alive."""
+    deadline = time.monotonic() + timeout
+    while not saved() and time.monotonic() < deadline:
+        time.sleep(poll)
+    os._exit(status)

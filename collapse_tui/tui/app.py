@@ -7,10 +7,8 @@ followed while another process writes it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import signal
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -18,10 +16,12 @@ from typing import Any, Iterable
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 
 from collapse_tui.config.presets import DEFAULT_PRESET as DEFAULT_PRESET_NAME
 from collapse_tui.config.presets import preset_dir
+from collapse_tui.tui.hangup import HangUp, guard_app
 from collapse_tui.tui.screens.configure import ConfigureScreen, find_presets
 from collapse_tui.tui.screens.help import HelpScreen
 from collapse_tui.tui.screens.run import RunScreen
@@ -62,6 +62,15 @@ def feed_for(path: str | Path) -> FileFeed | SweepFeed:
     return FileFeed(path)
 
 
+class TrainingNotice(Message):
+    """A notification from the training thread, posted: the thread never waits for the UI to show it
+    (once the terminal is gone the event loop may never get to it, and the thread must still end)."""
+
+    def __init__(self, text: str, **options: Any) -> None:
+        super().__init__()
+        self.text, self.options = text, options
+
+
 class CollapseApp(App):
     """The TUI. ``runs_dir``: where runs are listed (and, when given, written); ``config_path``: a YAML
     config to load into the form; ``presets_dir``: where presets are found (default ``./configs``, the
@@ -97,6 +106,7 @@ class CollapseApp(App):
         self.training: LiveFeed | None = None
         self.live_screen: RunScreen | None = None
         self._quitting = False
+        self.hang_up: HangUp | None = None  # how the app ends on SIGHUP, SIGTERM or a terminal gone
 
     @property
     def runs_dir(self) -> Path:
@@ -114,7 +124,7 @@ class CollapseApp(App):
 
     # ------------------------------------------------------------------ start-up
     def on_mount(self) -> None:
-        self._quit_on_signals()
+        self.hang_up = guard_app(self)
         if self.environment_label is not None:
             self.sub_title = self.environment_label
         else:
@@ -185,6 +195,9 @@ class CollapseApp(App):
             held.close()
             self.notify("\n".join(problems), title="cannot start", severity="error", markup=False)
             return None
+        if self.hang_up is not None and self.hang_up.began:  # the process is ending (a hang-up came meanwhile)
+            held.close()
+            return None
         feed = LiveFeed(runs, resume=resume)
         self.training = feed
         self.live_screen = RunScreen(feed)
@@ -207,10 +220,10 @@ class CollapseApp(App):
                 results = run_sweep(feed.runs, [feed.listener], stop_event=feed.stop_event)
             statuses = [r.status for r in results]
             message = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
-            self.call_from_thread(self.notify, f"{len(results)} run(s) ended: {message}", title="training")
+            self.post_message(TrainingNotice(f"{len(results)} run(s) ended: {message}", title="training"))
         except Exception as exc:  # the engine records run failures; this is anything around it
             feed.error = f"{type(exc).__name__}: {exc}"
-            self.call_from_thread(self.notify, feed.error, title="training failed", severity="error")
+            self.post_message(TrainingNotice(feed.error, title="training failed", severity="error"))
         finally:
             if held is not None:
                 held.close()
@@ -218,17 +231,8 @@ class CollapseApp(App):
             if feed.notify is not None:
                 feed.notify()
 
-    def _quit_on_signals(self) -> None:
-        """SIGTERM (a kill, a scheduler) and SIGHUP (the SSH connection dropped) quit as ``q`` does: the
-        run in progress is stopped and kept, and Textual restores the terminal (alternate screen off,
-        mouse reporting off) instead of the process dying inside it. A second signal quits at once."""
-        try:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-                if sig is not None:
-                    loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.action_quit()))
-        except (RuntimeError, NotImplementedError, ValueError):  # no running loop, Windows, not main thread
-            pass
+    def on_training_notice(self, notice: TrainingNotice) -> None:
+        self.notify(notice.text, **notice.options)
 
     async def action_quit(self) -> None:
         """Quit; a run in progress is stopped first (evaluated as it stands, kept as ``stopped``).
@@ -320,4 +324,6 @@ def run_app(runs_dir: str | None = None, config_path: str | None = None, follow:
     to show first; ``compare``: run records to compare first (Escape leads back to the configure screen)."""
     app = CollapseApp(runs_dir=runs_dir, config_path=config_path, follow=follow, compare=compare)
     app.run()
+    if app.hang_up is not None and app.hang_up.status is not None:
+        return app.hang_up.status  # stopped by a signal, as --batch says it
     return int(app.return_code or 0)
