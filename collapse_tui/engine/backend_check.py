@@ -12,20 +12,31 @@ from pathlib import Path
 BACKENDS = ("tensorflow", "jax", "torch")  # the backends this tool runs and tests on
 EXTRAS = {"jax": "jax", "torch": "torch"}  # the package extra that installs each one's framework
 CONFIG_LIMIT = 1 << 20  # keras.json is a few lines
+KERAS_JSON_FLOATX = ("float16", "float32", "float64")  # what Keras loads with in keras.json (it raises on others)
 
 
-def _keras_json_backend() -> str | None:
-    """The backend keras.json names (``$KERAS_HOME`` or ``~/.keras``), as Keras reads it when
-    ``KERAS_BACKEND`` is unset; None when there is no such file or it names none."""
+def keras_json_path() -> Path:
+    """Where Keras reads its settings: keras.json in ``$KERAS_HOME`` or ``~/.keras``."""
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    path = Path(home) / "keras.json"
+    return Path(home) / "keras.json"
+
+
+def keras_json_setting(name: str) -> str | None:
+    """The text setting ``name`` of keras.json (``backend``, ``floatx``), as Keras reads it; None when there
+    is no such file or it names none."""
+    path = keras_json_path()
     try:
         if not path.is_file() or path.stat().st_size > CONFIG_LIMIT:
             return None
-        backend = json.loads(path.read_text()).get("backend")
+        value = json.loads(path.read_text()).get(name)
     except (OSError, ValueError, AttributeError):
         return None  # Keras itself falls back to its default on a file it cannot read
-    return backend if isinstance(backend, str) else None
+    return value if isinstance(value, str) else None
+
+
+def _keras_json_backend() -> str | None:
+    """The backend keras.json names, as Keras reads it when ``KERAS_BACKEND`` is unset."""
+    return keras_json_setting("backend")
 
 
 def chosen_backend() -> tuple[str, str]:
@@ -40,7 +51,9 @@ def chosen_backend() -> tuple[str, str]:
 
 def backend_problem() -> str | None:
     """Why the chosen backend cannot run here, in one line; None when it can. Looks for the framework
-    without importing it (an import is seconds, and TensorFlow's logs its start)."""
+    without importing it (an import is seconds, and TensorFlow's logs its start). A floatx in keras.json that
+    Keras rejects as it loads is such a problem too (which precisions runs train in is
+    :mod:`~collapse_tui.engine.precision`'s to say, once Keras is loaded)."""
     backend, source = chosen_backend()
     if backend not in BACKENDS:
         return (f"{source} names the backend {backend!r}, which collapse-tui does not run on: use one of "
@@ -49,4 +62,8 @@ def backend_problem() -> str | None:
         extra = EXTRAS.get(backend)
         how = f"pip install 'collapse-tui[{extra}]'" if extra else f"pip install {backend}"
         return f"the {backend} backend ({source}) is not installed: {how}, or choose another with --backend"
+    floatx = keras_json_setting("floatx")
+    if floatx is not None and floatx not in KERAS_JSON_FLOATX:  # Keras would fail as it loads
+        return (f"{keras_json_path()} sets floatx {floatx!r}, which Keras cannot load with: set \"floatx\": "
+                f"\"float32\" there")
     return None

@@ -1,4 +1,4 @@
-"""What a run ran on: backend, device and package versions (recorded in every run's config.yaml)."""
+"""What a run ran on: backend, device, precision and package versions (recorded in every run's config.yaml)."""
 
 from __future__ import annotations
 
@@ -65,10 +65,12 @@ def _training_devices(data_parallel: bool) -> list[str]:
 
 def environment(data_parallel: bool = False) -> dict[str, object]:
     """What a run runs on; ``devices``: those it trains on (every local device when ``data_parallel``,
-    else the one Keras places everything on)."""
+    else the one Keras places everything on); ``precision``: what the models are built and computed in
+    (:func:`~collapse_tui.engine.precision.precision`: Keras' floatx, as its dtype policy took it)."""
     import keras
 
     from collapse_tui import __version__
+    from collapse_tui.engine.precision import precision
 
     backend = keras.backend.backend()
     return {
@@ -77,6 +79,7 @@ def environment(data_parallel: bool = False) -> dict[str, object]:
         "device": device_name(),
         "devices": _training_devices(data_parallel),
         "data_parallel": data_parallel,
+        "precision": precision(),
         "keras": keras.__version__,
         backend: _version(backend),  # the backend's package: tensorflow, jax or torch
         "numpy": _version("numpy"),

@@ -3,7 +3,8 @@
 
 Refused: a sweep larger than :data:`~collapse_tui.config.LARGE_SWEEP` runs not confirmed, a
 ``data_parallel`` setting that cannot run (:func:`~collapse_tui.engine.distribution.check_data_parallel`),
-a bad :data:`~collapse_tui.engine.torch_compile.TORCH_COMPILE_VARIABLE`, Ray options or a missing Ray, and
+a bad :data:`~collapse_tui.engine.torch_compile.TORCH_COMPILE_VARIABLE`, a Keras precision (floatx) runs
+cannot train in (:func:`~collapse_tui.engine.precision.precision_problem`), Ray options or a missing Ray, and
 runs or models directories that cannot be written. The directories are checked (created when missing)
 only once nothing else is wrong, so a refused start leaves nothing behind.
 """
@@ -30,7 +31,7 @@ def preflight(configs: Iterable[RunConfig], *, resume: Sequence[tuple] = (), lar
     if len(configs) > LARGE_SWEEP and not large_sweep_confirmed:
         problems.append(f"the sweep expands to {len(configs):,} runs; check it with --dry-run, then pass --yes "
                         "to run them all")
-    problems += _data_parallel(everything) + _torch_compile()
+    problems += _data_parallel(everything) + _torch_compile() + (_precision() if everything else [])
     if ray is not None:
         problems += _ray(ray)
     if problems:
@@ -58,6 +59,13 @@ def _torch_compile() -> list[str]:
     except ValueError as exc:
         return [str(exc)]
     return []
+
+
+def _precision() -> list[str]:
+    from collapse_tui.engine.precision import precision_problem
+
+    problem = precision_problem()
+    return [problem] if problem else []
 
 
 def _ray(options) -> list[str]:

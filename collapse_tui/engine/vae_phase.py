@@ -4,7 +4,8 @@
 A VAE identical in config, data and seed (:func:`vae_key`) is trained once: reused from memory within a
 process, loaded from ``models/`` across processes; one process at a time trains a given VAE (a file lock),
 the others wait and load what it saved. Training itself, epoch by epoch with a checkpoint, is
-:mod:`~collapse_tui.engine.vae_training`.
+:mod:`~collapse_tui.engine.vae_training`; what a cached VAE must be to be reused,
+:mod:`~collapse_tui.engine.vae_cache`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from collapse_tui.config import RunConfig
 from collapse_tui.engine.callbacks import StopRequested
 from collapse_tui.engine.data_phase import Data
 from collapse_tui.engine.memory import keep
+from collapse_tui.engine.precision import DEFAULT_PRECISION, precision, precision_problem
 from collapse_tui.engine.seeding import data_seed, derived_seed, seed_globals
+from collapse_tui.engine.vae_cache import ExpectedVAE, finite_weights, load_checked, set_aside
 from collapse_tui.engine.vae_training import train_vae, vae_checkpoint_path
 from collapse_tui.events import Evaluation, Message, PhaseStarted
 from collapse_tui.store import file_lock, layout, remove_stale_temporaries, save_model
@@ -30,8 +33,9 @@ from collapse_tui.store import file_lock, layout, remove_stale_temporaries, save
 VAE_CACHE_VERSION = 2  # 2: its own data order, epoch by epoch (engine.vae_training)
 
 
-def vae_key(config: RunConfig, data_fingerprint: str) -> str:
-    """The identity of a trained VAE: everything that changes its weights, nothing that does not."""
+def vae_key(config: RunConfig, data_fingerprint: str, dtype: str | None = None) -> str:
+    """The identity of a trained VAE: everything that changes its weights, nothing that does not.
+    ``dtype``: the precision it is trained in (default: the process's, :func:`precision`)."""
     # Not data_parallel: it is how the VAE is trained, not what. Each step still computes the gradient of
     # the whole batch, in the same data order, with the same sampling noise (JAX's random numbers do not
     # depend on how an array is split); only the order of a sum's terms differs, as between backends,
@@ -47,6 +51,9 @@ def vae_key(config: RunConfig, data_fingerprint: str) -> str:
         "seed": data_seed(config),
         "version": VAE_CACHE_VERSION,
     }
+    dtype = precision() if dtype is None else dtype
+    if dtype != DEFAULT_PRECISION:  # absent for float32: the keys of VAEs cached before it was keyed stay
+        ident["precision"] = dtype
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -67,6 +74,9 @@ class VAEPhase:
     # ------------------------------------------------------------------ the model
     def model(self, cfg: RunConfig, data: Data, s):
         """(the run's VAE, its key): from memory, from ``models_dir``, or trained and saved there."""
+        problem = precision_problem()  # refused up front by the preflight; here for runs started otherwise
+        if problem:
+            raise ValueError(problem)
         key = vae_key(cfg, data.fingerprint)
         path = layout.vae_model(cfg.models_dir, key)
         if key in self._vaes:
@@ -86,17 +96,14 @@ class VAEPhase:
             return self._load_or_train(cfg, data, s, key, path)
 
     def _load_or_train(self, cfg: RunConfig, data: Data, s, key: str, path: Path):
-        import keras
-
-        import collapse_tui.nn  # noqa: F401  (registers ConvVAE, which load_model looks up by name)
-
-        if path.exists():
-            try:
-                vae = keras.saving.load_model(path, compile=False)
-                if not finite_weights(vae):  # a diverged VAE that an older version cached
-                    raise ValueError("its weights are not finite")
-            except Exception as exc:  # a damaged cache file is retrained, not fatal
-                s.emit(Message(text=f"vae: cannot load {path} ({exc}); training a new one", level="warning"))
+        if path.exists() or path.is_symlink():
+            expected = ExpectedVAE.of(cfg.vae, data.train_images.shape[1:], data.input_scale, precision())
+            vae, problem = load_checked(path, expected)
+            if problem:  # a damaged or foreign file is kept aside and the VAE retrained, never fatal
+                moved = set_aside(path)
+                where = f"set aside as {moved.name}" if moved else "gone"
+                s.emit(Message(text=f"vae: cannot use {path}: {problem}; {where}, training a new one",
+                               level="warning"))
             else:
                 s.emit(Message(text=f"vae: loaded {path} (same config, data and seed)"))
                 s.vae_source = str(path)
@@ -162,8 +169,3 @@ class VAEPhase:
             evaluation = vae.representation(data.eval_images, source=cfg.sae.source)
             keep(self._codes, ckey, (train, evaluation))
         return self._codes[ckey]
-
-
-def finite_weights(model) -> bool:
-    """Whether every weight of ``model`` is a finite number: a diverged model is never cached or reused."""
-    return all(np.isfinite(np.asarray(w)).all() for w in model.get_weights())

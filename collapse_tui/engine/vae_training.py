@@ -26,6 +26,7 @@ import numpy as np
 from collapse_tui.engine.callbacks import EventCallback
 from collapse_tui.engine.checkpoint import Checkpoint, read_checkpoint_file, write_checkpoint_file
 from collapse_tui.engine.seeding import derived_seed
+from collapse_tui.engine.vae_cache import set_aside
 from collapse_tui.events import Message
 from collapse_tui.interrupts import stop_polled
 from collapse_tui.store.layout import vae_checkpoint
@@ -79,7 +80,8 @@ def _checkpoint(vae, order: np.random.RandomState, key: str, epochs_done: int) -
 
 def _restore(vae, order: np.random.RandomState, key: str, path: Path, emit: Callable) -> int:
     """Load the checkpoint at ``path`` into ``vae``, its optimiser and ``order``; the epochs it holds (0
-    when there is none, or one that does not fit this VAE: then it trains from its start)."""
+    when there is none, or one that does not fit this VAE: then it is set aside and the VAE trains from its
+    start)."""
     try:
         checkpoint = read_checkpoint_file(path)
         if checkpoint is None:
@@ -94,8 +96,12 @@ def _restore(vae, order: np.random.RandomState, key: str, path: Path, emit: Call
         for i, slot in enumerate(slots):
             if tuple(slot.shape) != checkpoint.optimizer[str(i)].shape:
                 raise ValueError(f"optimiser variable {slot.path} does not match")
-    except ValueError as exc:
-        emit(Message(text=f"vae: ignoring the checkpoint {path} ({exc}); training from the start", level="warning"))
+    except ValueError as exc:  # damaged, or another VAE's: kept aside, never read again or overwritten
+        problem = str(exc).removeprefix(f"{path}: ")  # read_checkpoint_file's errors start with the file
+        moved = set_aside(path)
+        where = f"set aside as {moved.name}" if moved else "gone"
+        emit(Message(text=f"vae: ignoring the checkpoint {path} ({problem}); {where}, training from the start",
+                     level="warning"))
         return 0
     for variable, value in zip(variables, checkpoint.weights):
         variable.assign(value)

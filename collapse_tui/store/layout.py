@@ -13,6 +13,7 @@ name spelled anywhere else). Pure names and path arithmetic: nothing here touche
         sweep.json  plan.json  results.md  results.csv  paired.csv  runs.jsonl  STOP  tasks/<task>.json
     <models_dir>/                             trained VAEs, shared by runs
         vae-<key>.keras  vae-<key>.checkpoint.npz  vae-<key>.lock
+        (vae-<key>.set-aside.keras  vae-<key>.checkpoint.set-aside.npz)
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ _VAE_PREFIX = "vae-"
 _VAE_MODEL_SUFFIX = ".keras"
 _VAE_CHECKPOINT_SUFFIX = ".checkpoint.npz"
 _LOCK_SUFFIX = ".lock"
+_SET_ASIDE = ".set-aside"  # before the extension: a file that could not be used, kept to look at
 
 # ---------------------------------------------------------------------- temporaries
 _TMP = "tmp"  # save_model's ".<stem>.<pid>.tmp<suffix>" beside its target
@@ -106,7 +108,8 @@ def vae_model_key(path: str | Path) -> str | None:
     """The key of the trained VAE at ``path`` (any directory), None when its name is not a trained VAE's."""
     name = Path(path).name
     if name.startswith(_VAE_PREFIX) and name.endswith(_VAE_MODEL_SUFFIX) and len(name) > len(_VAE_PREFIX + _VAE_MODEL_SUFFIX):
-        return name[len(_VAE_PREFIX):-len(_VAE_MODEL_SUFFIX)]
+        key = name[len(_VAE_PREFIX):-len(_VAE_MODEL_SUFFIX)]
+        return None if is_set_aside(key) else key
     return None
 
 
@@ -121,13 +124,28 @@ def vae_lock(models_dir: str | Path, key: str) -> Path:
 
 
 def vae_checkpoints(models_dir: str | Path) -> list[Path]:
-    """Every VAE checkpoint in ``models_dir``."""
-    return sorted(Path(models_dir).glob(f"{_VAE_PREFIX}*{_VAE_CHECKPOINT_SUFFIX}"))
+    """Every VAE checkpoint in ``models_dir`` (none set aside)."""
+    found = Path(models_dir).glob(f"{_VAE_PREFIX}*{_VAE_CHECKPOINT_SUFFIX}")
+    return sorted(path for path in found if not is_set_aside(path.name))
 
 
 def vae_models(models_dir: str | Path) -> list[Path]:
-    """Every trained VAE in ``models_dir``."""
-    return sorted(Path(models_dir).glob(f"{_VAE_PREFIX}*{_VAE_MODEL_SUFFIX}"))
+    """Every trained VAE in ``models_dir`` (none set aside)."""
+    return sorted(path for path in Path(models_dir).glob(f"{_VAE_PREFIX}*{_VAE_MODEL_SUFFIX}")
+                  if not is_set_aside(path.name))
+
+
+def set_aside(path: str | Path) -> Path:
+    """Where a file of the models directory that cannot be used is moved to be kept (to look at, never to be
+    read again): ``vae-<key>.set-aside.keras`` for ``vae-<key>.keras``, ``vae-<key>.checkpoint.set-aside.npz``
+    for its checkpoint."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}{_SET_ASIDE}{path.suffix}")
+
+
+def is_set_aside(name: str) -> bool:
+    """Whether the file (or key) ``name`` is one :func:`set_aside` named."""
+    return _SET_ASIDE in name
 
 
 def atomic_temporary_prefix(target: Path) -> str:
