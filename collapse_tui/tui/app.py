@@ -160,7 +160,12 @@ class CollapseApp(App):
         """Why ``runs`` (``config.expand`` output) or ``resume`` (:func:`~collapse_tui.engine.runner.
         resume_plan` tuples) cannot start, one line each, as ``--batch`` and ``--resume`` say it
         (:mod:`~collapse_tui.engine.preflight`); empty when they can."""
-        load_keras()  # the checks ask the engine, which imports Keras: its start-up lines held back
+        try:
+            load_keras()  # the checks ask the engine, which imports Keras: its start-up lines held back
+        except Exception as exc:  # a backend installed but broken: a line on the screen, not a dead TUI
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            return [f"Keras cannot load its backend ({os.environ.get('KERAS_BACKEND') or 'keras.json'}): "
+                    f"{detail[:300]}"]
         from collapse_tui.engine.preflight import preflight
 
         return preflight([cfg for cfg, _ in runs], resume=resume or (), large_sweep_confirmed=large_sweep_confirmed)
