@@ -20,7 +20,7 @@ signal deferral its writers respect lives in :mod:`collapse_tui.interrupts`.
 """
 
 import collapse_tui.store.layout as layout
-from collapse_tui.store.files import (FILE_MODE, LockHeld, dumps, file_lock, jsonable, only_writer, read_bounded, resume_locks,
+from collapse_tui.store.files import (FILE_MODE, LockHeld, LockUnusable, dumps, file_lock, jsonable, only_writer, read_bounded, resume_locks,
                                       read_json, remove_stale_temporaries, save_model, writable_dir_problem,
                                       write_atomic)
 from collapse_tui.store.decoders import DecoderMarks, read_decoders, write_decoders
@@ -37,7 +37,7 @@ from collapse_tui.store.sweeps import (SweepRecord, SweepWriter, is_sweep_dir, l
                                        sweep_name, sweep_of, sweep_records, sweep_run_dirs)
 
 __all__ = [
-    "DECODERS_FILE", "DecoderMarks", "read_decoders", "write_decoders", "LockHeld", "only_writer", "resume_locks",
+    "DECODERS_FILE", "DecoderMarks", "read_decoders", "write_decoders", "LockHeld", "LockUnusable", "only_writer", "resume_locks",
     "CHECKPOINT_FILE", "CONFIG_EXTRAS", "CONFIG_FILE", "CRASHED", "EVENTS_FILE", "FILE_MODE", "HEARTBEAT",
     "HEARTBEAT_SECONDS", "LISTING_FILE", "NEURONS_FILE", "PAIRED_CSV", "PLAN_FILE", "RESULTS_CSV", "RESULTS_MD",
     "RUNS_JSONL", "SAE_FILE", "STALE_SECONDS", "STOP_FILE", "SUMMARY_FILE", "SUSPECT", "SWEEPS_DIR", "SWEEP_FILE",

@@ -4,6 +4,7 @@
   a second Ctrl-C never leaves a damaged file;
 - :func:`read_bounded` reads a small file of the tool's own at most so many bytes, and only a regular
   file: a symlink to /dev/zero, a FIFO or a huge file becomes a clear ``ValueError``, never a hang;
+  :func:`open_regular` opens one to be read in parts (a log), with the same check;
 - :func:`file_lock` makes two processes (or two nodes of a cluster) take turns;
 - :func:`remove_stale_temporaries` clears what a crash left half-written.
 """
@@ -18,7 +19,7 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import collapse_tui.store.layout as layout
 from collapse_tui.interrupts import uninterrupted
@@ -71,6 +72,21 @@ def read_bounded(path: str | Path, limit: int) -> bytes:
 
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """``path`` opened for reading in binary, for a reader that reads it in parts (a log that grows):
+    ``FileNotFoundError`` when it is missing, ``ValueError`` when it is not a regular file (a FIFO, whose
+    opening would block for ever, a device such as /dev/zero, which never ends, a directory): opened
+    without blocking and looked at before anything is read."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path}: not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def read_json(path: Path, limit: int = 64 << 20) -> dict[str, Any]:
@@ -164,19 +180,48 @@ class LockHeld(Exception):
         self.path, self.holder = path, holder
 
 
+class LockUnusable(LockHeld):
+    """What is at a resume lock's path cannot be the lock (a directory, a FIFO, a device, a symlink, which
+    writing the PID would follow): nothing is resumed until it is removed. A :class:`LockHeld`, so
+    every caller that refuses a held lock refuses this one in one line too."""
+
+    def __init__(self, path: Path, problem: str):
+        Exception.__init__(self, f"{path}: {problem}, not the resume lock; remove it to resume")
+        self.path, self.holder = path, ""
+
+
+_LOCK_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+
+
+def _open_lock(path: Path):
+    """The resume lock at ``path``, created if missing, opened without blocking or following a symlink;
+    :class:`LockUnusable` for anything but a regular file."""
+    try:
+        fd = os.open(path, _LOCK_FLAGS, 0o666)
+    except OSError as exc:
+        problem = "a symlink" if path.is_symlink() else "a directory" if path.is_dir() else exc.strerror or str(exc)
+        raise LockUnusable(path, problem) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LockUnusable(path, "not a regular file")
+    return os.fdopen(fd, "r+b")
+
+
 @contextlib.contextmanager
 def only_writer(path: str | Path):
     """Hold an exclusive lock on ``path`` for the ``with`` block, or raise :class:`LockHeld` at once if another
     process holds it (never wait: two processes resuming one run must not both train it). The holder's
     PID is written into the file, so the refusal can name it. As :func:`file_lock`: POSIX record locks,
-    dropped with a process that dies; unlocked where there are none."""
+    dropped with a process that dies; unlocked where there are none. Whatever the file holds (another
+    process's PID, or garbage) is replaced; what is not a regular file is :class:`LockUnusable`."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
     path = Path(path)
-    with open(path, "a+b") as fh:
+    with _open_lock(path) as fh:
         try:
             fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -185,6 +230,7 @@ def only_writer(path: str | Path):
             raise LockHeld(path, holder if holder.isdigit() else "") from None
         try:
             fh.truncate(0)
+            fh.seek(0)
             fh.write(str(os.getpid()).encode())
             fh.flush()
             yield

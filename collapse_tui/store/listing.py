@@ -10,7 +10,10 @@ of it that a reader trusts only when it proves it is one:
   parses the YAML as before (:func:`read_listing` returns None);
 - it carries a seal, a digest of all the rest of it: a damaged sidecar (a flipped byte, a truncation)
   never yields a different config, only the slow path;
-- the writer makes one only after checking that parsing its YAML gives exactly the config it holds.
+- the writer makes one only after checking that parsing its YAML gives exactly the config it holds;
+- a config.yaml cut short after a whole line still parses, into fewer settings: the sidecar's config,
+  dumped again, gives back the whole file the run wrote (:func:`written_config`), so a reader can tell a
+  file cut short from one edited by hand and refuse it instead of reading defaults for what was cut.
 
 It may also say that the config passed the config checks (``stored_config_errors``) of the code that
 wrote it, named by :func:`schema_fingerprint` (a digest of the ``collapse_tui.config`` sources and the pydantic
@@ -28,6 +31,8 @@ import functools
 import hashlib
 import json
 from typing import Any
+
+import yaml
 
 from collapse_tui.config import ConfigError, parse_yaml
 
@@ -88,10 +93,8 @@ def make_listing(config_yaml: bytes, config: dict[str, Any], checked: bool = Fal
     return b" ".join((MAGIC, b"%d" % FORMAT, config_digest, mark, seal)) + b"\n" + raw
 
 
-def read_listing(listing: bytes, config_yaml: bytes) -> tuple[dict[str, Any], bool] | None:
-    """The config a sidecar holds, and whether this code's config checks passed it already, if the
-    sidecar is intact and was made from ``config_yaml`` (the bytes of the run's config.yaml now); None
-    otherwise: the caller parses the YAML."""
+def _sealed(listing: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """An intact sidecar's config digest, checked mark and body; None for anything else."""
     newline = listing.find(b"\n")
     if newline < 0:
         return None
@@ -99,7 +102,34 @@ def read_listing(listing: bytes, config_yaml: bytes) -> tuple[dict[str, Any], bo
     if len(fields) != 5 or fields[0] != MAGIC or fields[1] != b"%d" % FORMAT:
         return None
     _, _, config_digest, mark, seal = fields
-    if config_digest != _digest(config_yaml).encode("ascii") or seal != _seal(config_digest, mark, body):
+    return (config_digest, mark, body) if seal == _seal(config_digest, mark, body) else None
+
+
+def written_config(listing: bytes) -> bytes | None:
+    """The config.yaml an intact sidecar was made from, byte for byte, where its config dumps back to
+    exactly those bytes (the writer's YAML of it, the same PyYAML); None otherwise. What a config.yaml
+    that no longer matches its sidecar is compared with: one cut short is a first part of it."""
+    sealed = _sealed(listing)
+    if sealed is None:
+        return None
+    config_digest, _, body = sealed
+    try:
+        config = json.loads(body.decode("utf-8"))
+        text = yaml.safe_dump(config, sort_keys=False).encode("utf-8")
+    except (ValueError, RecursionError, yaml.YAMLError):
+        return None
+    return text if _digest(text).encode("ascii") == config_digest else None
+
+
+def read_listing(listing: bytes, config_yaml: bytes) -> tuple[dict[str, Any], bool] | None:
+    """The config a sidecar holds, and whether this code's config checks passed it already, if the
+    sidecar is intact and was made from ``config_yaml`` (the bytes of the run's config.yaml now); None
+    otherwise: the caller parses the YAML."""
+    sealed = _sealed(listing)
+    if sealed is None:
+        return None
+    config_digest, mark, body = sealed
+    if config_digest != _digest(config_yaml).encode("ascii"):
         return None
     try:
         config = json.loads(body.decode("utf-8"))

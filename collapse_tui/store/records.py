@@ -1,9 +1,9 @@
 """Reading runs back: a run directory as a checked :class:`RunRecord`, and every run of a runs dir.
 
 Every reader (the TUI, the tables, resume) goes through :func:`load_run`, which raises one clear
-``ValueError`` naming the file for a run it cannot trust (unreadable, the wrong shape, a value of the
-wrong type, a FIFO or a symlink to /dev/zero in place of a file), so that no reader ever meets one. A
-final metric that is not a number spoils that run's results, not the run: it is read, flagged with the
+``ValueError`` naming the file for a run it cannot trust (unreadable, cut short, the wrong shape, a
+value of the wrong type, a FIFO or a symlink to /dev/zero in place of a file), so that no reader ever
+meets one. A final metric that is not a number spoils that run's results, not the run: it is read, flagged with the
 key (:func:`final_problem`), and kept out of tables as ``suspect``.
 
 Listing is fast for runs this version wrote: the config comes from the run's listing sidecar
@@ -25,9 +25,10 @@ import collapse_tui.store.layout as layout
 from collapse_tui.config import MAX_CONFIG_BYTES, ConfigError, parse_yaml, shorten, stored_config_errors
 from collapse_tui.metrics.specs import DEAD_CURVE
 from collapse_tui.store.files import read_bounded
-from collapse_tui.store.listing import LISTING_LIMIT, read_listing
+from collapse_tui.store.listing import LISTING_LIMIT, read_listing, written_config
 from collapse_tui.store.liveness import CRASHED, process_gone
 
+STATUSES = ("running", "ok", "stopped", "failed")  # what a run's summary.json says it is (RunSummary.status)
 SUSPECT = "suspect"  # an ok run whose final metrics are no result (RunSummary.flags)
 SUMMARY_LIMIT = 64 << 20  # bytes a summary.json may hold (a real one holds a few kB)
 
@@ -90,20 +91,33 @@ _EXACT = {key: frozenset(expected if isinstance(expected, tuple) else (expected,
           for key, expected in _SUMMARY_TYPES.items()}
 
 
+# The summary's numbers that readers show, group by (k / λ) or compute with (times): finite where given
+# (JSON's NaN and Infinity are floats, an int of 400 digits an int; neither is a k / λ or a time).
+_FINITE = ("sparsity", "n_neurons", "started", "finished", "seconds")
+
+
 def summary_problem(summary: dict[str, Any]) -> str | None:
-    """What is wrong with a summary's shape (a field of the wrong type), or None."""
-    if not isinstance(summary.get("status"), str):
+    """What is wrong with a summary's shape (a field of the wrong type, a number that is not a finite
+    one, a negative k / λ), or None."""
+    if summary.get("status") is None:
         return "summary.json has no status"
     exact = _EXACT
-    if all(v is None or k not in exact or type(v) in exact[k] for k, v in summary.items()):
-        return None
-    for key, expected in _SUMMARY_TYPES.items():
+    if not all(v is None or k not in exact or type(v) in exact[k] for k, v in summary.items()):
+        for key, expected in _SUMMARY_TYPES.items():
+            value = summary.get(key)
+            if value is not None and (not isinstance(value, expected) or (expected is not bool and
+                                                                           isinstance(value, bool))):
+                names = expected if isinstance(expected, tuple) else (expected,)
+                return (f"summary.json: {key} is {type(value).__name__} {shorten(repr(value), 60)}, not "
+                        f"{' or '.join(n.__name__ for n in names)}")
+    if summary["status"] not in STATUSES:
+        return f"summary.json: status is {shorten(repr(summary['status']), 40)}, not one of {', '.join(STATUSES)}"
+    for key in _FINITE:
         value = summary.get(key)
-        if value is not None and (not isinstance(value, expected) or (expected is not bool and
-                                                                       isinstance(value, bool))):
-            names = expected if isinstance(expected, tuple) else (expected,)
-            return (f"summary.json: {key} is {type(value).__name__} {shorten(repr(value), 60)}, not "
-                    f"{' or '.join(n.__name__ for n in names)}")
+        if value is not None and not finite_number(value):
+            return f"summary.json: {key} is {shorten(repr(value), 60)}, not a finite number"
+    if (summary.get("sparsity") or 0) < 0:  # null: a k / λ that was not finite when written
+        return f"summary.json: sparsity is {summary['sparsity']!r}, not a k or λ (0 or more)"
     return None
 
 
@@ -148,7 +162,14 @@ def config_problem(config: dict[str, Any]) -> str | None:
     """What is wrong with a run's config.yaml as a config (a value of the wrong type or out of range),
     or None."""
     errors = stored_config_errors(stored_settings(config))
-    return f"config.yaml: {errors[0]}" if errors else None
+    if errors:
+        return f"config.yaml: {errors[0]}"
+    # The checks take true for 1 and '3_0' for 30 where an integer belongs; a table shows the seed as the
+    # number int() makes of it, so only the integer a run writes is one.
+    seed = config.get("seed")
+    if seed is not None and type(seed) is not int:
+        return f"config.yaml: seed is {type(seed).__name__} {shorten(repr(seed), 40)}, not an integer"
+    return None
 
 
 def _unreadable(file: str, exc: BaseException) -> ValueError:
@@ -166,20 +187,30 @@ def read_config(path: str | Path, fast: bool = True) -> tuple[Any, bool]:
         text = read_bounded(file, MAX_CONFIG_BYTES)
     except (OSError, ValueError) as exc:
         raise _unreadable(file, exc) from None
-    if fast:
-        try:
-            listing = read_bounded(os.path.join(path, layout.LISTING_FILE), LISTING_LIMIT)
-        except (OSError, ValueError):
-            listing = None
-        found = read_listing(listing, text) if listing is not None else None
+    try:
+        listing = read_bounded(os.path.join(path, layout.LISTING_FILE), LISTING_LIMIT)
+    except (OSError, ValueError):
+        listing = None
+    if fast and listing is not None:
+        found = read_listing(listing, text)
         if found is not None:
             return found
+    if listing is not None:
+        # A config.yaml cut after a whole line still parses, into fewer settings whose defaults would
+        # stand for what the run wrote (another row, a resume at other settings): its sidecar knows.
+        written = written_config(listing)
+        if written is not None and len(text) < len(written) and written.startswith(text):
+            raise ValueError(f"{file}: cut short (the first {len(text):,} of the {len(written):,} bytes the run "
+                             f"wrote; {layout.LISTING_FILE} holds them all)")
     try:
-        return parse_yaml(text.decode("utf-8")) or {}, False
+        config = parse_yaml(text.decode("utf-8"))
     except ConfigError as exc:
         raise ValueError(f"{file}: unreadable ({'; '.join(exc.errors)})") from None
     except ValueError as exc:  # UnicodeDecodeError
         raise _unreadable(file, exc) from None
+    if config is None:  # an empty file: no settings, not a run of every default
+        raise ValueError(f"{file}: empty (it holds no settings)")
+    return config, False
 
 
 def read_summary(path: str | Path) -> Any:
@@ -201,8 +232,10 @@ def load_run(path: str | Path, fast: bool = True, _is_dir: bool = False) -> RunR
     name = str(path)
     config, checked = read_config(name, fast)
     summary = read_summary(name)
-    if not isinstance(config, dict) or not isinstance(summary, dict):
-        raise ValueError(f"{path}: config.yaml and summary.json must each hold a mapping")
+    for file, value in ((layout.CONFIG_FILE, config), (layout.SUMMARY_FILE, summary)):
+        if not isinstance(value, dict):
+            raise ValueError(f"{os.path.join(name, file)}: holds {type(value).__name__} "
+                             f"{shorten(repr(value), 40)}, not a mapping")
     problem = summary_problem(summary) or (None if checked else config_problem(config))
     if problem:
         raise ValueError(f"{path}: {problem}")

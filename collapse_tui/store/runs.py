@@ -22,7 +22,7 @@ import collapse_tui.store.layout as layout
 from collapse_tui.config import parse_yaml, shorten
 from collapse_tui.events import (DamagedEvent, DataSource, Event, Message, RunFailed, RunFinished, RunResumed,
                                 RunStarted, event_from_dict)
-from collapse_tui.store.files import dumps, jsonable, read_json, write_atomic
+from collapse_tui.store.files import dumps, jsonable, open_regular, read_json, write_atomic
 from collapse_tui.store.listing import make_listing
 from collapse_tui.store.liveness import HEARTBEAT, process_identity
 from collapse_tui.store.records import config_problem
@@ -183,9 +183,11 @@ def read_events(path: str | Path, offset: int = 0) -> tuple[list[Event], int]:
     """Events appended to ``events.jsonl`` (``path``, or the run directory holding it) since byte
     ``offset``, and the offset to continue from.
 
-    A last line without its newline is still being written: it is left for the next call. A line that is
-    not an event (damaged, or written by something else), or an event with a field that holds what its
-    type does not declare (:func:`~collapse_tui.events.event_problem`), becomes a warning
+    A missing file, or one that is not a regular file (a FIFO, which would block, a device, a
+    directory), has no events. A last line without its newline is still being written: it is left for
+    the next call. A line that is not an event (damaged, or written by something else), or an event with
+    a field that holds what its type does not declare (:func:`~collapse_tui.events.event_problem`),
+    becomes a warning
     :class:`Message` naming the file, the line and what is wrong, in its place and at the time of the
     event it stands for (of the event before it where that is unreadable): a reader shows what it can,
     is never handed a field of the wrong type, and never fails on it.
@@ -195,10 +197,10 @@ def read_events(path: str | Path, offset: int = 0) -> tuple[list[Event], int]:
         file = layout.run_file(file, layout.EVENTS_FILE)
     events: list[Event] = []
     try:
-        with open(file, "rb") as fh:
+        with open_regular(file) as fh:
             fh.seek(offset)
             data = fh.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):  # missing, or not a file (a FIFO, a device, a directory): no events
         return events, offset
     end = data.rfind(b"\n") + 1
     position = offset

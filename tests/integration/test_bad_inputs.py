@@ -249,7 +249,7 @@ def good_run(runs_dir: Path, name: str, seed: int = 0, dead: float = 0.3) -> Pat
     (lambda run: _edit_summary(run, n_neurons=True), "n_neurons is bool"),
     (lambda run: _edit_config(run, seed="xyz"), "config.yaml: seed"),
     (lambda run: _edit_config(run, sae={"k": "many"}), "config.yaml: sae.k"),
-    (lambda run: (run / "summary.json").write_text("[1, 2]"), "must each hold a mapping"),
+    (lambda run: (run / "summary.json").write_text("[1, 2]"), "summary.json: holds list [1, 2], not a mapping"),
     (lambda run: (run / "summary.json").write_bytes(b"\xff\xfe"), "summary.json: unreadable"),
     (lambda run: (run / "config.yaml").write_text("seed: [unclosed"), "config.yaml: unreadable"),
 ])
