@@ -335,8 +335,12 @@ def _table(path: str, fmt: str | None = None, columns: str | None = None, show_a
             print(f"collapse-tui: {exc}", file=sys.stderr)
             return 2
         title = sweep_title(target)
-        write_report(target, records, title=title)
-        written = f"written: {target / RESULTS_MD}, {target / RESULTS_CSV}, {target / PAIRED_CSV}"
+        try:
+            write_report(target, records, title=title)
+            written = f"written: {target / RESULTS_MD}, {target / RESULTS_CSV}, {target / PAIRED_CSV}"
+        except OSError as exc:  # a read-only copy, a directory in a table file's place: the table is still shown
+            written = (f"collapse-tui: the sweep's tables were not rewritten ({exc.filename2 or exc.filename}: "
+                       f"{exc.strerror or exc})")
     else:
         records = list_runs(target, include_unreadable=True)
         if not records:

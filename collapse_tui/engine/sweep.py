@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -19,7 +21,8 @@ from collapse_tui.events import Event, Listener, RunResumed, RunStarted, SweepSt
 from collapse_tui.report import run_line, table_title, write_report
 from collapse_tui.store import (SUSPECT, RunRecord, SweepWriter, load_plan, load_run, load_sweep, stored_settings,
                                 sweep_name)
-from collapse_tui.store.layout import RUNS_JSONL, sweep_file
+from collapse_tui.store.files import open_regular
+from collapse_tui.store.layout import PLAN_FILE, RUNS_JSONL, sweep_file
 
 
 # What a finished run of a sweep ended as: resuming the sweep leaves it as it is.
@@ -81,11 +84,9 @@ class SweepRecorder:
                     finished.append(record)
             records.append(record)
         if finished:
-            path = sweep_file(self.path, RUNS_JSONL)
-            torn = not _ends_a_line(path)  # a process killed mid-line: start on a line of our own
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.writelines(("\n" if torn else "", *(json.dumps(run_line(r), default=str) + "\n" for r in finished)))
-            self._listed.update(r.run_id for r in finished)
+            lines = "".join(json.dumps(run_line(r), default=str) + "\n" for r in finished)
+            if _append_lines(sweep_file(self.path, RUNS_JSONL), lines):
+                self._listed.update(r.run_id for r in finished)
         return records
 
     def update(self) -> None:
@@ -105,34 +106,47 @@ class SweepRecorder:
         self._write_seconds = self._written_at - start
 
 
-def _ends_a_line(path: Path) -> bool:
-    """Whether ``path`` is empty, missing or ends with a newline (so an append starts a line of its own)."""
+def _append_lines(path: Path, lines: str) -> bool:
+    """Append ``lines`` to the log at ``path`` (created if missing), on a line of their own (a process
+    killed mid-line left one torn). Whether they were: what is not a regular file there (a FIFO, whose
+    opening for writing blocks until a reader comes, a device, a directory) is left alone, with a warning."""
     try:
-        with open(path, "rb") as fh:
-            if fh.seek(0, os.SEEK_END) == 0:
-                return True
-            fh.seek(-1, os.SEEK_END)
-            return fh.read(1) == b"\n"
-    except OSError:
-        return True
+        fd = os.open(path, _APPEND_FLAGS, 0o666)
+    except OSError as exc:
+        warnings.warn(f"{path}: not appended to ({exc.strerror or exc})", stacklevel=3)
+        return False
+    with os.fdopen(fd, "ab") as fh:  # opened for reading too: its last byte says whether a line was torn
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            warnings.warn(f"{path}: not appended to (not a regular file)", stacklevel=3)
+            return False
+        torn = info.st_size > 0 and os.pread(fd, 1, info.st_size - 1) != b"\n"
+        fh.write(("\n" if torn else "").encode() + lines.encode("utf-8"))
+    return True
+
+
+_APPEND_FLAGS = (os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+RUNS_JSONL_LIMIT = 256 << 20  # bytes of runs.jsonl read back (about 100,000 runs); a run past them is listed again
+_LINE_LIMIT = 1 << 20  # a line longer is no run's (a run's line holds a few kB)
 
 
 def _listed_runs(path: Path) -> set[str]:
-    """The runs a ``runs.jsonl`` lists. A damaged line (torn, not UTF-8, not a record) is skipped: its run
-    is listed again; a runs.jsonl that is not a regular file is read as empty."""
-    listed = set()
+    """The runs a ``runs.jsonl`` lists. A damaged line (torn, not UTF-8, not a record, longer than any
+    run's) is skipped: its run is listed again; a runs.jsonl that is not a regular file (a FIFO, a
+    device, a directory) is read as empty, and one read only so far (:data:`RUNS_JSONL_LIMIT`)."""
+    listed: set[str] = set()
     try:
-        if not path.is_file():
-            return listed
-        with open(path, "rb") as fh:
-            for line in fh:
+        with open_regular(path) as fh:
+            read = 0
+            while read < RUNS_JSONL_LIMIT and (line := fh.readline(_LINE_LIMIT)):
+                read += len(line)
                 try:
                     run = json.loads(line.decode("utf-8"))["run"]
-                except (ValueError, KeyError, TypeError, IndexError):  # UnicodeDecodeError is a ValueError
+                except (ValueError, KeyError, TypeError, IndexError, RecursionError):  # UnicodeDecodeError: a ValueError
                     continue
                 if isinstance(run, str):
                     listed.add(run)
-    except OSError:
+    except (OSError, ValueError):
         pass
     return listed
 
@@ -229,13 +243,29 @@ def _settings_key(config: dict[str, Any]) -> str:
     return json.dumps(stored_settings(config), sort_keys=True, default=str)
 
 
+def _planned_configs(path: Path) -> list[RunConfig]:
+    """The sweep's plan as configs; ValueError in one line naming plan.json and the first run that is no
+    config (as the writer wrote each run's resolved config: its seed an integer, not true or '3')."""
+    entries = load_plan(path)
+    configs = []
+    for i, entry in enumerate(entries):
+        try:
+            if "seed" in entry and type(entry["seed"]) is not int:
+                raise ConfigError([f"seed: {entry['seed']!r} is not an integer"])
+            configs.append(validate(entry))
+        except ConfigError as exc:
+            raise ValueError(f"{sweep_file(path, PLAN_FILE)}: run {i + 1} of {len(entries)} is no config "
+                             f"({exc.errors[0] if exc.errors else exc})") from None
+    return configs
+
+
 def plan_sweep_resume(path: str | Path) -> SweepResume:
     """Match a sweep's plan against the runs it recorded (by resolved config): finished runs are left
     alone, stopped or crashed ones resumed, runs never started started. ValueError when the sweep cannot
     be resumed (no plan, a run still running, nothing left to do)."""
     path = Path(path)
     record = load_sweep(path)
-    plan = [validate(c) for c in load_plan(path)]
+    plan = _planned_configs(path)
     by_key: dict[str, list[int]] = {}
     for i, cfg in enumerate(plan):
         by_key.setdefault(_settings_key(cfg.to_dict()), []).append(i)

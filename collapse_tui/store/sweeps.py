@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import collapse_tui.store.layout as layout
+from collapse_tui.config import shorten
 from collapse_tui.store.files import dumps, read_bounded, read_json, write_atomic
 from collapse_tui.store.records import RunRecord, load_run
 from collapse_tui.store.runs import create_run_dir
@@ -88,35 +89,54 @@ def load_sweep(path: str | Path) -> SweepRecord:
     file = layout.sweep_file(path, layout.SWEEP_FILE)
     try:
         info = json.loads(read_bounded(file, SWEEP_LIMIT).decode("utf-8"))
-        runs = [Path(p) for p in info["runs"]]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ValueError(f"{file}: unreadable ({exc.__class__.__name__}: {exc})") from None
+    problem = _record_problem(info)
+    if problem:
+        raise ValueError(f"{file}: unreadable ({problem})")
     own = layout.runs_dir_of_sweep(path)
-    resolved = [_own_copy(own, run) for run in runs]
+    resolved = [_own_copy(own, Path(run)) for run in info["runs"]]
     name = info.get("name") if isinstance(info.get("name"), str) else path.name
-    n_runs = info.get("n_runs") if isinstance(info.get("n_runs"), int) else len(resolved)
-    return SweepRecord(path=path, name=name, config=info.get("config"), n_runs=n_runs, runs=resolved)
+    n_runs = info.get("n_runs")
+    n_runs = n_runs if type(n_runs) is int and n_runs >= len(resolved) else len(resolved)
+    config = info.get("config") if isinstance(info.get("config"), str) else None
+    return SweepRecord(path=path, name=name, config=config, n_runs=n_runs, runs=resolved)
+
+
+def _record_problem(info: Any) -> str | None:
+    """What makes a parsed sweep.json no record of runs: not a mapping, or runs not a list of paths."""
+    if not isinstance(info, dict):
+        return f"it holds {type(info).__name__}, not a mapping"
+    runs = info.get("runs")
+    if not isinstance(runs, list):
+        return f"runs is {type(runs).__name__}, not a list of run directories"
+    for run in runs:
+        if not isinstance(run, str) or "\0" in run or Path(run).name in ("", ".", ".."):
+            return f"runs holds {shorten(repr(run), 40)}, not a run directory"
+    return None
 
 
 def _own_copy(runs_dir: Path, recorded: Path) -> Path:
     """The run of ``recorded``'s name in ``runs_dir`` (absolute, as the writer records runs, so the two
-    compare equal) where there is one, else ``recorded``."""
-    if recorded.name in ("", ".."):
-        return recorded
+    compare equal) where there is one, else ``recorded``; a relative path (the writer records absolute
+    ones) is the sweep's runs dir's, never the current directory's."""
     try:
         own = runs_dir.resolve() / recorded.name
-        return own if own.is_dir() else recorded
-    except (OSError, RuntimeError):  # a name too long, a symlink loop: that of a damaged sweep.json
-        return recorded
+        return own if own.is_dir() or not recorded.is_absolute() else recorded
+    except (OSError, RuntimeError, ValueError):  # a name too long, a symlink loop, a NUL: a damaged sweep.json
+        return recorded if recorded.is_absolute() else runs_dir / recorded.name
 
 
 def load_plan(path: str | Path) -> list[dict[str, Any]]:
-    """The resolved configs of every run a sweep directory planned; ValueError if it has no plan."""
+    """The resolved configs of every run a sweep directory planned; ValueError if it has no plan (none,
+    unreadable, not a list of mappings, or empty)."""
     file = layout.sweep_file(path, layout.PLAN_FILE)
     plan = read_json(file).get("runs")
     if not isinstance(plan, list) or not all(isinstance(c, dict) for c in plan):
         raise ValueError(f"{file}: missing or unreadable (a sweep written before sweeps "
                          "recorded their plan cannot be resumed as a whole; resume its runs one by one)")
+    if not plan:  # a sweep plans two runs or more: an empty plan is no record of one that finished
+        raise ValueError(f"{file}: it plans no runs")
     return plan
 
 
