@@ -143,9 +143,9 @@ def _on_ray(console: Console, err: Console, config_path: str, source: Path, runs
                     verbose=verbose, stop=stop)
 
 
-def resume(path: str, verbose: bool = False, stop=None) -> int:
+def resume(path: str, verbose: bool = False, stop=None, yes: bool = False) -> int:
     """``--resume``: a stopped or crashed run goes on from its checkpoint; a sweep directory is finished
-    (see :func:`~collapse_tui.engine.sweep.resume_sweep`). ``stop``: as :func:`main`'s."""
+    (see :func:`~collapse_tui.engine.sweep.resume_sweep`). ``stop``, ``yes``: as :func:`main`'s."""
     console, err = consoles()
     from collapse_tui.engine.runner import Engine, resume_plan
     from collapse_tui.engine.sweep import plan_sweep_resume, resume_sweep
@@ -171,7 +171,7 @@ def resume(path: str, verbose: bool = False, stop=None) -> int:
     from collapse_tui.engine.preflight import preflight
     from collapse_tui.store import LockHeld, resume_locks
 
-    if _refused(err, preflight(new, resume=resumed, large_sweep_confirmed=True)):  # its size confirmed at its start
+    if _refused(err, preflight(new, resume=resumed, large_sweep_confirmed=yes)):  # a plan may be edited: ask again
         return EXIT_INVALID
 
     try:  # one writer per run: a second --resume of the same run (or sweep) is refused while this one holds it

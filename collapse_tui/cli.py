@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --batch: train every run data-parallel over all local accelerators (JAX "
                              "backend; as data_parallel: true in the config)")
     parser.add_argument("--yes", action="store_true",
-                        help="with --batch: run a sweep of more than 1,000 runs without asking")
+                        help="with --batch or --resume: start more than 1,000 runs without asking")
     parser.add_argument("--data-dir", metavar="DIR", type=directory,
                         help="where to look for official dataset files and prepared tfds copies "
                              "(for runs whose config sets no data.path)")
@@ -197,7 +197,7 @@ def _main(argv: list[str] | None, stop: threading.Event) -> int:
         with quiet_native_logs():
             import keras  # noqa: F401
 
-        return batch.resume(args.resume, verbose=args.verbose, stop=stop)
+        return batch.resume(args.resume, verbose=args.verbose, stop=stop, yes=args.yes)
     if args.prepare_tfds:
         return _prepare_tfds(parser, args)
     if args.table:
@@ -215,7 +215,7 @@ def _viewer_only(args) -> bool:
 MODES = {"batch": "--batch", "resume": "--resume", "follow": "--follow", "compare": "--compare",
          "table": "--table", "prepare_tfds": "--prepare-tfds", "config": "CONFIG (the terminal UI's form)"}
 MODE_OPTIONS = {"dry_run": ("--dry-run", ("batch",)), "ray": ("--ray", ("batch",)),
-                "data_parallel": ("--data-parallel", ("batch",)), "yes": ("--yes", ("batch",)),
+                "data_parallel": ("--data-parallel", ("batch",)), "yes": ("--yes", ("batch", "resume")),
                 "verbose": ("--verbose", ("batch", "resume")), "columns": ("--columns", ("table",)),
                 "all": ("--all", ("table",)), "format": ("--format", ("table",)),
                 "manual_dir": ("--manual-dir", ("prepare_tfds",))}

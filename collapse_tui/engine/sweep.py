@@ -259,6 +259,15 @@ def _planned_configs(path: Path) -> list[RunConfig]:
     return configs
 
 
+def _written_to(cfg: RunConfig, runs_dir: Path) -> RunConfig:
+    """``cfg`` writing its run into ``runs_dir``: a run a resumed sweep starts goes beside the sweep's other
+    runs, where the sweep now is, never to the runs directory the plan recorded (which a moved or copied
+    runs directory would otherwise have re-created)."""
+    if Path(cfg.runs_dir).resolve() == runs_dir.resolve():
+        return cfg
+    return cfg.model_copy(update={"runs_dir": str(runs_dir)})
+
+
 def plan_sweep_resume(path: str | Path) -> SweepResume:
     """Match a sweep's plan against the runs it recorded (by resolved config): finished runs are left
     alone, stopped or crashed ones resumed, runs never started started. ValueError when the sweep cannot
@@ -290,7 +299,8 @@ def plan_sweep_resume(path: str | Path) -> SweepResume:
             out.resume.append(resume_plan(run_dir))
         else:
             raise ValueError(f"{run_dir}: the run is {run.status}; resume the sweep once it has ended")
-    out.new = [(plan[i], {}) for i in range(len(plan)) if i not in started]
+    here = path.parent.parent  # the runs directory the sweep is in now (it may have moved since it started)
+    out.new = [(_written_to(plan[i], here), {}) for i in range(len(plan)) if i not in started]
     if not out.resume and not out.new:
         raise ValueError(f"{path}: every run of the sweep has finished; nothing to resume")
     return out
