@@ -779,23 +779,3 @@ def test_a_stopped_run_is_resumed_from_the_runs_screen(tmp_path, monkeypatch):
     asyncio.run(scenario())
     record = load_run(cut.run_dir)
     assert record.status == "ok" and record.summary["sae_epochs"] == 4 and len(record.summary["resumed"]) == 1
-
-
-def test_sigterm_or_sighup_quits_the_tui_cleanly(tmp_path):
-    # The app quits as q does (restoring the terminal) instead of dying inside it.
-    import os
-    import signal
-
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        async def scenario():
-            app = make_app(tmp_path)
-            async with app.run_test(size=SIZE) as pilot:
-                await pilot.pause()
-                # Only ever send it with the app's handler in place: otherwise it would end the test run.
-                assert signal.getsignal(signum) not in (signal.SIG_DFL, signal.SIG_IGN, None)
-                os.kill(os.getpid(), signum)
-                await wait_for(pilot, lambda: not app.is_running, timeout=10)
-            return app
-
-        app = asyncio.run(scenario())
-        assert not app.is_running
