@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse_tui.store import layout
-from collapse_tui.store.files import write_atomic
+from collapse_tui.store.files import load_npz_bounded, write_atomic
 
 __all__ = ["DecoderMarks", "read_decoders", "write_decoders"]
 
@@ -97,16 +97,7 @@ def read_decoders(run_dir: str | Path) -> DecoderMarks | None:
     if not path.is_file():
         raise ValueError(f"{path}: unreadable decoder marks (not a regular file)")
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise ValueError(f"larger than {MAX_BYTES} bytes")
-        with np.load(path, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise ValueError("not an .npz archive")
-            for key in data.files:
-                info = data.zip.getinfo(f"{key}.npy")
-                if info.file_size > MAX_BYTES:
-                    raise ValueError(f"array {key!r} claims {info.file_size} bytes")
-            arrays = {key: data[key] for key in data.files if key in _KEYS}
+        arrays = load_npz_bounded(path, MAX_BYTES, _KEYS)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError) as exc:
         raise ValueError(f"{path}: unreadable decoder marks ({type(exc).__name__}: {exc})") from None
     problem = _problem(arrays)

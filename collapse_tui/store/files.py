@@ -19,7 +19,7 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterable
 
 import collapse_tui.store.layout as layout
 from collapse_tui.interrupts import uninterrupted
@@ -277,3 +277,23 @@ def remove_stale_temporaries(directory: str | Path, everything: bool = False) ->
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+def load_npz_bounded(path: Path, limit: int, keys: Iterable[str] | None = None) -> dict[str, Any]:
+    """The arrays of the ``.npz`` at ``path`` (those named in ``keys``, or all), read only when the file
+    and each array it holds claim at most ``limit`` bytes, and never unpickled. Raises what a damaged
+    archive raises (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile...): the caller names the
+    file in its one line."""
+    import numpy as np
+
+    if os.stat(path).st_size > limit:
+        raise ValueError(f"larger than {limit} bytes")
+    with np.load(path, allow_pickle=False) as data:
+        if not hasattr(data, "files"):
+            raise ValueError("not an .npz archive")
+        for key in data.files:
+            claimed = data.zip.getinfo(f"{key}.npy").file_size
+            if claimed > limit:
+                raise ValueError(f"array {key!r} claims {claimed} bytes")
+        wanted = set(data.files) if keys is None else set(keys)
+        return {key: data[key] for key in data.files if key in wanted}

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse_tui.store import layout
-from collapse_tui.store.files import write_atomic
+from collapse_tui.store.files import load_npz_bounded, write_atomic
 
 __all__ = ["load_neurons", "neurons_problem", "read_neurons", "write_neurons"]
 
@@ -109,15 +109,7 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray] | None, str | None]:
     try:
         if not path.is_file():
             raise ValueError("not a regular file")
-        if path.stat().st_size > MAX_BYTES:
-            raise ValueError(f"larger than {MAX_BYTES} bytes")
-        with np.load(path, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise ValueError("not an .npz archive")
-            for key in data.files:
-                if data.zip.getinfo(f"{key}.npy").file_size > MAX_BYTES:
-                    raise ValueError(f"array {key!r} claims more than {MAX_BYTES} bytes")
-            arrays = {key: data[key] for key in data.files}
+        arrays = load_npz_bounded(path, MAX_BYTES)
         problem = neurons_problem(arrays)
     # A damaged archive fails in any of its layers: the zip (BadZipFile, KeyError), its compression
     # (zlib.error), the arrays' headers (ValueError, EOFError), the disk (OSError), a claimed size.
