@@ -15,7 +15,8 @@ class ScheduleConfig(Section):
     )
     start: float | None = Field(
         None, ge=0.0,
-        description="Sparsity at the first epoch (k for topk / batchtopk, else the coefficient); empty = the final value.",
+        description="Sparsity at the first epoch (k for topk / batchtopk, the target L0 under sae.target_l0, else the "
+                    "coefficient); empty = the final value.",
     )
     epochs: int = Field(
         1, ge=1, le=100_000,

@@ -130,7 +130,8 @@ class SAEConfig(Section):
     target_l0: float | None = Field(
         None, gt=0.0, le=100_000,
         description="L1 / JumpReLU: adapt the penalty coefficient at every update so the batch L0 reaches this, "
-                    "starting from sae.l1_coefficient (methods compared at equal sparsity); empty = the "
+                    "starting from sae.l1_coefficient (methods compared at equal sparsity); sae.schedule then "
+                    "moves the target (from schedule.start, an L0) rather than the coefficient; empty = the "
                     "coefficient follows its schedule.",
     )
     target_l0_gain: float = Field(
@@ -172,17 +173,19 @@ class SAEConfig(Section):
                 )
         # A neuron's mean firing frequency is L0 / n_neurons: a floor at or above it leaves some neuron below it
         # always, raised without end.
-        l0 = min(self.k, self.schedule.start or self.k) if self.method in K_METHODS else self.target_l0
+        final_l0 = self.k if self.method in K_METHODS else self.target_l0
+        l0 = final_l0 and min(final_l0, self.schedule.start or final_l0)  # the lowest along the k or target path
         if self.remedies.bias_floor and l0 and self.remedies.bias_floor * self.n_neurons >= l0:
             errors.append(f"remedies.bias_floor: {self.remedies.bias_floor:g} is not below the neurons' mean firing "
                           f"frequency, {l0:g} / sae.n_neurons ({self.n_neurons}) = {l0 / self.n_neurons:g}")
         if self.target_l0 is not None:
             if self.method in K_METHODS:
                 errors.append(f"target_l0: {self.method} sets its L0 by k; the controller is for l1 and jumprelu")
-            elif self.schedule.kind != "constant":
-                errors.append("target_l0: the controller sets the coefficient; use a constant schedule")
             elif self.target_l0 > self.n_neurons:
                 errors.append(f"target_l0: {self.target_l0:g} exceeds sae.n_neurons ({self.n_neurons})")
+            elif self.schedule.start is not None and not 0 < self.schedule.start <= self.n_neurons:
+                errors.append(f"schedule.start: {self.schedule.start:g} is the controller's first target L0 here; "
+                              f"it must be above 0 and at most sae.n_neurons ({self.n_neurons})")
         if errors:
             raise ValueError("; ".join(errors))
         return self

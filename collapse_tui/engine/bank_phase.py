@@ -186,6 +186,8 @@ class BankPhase:
             sparsities.append(reached[self.index[i]] if m.cfg.sae.target_l0 else m.sparsity_at(epoch))
         self.bank.set_orders(orders)
         self.bank.set_sparsities(sparsities)
+        if any(self.bank.controlled):
+            self.bank.set_target_l0s([self.members[i].target_at(epoch) for i in self.index])
 
     def progress(self, epoch: int, batch: int) -> None:
         done = epoch * self.steps_per_epoch + batch

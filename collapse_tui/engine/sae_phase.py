@@ -148,9 +148,12 @@ class SAEPhase:
         self.train_codes, self.eval_codes = codes
         c = self.cfg.sae
         self.schedule = SparsitySchedule.from_settings(c)
+        # Under the target-L0 controller the schedule moves the target L0 (None without one).
+        self.target_path = SparsitySchedule.target_path(c)
+        moving = self.target_path or self.schedule
         # With a schedule, the first epoch is (nearly) dense: measured there, it is the "before
         # sparsification" the final evaluation is set against.
-        self.sparsifies = c.schedule.kind != "constant" and self.schedule.start != self.schedule.end
+        self.sparsifies = c.schedule.kind != "constant" and moving.start != moving.end
         self.total_epochs = c.epochs + c.extended_epochs  # extended: further epochs at the final sparsity
         self.sae = SparseAutoencoder.from_settings(c, input_dim=self.train_codes.shape[1],
                                                    seed=derived_seed(self.cfg.seed, "sae"))
@@ -268,6 +271,10 @@ class SAEPhase:
         """The schedule's k or coefficient for ``epoch`` (0-based)."""
         return self.schedule.value(epoch)
 
+    def target_at(self, epoch: int) -> float:
+        """The target-L0 controller's target for ``epoch`` (0-based); 0 without the controller."""
+        return 0.0 if self.target_path is None else float(self.target_path.value(epoch))
+
     def acts_after(self, epoch: int) -> bool:
         """Whether anything follows ``epoch`` (0-based): resampling or evaluating."""
         return self.resamples_after(epoch) or self.evaluates_after(epoch)
@@ -383,12 +390,13 @@ class SAEPhase:
         metrics["updates"] = epoch * self.steps_per_epoch  # the x axis of dead neurons against training
         metrics["mig_vae"] = s.vae_metrics.get("mig")
         metrics.update(self.stability.measure(epoch, metrics["updates"], self.sae.decoder_directions(), acts))
-        # A coefficient under the target-L0 controller moves all along: its run is at its final setting
-        # (the target) throughout, for the plateau statistics.
-        at = float(self.schedule.end) if self.cfg.sae.target_l0 else metrics["sparsity"]
+        # A coefficient under the target-L0 controller moves all along: for the plateau statistics its run
+        # is at the target of the epoch just trained, final once the target path has ended.
+        path = self.target_path
+        at = metrics["sparsity"] if path is None else self.target_at(max(0, epoch - 1))
         self.history.append((metrics["updates"], at, metrics["dead_fraction"]))
         if final:  # has the dead fraction stopped changing? (metrics/plateau.py)
-            end = float(self.schedule.end)
+            end = float((path or self.schedule).end)
             metrics["dead_change_last_20pct"] = dead_change(self.history, end)
             slope, marks = dead_slope(self.history, end)
             metrics["dead_slope_per_efold"] = slope  # fraction per e-fold of updates (specs: pp)

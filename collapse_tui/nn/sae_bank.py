@@ -283,6 +283,16 @@ class SAEBank(keras.Model):
             values = [float(now[i]) if c else v for i, (c, v) in enumerate(zip(self.controlled, values))]
         return values
 
+    def set_target_l0s(self, values: Sequence[float]) -> None:
+        """Set each controlled member's target L0 (one value per member; a member without the controller
+        keeps none whatever its value). Between epochs only, as :meth:`set_sparsities`."""
+        values = [float(v) for v in values]
+        if len(values) != self.n_members:
+            raise ValueError(f"need one target L0 per member ({self.n_members}), got {len(values)}")
+        if any(c and not 0 < v <= self.n_neurons for c, v in zip(self.controlled, values)):
+            raise ValueError(f"target L0s must be in (0, {self.n_neurons}], got {values}")
+        self.target_l0s.assign(np.array([v if c else 0.0 for c, v in zip(self.controlled, values)], np.float32))
+
     def set_sparsities(self, values: Sequence[float]) -> None:
         """Set every member's k or penalty coefficient (one value each). Between epochs only: under JAX the
         trainer holds the variables during an epoch. Under torch a new largest k retraces the step

@@ -67,12 +67,28 @@ class SparsitySchedule:
         """The schedule of the schema's SAE settings (``RunConfig.sae``): from ``settings.schedule.start``
         (empty: the final value, so a constant schedule) to the final ``k`` (Top-k, BatchTopK: whole
         numbers) or ``l1_coefficient`` (L1, JumpReLU) over ``settings.schedule.epochs`` epochs, after
-        ``settings.schedule.delay`` epochs at the start."""
+        ``settings.schedule.delay`` epochs at the start. Under the target-L0 controller the coefficient
+        starts at ``l1_coefficient`` and the schedule moves the target instead (:meth:`target_path`)."""
         by_k = settings.method in K_METHODS
+        if settings.target_l0 and not by_k:  # the controller moves the coefficient; the schedule, its target
+            return cls(end=settings.l1_coefficient)
         end = float(settings.k) if by_k else settings.l1_coefficient
         start = settings.schedule.start if settings.schedule.start is not None else end
         return cls(kind=settings.schedule.kind, start=start, end=end, epochs=settings.schedule.epochs,
                    integer=by_k, delay=settings.schedule.delay)
+
+    @classmethod
+    def target_path(cls, settings: SAEConfig) -> SparsitySchedule | None:
+        """The target-L0 controller's target per epoch (L1, JumpReLU with ``settings.target_l0``): from
+        ``settings.schedule.start`` (empty: the target itself) to ``target_l0`` as the schedule says, so a
+        penalised SAE can follow the L0 path Top-k's k takes rather than jump to its final L0 at the
+        first update. None without a target."""
+        if not settings.target_l0 or settings.method in K_METHODS:
+            return None
+        end = float(settings.target_l0)
+        start = settings.schedule.start if settings.schedule.start is not None else end
+        return cls(kind=settings.schedule.kind, start=start, end=end, epochs=settings.schedule.epochs,
+                   delay=settings.schedule.delay)
 
     def value(self, epoch: int) -> float | int:
         """The value at 0-based ``epoch`` (an int when ``integer``)."""

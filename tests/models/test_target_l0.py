@@ -90,8 +90,42 @@ def test_settings_are_checked():
     sae = SparseAutoencoder.from_settings(cfg.sae, input_dim=8, seed=0)
     assert (sae.target_l0, sae.target_l0_gain) == (50, 1e-3)
     for bad, message in (({"method": "topk", "target_l0": 50}, "sets its L0 by k"),
+                         ({"method": "l1", "target_l0": 50, "schedule": {"kind": "linear", "start": 501,
+                                                                        "epochs": 2}}, "first target L0"),
                          ({"method": "l1", "target_l0": 50, "schedule": {"kind": "linear", "start": 0.0,
-                                                                        "epochs": 2}}, "constant schedule"),
+                                                                        "epochs": 2}}, "first target L0"),
                          ({"method": "jumprelu", "target_l0": 600}, "exceeds sae.n_neurons")):
         with pytest.raises(config_mod.ConfigError, match=message):
             config_mod.validate({"sae": bad})
+
+
+def test_a_schedule_moves_the_target_and_leaves_the_coefficient_to_the_controller():
+    from collapse_tui.nn import SparsitySchedule
+
+    settings = config_mod.validate({"sae": {"method": "l1", "l1_coefficient": 0.005, "target_l0": 50,
+                                            "schedule": {"kind": "linear", "start": 500, "epochs": 10}}}).sae
+    path = SparsitySchedule.target_path(settings)
+    # Top-k's path from 500 to 50 over 10 epochs: 50 fewer each epoch, then 50 on.
+    assert path.values(12) == [500.0 - 50 * e for e in range(10)] + [50.0, 50.0]
+    assert SparsitySchedule.from_settings(settings).values(3) == [0.005] * 3  # the coefficient's start
+    assert SparseAutoencoder.from_settings(settings, input_dim=8, seed=0).l1_coefficient == pytest.approx(0.005)
+    fixed = config_mod.validate({"sae": {"method": "l1", "target_l0": 50}}).sae
+    assert SparsitySchedule.target_path(fixed).values(2) == [50.0, 50.0]
+    assert SparsitySchedule.target_path(config_mod.validate({"sae": {"method": "l1"}}).sae) is None
+
+
+def test_a_bank_member_follows_its_target_as_it_moves():
+    x = data()
+    bank, _ = bank_of("l1", 0.05, 0.1, x)
+    reached = []
+    for target in (12, 4):
+        bank.set_target_l0s([target, 9.0])  # the free member has no controller: its value is ignored
+        history = bank.fit(np.arange(len(x)), epochs=12, batch_size=32, shuffle=False, verbose=0)
+        l0 = np.asarray(history.history["l0"])
+        reached.append(l0[-1, 0])
+        assert bank.sparsities[1] == pytest.approx(0.05)
+    assert abs(reached[0] - 12) < 2.5 and abs(reached[1] - 4) < 1.5, reached
+    np.testing.assert_allclose(npy(bank.target_l0s), [4.0, 0.0])
+    for bad in ([4.0], [0.0, 1.0], [17.0, 1.0]):
+        with pytest.raises(ValueError, match="target L0"):
+            bank.set_target_l0s(bad)
