@@ -16,29 +16,12 @@ from hypothesis import strategies as st
 
 from collapse_tui.store import layout, load_run, read_events
 from collapse_tui.store.records import finite_number
-from tests.unit.damaged_store import (SEEDS, STOPPED_SEED, build_world, check_resume_readers, check_run_readers,
-                                      check_table_readers, copy_world, one_line, run_name, settings_of_world, within)
+from tests.unit.damaged_store import (SEEDS, STOPPED_SEED, check_resume_readers, check_run_readers,
+                                      check_table_readers, one_line, run_name, within)
 
 EXAMPLES = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 ANY_RUN = st.sampled_from([*SEEDS, STOPPED_SEED])
 SECONDS = 10  # a reader that has not returned by then is blocked (a FIFO) or reading without end
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    runs_dir = build_world(tmp_path_factory.mktemp("world"))
-    return runs_dir, settings_of_world(runs_dir)
-
-
-@pytest.fixture()
-def fresh(world, tmp_path_factory):
-    """A fresh copy of the world for each example: (runs dir, sweep dir, the runs' original settings)."""
-    template, original = world
-
-    def make():
-        return (*copy_world(template, tmp_path_factory.mktemp("copy")), original)
-
-    return make
 
 
 def check_every_reader(runs_dir, sweep, original, name):
