@@ -14,6 +14,8 @@ name spelled anywhere else). Pure names and path arithmetic: nothing here touche
     <models_dir>/                             trained VAEs, shared by runs
         vae-<key>.keras  vae-<key>.checkpoint.npz  vae-<key>.lock
         (vae-<key>.set-aside.keras  vae-<key>.checkpoint.set-aside.npz)
+    <any directory>/                          an SAE in SAELens' layout (written and read), or sparsify's (read)
+        cfg.json  sae_weights.safetensors  |  cfg.json  sae.safetensors
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ _VAE_MODEL_SUFFIX = ".keras"
 _VAE_CHECKPOINT_SUFFIX = ".checkpoint.npz"
 _LOCK_SUFFIX = ".lock"
 _SET_ASIDE = ".set-aside"  # before the extension: a file that could not be used, kept to look at
+
+# ---------------------------------------------------------------------- an SAE in another library's layout
+SAELENS_CONFIG_FILE = "cfg.json"  # SAELens' (and sparsify's) config of an SAE, a JSON object
+SAELENS_WEIGHTS_FILE = "sae_weights.safetensors"  # SAELens' weights of an SAE
+SPARSIFY_WEIGHTS_FILE = "sae.safetensors"  # sparsify's weights of an SAE (read, never written)
 
 # ---------------------------------------------------------------------- temporaries
 _TMP = "tmp"  # save_model's ".<stem>.<pid>.tmp<suffix>" beside its target
