@@ -452,12 +452,12 @@ def _columns(results, thresholds: Sequence[float]) -> list[tuple[str, int, Calla
     ]
     if any(_status(r) != "ok" for r in results):
         columns.append(("status", 10, lambda r: f"[{_STATUS_STYLE.get(_status(r), '')}]{_status(r)}[/]"))
-    columns.append((first.label, 10, lambda r, s=first: s.format(s.value(r.summary))))
+    columns.append((first.label, 10, lambda r, s=first: s.shown(r.summary)))
     for key, priority in (("l0", 7), ("explained_variance", 6), ("mig", 4), ("specialized", 3)):
         m = spec(key)
-        columns.append((m.label, priority, lambda r, m=m: m.format(m.value(r.summary))))
-    columns += [(d.label, 2, lambda r, d=d: d.format(d.value(r.summary))) for d in others]
-    columns.append((spec("mig_vae").label, 1, lambda r, m=spec("mig_vae"): m.format(m.value(r.summary))))
+        columns.append((m.label, priority, lambda r, m=m: m.shown(r.summary)))
+    columns += [(d.label, 2, lambda r, d=d: d.shown(r.summary)) for d in others]
+    columns.append((spec("mig_vae").label, 1, lambda r, m=spec("mig_vae"): m.shown(r.summary)))
     columns.append(("sae time", 0, lambda r: _sae_time(r.summary)))
     return columns
 

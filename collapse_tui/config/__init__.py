@@ -44,7 +44,10 @@ from collapse_tui.config.schema import (
 )
 from collapse_tui.config.sweeps import LARGE_SWEEP, MAX_RUNS, expand, grid_size
 from collapse_tui.config.vocabulary import (
+    ACTIVATION_SUFFIXES,
+    ACTIVATIONS,
     DATA_SOURCES,
+    DATASET_CHOICES,
     DATASET_NAMES,
     DATASET_SIZES,
     AUXK_CANDIDATES,
@@ -69,7 +72,7 @@ from collapse_tui.config.vocabulary import (
 )
 
 __all__ = [
-    "Choices", "ConfigError", "DATASET_NAMES", "DATASET_SIZES", "DATA_SOURCES", "DataConfig", "DataSource",
+    "ACTIVATION_SUFFIXES", "ACTIVATIONS", "DATASET_CHOICES", "Choices", "ConfigError", "DATASET_NAMES", "DATASET_SIZES", "DATA_SOURCES", "DataConfig", "DataSource",
     "DatasetName", "EvalConfig", "K_METHODS", "LARGE_SWEEP", "MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_NODES",
     "AUXK_CANDIDATES", "LR_DECAYS", "LRScheduleConfig", "MAX_RUNS", "NORMALIZATIONS", "Normalization", "PENALTY_METHODS", "REMEDY_SWITCHES",
     "REPRESENTATION_SOURCES", "RemediesConfig", "RepresentationSource", "RunConfig", "SAEConfig",

@@ -21,6 +21,8 @@ from collapse_tui.config.remedies import RemediesConfig
 from collapse_tui.config.schedules import LRScheduleConfig, ScheduleConfig
 from collapse_tui.config.section import Section
 from collapse_tui.config.vocabulary import (
+    ACTIVATION_SUFFIXES,
+    ACTIVATIONS,
     DATASET_SIZES,
     K_METHODS,
     DatasetName,
@@ -46,7 +48,8 @@ class ConfigError(ValueError):
 
 class DataConfig(Section):
     dataset: DatasetName = Field(
-        "dsprites", description="Ground-truth dataset whose factors MIG is measured against."
+        "dsprites", description="Ground-truth dataset whose factors MIG is measured against; activations: the SAE "
+                                "reads activations from data.path (no VAE), with the file's factors if it has them."
     )
     source: DataSource = Field(
         "auto",
@@ -57,7 +60,8 @@ class DataConfig(Section):
     path: str | None = Field(
         None,
         description="The official file, or a directory holding it or a prepared tfds copy; empty = "
-                    "--data-dir, then $COLLAPSE_TUI_DATA.",
+                    "--data-dir, then $COLLAPSE_TUI_DATA. With dataset activations: the activations file "
+                    "(.npz, .npy, .h5, .safetensors).",
     )
     @field_validator("path")
     @classmethod
@@ -277,6 +281,15 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _check_sizes(self) -> "RunConfig":
+        if self.data.dataset == ACTIVATIONS:  # its rows are counted when the file is opened
+            path = self.data.path
+            if not path:
+                raise ValueError("data.path: data.dataset activations reads its inputs from a file, named here "
+                                 f"({', '.join(ACTIVATION_SUFFIXES)})")
+            if not path.lower().endswith(ACTIVATION_SUFFIXES):
+                raise ValueError(f"data.path: {shorten(path)} is not an activations file (expected "
+                                 f"{', '.join(ACTIVATION_SUFFIXES)})")
+            return self
         size = DATASET_SIZES[self.data.dataset]
         if self.data.n_train > size:
             raise ValueError(f"data.n_train: {self.data.n_train} exceeds the {size} images of {self.data.dataset}")

@@ -78,7 +78,28 @@ class Choices:
         return value
 
 
-_DATASET_CHOICES = Choices(DATASET_NAMES)
+# The SAE's inputs read from a user's file (data.path) instead of a VAE trained on a ground-truth image set:
+# a dataset name of its own, outside the image datasets above (it has no grid, no images, no VAE).
+ACTIVATIONS = "activations"
+ACTIVATION_SUFFIXES = (".npz", ".npy", ".h5", ".hdf5", ".safetensors")
+
+
+class _DatasetChoices(typing.Collection[str]):
+    """The registered image datasets, then ``activations``: a live view, as ``DATASET_NAMES`` is."""
+
+    def __contains__(self, name) -> bool:
+        return name == ACTIVATIONS or name in DATASET_SIZES
+
+    def __iter__(self):
+        yield from DATASET_SIZES
+        yield ACTIVATIONS
+
+    def __len__(self) -> int:
+        return len(DATASET_SIZES) + 1
+
+
+DATASET_CHOICES = _DatasetChoices()
+_DATASET_CHOICES = Choices(DATASET_CHOICES)
 DatasetName = Annotated[str, AfterValidator(_DATASET_CHOICES.check), _DATASET_CHOICES]
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collapse_tui.config import RunConfig
+from collapse_tui.config import ACTIVATIONS, RunConfig
 from collapse_tui.engine.callbacks import StopRequested
 from collapse_tui.engine.memory import keep
 from collapse_tui.engine.seeding import data_seed, derived_seed
@@ -25,19 +25,29 @@ DATA_MEMORY_BYTES = 3 * 2**30
 
 @dataclass
 class Data:
-    """A run's images: what its VAE and SAE train on, and the held-out set they are evaluated on."""
+    """A run's images: what its VAE and SAE train on, and the held-out set they are evaluated on. From an
+    activations file there are no images: the SAE's inputs are ``train_codes`` and ``eval_codes`` (rows of
+    the file), and ``eval_factors`` is None when the file has no factors."""
 
-    train_images: np.ndarray
-    eval_images: np.ndarray
-    eval_factors: np.ndarray
+    train_images: np.ndarray | None
+    eval_images: np.ndarray | None
+    eval_factors: np.ndarray | None
     eval_indices: np.ndarray  # each evaluation image's index in its dataset (it can be rendered again)
     factor_names: tuple[str, ...]
     input_scale: float
     fingerprint: str
+    train_codes: np.ndarray | None = None
+    eval_codes: np.ndarray | None = None
+
+    @property
+    def from_file(self) -> bool:
+        """Whether the SAE reads activations from a file (no VAE)."""
+        return self.train_codes is not None
 
     @property
     def nbytes(self) -> int:
-        return self.train_images.nbytes + self.eval_images.nbytes
+        arrays = (self.train_images, self.eval_images, self.train_codes, self.eval_codes)
+        return sum(a.nbytes for a in arrays if a is not None)
 
 
 class DataPhase:
@@ -62,6 +72,8 @@ class DataPhase:
             if self.stop_event.is_set():
                 raise StopRequested()
 
+        if cfg.data.dataset == ACTIVATIONS:
+            return self._activations(cfg, s, progress)
         # A kept dataset (below) notes cache repairs to whichever run is reading it now.
         self._note = lambda text: s.emit(Message(text=text, level="warning"))
         # Opening a prepared tfds copy indexes all its labels (tens of seconds): once per sweep, not per run.
@@ -97,6 +109,44 @@ class DataPhase:
             input_scale=float(dataset.input_scale),
             fingerprint=dataset.fingerprint(),
         )
+        keep(self._data, key, data, size=_nbytes, budget=DATA_MEMORY_BYTES)
+        return data
+
+
+    def _activations(self, cfg: RunConfig, s, progress) -> Data:
+        """The rows of an activations file: ``data.n_train`` to train on and ``eval.n_samples`` held out,
+        drawn without replacement from the run's data seed (the same split on a resume); the file is
+        opened and checked once per engine."""
+        from collapse_tui.data.activations import open_activations
+
+        where = (ACTIVATIONS, cfg.data.path)
+        file = self._opened.get(where)
+        if file is None:
+            file = open_activations(cfg.data.path)
+            keep(self._opened, where, file)
+        sha = file.fingerprint()
+        s.data_source = {"dataset": ACTIVATIONS, "source": "file", "fingerprint": f"{ACTIVATIONS}-{sha[:16]}",
+                         "description": file.description, "rows": file.n, "path": str(file.path), "sha256": sha}
+        s.emit(DataSource(provenance=s.data_source))
+        s.emit(Message(text=f"data: {file.description}"))
+        s.emit(Message(text="vae: not trained: the SAE reads the file's activations, so the vae section is inert"))
+        key = (sha, data_seed(cfg), cfg.data.n_train, cfg.eval.n_samples)
+        if key in self._data:
+            keep(self._data, key, self._data[key], size=_nbytes, budget=DATA_MEMORY_BYTES)
+            return self._data[key]
+        n_train, n_eval = cfg.data.n_train, cfg.eval.n_samples
+        if n_train + n_eval > file.n:
+            raise ValueError(f"data.n_train + eval.n_samples = {n_train + n_eval} exceeds the {file.n} rows of "
+                             f"{file.path.name}")
+        rng = np.random.RandomState(derived_seed(data_seed(cfg), "data"))
+        indices = rng.choice(file.n, n_train + n_eval, replace=False)
+        rows = file.rows(indices, progress=progress)
+        eval_rows = indices[n_train:]
+        data = Data(train_images=None, eval_images=None,
+                    eval_factors=None if file.factors is None else file.factors[eval_rows],
+                    eval_indices=np.asarray(eval_rows, dtype=np.int64), factor_names=tuple(file.factor_names),
+                    input_scale=1.0, fingerprint=s.data_source["fingerprint"],
+                    train_codes=rows[:n_train], eval_codes=rows[n_train:])
         keep(self._data, key, data, size=_nbytes, budget=DATA_MEMORY_BYTES)
         return data
 

@@ -34,7 +34,7 @@ from collapse_tui.metrics import (
     tree_importance,
 )
 from collapse_tui.metrics.absorption import absorption_rate, k_sparse_probing
-from collapse_tui.metrics.specs import frequency_key, threshold_key
+from collapse_tui.metrics.specs import N_FACTORS, frequency_key, threshold_key
 
 
 def _rounded(array: np.ndarray, digits: int = 4) -> list:
@@ -111,6 +111,28 @@ def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None
     metrics["l0"] = float(l0(acts))
     metrics["mse"] = float(mse(codes, recon))
     metrics["explained_variance"] = float(explained_variance(codes, recon))
+    metrics.update(inputs if inputs is not None else input_metrics(codes))
+    if final:
+        causes = dead_causes(acts, sae.pre_activations(codes), threshold=eval_cfg.thresholds[0])
+        metrics["dead_relu"] = causes.relu_fraction
+        metrics["dead_gated"] = causes.gated_fraction
+    metrics[N_FACTORS] = 0 if factors is None else int(np.shape(factors)[1])
+    if factors is not None:  # activations from a file may come without: these metrics are then absent (n/a)
+        metrics.update(factor_metrics(sae, codes, factors, eval_cfg, acts, input_probe, final))
+    if vae is not None and eval_images is not None:
+        logits = vae.reconstruct_logits(eval_images, representation=recon, source=source)
+        targets = eval_images.astype(np.float32) * np.float32(vae.input_scale)
+        metrics["bce"] = float(bce_from_logits(targets, logits))
+    hist = activation_density_histogram(acts)
+    metrics["density_histogram"] = hist if isinstance(hist, dict) else hist.to_dict()
+    return metrics
+
+
+def factor_metrics(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, acts: np.ndarray, input_probe=None,
+                   final: bool = False) -> dict[str, Any]:
+    """The metrics that read the ground-truth factors (:func:`evaluate_sae`'s, with its arguments): MIG and
+    its variants, specialised neurons, probes, DCI, AUROC alignment and, at the end, feature splitting."""
+    metrics: dict[str, Any] = {}
     mi = mutual_info_matrix(acts, factors, n_bins=eval_cfg.n_bins)
     nmi = normalized_mi(mi, factors)
     metrics["mig"] = float(mig(acts, factors, n_bins=eval_cfg.n_bins, mi=mi))
@@ -135,11 +157,7 @@ def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None
     scores = dci(ridge_importance(probe.importance[:, probe.varied]))
     metrics["dci_ridge_disentanglement"] = scores.disentanglement
     metrics["dci_ridge_completeness"] = scores.completeness
-    metrics.update(inputs if inputs is not None else input_metrics(codes))
     if final:
-        causes = dead_causes(acts, sae.pre_activations(codes), threshold=eval_cfg.thresholds[0])
-        metrics["dead_relu"] = causes.relu_fraction
-        metrics["dead_gated"] = causes.gated_fraction
         metrics.update(feature_splitting(acts, factors, sae.decoder_directions()))
     if final and eval_cfg.dci_tree_samples:
         trees = tree_importance(acts, factors, n_train=eval_cfg.dci_tree_samples)
@@ -155,12 +173,6 @@ def evaluate_sae(sae, codes: np.ndarray, factors: np.ndarray, eval_cfg, vae=None
     metrics["auroc_coverage_per_factor"] = _rounded(align.coverage)
     metrics["auroc_best_per_value"] = [_rounded(b) for b in align.best]
     metrics["auroc_best_neuron"] = [b.astype(int).tolist() for b in align.best_neuron]
-    if vae is not None and eval_images is not None:
-        logits = vae.reconstruct_logits(eval_images, representation=recon, source=source)
-        targets = eval_images.astype(np.float32) * np.float32(vae.input_scale)
-        metrics["bce"] = float(bce_from_logits(targets, logits))
-    hist = activation_density_histogram(acts)
-    metrics["density_histogram"] = hist if isinstance(hist, dict) else hist.to_dict()
     metrics["nmi"] = _rounded(nmi)
     metrics["best_factor"] = np.asarray(spec.best_factor).astype(int).tolist()
     metrics["specialized_mask"] = np.asarray(spec.mask).astype(bool).tolist()

@@ -144,6 +144,8 @@ class Engine:
         check_data_parallel([cfg])  # before any data is read: a setting that cannot run fails the run now
         with s.phase("data"):
             data = self.data.load(cfg, s)
+        if data.from_file:  # the file's rows are the SAE's inputs: no VAE, no codes to compute
+            return SAEPhase(s, data, None, (data.train_codes, data.eval_codes), checkpoint=s.checkpoint)
         with s.phase("vae"):
             vae, key = self.vae.model(cfg, data, s)
             s.vae_metrics = self.vae.evaluate(key, vae, data, cfg, s)

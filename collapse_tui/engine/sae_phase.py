@@ -377,8 +377,9 @@ class SAEPhase:
         from collapse_tui.metrics import linear_probe
 
         cfg, s = self.cfg, self.state
-        if self.input_probe is None:  # the SAE's input does not change during the run: measure it once
-            self.input_probe = linear_probe(self.eval_codes, self.data.eval_factors)
+        if self.input_stats is None:  # the SAE's input does not change during the run: measure it once
+            factors = self.data.eval_factors
+            self.input_probe = None if factors is None else linear_probe(self.eval_codes, factors)
             self.input_stats = input_metrics(self.eval_codes)
         # The codes are measured here, and profiled per neuron after the final evaluation.
         acts, recon = outputs if outputs is not None else (self.sae.codes(self.eval_codes), None)
@@ -410,9 +411,12 @@ class SAEPhase:
             metrics.update(extension_report(self.before_extension, metrics, cfg.eval.revival_frequency))
         if final and self.before_sparsification:
             metrics["dead_before_sparsification"] = self.before_sparsification["dead_fraction"]
-            metrics["specialized_before_sparsification"] = self.before_sparsification["specialized"]
-        if final:
+            if "specialized" in self.before_sparsification:  # measured against factors (a file may have none)
+                metrics["specialized_before_sparsification"] = self.before_sparsification["specialized"]
+        if final and self.data.eval_factors is not None:  # the profiles are tuning curves over the factors
             self._write_neurons(metrics, acts)
+        elif final:
+            s.emit(Message(text="neurons: no per-neuron profiles: the activations file has no factors to tune to"))
         s.last_eval = metrics
         s.last_eval_epoch = epoch
         s.emit(Evaluation(phase="sae", epoch=epoch, metrics=metrics))

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 MISSING = "–"  # the cell of a value never measured
+NOT_APPLICABLE = "n/a"  # the cell of a value that cannot be measured for the run (a factor metric, no factors)
+# The final evaluation's number of ground-truth factors: 0 for activations read from a file without factors,
+# whose factor metrics are then n/a, not missing (nor 0).
+N_FACTORS = "n_factors"
 DEAD_PREFIX = "dead@"
 # Logged after every SAE epoch (cheap: from the training step's idle counts, no evaluation pass): the
 # fraction of neurons that fired on no training input during the whole epoch.
@@ -61,6 +65,7 @@ class MetricSpec:
     methods: frozenset[str] = frozenset()
     csv: str = ""  # the CSV column's name when it is not the key (a scaled value must not keep a fraction's name)
     path: tuple[str, ...] = ()  # keys into a run summary; default ("final", key)
+    needs_factors: bool = False  # measured against ground-truth factors (or a VAE): n/a for a run without
     # Prose for the docs only: left out of equality, so two specs that show a number alike stay equal.
     description: str = field(default="", compare=False)
 
@@ -93,6 +98,22 @@ class MetricSpec:
                 return None
             node = node.get(part)
         return node if _is_number(node) else None
+
+    def not_applicable(self, finals: Iterable[Mapping[str, Any]]) -> bool:
+        """Whether the metric cannot be measured for runs with these final dicts: it needs factors, and every
+        one of them was evaluated without (``n_factors`` 0)."""
+        finals = list(finals)
+        return self.needs_factors and bool(finals) and all(
+            isinstance(f, Mapping) and f.get(N_FACTORS) == 0 for f in finals)
+
+    def shown(self, summary: Mapping[str, Any]) -> str:
+        """The metric of a run summary as a cell shows it: :meth:`format` of its value, or "n/a" where
+        :meth:`not_applicable`."""
+        value = self.value(summary)
+        final = summary.get("final") if isinstance(summary, Mapping) else None
+        if value is None and isinstance(final, Mapping) and self.not_applicable([final]):
+            return NOT_APPLICABLE
+        return self.format(value)
 
     def scaled(self, value: Any) -> float | None:
         return float(value) * self.scale if _is_number(value) else None
@@ -268,6 +289,12 @@ SPECS: tuple[MetricSpec, ...] = (
     MetricSpec("seconds", "time", unit="s", digits=0, path=("seconds",),
                description="Wall time of the whole run."),
 )
+# The metrics read against ground-truth factors (or the VAE a file's activations do not come from).
+_NEED_FACTORS = {"mig", "mig_vae", "mig_sup", "mig_sup_hcode", "dci_trees_disentanglement", "dci_trees_completeness",
+                 "dci_trees_informativeness", "dci_ridge_disentanglement", "dci_ridge_completeness", "probe_acc",
+                 "probe_acc_input", "auroc_best", "auroc_coverage", "specialized_before_sparsification", "specialized",
+                 "specialized_code", "ksparse_f1_1", "ksparse_f1_2", "ksparse_f1_5", "absorption", "bce"}
+SPECS = tuple(dataclasses.replace(s, needs_factors=True) if s.key in _NEED_FACTORS else s for s in SPECS)
 _BY_KEY = {s.key: s for s in SPECS}
 
 

@@ -14,6 +14,7 @@ from collapse_tui.config import sparsity_label
 from collapse_tui.metrics.specs import (
     DEAD,
     MISSING,
+    NOT_APPLICABLE,
     MetricSpec,
     csv_number,
     dead_keys,
@@ -69,10 +70,16 @@ def _sparsity(row: Row) -> str:
     return sparsity_label(row.method, row.sparsity)
 
 
+# The factor metrics a table keeps even when no run could measure them (activations without factors), so
+# that it says n/a where a reader looks for them rather than leave them out.
+HEADLINE_FACTOR_METRICS = ("mig", "probe_acc", "auroc_best")
+
+
 def _measured(rows: list[Row]) -> list[MetricSpec]:
     """The metrics some run of ``rows`` has: a sweep without extended epochs or schedules should not
-    carry columns of dashes for them."""
-    return [m for m in TABLE_METRICS if any(m.key in final for row in rows for final in row.finals)]
+    carry columns of dashes for them (the headline factor metrics stay, n/a, for runs without factors)."""
+    return [m for m in TABLE_METRICS if any(m.key in final for row in rows for final in row.finals)
+            or (m.key in HEADLINE_FACTOR_METRICS and any(m.not_applicable(row.finals) for row in rows))]
 
 
 def _labelled(rows: list[Row]) -> bool:
@@ -110,7 +117,7 @@ def table_cells(rows: list[Row]) -> tuple[list[str], list[list[str]], list[list[
         keys.append(n)
         for m in shown:
             stat = row.stat(m.key, m.scale)
-            cells.append(_fmt(m, stat, n))
+            cells.append(NOT_APPLICABLE if stat is None and m.not_applicable(row.finals) else _fmt(m, stat, n))
             keys.append(stat[0] if stat else None)
         if cites:
             paper = row.paper_dead

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from collapse_tui.config import K_METHODS, flatten
-from collapse_tui.metrics.specs import MISSING, SPECS, MetricSpec, csv_number, dead_keys, dead_spec, spec
+from collapse_tui.metrics.specs import MISSING, NOT_APPLICABLE, SPECS, MetricSpec, csv_number, dead_keys, dead_spec, spec
 from collapse_tui.report import HEADLINE_KEYS, unused_settings
 from collapse_tui.store import RunRecord
 from collapse_tui.tui.event_checks import read_run_events
@@ -84,8 +84,15 @@ def row_values(record: RunRecord, sweep: str | None = None) -> dict[str, Any]:
         "dataset": s.get("dataset") or (cfg.get("data") or {}).get("dataset"),
         "method": method,
         "k/λ": sparsity,
-        **{column: m.value(s) for column, m in _METRIC_COLUMNS.items()},
+        **{column: _metric(m, s) for column, m in _METRIC_COLUMNS.items()},
     }
+
+
+def _metric(m: MetricSpec, summary: dict[str, Any]) -> Any:
+    """A metric's value in a run summary; "n/a" where the run cannot have it (a factor metric, no factors)."""
+    value = m.value(summary)
+    final = summary.get("final")
+    return NOT_APPLICABLE if value is None and isinstance(final, dict) and m.not_applicable([final]) else value
 
 
 def format_cell(column: str, value: Any) -> str:

@@ -143,3 +143,15 @@ def test_vae_seed_keys_the_vae_as_the_run_seed_would_and_leaves_older_keys_alone
     assert vae_key(validate({"seed": 1}), data) != vae_key(validate({"seed": 0}), data)
     # The key a default config had before vae.seed existed: VAEs already in models/ are still found.
     assert vae_key(validate({}), data) == "4789ad4be04be107"
+
+
+def test_activations_need_a_file_of_a_known_kind():
+    cfg = validate({"data": {"dataset": "activations", "path": "~/acts.npz", "n_train": 1_000_000}})
+    assert cfg.data.path.endswith("/acts.npz") and not cfg.data.path.startswith("~")  # rows are counted on opening
+    for data, message in (({"dataset": "activations"}, "data.path: data.dataset activations reads its inputs"),
+                          ({"dataset": "activations", "path": "acts.txt"}, "acts.txt is not an activations file")):
+        with pytest.raises(ConfigError) as err:
+            validate({"data": data})
+        assert len(err.value.errors) == 1 and message in err.value.errors[0]
+    with pytest.raises(ConfigError, match="exceeds the 737280 images of dsprites"):
+        validate({"data": {"dataset": "dsprites", "n_train": 1_000_000}})

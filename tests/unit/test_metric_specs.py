@@ -26,7 +26,7 @@ from collapse_tui.metrics.specs import (
 # Scalars the engine records but no table shows: a run's size and setting, and the "before" halves of
 # what the tables show as a change (revived, newly dead, spec. dense).
 NOT_TABLED = {"n_neurons", "n_samples", "sparsity", "specialized_before_extension",
-              "dead_before_sparsification"}
+              "dead_before_sparsification", "n_factors"}
 
 
 @pytest.mark.parametrize("key, value, text", [
@@ -190,3 +190,29 @@ def test_specs_import_nothing_above_the_metrics():
             "'collapse_tui.engine') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_factor_metric_of_a_run_without_factors_reads_n_a_never_a_dash_or_zero(tmp_path):
+    from collapse_tui import report
+    from collapse_tui.store import RunRecord
+    from collapse_tui.tui import runs_table
+
+    def record(name, final):
+        return RunRecord(path=tmp_path / name, config={"seed": 0}, summary={
+            "status": "ok", "dataset": "activations", "method": "topk", "sparsity": 8.0, "final": final})
+
+    without = {"dead@0": 0.2, "l0": 8.0, "explained_variance": 0.9, "n_factors": 0}
+    unmeasured = {"dead@0": 0.2, "l0": 8.0, "explained_variance": 0.9, "n_factors": 3}
+    mig, probe = spec("mig"), spec("probe_acc")
+    assert mig.shown({"final": without}) == "n/a" and mig.shown({"final": unmeasured}) == "–"
+    assert spec("l0").shown({"final": without}) == "8.0" and spec("l0").shown({"final": {"n_factors": 0}}) == "–"
+    assert not spec("l0").not_applicable([without]) and probe.not_applicable([without, without])
+    assert not probe.not_applicable([without, unmeasured]) and not probe.not_applicable([])
+    rows, _ = report.build_rows([record("a", without)])
+    header, texts, _ = report.table_cells(rows)
+    cells = dict(zip(header, texts[0]))
+    assert cells[mig.label] == cells[probe.label] == cells[spec("auroc_best").label] == "n/a"
+    assert spec("mig_sup").label not in header  # only the headline factor metrics stay as columns of n/a
+    values = runs_table.row_values(record("a", without))
+    assert runs_table.format_cell(mig.label, values[mig.label]) == "n/a"
+    assert runs_table.format_cell(mig.label, runs_table.row_values(record("b", unmeasured))[mig.label]) == "–"

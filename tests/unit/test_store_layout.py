@@ -17,6 +17,8 @@ PIECES = {"vae-", ".keras", ".checkpoint.npz", ".lock", ".npz", ".jsonl"}
 NOT_LAYOUT = {
     ("collapse_tui/tui/screens/configure.py", "path/to/config.yaml"),  # a placeholder: the user's own config
     ("collapse_tui/engine/backend_check.py", ".keras"),  # Keras' own home directory (~/.keras), not ours
+    # The kinds of activations file a user brings (read, never written under a run, sweep or models dir).
+    ("collapse_tui/config/vocabulary.py", ".npz"),
 }
 
 

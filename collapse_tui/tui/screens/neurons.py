@@ -106,6 +106,7 @@ class NeuronScreen(Screen):
         self.sort_column, self.sort_reverse = "fires %", True
         self.selected: int | None = None
         self._dataset: Any = None  # opened in a worker the first time images are wanted
+        self.source_file: str | None = None  # the activations file the run read, when it read no images
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -121,6 +122,7 @@ class NeuronScreen(Screen):
 
     def on_mount(self) -> None:
         name = self.run_dir.name
+        self.source_file = activations_file(self.run_dir)
         # Read from the directory shown, checked: a damaged file is one line here, never a crash below.
         self.profiles, problem = load_neurons(self.run_dir)
         if problem is not None:
@@ -190,8 +192,14 @@ class NeuronScreen(Screen):
         if not rows:
             images.update(Text("no top-activating images: it never fired", style="grey50"))
             return
+        indices = [int(p["eval_indices"][k]) for k in rows]
+        source = self.source_file
+        if source is not None:  # no images to draw: which rows of the file it answers to most
+            images.update(Text(f"top {len(indices)} activating rows of {source}: "
+                               + ", ".join(f"{i:,}" for i in indices), style="dim"))
+            return
         images.update(Text("rendering its top images…", style="dim"))
-        self._load_images(neuron, [int(p["eval_indices"][k]) for k in rows])
+        self._load_images(neuron, indices)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="neuron-images")
     def _load_images(self, neuron: int, indices: list[int]) -> None:
@@ -222,6 +230,20 @@ class NeuronScreen(Screen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+def activations_file(run_dir: str | Path) -> str | None:
+    """The name of the activations file a run read (``data.dataset: activations``); None for a run on images
+    (or one whose config cannot be read: its images are then tried, and say why they are unavailable)."""
+    from collapse_tui.config import ACTIVATIONS
+
+    try:
+        data = load_run(run_dir).config.get("data", {})
+    except Exception:
+        return None
+    if not isinstance(data, dict) or data.get("dataset") != ACTIVATIONS:
+        return None
+    return Path(str(data.get("path") or "the activations file")).name
 
 
 def open_run_dataset(run_dir: str | Path):
