@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "--manual-dir, offline, into --data-dir (default: tfds' own data dir)")
     parser.add_argument("--manual-dir", metavar="DIR", type=directory,
                         help="with --prepare-tfds: the directory holding the official file")
+    parser.add_argument("--export", nargs=3, metavar=("FORMAT", "RUN_DIR", "OUT_DIR"),
+                        help="write the trained SAE of RUN_DIR to OUT_DIR in another tool's layout: saelens "
+                             "(cfg.json + sae_weights.safetensors, input normalisation folded into the weights)")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser
 
@@ -198,6 +201,10 @@ def _main(argv: list[str] | None, stop: threading.Event) -> int:
             import keras  # noqa: F401
 
         return batch.resume(args.resume, verbose=args.verbose, stop=stop, yes=args.yes)
+    if args.export:
+        from collapse_tui.interop import export_run
+
+        return export_run(*args.export)
     if args.prepare_tfds:
         return _prepare_tfds(parser, args)
     if args.table:
@@ -213,7 +220,8 @@ def _viewer_only(args) -> bool:
 
 # The modes: one at a time. The options that belong to one mode, and which.
 MODES = {"batch": "--batch", "resume": "--resume", "follow": "--follow", "compare": "--compare",
-         "table": "--table", "prepare_tfds": "--prepare-tfds", "config": "CONFIG (the terminal UI's form)"}
+         "table": "--table", "prepare_tfds": "--prepare-tfds", "export": "--export",
+         "config": "CONFIG (the terminal UI's form)"}
 MODE_OPTIONS = {"dry_run": ("--dry-run", ("batch",)), "ray": ("--ray", ("batch",)),
                 "data_parallel": ("--data-parallel", ("batch",)), "yes": ("--yes", ("batch", "resume")),
                 "verbose": ("--verbose", ("batch", "resume")), "columns": ("--columns", ("table",)),

@@ -1,6 +1,6 @@
 """Imports point down only. Bottom up, the layers of the package are
 
-    config | interrupts, events, data | nn | metrics, store, report, engine, batch | tui, cli
+    config | interrupts, events, data | nn | metrics, store, report, engine, batch | tui | interop, cli
 
 (``|`` separates peers, which do not import each other). A module may import its own layer and the
 layers below it; every import counts, including those deferred into a function.
@@ -19,7 +19,7 @@ import pytest
 import collapse_tui
 
 LAYERS = (("config", "interrupts"), ("events",), ("data", "nn", "metrics"), ("store",), ("report",), ("engine",),
-          ("batch", "tui"), ("cli",), ("__main__",))
+          ("batch", "tui", "interop"), ("cli",), ("__main__",))
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
 
 
