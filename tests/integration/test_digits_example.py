@@ -1,0 +1,54 @@
+"""The digits example: its script trains a small classifier on scikit-learn's bundled handwritten digits and
+writes the hidden layer's activations, with the digit as the factor, in a file the tool opens; the saved
+classifier loads safely and gives the same activations; the study's config resolves to its twelve runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from collapse_tui import config
+from collapse_tui.data.activations import open_activations
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "digits"
+
+
+def test_the_script_writes_the_hidden_layer_of_every_digit_and_the_study_resolves(tmp_path):
+    out = tmp_path / "out"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, str(EXAMPLE / "train_classifier.py"), "--epochs", "2", "--out-dir", str(out)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    npz, model_path = out / "digits_hidden.npz", out / "digits_classifier.keras"
+    assert str(npz) in done.stdout and str(model_path) in done.stdout and "accuracy" in done.stdout
+
+    acts = open_activations(npz)
+    assert (acts.n, acts.dim) == (1797, 128)
+    assert acts.factor_names == ("digit",) and acts.factors.shape == (1797, 1)
+    assert sorted(np.unique(acts.factors).tolist()) == list(range(10)) and acts.factors_num_values == [10]
+
+    # The saved classifier is the one whose hidden layer the file holds (images in load_digits' order).
+    from sklearn.datasets import load_digits
+    images = load_digits().data[:5].astype(np.float32) / 16.0
+    model = keras.saving.load_model(model_path, safe_mode=True)
+    hidden = keras.Model(model.input, model.get_layer("hidden").output)
+    again = keras.ops.convert_to_numpy(hidden(images))
+    np.testing.assert_allclose(again, acts.rows(np.arange(5)), rtol=1e-5, atol=1e-5)
+
+    # The study: Top-k at four k, three seeds each, on the 128 hidden units, its rows within the file's.
+    runs = config.load(EXAMPLE / "digits_topk.yaml")
+    assert len(runs) == 12
+    assert sorted({(run.sae.k, run.seed) for run, _ in runs}) == [(k, s) for k in (4, 8, 16, 32) for s in (0, 1, 2)]
+    for run, _ in runs:
+        assert run.data.dataset == "activations" and run.data.path == "digits_hidden.npz"
+        assert run.sae.method == "topk" and run.sae.n_neurons == 512
+        assert run.data.n_train + run.eval.n_samples <= acts.n
+    dry = subprocess.run([sys.executable, "-m", "collapse_tui", "--batch", str(EXAMPLE / "digits_topk.yaml"), "--dry-run"],
+                         cwd=out, env=env, capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0, dry.stderr[-2000:]
