@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--export", nargs=3, metavar=("FORMAT", "RUN_DIR", "OUT_DIR"),
                         help="write the trained SAE of RUN_DIR to OUT_DIR in another tool's layout: saelens "
                              "(cfg.json + sae_weights.safetensors, input normalisation folded into the weights)")
+    parser.add_argument("--import-sae", nargs=2, metavar=("SAE_DIR", "CONFIG"),
+                        help="measure a SAELens or sparsify SAE (SAE_DIR) as a run on CONFIG's activations file: "
+                             "dead, L0, EV and, with factors, every interpretability metric")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser
 
@@ -201,10 +204,10 @@ def _main(argv: list[str] | None, stop: threading.Event) -> int:
             import keras  # noqa: F401
 
         return batch.resume(args.resume, verbose=args.verbose, stop=stop, yes=args.yes)
-    if args.export:
-        from collapse_tui.interop import export_run
+    if args.export or args.import_sae:
+        from collapse_tui.interop import export_run, import_runs
 
-        return export_run(*args.export)
+        return export_run(*args.export) if args.export else import_runs(*args.import_sae, runs_dir=args.runs_dir)
     if args.prepare_tfds:
         return _prepare_tfds(parser, args)
     if args.table:
@@ -220,7 +223,7 @@ def _viewer_only(args) -> bool:
 
 # The modes: one at a time. The options that belong to one mode, and which.
 MODES = {"batch": "--batch", "resume": "--resume", "follow": "--follow", "compare": "--compare",
-         "table": "--table", "prepare_tfds": "--prepare-tfds", "export": "--export",
+         "table": "--table", "prepare_tfds": "--prepare-tfds", "export": "--export", "import_sae": "--import-sae",
          "config": "CONFIG (the terminal UI's form)"}
 MODE_OPTIONS = {"dry_run": ("--dry-run", ("batch",)), "ray": ("--ray", ("batch",)),
                 "data_parallel": ("--data-parallel", ("batch",)), "yes": ("--yes", ("batch", "resume")),

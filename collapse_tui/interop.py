@@ -1,6 +1,8 @@
-"""Moving a trained SAE to other tools: ``collapse-tui --export saelens RUN_DIR OUT_DIR`` writes a finished
-run's SAE in SAELens' on-disk layout (:func:`collapse_tui.store.saelens.export_saelens`), so SAELens (and
-what loads its files) reads the dictionary this tool trained and measured."""
+"""Moving SAEs between this tool and others: ``collapse-tui --export saelens RUN_DIR OUT_DIR`` writes a
+finished run's SAE in SAELens' on-disk layout (:func:`collapse_tui.store.saelens.export_saelens`), so SAELens
+(and what loads its files) reads the dictionary this tool trained and measured; ``collapse-tui --import-sae
+SAE_DIR CONFIG`` measures a SAELens or sparsify SAE as a run on CONFIG's data (an activations file, with
+its factors if it has them), each run of CONFIG's sweep its own split of the rows."""
 
 from __future__ import annotations
 
@@ -41,6 +43,42 @@ def export_run(fmt: str, run_dir: str, out_dir: str) -> int:
     print(f"wrote {target / SAELENS_CONFIG_FILE} and {SAELENS_WEIGHTS_FILE}: the {sae.method} SAE of {source.name} "
           f"({sae.input_dim} inputs, {sae.n_neurons} neurons), in SAELens' layout")
     return 0
+
+
+def import_runs(sae_dir: str, config_path: str, runs_dir: str | None = None) -> int:
+    """Measure the SAE in ``sae_dir`` on the data of each run ``config_path`` expands to; one line per run
+    (its status and headline numbers, or why it failed) and the exit status: 0 when every run is ok, 1 when
+    one failed, 2 for a refused SAE directory or config."""
+    from collapse_tui.config import ACTIVATIONS, ConfigError, load
+    from collapse_tui.engine.runner import Engine
+    from collapse_tui.store.saelens import import_saelens
+
+    try:
+        runs = load(config_path)
+    except ConfigError as exc:
+        return _refused(f"--import-sae: {' '.join(str(exc).split())}")
+    not_file = [c for c, _ in runs if c.data.dataset != ACTIVATIONS]
+    if not_file:
+        return _refused(f"--import-sae: {config_path} must read an activations file (data.dataset: activations, "
+                        f"data.path), not {not_file[0].data.dataset}: an SAE from elsewhere reads that model's "
+                        "activations")
+    try:
+        sae = import_saelens(sae_dir)
+    except ValueError as exc:
+        return _refused(f"--import-sae: {_one_line(exc)}")
+    engine, failed = Engine(), 0
+    for config, _ in runs:
+        if runs_dir:
+            config = config.model_copy(update={"runs_dir": runs_dir})
+        result = engine.evaluate_imported(config, sae, source=str(sae_dir))
+        final = result.summary.get("final") or {}
+        if result.status == "ok":
+            print(f"{result.run_dir}: ok, dead {100 * final.get('dead_fraction', float('nan')):.1f}%, "
+                  f"L0 {final.get('l0', float('nan')):.1f}, EV {final.get('explained_variance', float('nan')):.3f}")
+        else:
+            failed += 1
+            print(f"{result.run_dir}: {result.status}: {result.summary.get('reason')}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _load_sae(path: Path):

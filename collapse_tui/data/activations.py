@@ -162,7 +162,8 @@ class ActivationFile:
 
     @property
     def description(self) -> str:
-        held = (f"{len(self.factor_names)} factors: {', '.join(self.factor_names)}" if self.factors is not None
+        count = len(self.factor_names)
+        held = (f"{count} factor{'s' if count != 1 else ''}: {', '.join(self.factor_names)}" if self.factors is not None
                 else "no factors")
         return f"activations {self.n:,} × {self.dim:,} {self.dtype.name} from {self.path.name} ({held})"
 

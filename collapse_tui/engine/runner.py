@@ -90,6 +90,26 @@ class Engine:
                 break
         return [results[i] for i in sorted(results)]
 
+    def evaluate_imported(self, config: RunConfig, sae, source: str, listeners: Iterable[Listener] = ()) -> RunResult:
+        """A run that trains nothing: ``sae``, an SAE read from another tool (``source`` says from where),
+        measured on the config's data as a trained run's final evaluation is (dead, density, L0, EV and,
+        with factors, every interpretability metric), in a run directory of its own. The config's SAE
+        section is made the SAE's own (method, dictionary size, k, no normalisation), so the run says
+        what was measured; its data must have the SAE's input size."""
+        from collapse_tui.engine.imported import imported_config, measure_imported
+
+        config = imported_config(config, sae)
+        s = self._start(config, list(listeners))
+        try:
+            phase = self._prepare(s)
+            measure_imported(phase, sae, source)
+            s.end("ok")
+        except (KeyboardInterrupt, StopRequested) as exc:
+            s.end("stopped", interrupted=isinstance(exc, KeyboardInterrupt))
+        except Exception as exc:
+            s.end("failed", reason=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc())
+        return s.result
+
     # ------------------------------------------------------------------ orchestration
     def _train(self, states: list[ActiveRun]) -> list[RunResult]:
         """Prepare each run (data, VAE, codes), then train their SAEs bank by bank; every run ends."""

@@ -60,6 +60,8 @@ def test_factors_and_their_names_come_back(tmp_path, suffix):
     assert found.factor_names == tuple(NAMES)
     assert found.factors_num_values == [int(v) + 1 for v in FACTORS.max(axis=0)]
     assert "(3 factors: shape, scale, hue)" in found.description
+    one = open_activations(write_activations(tmp_path / f"one{suffix}", ACTS, FACTORS[:, :1], NAMES[:1]))
+    assert one.description.endswith("(1 factor: shape)")
     np.testing.assert_array_equal(found.rows(ORDER), ACTS[ORDER])
 
 
