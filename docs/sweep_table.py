@@ -167,7 +167,9 @@ def paired_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[str]]
     found = comparisons(rows_)
     against = {id(row): plain for row, plain in found}
     crossed = across_methods(found)
-    metrics = (DEAD, spec("l0"), spec("explained_variance")) if crossed else (DEAD, spec("explained_variance"))
+    # Rows of several methods say which each is and the L0 it reached, compared across methods or not.
+    methods = crossed or len({row.method for row in rows_}) > 1
+    metrics = (DEAD, spec("l0"), spec("explained_variance")) if methods else (DEAD, spec("explained_variance"))
     relu = spec("dead_relu")
     body = []
     for row in rows_:
@@ -185,7 +187,9 @@ def paired_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[str]]
             cells += ["–" if stat is None else f"{metric.text(stat[0])} ± {metric.text(stat[1])}", delta]
         share = row.stat(relu.key, relu.scale)
         setting = row.setting.replace("sae.remedies.", "").replace("sae.", "")  # the table is wide enough
-        first = [row.method, row.remedy, setting, versus] if crossed else [row.remedy, setting]
+        if methods:  # a method's k or λ says which row it is where the other settings do not
+            setting = ", ".join(filter(None, (sparsity_label(row.method, row.sparsity), setting)))
+        first = [row.method, row.remedy, setting, versus] if methods else [row.remedy, setting]
         body.append([*first, *cells, "–" if share is None else relu.text(share[0]), plateau_of(row).text()])
     notes = ["Δ: the row minus the plain row it is compared with (the same dataset, method, k / λ and other "
              "settings; a plain row with another k schedule: the sweep's first plain row), seed by seed, then "
@@ -196,7 +200,7 @@ def paired_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[str]]
         from collapse_tui.report.tables import EQUAL_SPARSITY_NOTE
 
         notes.append(EQUAL_SPARSITY_NOTE)
-    return METHODS_HEADER if crossed else PAIRED_HEADER, body, notes
+    return METHODS_HEADER if methods else PAIRED_HEADER, body, notes
 
 
 def block(sweep_dir: Path, name: str, full: bool = False, report: bool = False, paired: bool = False) -> str:

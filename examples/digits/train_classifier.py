@@ -15,14 +15,21 @@ Runs on any Keras 3 backend (KERAS_BACKEND=tensorflow, jax or torch).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-import keras
-import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported (through Keras)
 
-from collapse_tui.data.activations import write_activations
+from collapse_tui.engine.environment import quiet_native_logs  # noqa: E402
+
+# TensorFlow's C++ start-up lines come whatever the level says: held back (shown if something fails).
+with quiet_native_logs():
+    import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+from collapse_tui.data.activations import write_activations  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MODEL_FILE = "digits_classifier.keras"
@@ -68,8 +75,9 @@ def main(argv=None) -> int:
     x_train, x_test, y_train, y_test = train_test_split(images, labels, test_size=0.2, stratify=labels,
                                                         random_state=args.seed)
 
-    model = build_classifier()
-    model.fit(x_train, y_train, epochs=args.epochs, batch_size=32, verbose=0)
+    with quiet_native_logs():  # the first step's device lines, as at import
+        model = build_classifier()
+        model.fit(x_train, y_train, epochs=args.epochs, batch_size=32, verbose=0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     print(f"held-out accuracy: {accuracy:.4f} ({len(y_test)} images, {args.epochs} epochs)")
 

@@ -125,3 +125,24 @@ def test_the_paired_table_of_a_methods_sweep_says_each_rows_method_against_and_l
     assert rows["l1"][3] == "topk k=50" and rows["l1"][5].startswith("+9.3 [")
     assert rows["l1"][6:8] == ["52.0 ± 0.0", "+2.0 [2.0, 2.0]"]
     assert any(note.startswith("against: a row of another method") for note in notes)
+
+
+def test_the_paired_table_of_several_methods_without_topk_still_says_each_rows_method_and_l0(tmp_path, monkeypatch):
+    """L1 and JumpReLU rows with no Top-k row to be compared with: each line names its method and the L0 it
+    reached (no 'against' column value, no equal-sparsity note)."""
+    from collapse_tui.store import RunRecord
+
+    def record(seed, method, l0):
+        final = {"dead_fraction": 0.4, "dead@0": 0.4, "dead_relu": 0.4, "l0": l0, "explained_variance": 0.99}
+        sae = {"method": method, "l1_coefficient": 0.001}
+        return RunRecord(path=tmp_path / f"{method}-{seed}", config={"seed": seed, "sae": sae},
+                         summary={"status": "ok", "dataset": "shapes3d", "method": method, "sparsity": 0.001,
+                                  "remedies": [], "source": "encoder_hidden", "final": final})
+
+    found = [record(s, "l1", 46.0 + s) for s in range(2)] + [record(s, "jumprelu", 41.0) for s in range(2)]
+    monkeypatch.setattr(sweep_table, "records", lambda sweep_dir: found)
+    header, body, notes = sweep_table.paired_rows(tmp_path)
+    assert header[0] == "method" and "L0" in header
+    l0 = header.index("L0")
+    assert {row[0]: row[l0] for row in body} == {"l1": "46.5 ± 0.7", "jumprelu": "41.0 ± 0.0"}
+    assert not any(note.startswith("against:") for note in notes)
