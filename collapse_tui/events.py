@@ -187,13 +187,17 @@ def _optional(check: Check) -> Check:
     return lambda value: value is None or check(value)
 
 
+_optional_whole = _optional(_whole)
+_WHOLE_CHECKS = (_whole, _optional_whole)  # the fields event_from_dict makes ints of (JSON may say 3.0)
+
+
 # What each field of each event must hold (its declared type, as JSON gives it); every event also has a
 # finite ``time`` and a text ``run_id``. What a mapping holds (a config, metrics) is its readers' to check.
 FIELD_CHECKS: dict[type[Event], dict[str, Check]] = {
     RunStarted: {"name": _text, "run_dir": _text, "config": _mapping, "environment": _mapping},
     RunResumed: {"name": _text, "epoch": _whole, "environment": _mapping},
-    PhaseStarted: {"phase": _text, "detail": _text, "epochs": _optional(_whole), "steps_per_epoch": _optional(_whole)},
-    Progress: {"phase": _text, "done": _whole, "total": _whole, "epoch": _optional(_whole), "logs": _optional(_logs)},
+    PhaseStarted: {"phase": _text, "detail": _text, "epochs": _optional_whole, "steps_per_epoch": _optional_whole},
+    Progress: {"phase": _text, "done": _whole, "total": _whole, "epoch": _optional_whole, "logs": _optional(_logs)},
     EpochEnd: {"phase": _text, "epoch": _whole, "epochs": _whole, "logs": _logs, "seconds": finite_number,
                "sparsity": _optional(finite_number)},
     Evaluation: {"phase": _text, "epoch": _whole, "metrics": _mapping},
@@ -254,4 +258,9 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     problem = event_problem(event)
     if problem is not None:
         raise DamagedEvent(event, problem)
+    # A count or an epoch JSON gave as 3.0 is the whole number 3 to every reader (range, indexing).
+    for name, check in FIELD_CHECKS.get(cls, {}).items():
+        value = getattr(event, name)
+        if check in _WHOLE_CHECKS and isinstance(value, float):
+            setattr(event, name, int(value))
     return event

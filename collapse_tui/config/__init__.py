@@ -48,6 +48,7 @@ from collapse_tui.config.vocabulary import (
     ACTIVATIONS,
     DATA_SOURCES,
     DATASET_CHOICES,
+    FLOAT_TYPES,
     DATASET_NAMES,
     DATASET_SIZES,
     AUXK_CANDIDATES,
@@ -72,7 +73,7 @@ from collapse_tui.config.vocabulary import (
 )
 
 __all__ = [
-    "ACTIVATION_SUFFIXES", "ACTIVATIONS", "DATASET_CHOICES", "Choices", "ConfigError", "DATASET_NAMES", "DATASET_SIZES", "DATA_SOURCES", "DataConfig", "DataSource",
+    "ACTIVATION_SUFFIXES", "ACTIVATIONS", "DATASET_CHOICES", "FLOAT_TYPES", "Choices", "ConfigError", "DATASET_NAMES", "DATASET_SIZES", "DATA_SOURCES", "DataConfig", "DataSource",
     "DatasetName", "EvalConfig", "K_METHODS", "LARGE_SWEEP", "MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_NODES",
     "AUXK_CANDIDATES", "LR_DECAYS", "LRScheduleConfig", "MAX_RUNS", "NORMALIZATIONS", "Normalization", "PENALTY_METHODS", "REMEDY_SWITCHES",
     "REPRESENTATION_SOURCES", "RemediesConfig", "RepresentationSource", "RunConfig", "SAEConfig",

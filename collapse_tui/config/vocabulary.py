@@ -46,6 +46,9 @@ REPRESENTATION_SOURCES = typing.get_args(RepresentationSource)
 DataSource = Literal["auto", "official", "tfds", "procedural"]
 DATA_SOURCES = typing.get_args(DataSource)
 
+# The floating-point types by name: what Keras' floatx may be, and the weights and activations files hold.
+FLOAT_TYPES = ("float16", "float32", "float64")
+
 # The datasets, the one list of them: name -> images in its full factor grid, in registration order.
 # ``data.register`` adds a new dataset here (through :func:`register_dataset`), so the schema accepts
 # every dataset the data package can open; ``DATASET_NAMES`` is a live view of the names.

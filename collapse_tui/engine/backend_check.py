@@ -9,10 +9,12 @@ import os
 from importlib.util import find_spec
 from pathlib import Path
 
+from collapse_tui.config.vocabulary import FLOAT_TYPES
+
 BACKENDS = ("tensorflow", "jax", "torch")  # the backends this tool runs and tests on
 EXTRAS = {"jax": "jax", "torch": "torch"}  # the package extra that installs each one's framework
 CONFIG_LIMIT = 1 << 20  # keras.json is a few lines
-KERAS_JSON_FLOATX = ("float16", "float32", "float64")  # what Keras loads with in keras.json (it raises on others)
+KERAS_JSON_FLOATX = FLOAT_TYPES  # what Keras loads with in keras.json (it raises on others)
 
 
 def keras_json_path() -> Path:

@@ -45,6 +45,7 @@ import keras
 import numpy as np
 import safetensors.numpy
 
+from collapse_tui.config import FLOAT_TYPES, SPARSITY_METHODS
 from collapse_tui.nn import SparseAutoencoder
 from collapse_tui.store.files import read_bounded, write_atomic
 from collapse_tui.store.layout import SAELENS_CONFIG_FILE, SAELENS_WEIGHTS_FILE, SPARSIFY_WEIGHTS_FILE
@@ -55,9 +56,10 @@ SAELENS_VERSION = "6.18.0"
 # The largest config and weights file read (a weights file is read whole, into memory).
 CONFIG_LIMIT = 16 << 20
 WEIGHTS_LIMIT = 8 << 30
-# SAELens' architecture of each of our methods (BatchTopK is saved for inference as JumpReLU, as SAELens
-# saves its own).
-ARCHITECTURE_OF_METHOD = {"l1": "standard", "topk": "topk", "jumprelu": "jumprelu", "batchtopk": "jumprelu"}
+# SAELens' architecture of each of our methods: the method's own name where SAELens has it (topk, jumprelu);
+# L1 is SAELens' "standard" SAE, and BatchTopK is saved for inference as JumpReLU, as SAELens saves its own.
+_RENAMED_ARCHITECTURES = {"l1": "standard", "batchtopk": "jumprelu"}
+ARCHITECTURE_OF_METHOD = {method: _RENAMED_ARCHITECTURES.get(method, method) for method in SPARSITY_METHODS}
 # Our method of each SAELens architecture read.
 METHOD_OF_ARCHITECTURE = {"standard": "l1", "topk": "topk", "jumprelu": "jumprelu"}
 # SAELens normalisations that are the identity at inference (``expected_average_only_in`` is applied by
@@ -67,7 +69,7 @@ IDENTITY_NORMALIZATIONS = ("none", "expected_average_only_in")
 SAELENS_DTYPES = ("float32", "float64", "float16", "bfloat16", "torch.float32", "torch.float64", "torch.float16",
                   "torch.bfloat16")
 # The tensor types read (bfloat16 has no numpy type: safetensors.numpy refuses it).
-FLOAT_DTYPES = ("float16", "float32", "float64")
+FLOAT_DTYPES = FLOAT_TYPES
 
 
 # ---------------------------------------------------------------------- export

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -33,8 +34,9 @@ def holds(value, hint) -> bool:
         return isinstance(value, dict) and all(holds(k, args[0]) and holds(v, args[1]) for k, v in value.items())
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is int:  # JSON's 3.0 is the count 3 (the reader hands it on as an int)
+        whole = isinstance(value, float) and math.isfinite(value) and value.is_integer()
+        return (isinstance(value, int) and not isinstance(value, bool)) or whole
     return isinstance(value, hint)
 
 
@@ -135,3 +137,14 @@ def test_an_event_built_from_a_damaged_dict_is_refused_naming_its_field():
     with pytest.raises(ev.DamagedEvent, match="epoch = 'x'") as refused:
         ev.event_from_dict({"type": "evaluation", "phase": "sae", "epoch": "x", "metrics": {}, "time": 1.0})
     assert refused.value.kind == "evaluation" and isinstance(refused.value, ValueError)
+
+
+def test_a_count_json_gives_as_a_whole_float_reaches_readers_as_an_int():
+    event = ev.event_from_dict({"type": "phase_started", "time": 1.0, "run_id": "r", "phase": "sae",
+                                "epochs": 3.0, "steps_per_epoch": None})
+    assert event.epochs == 3 and type(event.epochs) is int and event.steps_per_epoch is None
+    ended = ev.event_from_dict({"type": "progress", "time": 1.0, "run_id": "r", "phase": "sae", "done": 4.0,
+                                "total": 8, "epoch": 2.0})
+    assert (type(ended.done), type(ended.epoch)) == (int, int)
+    with pytest.raises(ev.DamagedEvent):
+        ev.event_from_dict({"type": "phase_started", "time": 1.0, "run_id": "r", "phase": "sae", "epochs": 2.5})
