@@ -105,12 +105,15 @@ def machine(sweep_dir: Path) -> str:
 def preset(sweep_dir: Path) -> str:
     """What ``collapse-tui --batch`` is given to run the sweep again: the shipped preset's file name when the
     sweep ran one (its ``name:`` may differ, as ``quick-shapes3d`` from ``quick_shapes3d.yaml``), else the
-    sweep's name."""
+    config file's name where it is there and no preset has its name (run from its folder), else the sweep's
+    name."""
     sweep = load_sweep(sweep_dir)
     if isinstance(sweep.config, str):
         shipped = presets().get(Path(sweep.config).stem)
         if shipped is not None and _parsed(shipped) == _parsed(Path(sweep.config)) is not None:
             return Path(sweep.config).stem
+        if shipped is None and Path(sweep.config).is_file():  # a config of one's own, run from its folder
+            return Path(sweep.config).name
     return sweep.name
 
 
@@ -203,7 +206,23 @@ def paired_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[str]]
     return METHODS_HEADER if methods else PAIRED_HEADER, body, notes
 
 
-def block(sweep_dir: Path, name: str, full: bool = False, report: bool = False, paired: bool = False) -> str:
+def only_columns(header: list[str], body: list[list[str]], notes: list[str], columns: list[str]):
+    """The table cut to ``columns`` (by header, in that order) and the notes that explain one of them;
+    SystemExit naming a column the table does not have."""
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise SystemExit(f"sweep_table: no column {missing[0]!r}; the table has: {', '.join(header)}")
+    keep = [header.index(c) for c in columns]
+
+    def explains(note: str) -> bool:  # "dead % @t: ..." explains "dead % @0"
+        head = note.split(":", 1)[0].split(" @")[0].split(" f<")[0]
+        return any(c.startswith(head) for c in columns)
+
+    return columns, [[row[i] for i in keep] for row in body], [n for n in notes if explains(n)]
+
+
+def block(sweep_dir: Path, name: str, full: bool = False, report: bool = False, paired: bool = False,
+          columns: list[str] | None = None) -> str:
     start, end = markers(name)
     notes: list[str] = []
     if paired:
@@ -212,6 +231,8 @@ def block(sweep_dir: Path, name: str, full: bool = False, report: bool = False, 
         header, body, notes = report_rows(sweep_dir)
     else:
         header, body = full_rows(sweep_dir) if full else (list(COLUMNS), rows(sweep_dir))
+    if columns:
+        header, body, notes = only_columns(header, body, notes, columns)
     lines = [start, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
     if notes:
@@ -220,7 +241,8 @@ def block(sweep_dir: Path, name: str, full: bool = False, report: bool = False, 
         lines += ["", vae_line(sweep_dir)]
     lines += ["", f"`collapse-tui --batch {preset(sweep_dir)}`, {datetime.date.today():%Y-%m-%d}, "
                   f"{machine(sweep_dir)}, {wall_time(sweep_dir)} (the table is written by "
-                  f"`python docs/sweep_table.py{_mode(full, report, paired)}` from the "
+                  f"`python docs/sweep_table.py{_mode(full, report, paired)}"
+                  f"{' --columns ...' if columns else ''}` from the "
                   "sweep's directory).", "", end]
     return "\n".join(lines)
 
@@ -269,6 +291,7 @@ def main() -> int:
     kind.add_argument("--paired", action="store_true",
                       help="each row against the plain SAE, paired by seed, with its dead slope")
     parser.add_argument("--block", metavar="NAME", help="the markers' name (default: the sweep's preset)")
+    parser.add_argument("--columns", metavar="A,B,...", help="only these columns (by header), in this order")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", metavar="FILE", type=Path, help="replace the table between the markers")
     mode.add_argument("--check", metavar="FILE", type=Path, help="compare the (short) table with the run")
@@ -284,7 +307,8 @@ def main() -> int:
             return 1
         print(f"sweep_table: {args.check} matches the run in {args.sweep_dir}")
         return 0
-    text = block(args.sweep_dir, name, args.full, args.report, args.paired)
+    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+    text = block(args.sweep_dir, name, args.full, args.report, args.paired, columns)
     if args.write:
         old = args.write.read_text()
         table_in(old, name)  # the markers must be there

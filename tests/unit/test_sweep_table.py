@@ -74,6 +74,10 @@ def test_the_command_names_the_preset_file_the_sweep_ran_not_its_name(tmp_path):
     reworded.write_text("# a new header\n" + shipped.read_text())
     assert sweep_table.preset(_sweep_dir(tmp_path / "d", "quick-shapes3d", reworded)) == "quick_shapes3d"
     assert sweep_table.preset(_sweep_dir(tmp_path / "c", "gone", tmp_path / "missing.yaml")) == "gone"
+    # A config of one's own under a name no preset has: its file, run from where it is.
+    mine = tmp_path / "digits_topk.yaml"
+    mine.write_text(shipped.read_text())
+    assert sweep_table.preset(_sweep_dir(tmp_path / "e", "digits-topk", mine)) == "digits_topk.yaml"
 
 
 def test_the_paired_table_holds_each_row_against_its_plain_row(tmp_path, monkeypatch):
@@ -146,3 +150,14 @@ def test_the_paired_table_of_several_methods_without_topk_still_says_each_rows_m
     l0 = header.index("L0")
     assert {row[0]: row[l0] for row in body} == {"l1": "46.5 ± 0.7", "jumprelu": "41.0 ± 0.0"}
     assert not any(note.startswith("against:") for note in notes)
+
+
+def test_a_table_cut_to_chosen_columns_keeps_their_order_and_their_notes():
+    header = ["k / λ", "dead % @0", "L0", "spec."]
+    body = [["k=4", "72.9", "4.0", "7"], ["k=8", "58.9", "8.0", "16"]]
+    notes = ["dead % @t: never above t.", "spec.: specialized neurons.", "L0: active per input."]
+    cut = sweep_table.only_columns(header, body, notes, ["L0", "k / λ", "dead % @0"])
+    assert cut == (["L0", "k / λ", "dead % @0"], [["4.0", "k=4", "72.9"], ["8.0", "k=8", "58.9"]],
+                   ["dead % @t: never above t.", "L0: active per input."])
+    with pytest.raises(SystemExit, match="no column 'MIG'"):
+        sweep_table.only_columns(header, body, notes, ["MIG"])
