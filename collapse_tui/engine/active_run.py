@@ -52,6 +52,7 @@ class ActiveRun:
         self.sae = None
         self.sae_saved = False
         self.checkpoint = None  # resuming: the SAE phase's checkpoint to go on from
+        self.recorded_source: dict[str, Any] = {}  # resuming: the data source the run recorded when it began
         self.resumed: list[float] = []  # when the run was resumed, if it was
 
     def end(self, status: str, reason: str | None = None, trace: str = "", interrupted: bool = False) -> None:

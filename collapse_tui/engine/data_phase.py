@@ -125,6 +125,10 @@ class DataPhase:
             file = open_activations(cfg.data.path)
             keep(self._opened, where, file)
         sha = file.fingerprint()
+        before = getattr(s, "recorded_source", {}).get("sha256")
+        if isinstance(before, str) and before != sha:  # a resumed run must go on with the rows it began with
+            raise ValueError(f"{file.path.name} has changed since the run began (sha256 {before[:12]}… then, "
+                             f"{sha[:12]}… now): resuming would train on other rows; start a new run")
         s.data_source = {"dataset": ACTIVATIONS, "source": "file", "fingerprint": f"{ACTIVATIONS}-{sha[:16]}",
                          "description": file.description, "rows": file.n, "path": str(file.path), "sha256": sha}
         s.emit(DataSource(provenance=s.data_source))

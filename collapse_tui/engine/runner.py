@@ -221,6 +221,8 @@ class Engine:
         started = previous.get("started") if isinstance(previous.get("started"), (int, float)) else time.time()
         s = ActiveRun(config=config, run_dir=run_dir, emit=emit, started=started, writer=writer)
         s.checkpoint = checkpoint
+        recorded = record.config.get("data_source")
+        s.recorded_source = recorded if isinstance(recorded, dict) else {}
         s.resumed = [t for t in previous.get("resumed") or [] if isinstance(t, (int, float))]  # this one included
         return s
 

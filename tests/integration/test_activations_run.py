@@ -133,3 +133,30 @@ def test_a_sweep_killed_while_training_resumes_to_the_uninterrupted_result(tmp_p
         assert record.status == "ok"
         for key in ("dead_fraction", "l0", "explained_variance", "mig", "probe_acc"):
             assert record.summary["final"][key] == pytest.approx(expected[k][key], rel=1e-5, abs=1e-9), (k, key)
+
+
+def test_a_run_whose_file_changed_since_it_began_is_not_resumed_on_other_rows(tmp_path, monkeypatch):
+    from collapse_tui.engine import bank_phase
+
+    acts, factors = planted()
+    path = write_activations(tmp_path / "acts.npz", acts, factors)
+    after = bank_phase.BankPhase.after_epoch
+    engine = Engine()
+
+    def stopping(self, e, logs, seconds, **kwargs):
+        after(self, e, logs, seconds, **kwargs)
+        if e + 1 == 1:
+            engine.stop_event.set()
+
+    monkeypatch.setattr(bank_phase.BankPhase, "after_epoch", stopping)
+    stopped = engine.run(validate(config(tmp_path, path)))
+    assert stopped.status == "stopped"
+    monkeypatch.setattr(bank_phase.BankPhase, "after_epoch", after)
+    write_activations(path, acts * 2, factors)  # the same name, other rows
+    (result,) = Engine().resume([stopped.run_dir])
+    assert result.status == "failed"
+    reason = result.summary["reason"]
+    assert "\n" not in reason and "acts.npz has changed since the run began" in reason
+    write_activations(path, acts, factors)  # put back: it resumes
+    (result,) = Engine().resume([stopped.run_dir])
+    assert result.status == "ok", result.summary.get("reason")
