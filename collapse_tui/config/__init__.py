@@ -49,6 +49,10 @@ from collapse_tui.config.vocabulary import (
     DATA_SOURCES,
     DATASET_CHOICES,
     FLOAT_TYPES,
+    FILE_DATASETS,
+    IMAGE_SUFFIXES,
+    IMAGES,
+    MODEL_SUFFIX,
     DATASET_NAMES,
     DATASET_SIZES,
     AUXK_CANDIDATES,
@@ -73,7 +77,8 @@ from collapse_tui.config.vocabulary import (
 )
 
 __all__ = [
-    "ACTIVATION_SUFFIXES", "ACTIVATIONS", "DATASET_CHOICES", "FLOAT_TYPES", "Choices", "ConfigError", "DATASET_NAMES", "DATASET_SIZES", "DATA_SOURCES", "DataConfig", "DataSource",
+    "ACTIVATION_SUFFIXES", "ACTIVATIONS", "DATASET_CHOICES", "FILE_DATASETS", "FLOAT_TYPES", "IMAGES",
+    "IMAGE_SUFFIXES", "MODEL_SUFFIX", "Choices", "ConfigError", "DATASET_NAMES", "DATASET_SIZES", "DATA_SOURCES", "DataConfig", "DataSource",
     "DatasetName", "EvalConfig", "K_METHODS", "LARGE_SWEEP", "MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_NODES",
     "AUXK_CANDIDATES", "LR_DECAYS", "LRScheduleConfig", "MAX_RUNS", "NORMALIZATIONS", "Normalization", "PENALTY_METHODS", "REMEDY_SWITCHES",
     "REPRESENTATION_SOURCES", "RemediesConfig", "RepresentationSource", "RunConfig", "SAEConfig",

@@ -25,10 +25,13 @@ from collapse_tui.config.vocabulary import (
     ACTIVATIONS,
     DATASET_SIZES,
     K_METHODS,
+    IMAGE_SUFFIXES,
+    IMAGES,
+    MODEL_SUFFIX,
+    REPRESENTATION_SOURCES,
     DatasetName,
     DataSource,
     NormalizationSetting,
-    RepresentationSource,
     SparsityMethod,
     field_choices,
 )
@@ -100,8 +103,15 @@ class VAEConfig(Section):
 
 
 class SAEConfig(Section):
-    source: RepresentationSource = Field(
-        "encoder_hidden", description="SAE input: the VAE's encoder hidden layer or its latent means."
+    model: str | None = Field(
+        None, max_length=4096,
+        description="A Keras model (.keras file, loaded in safe mode) whose layer sae.source the SAE reads, applied "
+                    "to the run's images in [0, 1] instead of a VAE; empty = the VAE trained here.",
+    )
+    source: str = Field(
+        "encoder_hidden", min_length=1, max_length=200,
+        description="SAE input: the VAE's encoder hidden layer (encoder_hidden) or its latent means (latent_mean); "
+                    "with sae.model, the name of the model's layer whose output the SAE reads.",
     )
     normalization: NormalizationSetting = Field(
         "none",
@@ -159,9 +169,23 @@ class SAEConfig(Section):
     )
     lr_schedule: LRScheduleConfig = Field(default_factory=LRScheduleConfig)
 
+    @field_validator("model")
+    @classmethod
+    def _model_file(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        path = os.path.expanduser(value)
+        if not path.lower().endswith(MODEL_SUFFIX):
+            raise ValueError(f"{shorten(path)} is not a {MODEL_SUFFIX} file (the Keras format a model is loaded from "
+                             "in safe mode; save it with model.save('name.keras'))")
+        return path
+
     @model_validator(mode="after")
     def _check_sparsity(self) -> "SAEConfig":
         errors = []
+        if self.model is None and self.source not in REPRESENTATION_SOURCES:
+            errors.append(f"source: {shorten(repr(self.source))} is not a representation of the VAE "
+                          f"({', '.join(REPRESENTATION_SOURCES)}): a layer's name needs sae.model")
         outside = [e for e in self.remedies.resample_epochs if not 1 <= e <= self.epochs]
         if outside:
             errors.append(f"remedies.resample_epochs: {outside[0]} is not an epoch of the SAE (1 .. sae.epochs = "
@@ -281,7 +305,18 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _check_sizes(self) -> "RunConfig":
+        if self.data.dataset == IMAGES:  # its images are counted when the file is opened
+            if not self.data.path or not self.data.path.lower().endswith(IMAGE_SUFFIXES):
+                raise ValueError(f"data.path: data.dataset images reads a labelled image set from an "
+                                 f"{'/'.join(IMAGE_SUFFIXES)} file (images uint8 N×H×W×C, factors N×F), named here")
+            if self.sae.model is None:
+                raise ValueError("sae.model: data.dataset images feeds a model of your own (the VAE is built for "
+                                 "64×64 dsprites and shapes3d images); name its .keras file here")
+            return self
         if self.data.dataset == ACTIVATIONS:  # its rows are counted when the file is opened
+            if self.sae.model is not None:
+                raise ValueError("sae.model: the activations file is already the SAE's input; a model reads images "
+                                 "(data.dataset dsprites, shapes3d or images)")
             path = self.data.path
             if not path:
                 raise ValueError("data.path: data.dataset activations reads its inputs from a file, named here "

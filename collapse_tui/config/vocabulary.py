@@ -85,20 +85,26 @@ class Choices:
 # a dataset name of its own, outside the image datasets above (it has no grid, no images, no VAE).
 ACTIVATIONS = "activations"
 ACTIVATION_SUFFIXES = (".npz", ".npy", ".h5", ".hdf5", ".safetensors")
+# A labelled image set of the user's (images and factors in one file), fed to a model of theirs (sae.model).
+IMAGES = "images"
+IMAGE_SUFFIXES = (".npz",)
+MODEL_SUFFIX = ".keras"  # the one model format loaded, in Keras' safe mode
+# Datasets that are files of the user's, named by data.path, outside the registered image datasets.
+FILE_DATASETS = (IMAGES, ACTIVATIONS)
 
 
 class _DatasetChoices(typing.Collection[str]):
-    """The registered image datasets, then ``activations``: a live view, as ``DATASET_NAMES`` is."""
+    """The registered image datasets, then ``images`` and ``activations``: a live view, as ``DATASET_NAMES`` is."""
 
     def __contains__(self, name) -> bool:
-        return name == ACTIVATIONS or name in DATASET_SIZES
+        return name in FILE_DATASETS or name in DATASET_SIZES
 
     def __iter__(self):
         yield from DATASET_SIZES
-        yield ACTIVATIONS
+        yield from FILE_DATASETS
 
     def __len__(self) -> int:
-        return len(DATASET_SIZES) + 1
+        return len(DATASET_SIZES) + len(FILE_DATASETS)
 
 
 DATASET_CHOICES = _DatasetChoices()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import struct
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,19 @@ def _float32_rows(rows: np.ndarray, dim: int, itemsize: int, slab) -> np.ndarray
     for lo, hi, i, j in runs(rows, dim * itemsize):
         out[i:j] = slab(lo, hi)[rows[i:j] - lo]
     return out
+
+
+@contextmanager
+def damage_refused(path: Path, fmt: str, reader: ActivationReader | None, doing: str):
+    """Any exception of the file's library (h5py, zipfile, safetensors, numpy) while ``doing`` becomes one
+    DatasetFileError line saying which array was being read: a damaged file raises a zoo of them."""
+    try:
+        yield
+    except DatasetFileError:
+        raise
+    except Exception as err:  # the one boundary where damage of every kind becomes a line
+        what = reader.reading if reader is not None and reader.reading else "its layout"
+        raise DatasetFileError(path, f"not a readable {fmt} file: {doing} {what} failed ({one_line(err)})") from None
 
 
 class ActivationReader:
@@ -218,7 +232,7 @@ class NpzReader(ActivationReader):
                                               "rows; save np.ascontiguousarray(activations)")
         return shape, dtype
 
-    def _check_directory(self) -> None:
+    def check_directory(self) -> None:
         """Every byte before the zip's directory belongs to a member it lists, under the name it lists. The
         directory has no checksum of its own: damaged, it could hide a member or rename one unnoticed."""
         ends = {0}  # where the next member may start: after a member, or after it and its data descriptor
@@ -239,7 +253,7 @@ class NpzReader(ActivationReader):
                                               "the bytes before the directory")
 
     def activations_layout(self):
-        self._check_directory()
+        self.check_directory()
         self.shape, self.dtype = self._layout(ACTIVATIONS, True)
         return self.shape, self.dtype
 
@@ -253,6 +267,22 @@ class NpzReader(ActivationReader):
             if fh.read(1):  # the end of the member: the zip checks its CRC-32 here
                 raise DatasetFileError(self.path, f"{key} is longer than its header says")
         return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+    def member(self, key: str, required: bool = True):
+        """(shape, dtype) of member ``key`` as its header gives them (None when absent and not required);
+        Fortran-ordered members are refused, as ``array`` would read them by rows."""
+        opened = self._open(key, required)
+        if opened is None:
+            return None
+        fh, shape, fortran, dtype, _ = opened
+        fh.close()
+        if fortran and len(shape) > 1 and sum(d > 1 for d in shape) > 1:
+            raise DatasetFileError(self.path, f"{key} is stored in Fortran order; save np.ascontiguousarray({key})")
+        return shape, dtype
+
+    def array(self, key: str) -> np.ndarray:
+        """Member ``key`` whole, read to its end so the zip's CRC-32 vouches for it."""
+        return self._whole(key)
 
     def factors(self):
         return self._whole(FACTORS)

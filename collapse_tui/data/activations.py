@@ -23,14 +23,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from collapse_tui.config.vocabulary import ACTIVATION_SUFFIXES
 from collapse_tui.data.activation_formats import (ACTIVATIONS, FACTOR_NAMES, FACTORS, FORMATS, SUFFIX_FORMATS,
-                                                   ActivationReader, one_line, slabs)
+                                                   ActivationReader, damage_refused, slabs)
 from collapse_tui.data.base import DatasetFileError, ProgressFn
 
 __all__ = ["ACTIVATION_SUFFIXES", "ActivationFile", "open_activations", "write_activations"]
@@ -79,7 +78,7 @@ def _check_factors_layout(path, shape: tuple, dtype: np.dtype, n: int) -> None:
         raise DatasetFileError(path, f"{FACTORS} has no columns; leave it out for a file without factors")
 
 
-def _checked_factors(path, factors: np.ndarray) -> np.ndarray:
+def checked_factors(path, factors: np.ndarray) -> np.ndarray:
     """``factors`` (checked for layout) as int32, refusing negative values and values beyond int32."""
     negative = np.argwhere(factors < 0)
     if negative.size:
@@ -92,7 +91,7 @@ def _checked_factors(path, factors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(factors, dtype=np.int32)
 
 
-def _checked_names(path, names, num_factors: int) -> tuple[str, ...]:
+def checked_names(path, names, num_factors: int) -> tuple[str, ...]:
     """The factor names as a tuple of strings, one per factor, each printable and different."""
     names = list(names)
     if not all(isinstance(name, str) for name in names):
@@ -126,19 +125,6 @@ def _check_finite(path, blocks) -> None:
     if bad:
         raise DatasetFileError(path, f"{ACTIVATIONS} has {bad:,} row(s) with NaN or infinite values "
                                      f"(the first is row {first})")
-
-
-@contextmanager
-def _damage_refused(path: Path, fmt: str, reader: ActivationReader | None, doing: str):
-    """Any exception of the file's library (h5py, zipfile, safetensors, numpy) while ``doing`` becomes one
-    DatasetFileError line saying which array was being read: a damaged file raises a zoo of them."""
-    try:
-        yield
-    except DatasetFileError:
-        raise
-    except Exception as err:  # the one boundary where damage of every kind becomes a line
-        what = reader.reading if reader is not None and reader.reading else "its layout"
-        raise DatasetFileError(path, f"not a readable {fmt} file: {doing} {what} failed ({one_line(err)})") from None
 
 
 # -------------------------------------------------------------------------------------------- file
@@ -213,7 +199,7 @@ class ActivationFile:
         order = np.argsort(idx, kind="stable")
         ordered = idx[order]
         reader = self._reader
-        with _damage_refused(self.path, self.format, reader, "reading"), reader:
+        with damage_refused(self.path, self.format, reader, "reading"), reader:
             reader.reading = ACTIVATIONS
             for start in range(0, idx.size, int(batch_size)):
                 stop = min(start + int(batch_size), idx.size)
@@ -234,7 +220,7 @@ def open_activations(path: str | os.PathLike) -> ActivationFile:
         raise DatasetFileError(path, f"not a regular file; expected {ACTIVATIONS} in a file")
     fmt = _format_of(path)
     reader = FORMATS[fmt](path)
-    with _damage_refused(path, fmt, reader, "reading"), reader:
+    with damage_refused(path, fmt, reader, "reading"), reader:
         reader.reading = ACTIVATIONS
         shape, dtype = reader.activations_layout()
         _check_activations(path, shape, dtype)
@@ -249,8 +235,8 @@ def open_activations(path: str | os.PathLike) -> ActivationFile:
         if layout is not None:
             reader.reading = FACTORS
             _check_factors_layout(path, *layout, n)
-            factors = _checked_factors(path, reader.factors())
-            names = (_checked_names(path, raw_names, factors.shape[1]) if raw_names is not None
+            factors = checked_factors(path, reader.factors())
+            names = (checked_names(path, raw_names, factors.shape[1]) if raw_names is not None
                      else tuple(f"factor_{i}" for i in range(factors.shape[1])))
         reader.reading = ACTIVATIONS
         _check_finite(path, reader.scan(_scan_rows(dim, dtype.itemsize)))
@@ -279,10 +265,10 @@ def write_activations(path: str | os.PathLike, activations, factors=None, factor
                                          f"one of {', '.join(holding)}")
         facts = np.asarray(factors)
         _check_factors_layout(path, facts.shape, facts.dtype, acts.shape[0])
-        _checked_factors(path, facts)
+        checked_factors(path, facts)
         arrays[FACTORS] = facts
         if factor_names is not None:
-            names = _checked_names(path, np.asarray(factor_names).tolist() if isinstance(factor_names, np.ndarray)
+            names = checked_names(path, np.asarray(factor_names).tolist() if isinstance(factor_names, np.ndarray)
                                    else factor_names, facts.shape[1])
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

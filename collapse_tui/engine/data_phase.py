@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collapse_tui.config import ACTIVATIONS, RunConfig
+from collapse_tui.config import ACTIVATIONS, IMAGES, RunConfig
 from collapse_tui.engine.callbacks import StopRequested
 from collapse_tui.engine.memory import keep
 from collapse_tui.engine.seeding import data_seed, derived_seed
@@ -74,6 +74,8 @@ class DataPhase:
 
         if cfg.data.dataset == ACTIVATIONS:
             return self._activations(cfg, s, progress)
+        if cfg.data.dataset == IMAGES:
+            return self._image_file(cfg, s)
         # A kept dataset (below) notes cache repairs to whichever run is reading it now.
         self._note = lambda text: s.emit(Message(text=text, level="warning"))
         # Opening a prepared tfds copy indexes all its labels (tens of seconds): once per sweep, not per run.
@@ -153,6 +155,39 @@ class DataPhase:
                     train_codes=rows[:n_train], eval_codes=rows[n_train:])
         keep(self._data, key, data, size=_nbytes, budget=DATA_MEMORY_BYTES)
         return data
+
+
+    def _image_file(self, cfg: RunConfig, s) -> Data:
+        """A labelled image set of the user's (for their model): ``data.n_train`` images to train on and
+        ``eval.n_samples`` held out, drawn without replacement from the run's data seed."""
+        from collapse_tui.data.image_file import open_images
+
+        where = (IMAGES, cfg.data.path)
+        file = self._opened.get(where)
+        if file is None:
+            file = open_images(cfg.data.path)
+            keep(self._opened, where, file)
+        before = getattr(s, "recorded_source", {}).get("sha256")
+        if isinstance(before, str) and before != file.sha256:
+            raise ValueError(f"{file.path.name} has changed since the run began (sha256 {before[:12]}… then, "
+                             f"{file.sha256[:12]}… now): resuming would train on other images; start a new run")
+        s.data_source = {"dataset": IMAGES, "source": "file", "fingerprint": file.fingerprint(),
+                         "description": file.description, "rows": file.n, "path": str(file.path),
+                         "sha256": file.sha256}
+        s.emit(DataSource(provenance=s.data_source))
+        s.emit(Message(text=f"data: {file.description}"))
+        n_train, n_eval = cfg.data.n_train, cfg.eval.n_samples
+        if n_train + n_eval > file.n:
+            raise ValueError(f"data.n_train + eval.n_samples = {n_train + n_eval} exceeds the {file.n} images of "
+                             f"{file.path.name}")
+        rng = np.random.RandomState(derived_seed(data_seed(cfg), "data"))
+        indices = rng.choice(file.n, n_train + n_eval, replace=False)
+        images = file.images(indices)
+        return Data(train_images=images[:n_train], eval_images=images[n_train:],
+                    eval_factors=file.factors[indices[n_train:]],
+                    eval_indices=np.asarray(indices[n_train:], dtype=np.int64),
+                    factor_names=tuple(file.factor_names), input_scale=file.input_scale,
+                    fingerprint=file.fingerprint())
 
 
 def _nbytes(data: Data) -> int:

@@ -4,8 +4,9 @@
 Refused: a sweep larger than :data:`~collapse_tui.config.LARGE_SWEEP` runs not confirmed, a
 ``data_parallel`` setting that cannot run (:func:`~collapse_tui.engine.distribution.check_data_parallel`),
 a bad :data:`~collapse_tui.engine.torch_compile.TORCH_COMPILE_VARIABLE`, a Keras precision (floatx) runs
-cannot train in (:func:`~collapse_tui.engine.precision.precision_problem`), Ray options or a missing Ray, and
-runs or models directories that cannot be written. The directories are checked (created when missing)
+cannot train in (:func:`~collapse_tui.engine.precision.precision_problem`), Ray options or a missing Ray, a
+data file that is not there, a model of the user's (``sae.model``) that cannot give its layer, and runs or
+models directories that cannot be written. The directories are checked (created when missing)
 only once nothing else is wrong, so a refused start leaves nothing behind.
 """
 
@@ -32,6 +33,7 @@ def preflight(configs: Iterable[RunConfig], *, resume: Sequence[tuple] = (), lar
         problems.append(f"the sweep expands to {len(configs):,} runs; check it with --dry-run, then pass --yes "
                         "to run them all")
     problems += _data_parallel(everything) + _torch_compile() + (_precision() if everything else [])
+    problems += _data_files(everything) + _models(everything)
     if ray is not None:
         problems += _ray(ray)
     if problems:
@@ -66,6 +68,40 @@ def _precision() -> list[str]:
 
     problem = precision_problem()
     return [problem] if problem else []
+
+
+def _data_files(configs: list[RunConfig]) -> list[str]:
+    """A user's data file (an activations file, a labelled image set) that is not there."""
+    from collapse_tui.config import FILE_DATASETS
+
+    problems = []
+    for path in dict.fromkeys(cfg.data.path for cfg in configs if cfg.data.dataset in FILE_DATASETS):
+        if not Path(path).is_file():
+            problems.append(f"data.path: {path}: {'not a regular file' if Path(path).exists() else 'no such file'}")
+    return problems
+
+
+def _models(configs: list[RunConfig]) -> list[str]:
+    """A model of the user's (sae.model) that cannot give its layer sae.source: loaded here once per file,
+    so a bad file is one line before any run starts rather than a failure in each."""
+    from collapse_tui.engine.model_phase import ModelError, layer_model, load_model
+
+    problems, loaded = [], {}
+    for model_path, layer in dict.fromkeys((cfg.sae.model, cfg.sae.source) for cfg in configs if cfg.sae.model):
+        path = Path(model_path)
+        if model_path not in loaded:
+            try:
+                loaded[model_path] = load_model(path)
+            except ModelError as exc:
+                loaded[model_path] = None
+                problems.append(str(exc))
+        if loaded[model_path] is None:
+            continue
+        try:
+            layer_model(loaded[model_path], layer, path)
+        except ModelError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _ray(options) -> list[str]:

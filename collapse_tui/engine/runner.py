@@ -26,6 +26,7 @@ from collapse_tui.engine.bank_phase import BankPhase
 from collapse_tui.engine.banks import bank_key
 from collapse_tui.engine.callbacks import StopRequested
 from collapse_tui.engine.data_phase import DataPhase
+from collapse_tui.engine.model_phase import ModelPhase
 from collapse_tui.engine.sae_phase import SAEPhase
 from collapse_tui.engine.vae_phase import VAEPhase
 from collapse_tui.events import Event, Listener, Message, RunResumed, RunStarted
@@ -48,6 +49,7 @@ class Engine:
         self.stop_event = stop_event or threading.Event()
         self.data = DataPhase(self.stop_event)
         self.vae = VAEPhase(self.stop_event)
+        self.model = ModelPhase(self.stop_event)
         # TensorFlow warns through Python logging each time Keras traces a new predict function (the
         # evaluation uses several); harmless here, and noise in a terminal.
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -166,6 +168,10 @@ class Engine:
             data = self.data.load(cfg, s)
         if data.from_file:  # the file's rows are the SAE's inputs: no VAE, no codes to compute
             return SAEPhase(s, data, None, (data.train_codes, data.eval_codes), checkpoint=s.checkpoint)
+        if cfg.sae.model is not None:  # a model of the user's gives the SAE's inputs: no VAE
+            with s.phase("codes"):
+                codes = self.model.codes(cfg, data, s)
+            return SAEPhase(s, data, None, codes, checkpoint=s.checkpoint)
         with s.phase("vae"):
             vae, key = self.vae.model(cfg, data, s)
             s.vae_metrics = self.vae.evaluate(key, vae, data, cfg, s)

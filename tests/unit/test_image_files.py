@@ -106,7 +106,7 @@ def test_missing_file_directory_and_wrong_extension(tmp_path):
     (tmp_path / "dir.npz").mkdir()
     refused(tmp_path / "dir.npz", "images", "not a regular file")
     np.save(tmp_path / "set.npy", IMAGES)
-    refused(tmp_path / "set.npy", "image set", "unknown extension '.npy'")
+    refused(tmp_path / "set.npy", "images", "unknown extension '.npy'")
     (tmp_path / "text.npz").write_text("images,factors\n" * 20)
     refused(tmp_path / "text.npz", "not a readable npz file")
 
@@ -176,7 +176,7 @@ def test_bad_factor_names_are_refused(tmp_path, names, words):
     ("ints.npz", dict(images=IMAGES, factors=FACTORS, factor_names=[1, 2, 3]), ["factor_names holds int"]),
     ("obj.npz", dict(images=IMAGES, factors=FACTORS, factor_names=np.array(["a", _Trap(), "c"], dtype=object)),
      ["factor_names holds _Trap"]),
-    ("set.npy", dict(images=IMAGES, factors=FACTORS), ["image set", ".npz"]),
+    ("set.npy", dict(images=IMAGES, factors=FACTORS), ["images", ".npz"]),
 ])
 def test_the_writer_refuses_before_writing(tmp_path, name, arrays, words):
     with pytest.raises(DatasetFileError) as info:

@@ -117,14 +117,14 @@ def test_a_registered_dataset_is_one_the_schema_accepts(toy_dataset):
         config.validate({"data": {"dataset": "toy", "n_train": 2000}})
     assert err.value.errors == ["data.n_train: 2000 exceeds the 1000 images of toy"]
     field = next(f for f in form_fields() if f.path == "data.dataset")
-    assert field.kind == "choice" and field.choices == ("dsprites", "shapes3d", "toy", "activations")
-    assert ("data.dataset", "one of dsprites, shapes3d, toy, activations") in {row[:2] for row in config.field_docs()}
+    assert field.kind == "choice" and field.choices == ("dsprites", "shapes3d", "toy", "images", "activations")
+    assert ("data.dataset", "one of dsprites, shapes3d, toy, images, activations") in {row[:2] for row in config.field_docs()}
 
 
 def test_an_unknown_dataset_is_refused_naming_the_known_ones(toy_dataset):
     with pytest.raises(ConfigError) as err:
         config.validate({"data": {"dataset": "mnist"}})
-    assert err.value.errors == ["data.dataset: Input should be 'dsprites', 'shapes3d', 'toy' or 'activations' "
+    assert err.value.errors == ["data.dataset: Input should be 'dsprites', 'shapes3d', 'toy', 'images' or 'activations' "
                                 "(got 'mnist')"]
 
 
@@ -142,7 +142,7 @@ def test_the_form_offers_the_builtin_datasets_and_sources():
     from collapse_tui.tui.schema import form_fields
 
     fields = {f.path: f for f in form_fields()}
-    assert fields["data.dataset"].choices == ("dsprites", "shapes3d", "activations")  # a user's file last
+    assert fields["data.dataset"].choices == ("dsprites", "shapes3d", "images", "activations")  # a user's files last
     assert fields["data.source"].choices == config.DATA_SOURCES == ("auto", "official", "tfds", "procedural")
 
 

@@ -249,12 +249,17 @@ def activations_file(run_dir: str | Path) -> str | None:
 def open_run_dataset(run_dir: str | Path):
     """The dataset a run read its images from, opened as it was: the source its data record names (a
     run that does not record one, and asked for ``auto``, cannot say which source it found)."""
+    from collapse_tui.config import IMAGES
     from collapse_tui.data import open_dataset
 
     record = load_run(run_dir)
     config = record.config
     data = config.get("data", {})
     provenance = config.get("data_source") or {}
+    if data.get("dataset") == IMAGES:  # a labelled image set of the user's: its file, as the run read it
+        from collapse_tui.data.image_file import open_images
+
+        return open_images(provenance.get("path") or data.get("path"))
     source = provenance.get("source") or data.get("source")
     if not source or source == "auto":
         raise ValueError("the run does not record which data source it read")
