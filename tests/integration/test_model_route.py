@@ -212,3 +212,33 @@ def test_the_neuron_inspector_draws_a_runs_images_from_its_image_set(tmp_path, f
     assert result.status == "ok"
     rows = store.read_neurons(result.run_dir)["eval_indices"][:3]
     np.testing.assert_array_equal(open_run_dataset(result.run_dir).images(rows), images[rows])
+
+
+def test_a_model_applied_to_dsprites_sees_its_images_in_zero_one(tmp_path):
+    inputs = keras.Input((64, 64, 1))
+    x = keras.layers.Conv2D(4, 8, strides=8, activation="relu", name="conv")(inputs)
+    x = keras.layers.Flatten()(x)
+    keras.Model(inputs, keras.layers.Dense(12, activation="relu", name="hidden")(x)).save(tmp_path / "net.keras")
+    cfg = tiny_config(tmp_path, data={"dataset": "dsprites", "source": "procedural", "n_train": 96},
+                      sae={"model": str(tmp_path / "net.keras"), "source": "hidden", "n_neurons": 24, "k": 4})
+    engine = Engine()
+    result = engine.run(validate(cfg))
+    assert result.status == "ok", result.summary.get("reason")
+    assert result.summary["final"]["n_factors"] == 5
+    assert not list((tmp_path / "models").glob("vae-*"))  # no VAE trained or saved
+    (train, evaluation), = list(engine.model._codes.values())
+    data = engine.data.load(validate(cfg), _Quiet())
+    model = keras.saving.load_model(tmp_path / "net.keras")
+    hidden = keras.Model(model.inputs, model.get_layer("hidden").output)
+    assert data.input_scale == 1.0 and set(np.unique(data.eval_images)) <= {0, 1}  # dSprites' pixels as they are
+    by_hand = keras.ops.convert_to_numpy(hidden([data.eval_images.astype(np.float32)]))
+    np.testing.assert_allclose(evaluation, by_hand, rtol=1e-5, atol=1e-5)
+
+
+class _Quiet:
+    """A run's stand-in for loading data outside a run: it hears nothing."""
+
+    recorded_source: dict = {}
+
+    def emit(self, event) -> None:
+        pass
