@@ -50,6 +50,9 @@ from collapse_tui.config.vocabulary import (
     DATASET_CHOICES,
     FLOAT_TYPES,
     FILE_DATASETS,
+    STREAMING_AUTO_BYTES,
+    STREAMING_SUFFIXES,
+    Streaming,
     IMAGE_SUFFIXES,
     IMAGES,
     MODEL_SUFFIX,
@@ -78,7 +81,7 @@ from collapse_tui.config.vocabulary import (
 
 __all__ = [
     "ACTIVATION_SUFFIXES", "ACTIVATIONS", "DATASET_CHOICES", "FILE_DATASETS", "FLOAT_TYPES", "IMAGES",
-    "IMAGE_SUFFIXES", "MODEL_SUFFIX", "Choices", "ConfigError", "DATASET_NAMES", "DATASET_SIZES", "DATA_SOURCES", "DataConfig", "DataSource",
+    "IMAGE_SUFFIXES", "MODEL_SUFFIX", "STREAMING_AUTO_BYTES", "STREAMING_SUFFIXES", "Streaming", "Choices", "ConfigError", "DATASET_NAMES", "DATASET_SIZES", "DATA_SOURCES", "DataConfig", "DataSource",
     "DatasetName", "EvalConfig", "K_METHODS", "LARGE_SWEEP", "MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_NODES",
     "AUXK_CANDIDATES", "LR_DECAYS", "LRScheduleConfig", "MAX_RUNS", "NORMALIZATIONS", "Normalization", "PENALTY_METHODS", "REMEDY_SWITCHES",
     "REPRESENTATION_SOURCES", "RemediesConfig", "RepresentationSource", "RunConfig", "SAEConfig",

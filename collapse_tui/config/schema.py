@@ -29,6 +29,8 @@ from collapse_tui.config.vocabulary import (
     IMAGES,
     MODEL_SUFFIX,
     REPRESENTATION_SOURCES,
+    STREAMING_SUFFIXES,
+    Streaming,
     DatasetName,
     DataSource,
     NormalizationSetting,
@@ -52,7 +54,8 @@ class ConfigError(ValueError):
 class DataConfig(Section):
     dataset: DatasetName = Field(
         "dsprites", description="Ground-truth dataset whose factors MIG is measured against; activations: the SAE "
-                                "reads activations from data.path (no VAE), with the file's factors if it has them."
+                                "reads activations from data.path (no VAE), with the file's factors if it has them; "
+                                "images: a labelled image set at data.path, fed to sae.model."
     )
     source: DataSource = Field(
         "auto",
@@ -64,8 +67,15 @@ class DataConfig(Section):
         None,
         description="The official file, or a directory holding it or a prepared tfds copy; empty = "
                     "--data-dir, then $COLLAPSE_TUI_DATA. With dataset activations: the activations file "
-                    "(.npz, .npy, .h5, .safetensors).",
+                    "(.npz, .npy, .h5, .safetensors); with dataset images: the labelled image set (.npz).",
     )
+    streaming: Streaming = Field(
+        "auto",
+        description="Activations files: 'always' reads the training rows from the file a batch at a time as "
+                    "training uses them (.npy, .h5; for files larger than memory), 'never' holds them in memory, "
+                    "'auto' streams when they would take over 512 MiB as float32.",
+    )
+
     @field_validator("path")
     @classmethod
     def _expand_path(cls, value: str | None) -> str | None:
@@ -305,6 +315,9 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _check_sizes(self) -> "RunConfig":
+        if self.data.streaming == "always" and self.data.dataset != ACTIVATIONS:
+            raise ValueError(f"data.streaming: always reads an activations file's rows as training uses them; "
+                             f"data.dataset {self.data.dataset} holds its inputs in memory")
         if self.data.dataset == IMAGES:  # its images are counted when the file is opened
             if not self.data.path or not self.data.path.lower().endswith(IMAGE_SUFFIXES):
                 raise ValueError(f"data.path: data.dataset images reads a labelled image set from an "
@@ -318,6 +331,12 @@ class RunConfig(Section):
                 raise ValueError("sae.model: the activations file is already the SAE's input; a model reads images "
                                  "(data.dataset dsprites, shapes3d or images)")
             path = self.data.path
+            if self.data.streaming == "always" and path and not path.lower().endswith(STREAMING_SUFFIXES):
+                raise ValueError(f"data.streaming: always reads rows at random a batch at a time, which only "
+                                 f"{', '.join(STREAMING_SUFFIXES)} files allow; {shorten(path)} is read whole")
+            if self.data.streaming == "always" and self.data_parallel:
+                raise ValueError("data.streaming: always feeds the bank batch by batch from the host, which "
+                                 "data_parallel does not take; set one of them off")
             if not path:
                 raise ValueError("data.path: data.dataset activations reads its inputs from a file, named here "
                                  f"({', '.join(ACTIVATION_SUFFIXES)})")

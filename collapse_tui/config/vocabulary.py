@@ -85,6 +85,12 @@ class Choices:
 # a dataset name of its own, outside the image datasets above (it has no grid, no images, no VAE).
 ACTIVATIONS = "activations"
 ACTIVATION_SUFFIXES = (".npz", ".npy", ".h5", ".hdf5", ".safetensors")
+# Whether an activations file's training rows are held in memory or read from the file as training uses
+# them; read so only from the formats that can be read at random a batch at a time.
+Streaming = Literal["auto", "always", "never"]
+STREAMING_SUFFIXES = (".npy", ".h5", ".hdf5")
+# Under "auto", training rows larger than this (as float32) are read from the file as training uses them.
+STREAMING_AUTO_BYTES = 512 * 2**20
 # A labelled image set of the user's (images and factors in one file), fed to a model of theirs (sae.model).
 IMAGES = "images"
 IMAGE_SUFFIXES = (".npz",)

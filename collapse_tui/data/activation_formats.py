@@ -160,7 +160,7 @@ class NpyReader(ActivationReader):
     def activations_layout(self):
         with open(self.path, "rb") as fh:
             shape, _, dtype, offset = _npy_header(fh, self.path, ACTIVATIONS)
-        self.shape, self.dtype = shape, dtype
+        self.shape, self.dtype, self.offset = shape, dtype, offset
         if len(shape) == 2 and dtype.kind == "f":  # other layouts are refused by the caller, unmapped
             expected = offset + int(np.prod(shape)) * dtype.itemsize
             size = self.path.stat().st_size

@@ -147,11 +147,10 @@ class BankPhase:
             if not self.live:
                 return
             callback = _MemberEvents(self)
-            positions = np.arange(self.bank.n_rows, dtype=np.int32)
             if start < self.total_epochs:  # else resumed after the last epoch: only the final evaluation is left
                 with stop_polled():  # the callback stops fit between steps; a signal inside only asks it to
-                    self.bank.fit(positions, epochs=self.total_epochs, batch_size=self.batch_size, shuffle=False,
-                                  verbose=0, callbacks=[callback], initial_epoch=start)
+                    self.bank.fit(**self._training_data(), epochs=self.total_epochs, verbose=0, callbacks=[callback],
+                                  initial_epoch=start)
         history = self.bank.history if start < self.total_epochs else None  # fit's, when it ran
         epochs_done = start + (len(history.history.get("loss", [])) if history else 0)
 
@@ -165,6 +164,16 @@ class BankPhase:
             self._each(finish)
         if callback.stopped:
             raise StopRequested()
+
+    def _training_data(self) -> dict:
+        """What ``fit`` reads: the positions of the rows the bank holds, or the batches of rows read from a
+        file as training uses them (a streamed bank)."""
+        if self.bank.streamed:
+            from collapse_tui.nn.streamed_batches import StreamedBatches
+
+            return {"x": StreamedBatches(self.bank.streamed, lambda: self.bank.host_orders, self.batch_size),
+                    "shuffle": False}  # the batches in order: the members' orders already shuffle their rows
+        return {"x": np.arange(self.bank.n_rows, dtype=np.int32), "batch_size": self.batch_size, "shuffle": False}
 
     def write_back(self) -> None:
         """Copy the bank's current weights into every live member's SAE (after an interruption)."""

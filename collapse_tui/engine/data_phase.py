@@ -136,7 +136,8 @@ class DataPhase:
         s.emit(DataSource(provenance=s.data_source))
         s.emit(Message(text=f"data: {file.description}"))
         s.emit(Message(text="vae: not trained: the SAE reads the file's activations, so the vae section is inert"))
-        key = (sha, data_seed(cfg), cfg.data.n_train, cfg.eval.n_samples)
+        streams = _streams(cfg, file)
+        key = (sha, data_seed(cfg), cfg.data.n_train, cfg.eval.n_samples, streams)
         if key in self._data:
             keep(self._data, key, self._data[key], size=_nbytes, budget=DATA_MEMORY_BYTES)
             return self._data[key]
@@ -146,13 +147,21 @@ class DataPhase:
                              f"{file.path.name}")
         rng = np.random.RandomState(derived_seed(data_seed(cfg), "data"))
         indices = rng.choice(file.n, n_train + n_eval, replace=False)
-        rows = file.rows(indices, progress=progress)
         eval_rows = indices[n_train:]
+        if streams:
+            from collapse_tui.data.streamed_rows import TrainingRows
+
+            s.emit(Message(text=f"data: the {n_train:,} training rows stay in {file.path.name}, read a batch at a "
+                                "time as training uses them (data.streaming)"))
+            train, evaluation = TrainingRows(file, indices[:n_train]), file.rows(eval_rows, progress=progress)
+        else:
+            rows = file.rows(indices, progress=progress)
+            train, evaluation = rows[:n_train], rows[n_train:]
         data = Data(train_images=None, eval_images=None,
                     eval_factors=None if file.factors is None else file.factors[eval_rows],
                     eval_indices=np.asarray(eval_rows, dtype=np.int64), factor_names=tuple(file.factor_names),
                     input_scale=1.0, fingerprint=s.data_source["fingerprint"],
-                    train_codes=rows[:n_train], eval_codes=rows[n_train:])
+                    train_codes=train, eval_codes=evaluation)
         keep(self._data, key, data, size=_nbytes, budget=DATA_MEMORY_BYTES)
         return data
 
@@ -188,6 +197,17 @@ class DataPhase:
                     eval_indices=np.asarray(indices[n_train:], dtype=np.int64),
                     factor_names=tuple(file.factor_names), input_scale=file.input_scale,
                     fingerprint=file.fingerprint())
+
+
+def _streams(cfg: RunConfig, file) -> bool:
+    """Whether the run's training rows stay in the file, read as training uses them (``data.streaming``)."""
+    from collapse_tui.config import STREAMING_AUTO_BYTES, STREAMING_SUFFIXES
+
+    setting = cfg.data.streaming
+    if setting == "never" or (setting == "auto" and (cfg.data_parallel or not str(file.path).lower().endswith(
+            STREAMING_SUFFIXES))):
+        return False
+    return setting == "always" or cfg.data.n_train * file.dim * 4 > STREAMING_AUTO_BYTES
 
 
 def _nbytes(data: Data) -> int:

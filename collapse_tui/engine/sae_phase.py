@@ -195,6 +195,9 @@ class SAEPhase:
     def prepare(self) -> None:
         """Set the SAE's normalisation (and ``b_dec``) from the training codes; announce the phase."""
         c, s = self.cfg.sae, self.state
+        if c.remedies.resample_epochs and not isinstance(self.train_codes, np.ndarray):
+            raise ValueError("sae.remedies.resample_epochs: resampling scores every training row at once, which "
+                             "data.streaming leaves on disk; set data.streaming: never")
         self.sae.adapt(self.train_codes)
         if self.resume_from is not None:
             self._restore(self.resume_from, self._resume_record)

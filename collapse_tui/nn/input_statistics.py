@@ -78,13 +78,48 @@ def normalisation(x: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
         mean = x.mean(axis=0)
     elif kind == "standardise":
         mean = x.mean(axis=0)
-        spread = x.std(axis=0)
-        floor = STD_FLOOR_FRACTION * float(np.sqrt(np.mean(spread ** 2)))
-        std = np.where(spread < MIN_STD, 1.0, np.maximum(spread, floor))
+        std = _guarded_std(x.std(axis=0))
     elif kind == "unit_norm":
-        scale = float(np.sqrt(np.mean(np.sum(x ** 2, axis=1))))
-        std = np.full(d, scale if scale > 0 else 1.0)
+        std = _scalar_std(float(np.mean(np.sum(x ** 2, axis=1))), d)
     return mean, std
+
+
+def _guarded_std(spread: np.ndarray) -> np.ndarray:
+    """Per-unit standard deviations as ``standardise`` divides by them: a near-constant unit by 1, the others
+    by at least a fraction of the typical spread."""
+    floor = STD_FLOOR_FRACTION * float(np.sqrt(np.mean(spread ** 2)))
+    return np.where(spread < MIN_STD, 1.0, np.maximum(spread, floor))
+
+
+def _scalar_std(mean_squared_norm: float, d: int) -> np.ndarray:
+    scale = float(np.sqrt(mean_squared_norm))
+    return np.full(d, scale if scale > 0 else 1.0)
+
+
+def streamed_normalisation(blocks, d: int, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, std, data mean)`` as :func:`normalisation` gives the first two, from the data's rows given
+    a block at a time (one pass over data never held whole: sums and sums of squares in float64), and the
+    data's mean, from which ``b_dec``'s start follows."""
+    n, total, squares = 0, np.zeros(d), np.zeros(d)
+    for block in blocks:
+        block = np.asarray(block, dtype=np.float64)
+        if not np.isfinite(block).all():
+            raise ValueError("x must be finite (it holds NaN or infinite values)")
+        n += len(block)
+        total += block.sum(axis=0)
+        squares += np.square(block).sum(axis=0)
+    if n < 1:
+        raise ValueError("x must hold at least one sample")
+    data_mean = total / n
+    mean, std = np.zeros(d), np.ones(d)
+    if kind == "centre":
+        mean = data_mean
+    elif kind == "standardise":
+        mean = data_mean
+        std = _guarded_std(np.sqrt(np.maximum(squares / n - np.square(data_mean), 0.0)))
+    elif kind == "unit_norm":
+        std = _scalar_std(float(squares.sum() / n), d)
+    return mean, std, data_mean
 
 
 def decoder_bias_start(normalised: np.ndarray, geometric: bool) -> np.ndarray:
@@ -92,10 +127,15 @@ def decoder_bias_start(normalised: np.ndarray, geometric: bool) -> np.ndarray:
     ``GEOMETRIC_MEDIAN_ROWS`` rows drawn without replacement by a fixed seed."""
     if not geometric:
         return normalised.mean(axis=0)
-    if len(normalised) > GEOMETRIC_MEDIAN_ROWS:
-        rows = np.random.default_rng(0).choice(len(normalised), GEOMETRIC_MEDIAN_ROWS, replace=False)
-        normalised = normalised[np.sort(rows)]
-    return geometric_median(normalised)
+    return geometric_median(normalised[geometric_median_rows(len(normalised))])
+
+
+def geometric_median_rows(n: int) -> np.ndarray:
+    """The rows (sorted) of n whose geometric median ``b_dec`` starts at: all of them, or at most
+    ``GEOMETRIC_MEDIAN_ROWS`` drawn without replacement by a fixed seed."""
+    if n <= GEOMETRIC_MEDIAN_ROWS:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, GEOMETRIC_MEDIAN_ROWS, replace=False))
 
 
 def decoder_rows_from_data(centred: np.ndarray, n_rows: int, seed: int | None) -> np.ndarray | None:
@@ -118,3 +158,29 @@ def decoder_rows_from_data(centred: np.ndarray, n_rows: int, seed: int | None) -
     rng = np.random.default_rng(seed)
     picked = rng.choice(usable, n_rows, replace=len(usable) < n_rows)
     return centred[picked] / norms[picked, None]
+
+
+def streamed_start(rows, d: int, kind: str, geometric: bool, data_init: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, std, b_dec's start)`` of training rows never held whole (``rows.blocks()``: every row once,
+    a block at a time; ``rows.take(positions)``): the statistics :func:`normalisation` and
+    :func:`decoder_bias_start` give, from one pass, the geometric median from the same rows they take. A
+    decoder drawn from the data (``data_init``) needs every row at once: refused."""
+    if data_init:
+        raise ValueError("sae.remedies.data_init draws the decoder from all training rows at once, which "
+                         "data.streaming leaves on disk; set data.streaming: never")
+    if rows.shape[1] != d:
+        raise ValueError(f"x must have shape (n_samples, {d}), got {rows.shape}")
+    mean, std, data_mean = streamed_normalisation(rows.blocks(), d, kind)
+    if not geometric:
+        return mean, std, (data_mean - mean) / std  # the normalised rows' mean
+    sample = rows.take(geometric_median_rows(len(rows))).astype(np.float64)
+    return mean, std, geometric_median((sample - mean) / std)
+
+
+def checked_rows(x, d: int) -> np.ndarray:
+    """``x`` as an array of n rows of ``d`` features; ValueError otherwise."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != d:
+        raise ValueError(f"x must have shape (n_samples, {d}), got {x.shape}")
+    return x

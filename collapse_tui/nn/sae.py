@@ -287,14 +287,16 @@ class SparseAutoencoder(keras.Model):
         :mod:`~collapse_tui.nn.input_statistics` computes them for ``normalization`` (``none``,
         ``unit_norm``: one scalar to unit mean squared norm, ``standardise``: per feature, guarded); with
         ``data_init``, the decoder's rows too, and the encoder as their transpose
-        (:func:`~collapse_tui.nn.input_statistics.decoder_rows_from_data`). Call it before training: until
-        then the normalisation is the identity and ``b_dec`` is zero."""
-        x = np.asarray(x)
-        if x.ndim != 2 or x.shape[1] != self.input_dim:
-            raise ValueError(f"x must have shape (n_samples, {self.input_dim}), got {x.shape}")
-        mean, std = input_statistics.normalisation(x, self.normalization)
-        centre = input_statistics.decoder_bias_start((x.astype(np.float64) - mean) / std,
-                                                     self.geometric_median_init)
+        (:func:`~collapse_tui.nn.input_statistics.decoder_rows_from_data`), from ``x`` in memory or read as
+        used (``blocks()``, ``take()``). Call it before training: until then it is the identity, ``b_dec`` 0."""
+        if not isinstance(x, np.ndarray) and hasattr(x, "blocks"):  # rows read from a file as training uses them
+            mean, std, centre = input_statistics.streamed_start(x, self.input_dim, self.normalization,
+                                                                self.geometric_median_init, self.data_init)
+        else:
+            x = input_statistics.checked_rows(x, self.input_dim)
+            mean, std = input_statistics.normalisation(x, self.normalization)
+            centre = input_statistics.decoder_bias_start((x.astype(np.float64) - mean) / std,
+                                                         self.geometric_median_init)
         self.norm_mean.assign(mean.astype("float32"))
         self.norm_std.assign(std.astype("float32"))
         self.b_dec.assign(centre.astype("float32"))

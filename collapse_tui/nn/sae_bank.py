@@ -68,7 +68,8 @@ class SAEBank(keras.Model):
         members: the SAEs, built and adapted (normalisation and ``b_dec`` set); their weights are
             copied in. They must share :func:`bank_signature`.
         train_codes: the training inputs (n x input_dim), one array for all members or one per member
-            (members given the same array share it), held on the device for the whole training.
+            (members given the same array share it), held on the device for the whole training; or rows
+            read as used (``take``): then ``fit`` it on :class:`~collapse_tui.nn.streamed_batches.StreamedBatches`.
     """
 
     def __init__(self, members: Sequence[SparseAutoencoder], train_codes: np.ndarray, **kwargs):
@@ -84,13 +85,16 @@ class SAEBank(keras.Model):
         self.n_members = len(members)
         self.input_dim, self.n_neurons, self.method = bank_signature(first)
         # One table per distinct array (members of one VAE share theirs), stacked; each member reads its own.
-        per_member = [train_codes] * len(members) if isinstance(train_codes, np.ndarray) else list(train_codes)
+        one = isinstance(train_codes, np.ndarray) or hasattr(train_codes, "take") and not isinstance(train_codes, list)
+        per_member = [train_codes] * len(members) if one else list(train_codes)
         if len(per_member) != len(members):
             raise ValueError(f"need training codes for each of the {len(members)} members, got {len(per_member)}")
+        # Rows read from a file as training uses them (``take``) are not held: each step is fed its batches.
+        self.streamed = per_member if any(not isinstance(c, np.ndarray) for c in per_member) else None
         tables: dict[int, np.ndarray] = {}
         for codes in per_member:
-            tables.setdefault(id(codes), np.asarray(codes, np.float32))
-        shapes = {t.shape for t in tables.values()}
+            tables.setdefault(id(codes), codes if self.streamed else np.asarray(codes, np.float32))
+        shapes = {tuple(t.shape) for t in tables.values()}
         if len(shapes) != 1:
             raise ValueError(f"every member must train on as many codes of one width; got shapes {sorted(shapes)}")
         (shape,) = shapes
@@ -99,8 +103,9 @@ class SAEBank(keras.Model):
         self.n_rows = shape[0]
         table_index = {key: i for i, key in enumerate(tables)}
         self.offsets = np.array([table_index[id(c)] * self.n_rows for c in per_member], np.int64)
-        codes = np.concatenate(list(tables.values())) if len(tables) > 1 else next(iter(tables.values()))
-        if len(codes) > 2**24:
+        codes = (None if self.streamed else np.concatenate(list(tables.values())) if len(tables) > 1
+                 else next(iter(tables.values())))
+        if codes is not None and len(codes) > 2**24:
             # float32 holds every row index exactly below 2**24; TensorFlow keeps int32 variables in host
             # memory, away from a GPU, so the orders are float.
             raise ValueError(f"a bank holds at most {2**24} rows of training codes, got {len(codes)}")
@@ -155,15 +160,17 @@ class SAEBank(keras.Model):
         for name in self.kernel.settings:
             setattr(self, name, stacked(name, [layer.kernel_settings()[name] for layer in layers], trainable=False))
         # The data every member reads, and each member's order of it for the current epoch.
-        self.codes_table = self.add_weight(shape=codes.shape, initializer="zeros", trainable=False, name="codes")
-        self.orders = self.add_weight(shape=(n, self.n_rows), initializer="zeros", trainable=False, name="orders")
+        if codes is not None:
+            self.codes_table = self.add_weight(shape=codes.shape, initializer="zeros", trainable=False, name="codes")
+            self.orders = self.add_weight(shape=(n, self.n_rows), initializer="zeros", trainable=False, name="orders")
 
         self._k_max = 1
         self._auxk_k_max = 1
         # Whether a step's k-th largest values come from top_k (whose k_max is a static shape: a new
         # largest k retraces the step) or from the bisection (no static k: k changes nothing compiled).
         self.selects_with_top_k = keras.backend.backend() == "torch"
-        self.codes_table.assign(codes)
+        if codes is not None:
+            self.codes_table.assign(codes)
         self.set_orders([np.arange(self.n_rows)] * n)
         self.auxk_coefficients.assign(np.array([s.auxk_coefficient if s.auxk else 0.0 for s in members], np.float32))
         auxk_ks = [s.resolved_auxk_k for s in members]
@@ -323,11 +330,16 @@ class SAEBank(keras.Model):
             raise ValueError(f"orders must have shape ({self.n_members}, {self.n_rows}), got {orders.shape}")
         if orders.min() < 0 or orders.max() >= self.n_rows:
             raise ValueError(f"orders must index the {self.n_rows} training rows")
-        self.orders.assign((orders + self.offsets[:, None]).astype(np.float32))
+        self.host_orders = orders  # what a streamed bank's batches are read by (nn.streamed_batches)
+        if not self.streamed:
+            self.orders.assign((orders + self.offsets[:, None]).astype(np.float32))
 
     # ------------------------------------------------------------------ the step
     def _inputs(self, positions):
-        """Each member's batch (N, B, input_dim) for a batch of positions in the epoch's orders."""
+        """Each member's batch (N, B, input_dim) for a batch of positions in the epoch's orders (a streamed
+        bank is given the batches themselves)."""
+        if self.streamed:  # (batch, members, input_dim), as nn.streamed_batches gives them
+            return ops.transpose(ops.cast(positions, "float32"), (1, 0, 2))
         positions = ops.cast(ops.reshape(positions, (-1,)), "int32")
         rows = ops.cast(ops.take(self.orders, positions, axis=1), "int32")  # (N, B)
         return ops.take(self.codes_table, rows, axis=0)
