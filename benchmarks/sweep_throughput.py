@@ -153,7 +153,7 @@ def main() -> None:
         for name, rate in rates.items():
             print(f"  {name:20s} {rate:8.0f} updates/s  (median of {', '.join(f'{t:.2f}' for t in times[name])} s)")
         print(f"  bank / sequential: {rates['bank'] / rates['sequential']:.2f}x")
-        print(f"  building, compiling and warming up (median): " + ", ".join(
+        print("  building, compiling and warming up (median): " + ", ".join(
             f"{name} {statistics.median(seconds):.1f} s" for name, seconds in warm_up.items())
               + f" ({n_saes} banks of one in each sequential variant, one bank of {n_saes} in each bank variant)")
         if "torch loop" in rates:

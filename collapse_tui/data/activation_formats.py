@@ -5,7 +5,7 @@ factors and names, the activations' rows in order for the NaN scan) and reads ro
 ``ActivationFile.rows``: sorted, distinct rows, a slab of neighbouring rows at a time, as float32. Used
 as a context manager, it holds the file open for one opening or one request. It raises
 DatasetFileError for what it can name itself; everything its library raises on a damaged file is turned
-into one line by the caller. Only ``.npy`` stays open between requests: it is memory-mapped once.
+into one line by the caller. ``.npy`` is read a slab at a time at its offset, never memory-mapped.
 """
 
 from __future__ import annotations
@@ -149,13 +149,14 @@ class ActivationReader:
 
 
 class NpyReader(ActivationReader):
-    """A .npy of activations alone, memory-mapped (``array``) so no more than a slab is ever in memory."""
+    """A .npy of activations alone, read a slab at a time from its offset, so no more than a slab is ever in
+    memory."""
 
     holds_factors = False
 
     def __init__(self, path: Path):
         super().__init__(path)
-        self.array: np.memmap | None = None
+        self.offset: int | None = None
 
     def activations_layout(self):
         with open(self.path, "rb") as fh:
@@ -172,13 +173,15 @@ class NpyReader(ActivationReader):
                                                   "than its header accounts for")
         return shape, dtype
 
-    def _mapped(self) -> np.memmap:
-        if self.array is None:
-            self.array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        return self.array
-
     def slab(self, lo, hi):
-        return self._mapped()[lo:hi]
+        # Read, not memory-mapped: pages of a mapping count in the process's resident memory as long as the
+        # mapping lives, so a checked or streamed file would weigh its whole size there.
+        count, row_bytes = (hi - lo) * self.shape[1], self.shape[1] * self.dtype.itemsize
+        with open(self.path, "rb") as fh:
+            data = np.fromfile(fh, dtype=self.dtype, count=count, offset=self.offset + lo * row_bytes)
+        if data.size != count:
+            raise DatasetFileError(self.path, f"{ACTIVATIONS} is truncated before row {hi}")
+        return data.reshape(hi - lo, self.shape[1])
 
     @staticmethod
     def write(path, arrays, names):

@@ -8,7 +8,7 @@ four formats chosen by its extension:
 * ``.h5`` / ``.hdf5``: the three as HDF5 datasets (``factor_names`` as byte or str strings).
 * ``.safetensors``: tensors ``activations`` and ``factors``; the names in the metadata under
   ``factor_names``, a JSON list of strings.
-* ``.npy``: the activations alone, memory-mapped, so a file larger than memory is never read whole.
+* ``.npy``: the activations alone, read a slab at a time, so a file larger than memory is never read whole.
 
 Opening a file checks everything about it (shapes, dtypes, every value finite, factors and names
 consistent) in one streamed pass, so a file that opens is good; every refusal and every kind of damage

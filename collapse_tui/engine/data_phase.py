@@ -203,11 +203,14 @@ def _streams(cfg: RunConfig, file) -> bool:
     """Whether the run's training rows stay in the file, read as training uses them (``data.streaming``)."""
     from collapse_tui.config import STREAMING_AUTO_BYTES, STREAMING_SUFFIXES
 
-    setting = cfg.data.streaming
-    if setting == "never" or (setting == "auto" and (cfg.data_parallel or not str(file.path).lower().endswith(
-            STREAMING_SUFFIXES))):
+    setting, remedies = cfg.data.streaming, cfg.sae.remedies
+    if setting != "auto":
+        return setting == "always"
+    # What cannot run on streamed rows (each refused in one line under "always") keeps them in memory.
+    needs_memory = cfg.data_parallel or remedies.resample_epochs or remedies.data_init
+    if needs_memory or not str(file.path).lower().endswith(STREAMING_SUFFIXES):
         return False
-    return setting == "always" or cfg.data.n_train * file.dim * 4 > STREAMING_AUTO_BYTES
+    return cfg.data.n_train * file.dim * 4 > STREAMING_AUTO_BYTES
 
 
 def _nbytes(data: Data) -> int:

@@ -43,8 +43,8 @@ def config(tmp_path, path, **sections):
     sae = {"n_neurons": 32, "k": 4, "epochs": 3}
     sae.update(sections.pop("sae", {}))
     evaluation = {"n_samples": 80, **sections.pop("eval", {})}
-    return tiny_config(tmp_path, data={"dataset": "activations", "path": str(path), "n_train": 200},
-                       eval=evaluation, sae=sae, **sections)
+    data = {"dataset": "activations", "path": str(path), "n_train": 200, **sections.pop("data", {})}
+    return tiny_config(tmp_path, data=data, eval=evaluation, sae=sae, **sections)
 
 
 def test_a_run_on_activations_with_factors_has_every_metric_and_no_vae(tmp_path):
@@ -113,10 +113,11 @@ def test_a_damaged_file_fails_the_run_in_one_line_naming_it(tmp_path):
     assert "\n" not in result.summary["reason"] and "acts.npz" in result.summary["reason"]
 
 
-def test_a_sweep_killed_while_training_resumes_to_the_uninterrupted_result(tmp_path):
+@pytest.mark.parametrize("suffix, streaming", [(".npz", "auto"), (".h5", "always")])
+def test_a_sweep_killed_while_training_resumes_to_the_uninterrupted_result(tmp_path, suffix, streaming):
     acts, factors = planted()
-    path = write_activations(tmp_path / "acts.npz", acts, factors)
-    sweep = {"sweep": [{"sae.k": [4, 8]}]}
+    path = write_activations(tmp_path / f"acts{suffix}", acts, factors)
+    sweep = {"sweep": [{"sae.k": [4, 8]}], "data": {"streaming": streaming}}
     whole = config(tmp_path / "whole", path, sae={"epochs": 4}, eval={"every": 2}, **sweep)
     assert cli.main(["--batch", str(write_config(tmp_path, whole, "whole.yaml"))]) == 0
     cut = config(tmp_path / "cut", path, sae={"epochs": 4}, eval={"every": 2}, **sweep)
