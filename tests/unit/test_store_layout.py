@@ -19,6 +19,8 @@ NOT_LAYOUT = {
     ("collapse_tui/engine/backend_check.py", ".keras"),  # Keras' own home directory (~/.keras), not ours
     # The kinds of activations file a user brings (read, never written under a run, sweep or models dir).
     ("collapse_tui/config/vocabulary.py", ".npz"),
+    # The kind of model file a user brings for sae.model (read, never written).
+    ("collapse_tui/config/vocabulary.py", ".keras"),
 }
 
 
