@@ -12,7 +12,6 @@ model's activations of them are what the SAE trains on, not the images.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from collapse_tui.config.vocabulary import IMAGE_SUFFIXES, IMAGES
 from collapse_tui.data.activation_formats import FACTOR_NAMES, FACTORS, NpzReader, damage_refused
 from collapse_tui.data.activations import checked_factors, checked_names
 from collapse_tui.data.base import DatasetFileError, ProgressFn
+from collapse_tui.data.official import file_sha256
 
 IMAGE_ARRAY = "images"
 
@@ -69,14 +69,6 @@ class ImageFile:
         if progress is not None:
             progress(len(idx), len(idx))
         return out
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(4 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_images(path: Path, shape: tuple, dtype: np.dtype) -> None:
@@ -134,7 +126,7 @@ def open_images(path: str | os.PathLike) -> ImageFile:
         reader.reading = IMAGE_ARRAY
         images = reader.array(IMAGE_ARRAY)
         reader.reading = None
-    return ImageFile(path, images, factors, names, _sha256(path))
+    return ImageFile(path, images, factors, names, file_sha256(path))
 
 
 def write_images(path: str | os.PathLike, images, factors, factor_names=None) -> Path:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse_tui.config import RunConfig
+from collapse_tui.data.activation_formats import one_line
 from collapse_tui.engine.callbacks import StopRequested
 from collapse_tui.engine.data_phase import Data
 from collapse_tui.engine.memory import keep
@@ -35,11 +36,6 @@ class ModelError(ValueError):
     """A model file that cannot give the SAE its inputs; the message is one line naming the file."""
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0][:240]
-
-
 def load_model(path: Path):
     """The model saved at ``path``, loaded in safe mode, without its optimiser; ModelError otherwise."""
     import keras
@@ -51,7 +47,7 @@ def load_model(path: Path):
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # a damaged zip, an unsafe layer, an unknown class: one line, never a trace
-        raise ModelError(f"sae.model: cannot load {path.name} in safe mode: {_one_line(err)}") from None
+        raise ModelError(f"sae.model: cannot load {path.name} in safe mode: {one_line(err)}") from None
 
 
 def layer_model(model, layer_name: str, path: Path):
@@ -74,7 +70,7 @@ def layer_model(model, layer_name: str, path: Path):
     try:
         return keras.Model(inputs=inputs, outputs=model.get_layer(layer_name).output)
     except Exception as err:  # a layer used at several places of the graph has no single output
-        raise ModelError(f"sae.source: cannot read layer {layer_name!r} of {path.name}: {_one_line(err)}") from None
+        raise ModelError(f"sae.source: cannot read layer {layer_name!r} of {path.name}: {one_line(err)}") from None
 
 
 def apply(extractor, images: np.ndarray, input_scale: float, progress=None) -> np.ndarray:

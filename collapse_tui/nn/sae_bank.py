@@ -85,8 +85,8 @@ class SAEBank(keras.Model):
         self.n_members = len(members)
         self.input_dim, self.n_neurons, self.method = bank_signature(first)
         # One table per distinct array (members of one VAE share theirs), stacked; each member reads its own.
-        one = isinstance(train_codes, np.ndarray) or hasattr(train_codes, "take") and not isinstance(train_codes, list)
-        per_member = [train_codes] * len(members) if one else list(train_codes)
+        # One array, or one set of rows read as used, for all (both have ``take``); else a list, one per member.
+        per_member = [train_codes] * len(members) if hasattr(train_codes, "take") else list(train_codes)
         if len(per_member) != len(members):
             raise ValueError(f"need training codes for each of the {len(members)} members, got {len(per_member)}")
         # Rows read from a file as training uses them (``take``) are not held: each step is fed its batches.
