@@ -9,6 +9,7 @@ Which metrics a view shows is the view's choice (a narrow table picks a few); ho
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -118,9 +119,20 @@ class MetricSpec:
     def scaled(self, value: Any) -> float | None:
         return float(value) * self.scale if _is_number(value) else None
 
-    def text(self, shown: float) -> str:
-        """A number already scaled, to the spec's digits, without its unit."""
+    def text(self, shown: float, like: float | None = None) -> str:
+        """A number already scaled, to the spec's digits, without its unit. A small unitless number that
+        the fixed digits would show with under two significant digits (an MSE of 3e-6 as ``0.00000``) is
+        written in scientific notation instead; ``like``: decide the notation by this number (a std
+        written the way its mean is)."""
+        if self.scientific(shown if like is None else like):
+            return f"{shown:.2e}"
         return f"{shown:.{self.digits}f}"
+
+    def scientific(self, shown: float) -> bool:
+        """Whether ``shown`` is written in scientific notation (see :meth:`text`): only measures without a
+        unit shown to three or more decimals, where a tiny value is a value and not a rounding of zero."""
+        return (not self.unit and self.digits >= 3 and math.isfinite(shown)
+                and 0 < abs(shown) < 10.0 ** (1 - self.digits))
 
     def format(self, value: Any, unit: bool = False) -> str:
         """A raw value as a cell shows it (None: "–"). ``unit=True`` puts the unit after the number

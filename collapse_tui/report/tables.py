@@ -63,7 +63,7 @@ def _fmt(spec: MetricSpec, stat: tuple[float, float] | None, n: int) -> str:
     if stat is None or not math.isfinite(stat[0]):
         return MISSING
     mean, std = stat
-    return f"{spec.text(mean)} ± {spec.text(std)}" if n > 1 else spec.text(mean)
+    return f"{spec.text(mean)} ± {spec.text(std, like=mean)}" if n > 1 else spec.text(mean)
 
 
 def _sparsity(row: Row) -> str:

@@ -36,6 +36,12 @@ NOT_TABLED = {"n_neurons", "n_samples", "sparsity", "specialized_before_extensio
     ("l0", 7.96, "8.0"),
     ("explained_variance", 0.98765, "0.988"),
     ("mse", 0.0012345, "0.00123"),
+    ("mse", 0.000012345, "1.23e-05"),  # fixed digits would read 0.00001: one significant digit
+    ("mse", 0.0, "0.00000"),  # zero is exact: no notation to gain
+    ("explained_variance", 0.0042, "4.20e-03"),
+    ("explained_variance", -0.004, "-4.00e-03"),
+    ("dead_fraction", 0.00001, "0.0"),  # a percentage keeps its fixed digits: 0.001% is no neuron here
+    ("l0", 0.04, "0.0"),  # one decimal is the measure's resolution, not a tiny value
     ("bce", 2800.54, "2800.5"),
     ("mig", 0.0812, "0.081"),
     ("mig_vae", 0.0812, "0.081"),
@@ -216,3 +222,9 @@ def test_a_factor_metric_of_a_run_without_factors_reads_n_a_never_a_dash_or_zero
     values = runs_table.row_values(record("a", without))
     assert runs_table.format_cell(mig.label, values[mig.label]) == "n/a"
     assert runs_table.format_cell(mig.label, runs_table.row_values(record("b", unmeasured))[mig.label]) == "–"
+
+
+def test_a_std_follows_its_means_notation():
+    mse = spec("mse")
+    assert mse.text(3e-5) == "3.00e-05" and mse.text(2e-6, like=3e-5) == "2.00e-06"
+    assert mse.text(2e-6, like=0.003) == "0.00000"  # beside a fixed mean, the same fixed digits
