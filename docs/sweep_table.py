@@ -150,9 +150,10 @@ def _interval(result) -> str:
     """A paired result as the compact table writes it: ``-28.8 [-35.0, -22.6], p < 0.001``."""
     if result.mean is None:
         return "–"
-    text = f"{result.mean:+.{result.spec.digits}f}"
+    spec = result.spec
+    text = spec.signed(result.mean)
     if result.ci is not None:
-        text += f" [{result.spec.text(result.ci[0])}, {result.spec.text(result.ci[1])}]"
+        text += f" [{spec.text(result.ci[0], like=result.mean)}, {spec.text(result.ci[1], like=result.mean)}]"
         if result.p is not None and result.spec.key == DEAD.key:
             text += ", p < 0.001" if result.p < 0.001 else f", p = {result.p:.3f}"
     return text
@@ -187,7 +188,7 @@ def paired_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[str]]
         cells = []
         for metric, delta in zip(metrics, deltas):
             stat = row.stat(metric.key, metric.scale)
-            cells += ["–" if stat is None else f"{metric.text(stat[0])} ± {metric.text(stat[1])}", delta]
+            cells += ["–" if stat is None else f"{metric.text(stat[0])} ± {metric.text(stat[1], like=stat[0])}", delta]
         share = row.stat(relu.key, relu.scale)
         setting = row.setting.replace("sae.remedies.", "").replace("sae.", "")  # the table is wide enough
         if methods:  # a method's k or λ says which row it is where the other settings do not

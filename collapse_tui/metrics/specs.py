@@ -128,6 +128,11 @@ class MetricSpec:
             return f"{shown:.2e}"
         return f"{shown:.{self.digits}f}"
 
+    def signed(self, shown: float) -> str:
+        """:meth:`text` with its sign always written (a difference: ``+3.2``, ``-1.20e-05``)."""
+        text = self.text(shown)
+        return text if text.startswith("-") else "+" + text
+
     def scientific(self, shown: float) -> bool:
         """Whether ``shown`` is written in scientific notation (see :meth:`text`): only measures without a
         unit shown to three or more decimals, where a tiny value is a value and not a rounding of zero."""

@@ -302,9 +302,9 @@ def paired_text(result: Paired) -> str:
     and p (``+3.2 [0.4, 6.0] p=0.041``); the difference alone for one pair; "–" for none."""
     if result.mean is None:
         return MISSING
-    text = f"{result.mean:+.{result.spec.digits}f}"
+    text = result.spec.signed(result.mean)
     if result.ci is not None and result.p is not None:
-        low, high = (result.spec.text(v) for v in result.ci)
+        low, high = (result.spec.text(v, like=result.mean) for v in result.ci)
         text += f" [{low}, {high}] {_p_text(result.p)}"
     return text
 

@@ -228,3 +228,9 @@ def test_a_std_follows_its_means_notation():
     mse = spec("mse")
     assert mse.text(3e-5) == "3.00e-05" and mse.text(2e-6, like=3e-5) == "2.00e-06"
     assert mse.text(2e-6, like=0.003) == "0.00000"  # beside a fixed mean, the same fixed digits
+
+
+def test_a_difference_carries_its_sign_in_either_notation():
+    assert spec("l0").signed(3.24) == "+3.2" and spec("l0").signed(-3.24) == "-3.2"
+    assert spec("mse").signed(1.2e-5) == "+1.20e-05" and spec("mse").signed(-1.2e-5) == "-1.20e-05"
+    assert spec("explained_variance").signed(0.0) == "+0.000"
