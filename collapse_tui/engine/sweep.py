@@ -165,9 +165,11 @@ def record_sweep(configs: list[RunConfig], listeners: list[Listener], config_pat
 
 def _banked(engine: Engine, runs: list[tuple[RunConfig, dict[str, Any]]], listeners: list[Listener],
             recorder: SweepRecorder | None, results: list[RunResult],
-            on_run_start: Callable[[int, RunConfig, dict[str, Any]], None] | None = None) -> None:
+            on_run_start: Callable[[int, RunConfig, dict[str, Any]], None] | None = None,
+            stop_after_bank: threading.Event | None = None) -> None:
     """Train ``runs`` bank by bank (:func:`~collapse_tui.engine.banks.bank_groups`), appending to
-    ``results`` and rewriting the sweep's tables after each bank; stops after a bank that was stopped."""
+    ``results`` and rewriting the sweep's tables after each bank; stops after a bank that was stopped,
+    or after the bank in training when ``stop_after_bank`` is set (its runs end as they would)."""
     for bank in bank_groups([config for config, _ in runs]):
         if on_run_start is not None:
             for i in bank:
@@ -177,6 +179,8 @@ def _banked(engine: Engine, runs: list[tuple[RunConfig, dict[str, Any]]], listen
             recorder.update()
         if any(result.status == "stopped" for result in results):
             break
+        if stop_after_bank is not None and stop_after_bank.is_set():
+            break
 
 
 def run_sweep(
@@ -185,6 +189,7 @@ def run_sweep(
     stop_event: threading.Event | None = None,
     on_run_start: Callable[[int, RunConfig, dict[str, Any]], None] | None = None,
     config_path: str | None = None,
+    stop_after_bank: threading.Event | None = None,
 ) -> list[RunResult]:
     """Run the configs, their SAEs in banks (:func:`~collapse_tui.engine.banks.bank_groups`: runs
     that can share a training step, up to ``bank_size`` at a time, in the order they first come); the
@@ -194,7 +199,8 @@ def run_sweep(
     run makes a sweep: its directory is created first, with its plan (every run's resolved config, for
     :func:`resume_sweep`), listeners get a :class:`SweepStarted` naming it, each run is recorded in it
     as it starts, and the table is rewritten after each bank. ``config_path``: the file the runs came
-    from, recorded in the sweep's directory.
+    from, recorded in the sweep's directory. ``stop_after_bank``: once set, no bank starts after the one
+    training (the runs not started stay in the sweep's plan, for :func:`resume_sweep`).
     """
     runs = list(runs)
     listeners = list(listeners)
@@ -203,7 +209,7 @@ def run_sweep(
         recorder = record_sweep([cfg for cfg, _ in runs], listeners, config_path)
     results: list[RunResult] = []
     try:
-        _banked(Engine(stop_event), runs, listeners, recorder, results, on_run_start)
+        _banked(Engine(stop_event), runs, listeners, recorder, results, on_run_start, stop_after_bank)
     finally:
         if recorder is not None:
             recorder.write_tables()  # whatever the rewrites after each bank skipped

@@ -26,7 +26,7 @@ from collapse_tui.tui.screens.configure import ConfigureScreen, find_presets
 from collapse_tui.tui.screens.help import HelpScreen
 from collapse_tui.tui.screens.run import RunScreen
 from collapse_tui.tui.screens.runs import RunsScreen
-from collapse_tui.tui.state import FileFeed, LiveFeed, SweepFeed
+from collapse_tui.tui.feeds import FileFeed, LiveFeed, SweepFeed
 
 DEFAULT_PRESET = f"{DEFAULT_PRESET_NAME}.yaml"
 
@@ -222,7 +222,8 @@ class CollapseApp(App):
 
                 results = Engine(feed.stop_event).resume(feed.resume, [feed.listener])
             else:  # a sweep of several runs gets its directory and results table, as with --batch
-                results = run_sweep(feed.runs, [feed.listener], stop_event=feed.stop_event)
+                results = run_sweep(feed.runs, [feed.listener], stop_event=feed.stop_event,
+                                    stop_after_bank=feed.stop_after_bank)
             statuses = [r.status for r in results]
             message = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
             self.post_message(TrainingNotice(f"{len(results)} run(s) ended: {message}", title="training"))

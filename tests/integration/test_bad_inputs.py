@@ -305,7 +305,7 @@ def test_a_damaged_events_line_becomes_a_warning_in_its_place(tmp_path, line):
 
 
 def test_the_tui_state_follows_a_run_with_a_damaged_line(tmp_path):
-    from collapse_tui.tui.state import FileFeed
+    from collapse_tui.tui.feeds import FileFeed
 
     run = good_run(tmp_path / "runs", "a")
     started, finished = (run / "events.jsonl").read_text().splitlines()
@@ -465,7 +465,7 @@ def test_a_killed_batch_leaves_crashed_runs_that_every_reader_shows(tmp_path, ca
     import sys
 
     from collapse_tui import store
-    from collapse_tui.tui.state import FileFeed
+    from collapse_tui.tui.feeds import FileFeed
 
     path = write_config(tmp_path, tiny_config(tmp_path, sae={"epochs": 1000}))
     root = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import shutil
 
 from collapse_tui import cli
 from collapse_tui.store import SUMMARY_FILE, SweepWriter, load_sweep, sweep_of
-from collapse_tui.tui.state import SweepFeed
+from collapse_tui.tui.feeds import SweepFeed
 from tests.tui.support import make_run
 
 

@@ -572,3 +572,20 @@ def test_torch_compiles_a_bank_planned_for_many_updates_unless_told_otherwise(mo
     monkeypatch.setenv(torch_compile.TORCH_COMPILE_VARIABLE, "yes")
     with pytest.raises(ValueError, match="must be auto, on or off, got 'yes'"):
         bank_phase.torch_compiles(10)
+
+
+def test_a_sweep_asked_to_stop_after_its_bank_ends_that_bank_and_starts_no_other(tmp_path):
+    """Banks of one run: the first bank ends as it would (ok, every epoch), the second never starts, and
+    the sweep's plan still holds it (a resume starts it)."""
+    after = threading.Event()
+
+    def asker(event):
+        if isinstance(event, ev.EpochEnd) and event.phase == "sae" and event.epoch == 1:
+            after.set()
+
+    runs = expand(tiny_config(tmp_path, sweep={"sae.k": [6, 2]}, sae={"epochs": 2}, bank_size=1))
+    results = run_sweep(runs, [asker], stop_after_bank=after)
+    assert [r.status for r in results] == ["ok"] and results[0].summary["sae_epochs"] == 2
+    (sweep_dir,) = (tmp_path / "runs" / "sweeps").iterdir()
+    sweep = store.load_sweep(sweep_dir)
+    assert sweep.n_runs == 2 and [p.name for p in sweep.runs] == [results[0].run_dir.name]

@@ -33,10 +33,15 @@ from collapse_tui.tui.screens.help import HelpScreen  # noqa: E402
 from collapse_tui.tui.screens.run import REDRAW_HZ, RunScreen  # noqa: E402
 from collapse_tui.tui.screens.runs import ConfirmScreen, RunsScreen  # noqa: E402
 from collapse_tui.tui.widgets.chart_view import ChartView, smoothed  # noqa: E402
-from collapse_tui.tui.widgets.charts import Heatmap, Histogram, LineChart, format_number  # noqa: E402
+from collapse_tui.tui.widgets.charts import Heatmap, Histogram, LineChart, format_number, line_glyph  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = (100, 30)
+
+
+def footer_keys(app) -> list[str]:
+    """The keys the screen's footer lists (Textual's own collection of them, as the footer reads it)."""
+    return [active.binding.key for active in app.screen.active_bindings.values() if active.binding.show]
 
 
 @pytest.fixture(scope="module")
@@ -349,22 +354,37 @@ def test_stop_key_ends_the_run_as_stopped_and_the_sweep_with_it(tmp_path, models
             screen = app.screen
             await wait_for(pilot, lambda: screen.run_state.sae_loss or not app.training.running, timeout=120)
             assert screen.run_state.sae_loss, screen.run_state.reason
-            # The sweep's two runs train as one bank: both have started, the view shows the latest.
+            # The sweep's two runs train as one bank: both have started, the view shows the first, and
+            # says they train together.
             title = lambda: str(screen.query_one("#run-title", Static).render())  # noqa: E731
-            assert title().startswith("run 2/2  tiny-k8")
+            assert title().startswith("run 1/2 (2 train together)  tiny-k4")
             # No run has ended yet: the run's ETA is its SAE phase's time left, a bound (an evaluation
             # follows), and the sweep's counts the bank's steps.
             eta = lambda: str(screen.query_one("#eta", Label).render())  # noqa: E731
             await wait_for(pilot, lambda: "run ≥" in eta() and "sweep ~" in eta(), timeout=60)
+            assert "s" in footer_keys(app)
+            # s names what it stops and asks: keeping on is the first choice (Enter by habit stops nothing).
             await pilot.press("s")
+            await pilot.pause()
+            dialog = app.screen
+            assert "Stop the 2 runs training together (tiny-k4, tiny-k8)?" in str(
+                dialog.query_one("#choose-title", Static).render())
+            await pilot.press("enter")
+            await pilot.pause(0.5)
+            assert app.screen is screen and app.training.running and not app.training.stop_event.is_set()
+            await pilot.press("s")
+            await pilot.pause()
+            await pilot.press("down", "enter")  # stop now
             await wait_for(pilot, lambda: not app.training.running, timeout=60)
             await pilot.pause(2 / REDRAW_HZ)
             state = screen.run_state
-            assert state.status == "stopped"
+            assert state.status == "stopped" and state.name == "tiny-k4"
             assert len(state.sae_loss) < 2000
             assert load_run(state.run_dir).summary["status"] == "stopped"
-            assert "[stopped]" in str(screen.query_one("#run-title", Static).render())
-            assert screen.query_one("#stop", Button).disabled
+            # An ended run shows no progress, no ETA and no stop control: it says how far it got.
+            assert "[stopped]  stopped after SAE" in title() and "evaluated as it stood" in title()
+            assert not screen.query_one("#stop", Button).display and not screen.query_one("#bar").display
+            assert str(screen.query_one("#eta", Label).render()) == "" and "s" not in footer_keys(app)
             vae_chart = screen.query_one("#vae-loss", LineChart)
             if not state.vae_loss:  # the VAE was loaded from models_dir (an earlier test trained it)
                 assert not vae_chart.series and "not trained in this run" in vae_chart.empty
@@ -376,16 +396,16 @@ def test_stop_key_ends_the_run_as_stopped_and_the_sweep_with_it(tmp_path, models
             (sweep_dir,) = (tmp_path / "runs" / "sweeps").iterdir()
             assert sorted(p.name for p in sweep_run_dirs(sweep_dir)) == names
             # [ and ] move between the two runs, each with its own panels.
-            await pilot.press("[")
-            await pilot.pause()
-            assert title().startswith("run 1/2  tiny-k4") and screen.run_state.name == "tiny-k4"
-            assert screen.run_state.sae_loss and screen.run_state.status == "stopped"
-            await pilot.press("[")  # already the first: stays
-            await pilot.pause()
-            assert title().startswith("run 1/2")
             await pilot.press("]")
             await pilot.pause()
-            assert title().startswith("run 2/2  tiny-k8") and screen.selected is None
+            assert title().startswith("run 2/2  tiny-k8") and screen.run_state.name == "tiny-k8"
+            assert screen.run_state.sae_loss and screen.run_state.status == "stopped"
+            await pilot.press("]")  # already the last: stays
+            await pilot.pause()
+            assert title().startswith("run 2/2")
+            await pilot.press("[")
+            await pilot.pause()
+            assert title().startswith("run 1/2  tiny-k4") and screen.selected is None
 
     asyncio.run(scenario())
 
@@ -583,7 +603,8 @@ def test_compare_two_runs_and_export(tmp_path):
             assert (view.smoothing, view.log_y, view.cursor, view.zoom) == (0.6, True, 1.0, 2.0)
             footer = screen.query_one("#cmp-dead", LineChart).render().plain.split("\n")[-1]
             # Each run's smoothed value at the cursor (the newest point).
-            assert all(f"━ {format_number(smoothed(s.ys, 0.6)[-1])}" in footer for s in dead)
+            assert all(f"{line_glyph(i)} {format_number(smoothed(s.ys, 0.6)[-1])}" in footer
+                       for i, s in enumerate(dead))
             await pilot.press("0")
             assert all(chart.view == ChartView() for chart in screen.query(LineChart))
             screen.action_tab("config")
@@ -651,8 +672,10 @@ def test_runs_group_by_sweep_and_a_sweep_shows_its_results_table(tmp_path):
             await open_runs_screen(pilot)
             screen = app.screen
             label = screen.values[runs["k8"].name]["sweep"]
-            assert label.startswith("quick ") and screen.values[runs["failed"].name]["sweep"] is None
-            await pilot.press("g")
+            assert label.startswith("quick·") and screen.values[runs["failed"].name]["sweep"] is None
+            await pilot.press("g")  # a list of settings to group by: none, sweep, ...
+            await pilot.pause()
+            await pilot.press("down", "enter")
             await pilot.pause()
             table = screen.query_one("#runs", DataTable)
             keys = row_ids(table)
@@ -773,8 +796,14 @@ def test_a_stopped_run_is_resumed_from_the_runs_screen(tmp_path, monkeypatch):
             await open_runs_screen(pilot)
             assert app.screen.selected_id() == cut.run_dir.name
             await pilot.press("u")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), timeout=60)
+            # Its history is there at once, from the first epoch, before the engine says anything new.
+            screen = app.screen
+            assert [e for e, _ in screen.run_state.sae_loss][:2] == [1, 2]
             await wait_for(pilot, lambda: app.training is not None and app.training.finished, timeout=120)
             assert isinstance(app.screen, RunScreen) and app.screen.run_state.status == "ok"
+            # Each epoch once: the file's history and the live events do not overlap.
+            assert [e for e, _ in screen.run_state.sae_loss] == [1, 2, 3, 4]
 
     asyncio.run(scenario())
     record = load_run(cut.run_dir)

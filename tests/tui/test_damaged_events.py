@@ -16,7 +16,7 @@ from collapse_tui.store import EVENTS_FILE, load_run
 from collapse_tui.tui.event_checks import read_run_events
 from collapse_tui.tui.screens.compare import CompareScreen
 from collapse_tui.tui.screens.run import RunScreen
-from collapse_tui.tui.state import FileFeed
+from collapse_tui.tui.feeds import FileFeed
 from collapse_tui.tui.widgets.charts import render_heatmap, render_histogram, render_line_chart
 from tests.tui.support import make_app, make_run, make_runs
 

@@ -69,7 +69,7 @@ def test_eta_from_progress_rate():
 
 
 def test_file_feed_reads_only_complete_lines(tmp_path):
-    from collapse_tui.tui.state import FileFeed
+    from collapse_tui.tui.feeds import FileFeed
 
     run_dir = tmp_path / "runs" / "r"
     run_dir.mkdir(parents=True)
@@ -127,7 +127,7 @@ def test_the_run_head_says_the_phase_in_few_words():
 def test_following_a_sweep_moves_on_to_its_next_run(tmp_path):
     from collapse_tui.engine.sweep import SweepRecorder
     from collapse_tui.tui.app import feed_for
-    from collapse_tui.tui.state import FileFeed, SweepFeed
+    from collapse_tui.tui.feeds import FileFeed, SweepFeed
 
     recorder = SweepRecorder(tmp_path / "runs", "quick", n_runs=3)
     first = make_run(tmp_path, "quick-topk-k8", "20260101-120000", sparsity=8)
@@ -151,7 +151,8 @@ def test_following_a_sweep_moves_on_to_its_next_run(tmp_path):
 
 
 def test_the_sweep_eta_extrapolates_the_work_done():
-    from collapse_tui.tui.state import EventFeed, RunState
+    from collapse_tui.tui.feeds import EventFeed
+    from collapse_tui.tui.state import RunState
 
     feed = EventFeed()
     feed.n_planned = 4
@@ -169,7 +170,8 @@ def test_the_sweep_eta_extrapolates_the_work_done():
 
 
 def test_the_run_eta_spans_its_phases_from_the_run_before():
-    from collapse_tui.tui.state import EventFeed, RunState
+    from collapse_tui.tui.feeds import EventFeed
+    from collapse_tui.tui.state import RunState
 
     feed = EventFeed()
     first, second = RunState(), RunState()

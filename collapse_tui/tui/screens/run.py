@@ -19,16 +19,18 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, ProgressBar, Static, TabbedContent, TabPane
 
 from collapse_tui.config import sparsity_label as _sparsity_label
-from collapse_tui.metrics.specs import threshold_key
-from collapse_tui.tui.state import LOSS_TERMS, EventFeed, RunState, dead_neurons, format_seconds
+from collapse_tui.metrics.specs import spec, threshold_key
+from collapse_tui.tui.feeds import EventFeed
+from collapse_tui.tui.screens.base import AppScreen
+from collapse_tui.tui.state import LOSS_TERMS, RunState, dead_neurons, format_seconds
 from collapse_tui.tui.widgets.chart_view import CHART_BINDINGS, ChartView
 from collapse_tui.tui.widgets.charts import PALETTE, Heatmap, Histogram, LineChart, Series
 
 REDRAW_HZ = 4
+SECONDS = spec("seconds")
 PANEL_HZ = 1
 
 
@@ -65,13 +67,37 @@ def phase_text(state: RunState) -> str:
     return f"{state.phase}{epoch}" + (f" · {detail}" if detail else "")
 
 
+def ended_text(state: RunState) -> str:
+    """What a run that ended says instead of its phase: how far its SAE got, and for how long it ran."""
+    sae_epochs = max((e for e, _ in state.sae_loss), default=0)
+    planned = (state.config.get("sae") or {}).get("epochs") if isinstance(state.config.get("sae"), dict) else None
+    trained = f"SAE {sae_epochs}/{planned} epochs" if planned else f"SAE {sae_epochs} epochs"
+    seconds = SECONDS.value(state.summary)
+    took = f" in {format_seconds(seconds)}" if seconds is not None else ""
+    if state.status == "stopped":
+        return f"stopped after {trained}, evaluated as it stood{took}"
+    if state.status == "ok":
+        return f"finished: {trained}{took}"
+    if state.status == "crashed":
+        return f"crashed after {trained}: {state.reason or 'its process is gone'}"
+    return f"failed: {state.reason}" if state.reason else "failed"
+
+
+def waiting_text(state: RunState, live: bool) -> str:
+    """What an empty chart says before its first point: the phase under way and how far it is."""
+    if not state.phase:
+        return "starting: loading Keras and the config…" if live else "no data yet"
+    share = f" · {100 * state.done / state.total:.0f}%" if state.total and not state.finished else ""
+    return f"now: {phase_text(state)}{share}"
+
+
 def sparsity_label(state: RunState) -> str:
     if state.sparsity is None:
         return "–"
     return _sparsity_label(state.method, state.sparsity, spaced=True)
 
 
-class RunScreen(Screen):
+class RunScreen(AppScreen):
     """Shows one run (or the current run of a sweep) as its events arrive."""
 
     BINDINGS = [
@@ -103,6 +129,7 @@ class RunScreen(Screen):
         # Which of the feed's runs the panels show: None follows the latest (the runs of a bank train at
         # once, and [ / ] move between them).
         self.selected: int | None = None
+        self._last_followed: int | None = None
         self.chart_view = ChartView()  # shared by the charts: they smooth, scale and zoom together
         if feed.live:
             feed.notify = lambda: self.post_message(self.EventsArrived())
@@ -136,7 +163,7 @@ class RunScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#stop", Button).display = self.feed.live
+        self.query_one("#stop", Button).display = self.can_stop
         self.feed.poll()
         self.redraw()
         self.set_interval(1 / REDRAW_HZ, self._tick)
@@ -152,28 +179,44 @@ class RunScreen(Screen):
         self.redraw()
 
     @property
+    def followed(self) -> int:
+        """The run the view follows: the first of those training now (a bank's runs train together: its
+        first), else the latest."""
+        states = self.feed.states
+        training = next((i for i, s in enumerate(states) if not s.finished), None)
+        if training is not None:
+            self._last_followed = training
+        elif self._last_followed is None or self._last_followed >= len(states):
+            return len(states) - 1
+        return self._last_followed  # all ended: stay on the run followed last (a stopped bank's first)
+
+    @property
+    def training_together(self) -> list[RunState]:
+        """The runs training now (one bank)."""
+        return [s for s in self.feed.states if s.phase and not s.finished]
+
+    @property
     def position(self) -> int:
         """Index in the feed's runs of the run shown."""
         last = len(self.feed.states) - 1
-        return last if self.selected is None else min(self.selected, last)
+        return self.followed if self.selected is None else min(self.selected, last)
 
     @property
     def run_state(self) -> RunState:
-        if self.selected is None or not self.feed.states:
-            return self.feed.current
-        return self.feed.states[self.position]
+        return self.feed.states[self.position] if self.feed.states else RunState()
 
     def action_previous_run(self) -> None:
         if self.position > 0:
-            self.selected = self.position - 1
-            self.redraw(force=True)
+            self._select(self.position - 1)
 
     def action_next_run(self) -> None:
         if self.position < len(self.feed.states) - 1:
-            self.selected = self.position + 1
-            if self.selected == len(self.feed.states) - 1:
-                self.selected = None  # the latest again: follow it as new runs start
-            self.redraw(force=True)
+            self._select(self.position + 1)
+
+    def _select(self, index: int) -> None:
+        # Back on the run followed: follow it again as the sweep moves on.
+        self.selected = None if index == self.followed else index
+        self.redraw(force=True)
 
     def redraw(self, force: bool = False) -> None:
         """Update the widgets from the feed's current state, if anything changed since last time.
@@ -206,11 +249,13 @@ class RunScreen(Screen):
 
     def _update_head(self, state: RunState) -> None:
         n_runs = self.feed.planned
-        which = f"run {self.position + 1}/{n_runs}  " if n_runs > 1 else ""
-        status = state.status
+        together = len(self.training_together)
+        which = f"run {self.position + 1}/{n_runs}" + (f" ({together} train together)" if together > 1 else "")
+        which = which + "  " if n_runs > 1 else ""
+        status = state.status if state.phase or state.finished else "starting"
         if self.feed.live and self.feed.running and self.feed.stop_event.is_set() and not state.finished:
             status = "stopping"
-        phase = phase_text(state)
+        phase = ended_text(state) if state.finished else phase_text(state)
         colour = {"ok": "green", "failed": "red", "crashed": "red", "stopped": "yellow",
                   "stopping": "yellow"}.get(status, "cyan")
         title = Text.assemble(which, (state.name or "…", "bold"), "  ", (f"[{status}]", colour), f"  {phase}",
@@ -224,6 +269,8 @@ class RunScreen(Screen):
             # Between progress reports the estimate keeps counting down with the clock.
             eta = max(0.0, eta - max(0.0, time.time() - state.last_time))
         parts = [f"ETA {format_seconds(eta)}"] if eta is not None else []
+        if not self.feed.live and not state.finished and self.feed.running:
+            parts.insert(0, "followed: stop it where it runs")
         # The phase's ETA starts again with each phase; the run's and the sweep's count down across them.
         run_eta = self.feed.run_eta(state, now=time.time() if self.feed.live else None)
         if run_eta is not None and (run_eta[1] or eta is None or abs(run_eta[0] - eta) >= 1.0):
@@ -232,25 +279,32 @@ class RunScreen(Screen):
         if sweep_eta is not None:
             parts.append(f"sweep ~{format_seconds(sweep_eta)}")
         eta_text = " · ".join(parts)
-        can_stop = self.feed.live and self.feed.running
-        head = (title, total, done, eta_text, can_stop)
+        can_stop = self.can_stop
+        if state.finished:
+            eta_text = ""  # an ended run has no time left, nor progress to show
+        head = (title, total, done, eta_text, can_stop, state.finished)
         if head == self._drawn_head:
             return  # unchanged: no widget update, no repaint
         self._drawn_head = head
         self.query_one("#run-title", Static).update(title, layout=False)
         self.query_one("#bar", ProgressBar).update(total=total, progress=done)
+        self.query_one("#bar", ProgressBar).display = not state.finished
         # Its width follows its text (a sweep's ETA is longer): a layout only when the length changes.
         label = self.query_one("#eta", Label)
         label.update(eta_text, layout=len(eta_text) != len(str(label.content)))
-        self.query_one("#stop", Button).disabled = not can_stop
+        self.query_one("#stop", Button).display = can_stop
+        if self.can_stop != getattr(self, "_footer_can_stop", None):
+            self._footer_can_stop = can_stop
+            self.refresh_bindings()  # the footer shows s only while there is something to stop
 
     def _update_loss(self, state: RunState) -> None:
         # A VAE trained earlier with the same config is loaded, not trained: it has no curve here.
         past_vae = state.phase in ("codes", "sae", "evaluate") or state.finished
+        waiting = waiting_text(state, self.feed.live)
         self.query_one("#vae-loss", LineChart).set_series(
             loss_series(state.loss_curves("vae")),
-            empty="VAE loaded, not trained in this run" if past_vae else "no data yet")
-        self.query_one("#sae-loss", LineChart).set_series(loss_series(state.loss_curves("sae")))
+            empty="VAE loaded, not trained in this run" if past_vae else waiting)
+        self.query_one("#sae-loss", LineChart).set_series(loss_series(state.loss_curves("sae")), empty=waiting)
 
     @property
     def threshold(self) -> float | None:
@@ -315,13 +369,37 @@ class RunScreen(Screen):
     def _stop_pressed(self) -> None:
         self.action_stop()
 
+    @property
+    def can_stop(self) -> bool:
+        """Only this process can stop what it trains: a followed run is stopped where it runs."""
+        return self.feed.live and self.feed.running
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "stop":
+            return self.can_stop  # hidden from the footer when there is nothing this screen can stop
+        return True
+
     def action_stop(self) -> None:
+        """Ask what to stop (the runs training now, or the sweep after them), naming them."""
+        from collapse_tui.tui.screens.choose import ChooseScreen
+        from collapse_tui.tui.screens.stop_dialog import KEEP, stop_choices
+
         if not self.feed.live:
             self.notify("this run is followed from its directory: stop it where it runs", severity="warning")
-        elif self.feed.stop():
-            self.notify("stopping: the run is evaluated as it stands and marked stopped")
-        else:
+            return
+        if not self.feed.running:
             self.notify("the run has already ended")
+            return
+        title, choices = stop_choices(self.training_together or [self.run_state], self.feed.planned,
+                                      len(self.feed.states), can_finish_bank=not self.feed.resume)
+        self.app.push_screen(ChooseScreen(title, choices, current=KEEP), self._stop_chosen)
+
+    def _stop_chosen(self, choice: str | None) -> None:
+        if choice == "now" and self.feed.stop():
+            self.notify("stopping: evaluated as it stands and marked stopped")
+        elif choice == "after_bank" and self.feed.running:
+            self.feed.stop_after_bank.set()
+            self.notify("the runs training now will finish; no more start (the rest: --resume the sweep)")
 
     def action_chart(self, key: str) -> None:
         """Change how the charts are drawn (all of them at once, on every tab)."""
