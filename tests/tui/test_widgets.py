@@ -9,9 +9,11 @@ import pytest
 from collapse_tui.config import flatten
 from collapse_tui.tui.schema import errors_by_field, form_fields
 from collapse_tui.tui.widgets.charts import (
+    DASHES,
     Series,
     format_number,
     heatmap_order,
+    line_glyph,
     render_heatmap,
     render_histogram,
     render_line_chart,
@@ -155,7 +157,7 @@ def test_line_chart_cursor_reads_every_series_at_the_nearest_point():
               Series("b", [0, 2, 4], [10.0, 30.0, 50.0], "blue")]
     text = render_line_chart(series, width=40, height=6, x_label="epoch", view=ChartView(cursor=0.5))
     footer = text.plain.split("\n")[-1]
-    assert "epoch 2" in footer and "━ 3  ━ 30" in footer
+    assert "epoch 2" in footer and "━━ 3  ╍╍ 30" in footer  # each value beside its line's style
     # The cursor is drawn where no line is: a column of ┊ in the plot.
     assert "┊" in text.plain
     # Smoothed, the readout is the smoothed value: weight 0.6 over [1, 2, 3] debiased at x = 2.
@@ -190,3 +192,22 @@ def test_choosing_a_sort_column_again_reverses_it_and_another_starts_in_its_own_
     assert chosen_sort(["a", "b"], "b", "a", False, first_reverse=True) == ("b", True)
     with pytest.raises(ValueError, match="unknown column 'c'"):
         chosen_sort(["a", "b"], "c", "a", False)
+
+
+def test_lines_are_told_apart_by_their_dash_as_well_as_their_colour():
+    """Series i is drawn in DASHES[i % 4]: the same line as the second series leaves gaps in the pattern's
+    rhythm, and the legend shows each series' style."""
+    line = Series("a", [0, 1], [1.0, 1.0], "red")
+    alone = render_line_chart([line], width=42, height=5)
+    second = render_line_chart([Series("none", [], []), line], width=42, height=5)
+
+    def dots(text):
+        return sum(bin(ord(ch) - 0x2800).count("1") for ch in text.plain if 0x2800 < ord(ch) <= 0x28FF)
+
+    solid, dashed = dots(alone), dots(second)
+    pattern = DASHES[1]
+    # A horizontal line: one pixel per braille column; the dashed one keeps 4 of each 6.
+    assert dashed == sum(pattern[i % len(pattern)] for i in range(solid))
+    assert dashed < solid
+    assert "━━ a" in alone.plain.split("\n")[0] and "╍╍ a" in second.plain.split("\n")[0]
+    assert [line_glyph(i) for i in range(5)] == ["━━", "╍╍", "┉┉", "━╸", "━━"]

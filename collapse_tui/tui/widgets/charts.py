@@ -20,6 +20,18 @@ from collapse_tui.tui.widgets.chart_view import ChartView, log_points, smoothed
 # Stable, distinguishable colours: series i (or the i-th compared run) always gets PALETTE[i % len].
 PALETTE = ("#4e9ae0", "#e8a33d", "#5fbf73", "#e05d5d", "#a77bd4", "#4fc1c1", "#d97bb0", "#b5b54a")
 
+# Line styles, so that lines are told apart without colour too (a monochrome terminal, a colour-blind
+# reader, eight runs at once): series i is drawn with DASHES[i % 4], its pixels along the line on or off
+# by the pattern, and shown in legends by the glyphs beside it.
+DASHES = ((1,), (1, 1, 1, 1, 0, 0), (1, 0), (1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0))
+DASH_GLYPHS = ("━━", "╍╍", "┉┉", "━╸")
+
+
+def line_glyph(index: int) -> str:
+    """How series ``index`` of a chart is shown in a legend: its line style."""
+    return DASH_GLYPHS[index % len(DASH_GLYPHS)]
+
+
 # Braille dot bits for (column, row) inside one 2x4 cell.
 _DOTS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
 BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -74,9 +86,9 @@ def render_line_chart(series: Sequence[Series], width: int, height: int, *, titl
     head = Text()
     if title:
         head.append(title, style="bold")
-    for s in series if legend else ():
+    for i, s in enumerate(series if legend else ()):
         head.append("  ")
-        head.append("━ ", style=s.color)
+        head.append(line_glyph(i) + " ", style=s.color)
         head.append(s.label)
     head.truncate(width)
     text.append_text(head)
@@ -130,17 +142,21 @@ def render_line_chart(series: Sequence[Series], width: int, height: int, *, titl
             cells[cy][cx] |= _DOTS[px % 2][py % 4]
             colors[cy][cx] = color
 
-    for s, pts in zip(series, drawn):
+    for index, (s, pts) in enumerate(zip(series, drawn)):
         # Points outside the window still anchor the lines that cross its edges (pixels off the plot
         # are dropped); far beyond it they only cost time.
         margin = (x_hi - x_lo) or 1.0
         pixels = [to_px(x, y) for x, y in pts if x_lo - margin <= x <= x_hi + margin]
+        dash = DASHES[index % len(DASHES)]
         if len(pixels) == 1:
             plot(*pixels[0], s.color)
+        along = 0  # pixels drawn along the line so far: where in its dash pattern it is
         for (x0, y0), (x1, y1) in zip(pixels, pixels[1:]):
             steps = max(abs(x1 - x0), abs(y1 - y0), 1)
             for i in range(steps + 1):
-                plot(round(x0 + (x1 - x0) * i / steps), round(y0 + (y1 - y0) * i / steps), s.color)
+                if dash[along % len(dash)]:
+                    plot(round(x0 + (x1 - x0) * i / steps), round(y0 + (y1 - y0) * i / steps), s.color)
+                along += 1
 
     cursor_x = full_lo + view.cursor * (full_hi - full_lo) if view.cursor is not None else None
     cursor_col = to_px(cursor_x, y_lo)[0] // 2 if cursor_x is not None and x_lo <= cursor_x <= x_hi else None
@@ -159,10 +175,10 @@ def render_line_chart(series: Sequence[Series], width: int, height: int, *, titl
         text.append("\n")
     if cursor_x is not None:
         footer = Text(" " * (axis_w + 1) + (f"{x_label} " if x_label else "x ") + format_number(cursor_x), style="dim")
-        for s, pts in zip(series, points):
+        for i, (s, pts) in enumerate(zip(series, points)):
             value = _nearest(pts, cursor_x)
             if value is not None:
-                footer.append("  ━ ", style=s.color)
+                footer.append(f"  {line_glyph(i)} ", style=s.color)
                 footer.append(format_number(value))
         footer.truncate(width)
         text.append_text(footer)
