@@ -584,6 +584,22 @@ def test_compare_two_runs_and_export(tmp_path):
             assert all(v.endswith("…") for v in config_table.get_row_at(described)[1:])
             assert sum(c.get_render_width(config_table) for c in config_table.columns.values()) <= SIZE[0]
             await pilot.press("a")
+            await pilot.pause()
+            # Under the tables, what the highlighted row means: a setting from the schema, a metric from
+            # its spec; the key column stays in view when the runs' columns scroll.
+            detail = lambda: str(screen.query_one("#cmp-detail", Static).render())  # noqa: E731
+            assert config_table.fixed_columns == 1
+            config_table.move_cursor(row=1)
+            await pilot.pause()
+            assert detail().startswith("sae.k: ") and len(detail()) > len("sae.k: ") + 10
+            screen.action_tab("metrics")
+            await pilot.pause()
+            metrics_table = screen.query_one("#cmp-metrics", DataTable)
+            labels = [metrics_table.get_row_at(r)[0] for r in range(metrics_table.row_count)]
+            metrics_table.focus()
+            metrics_table.move_cursor(row=labels.index("EV"))
+            await pilot.pause()
+            assert detail().startswith("EV: ") and "variance" in detail()
             # Overlaid curves: one series per run, in the run's colour.
             dead = screen.query_one("#cmp-dead", LineChart).series
             assert [s.label for s in dead] == ["quick-topk-k2", "quick-topk-k8"]

@@ -9,13 +9,15 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static, TabbedContent, TabPane
 
+from collapse_tui.metrics.specs import SPECS, dead_keys, dead_spec
 from collapse_tui.store import RunRecord
+from collapse_tui.tui.schema import form_fields
+from collapse_tui.tui.screens.base import AppScreen
 from collapse_tui.tui.runs_table import config_rows, export_path, load_compared, metric_rows, to_csv, to_markdown
 from collapse_tui.tui.widgets.chart_view import CHART_BINDINGS, ChartView
-from collapse_tui.tui.widgets.charts import PALETTE, LineChart, Series
+from collapse_tui.tui.widgets.charts import PALETTE, LineChart, Series, line_glyph
 
 
 def common_prefix(labels: list[str]) -> str:
@@ -46,7 +48,17 @@ def cell_width(screen_width: int, key_width: int, n_runs: int) -> int:
     return max(MIN_CELL_WIDTH, room // max(1, n_runs))
 
 
-class CompareScreen(Screen):
+def legends(runs: list) -> dict[str, str]:
+    """What each row of the compare tables holds, one line each: a metric's description by its label (the
+    dead fraction at every threshold the runs were measured at too), a config key's from the schema."""
+    finals = [r.record.summary.get("final") for r in runs]
+    specs = [*map(dead_spec, dead_keys(f for f in finals if isinstance(f, dict))), *SPECS]
+    return ({f.path: f.description for f in form_fields()}
+            | {m.label: m.description for m in specs if m.description}
+            | {"status": "How the run ended: ok, stopped, failed, crashed, or running."})
+
+
+class CompareScreen(AppScreen):
     """Side by side view of the given runs; each run keeps one colour everywhere on the screen."""
 
     BINDINGS = [
@@ -71,6 +83,7 @@ class CompareScreen(Screen):
         self.prefix = common_prefix([c.label for c in self.runs])  # shown once, in the legend
         self.exported: list[Path] = []
         self.chart_view = ChartView()  # shared by the curves: they smooth, scale and zoom together
+        self.legends = legends(self.runs)
 
     def color(self, i: int) -> str:
         return PALETTE[i % len(PALETTE)]
@@ -83,7 +96,7 @@ class CompareScreen(Screen):
         if prefix:
             legend.append(f"{prefix}…  ", style="dim")
         for i, c in enumerate(self.runs):
-            legend.append("■ ", style=self.color(i))
+            legend.append(f"{line_glyph(i)} ", style=self.color(i))  # as its curve is drawn
             legend.append(c.label[len(prefix):] + "  ")
         # A sweep of dozens of runs would push the panels off the screen: the legend scrolls instead.
         with VerticalScroll(id="cmp-legend", can_focus=False):
@@ -99,6 +112,7 @@ class CompareScreen(Screen):
                         yield LineChart("SAE loss", id="cmp-loss", legend=False)
                         yield LineChart("dead %", id="cmp-dead", y_range=(0.0, 100.0), legend=False)
                     yield LineChart("MIG (SAE codes)", id="cmp-mig", legend=False)
+        yield Static("", id="cmp-detail")
         with Horizontal(id="export-row"):
             yield Label("export to ")
             yield Input(str(self.export_dir), id="export-dir", compact=True)
@@ -116,13 +130,21 @@ class CompareScreen(Screen):
         Textual's automatic widths, after a ``clear(columns=True)`` while the screen mounts, can keep
         the header's width and cut every cell to it."""
         table.clear(columns=True)
+        table.fixed_columns = 1  # the key stays in view while a dozen runs scroll by
         table.add_column(first, key="key", width=max([len(first)] + [len(k) for k, _ in rows]))
         for i, c in enumerate(self.runs):
             label = c.label[len(self.prefix):]
             width = max([len(label)] + [len(str(values[i])) for _, values in rows])
             table.add_column(Text(label, style=self.color(i)), key=f"run{i}", width=width)
         for key, values in rows:
-            table.add_row(key, *values)
+            table.add_row(key, *values, key=key)
+
+    @on(DataTable.RowHighlighted)
+    def _show_legend(self, event: DataTable.RowHighlighted) -> None:
+        """Under the tables, what the highlighted row's metric or setting means."""
+        key = event.row_key.value if event.row_key is not None else None
+        text = self.legends.get(key or "", "")
+        self.query_one("#cmp-detail", Static).update(Text(f"{key}: {text}" if text else "", style="dim"))
 
     def fill_tables(self) -> None:
         rows = config_rows(self.runs, self.only_differing)
