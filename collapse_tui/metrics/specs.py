@@ -121,9 +121,9 @@ class MetricSpec:
 
     def text(self, shown: float, like: float | None = None) -> str:
         """A number already scaled, to the spec's digits, without its unit. A small unitless number that
-        the fixed digits would show with under two significant digits (an MSE of 3e-6 as ``0.00000``) is
-        written in scientific notation instead; ``like``: decide the notation by this number (a std
-        written the way its mean is)."""
+        the fixed digits would show as zero (an MSE of 3e-6 as ``0.00000``) is written in scientific
+        notation instead; ``like``: decide the notation by this number (a std written the way its mean
+        is)."""
         if self.scientific(shown if like is None else like):
             return f"{shown:.2e}"
         return f"{shown:.{self.digits}f}"
@@ -134,10 +134,11 @@ class MetricSpec:
         return text if text.startswith("-") else "+" + text
 
     def scientific(self, shown: float) -> bool:
-        """Whether ``shown`` is written in scientific notation (see :meth:`text`): only measures without a
-        unit shown to three or more decimals, where a tiny value is a value and not a rounding of zero."""
+        """Whether ``shown`` is written in scientific notation (see :meth:`text`): a number that is not
+        zero but would read as zero, in a measure without a unit shown to three or more decimals (where a
+        tiny value is a value, not a rounding of zero: a dead percentage of 0.001 is no neuron here)."""
         return (not self.unit and self.digits >= 3 and math.isfinite(shown)
-                and 0 < abs(shown) < 10.0 ** (1 - self.digits))
+                and 0 < abs(shown) < 0.5 * 10.0 ** -self.digits)
 
     def format(self, value: Any, unit: bool = False) -> str:
         """A raw value as a cell shows it (None: "–"). ``unit=True`` puts the unit after the number

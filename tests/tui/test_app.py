@@ -116,12 +116,11 @@ def test_form_is_generated_from_the_schema(tmp_path):
             await pilot.pause()
             screen = app.screen
             assert isinstance(screen, ConfigureScreen)
-            # Every leaf of the schema has a widget, shown with its description.
+            # Every leaf of the schema has a widget, with its description (its tooltip; the focused
+            # field's also shows below the form).
             for path, _type, _default, description in config_mod.field_docs():
                 widget_id = "field-" + path.replace(".", "-").replace("_", "-")
-                assert screen.query_one(f"#{widget_id}") is not None
-                docs = [str(s.render()) for s in screen.query(".field-doc")]
-                assert description in docs
+                assert description in str(screen.query_one(f"#{widget_id}").tooltip)
             # Bounds are shown beside the field: vae.epochs is 1..10000 in the schema.
             row = screen.query_one("#field-vae-epochs").parent
             assert "≥ 1, ≤ 10000" in str(row.query_one(".field-bounds", Static).render())
@@ -201,8 +200,10 @@ def test_preset_loads_and_save_as_yaml_round_trips(tmp_path):
             assert screen.query_one("#field-sae-n-neurons", Input).value == "30"
             assert screen.n_runs == 3
             target = tmp_path / "out" / "mine.yaml"
-            screen.query_one("#save-path", Input).value = str(target)
-            await pilot.press("ctrl+s")
+            await pilot.press("ctrl+s")  # asks where
+            await pilot.pause()
+            app.screen.query_one("#save-target", Input).value = str(target)
+            await pilot.press("enter")
             await pilot.pause()
             saved = config_mod.load(target)
             assert [c.name for c, _ in saved] == [c.name for c, _ in config_mod.expand(data)]
@@ -252,15 +253,17 @@ def test_the_form_says_what_the_sweep_sets_asks_before_dropping_edits_and_opens_
             assert screen.query_one("#field-sae-n-neurons", Input).value == "30" and not screen.edited
             # Saved, the file joins the preset list, selected; Open loads any file by its path.
             target = tmp_path / "out" / "mine.yaml"
-            screen.query_one("#save-path", Input).value = str(target)
             await pilot.press("ctrl+s")
+            await pilot.pause()
+            app.screen.query_one("#save-target", Input).value = str(target)
+            await pilot.press("enter")
             await pilot.pause()
             assert str(screen.query_one("#preset", Select).value) == "mine.yaml" and screen.presets["mine.yaml"] == target
             # (another file of the same name: loaded, not taken for the preset already shown)
             elsewhere = tmp_path / "elsewhere" / "mine.yaml"
             elsewhere.parent.mkdir()
             elsewhere.write_text(yaml.safe_dump(tiny_config(tmp_path, sae={"n_neurons": 50})))
-            screen.query_one("#save-path", Input).value = str(elsewhere)
+            screen.query_one("#open-path", Input).value = str(elsewhere)
             await pilot.press("ctrl+o")
             await pilot.pause()
             assert screen.query_one("#field-sae-n-neurons", Input).value == "50"
@@ -382,7 +385,7 @@ def test_stop_key_ends_the_run_as_stopped_and_the_sweep_with_it(tmp_path, models
             assert len(state.sae_loss) < 2000
             assert load_run(state.run_dir).summary["status"] == "stopped"
             # An ended run shows no progress, no ETA and no stop control: it says how far it got.
-            assert "[stopped]  stopped after SAE" in title() and "evaluated as it stood" in title()
+            assert "[stopped]  SAE epoch " in title() and "evaluated as it stood" in title()
             assert not screen.query_one("#stop", Button).display and not screen.query_one("#bar").display
             assert str(screen.query_one("#eta", Label).render()) == "" and "s" not in footer_keys(app)
             vae_chart = screen.query_one("#vae-loss", LineChart)

@@ -36,10 +36,12 @@ NOT_TABLED = {"n_neurons", "n_samples", "sparsity", "specialized_before_extensio
     ("l0", 7.96, "8.0"),
     ("explained_variance", 0.98765, "0.988"),
     ("mse", 0.0012345, "0.00123"),
-    ("mse", 0.000012345, "1.23e-05"),  # fixed digits would read 0.00001: one significant digit
+    ("mse", 0.0000012345, "1.23e-06"),  # fixed digits would read 0.00000
+    ("mse", 0.000012345, "0.00001"),  # not zero in fixed digits: kept
     ("mse", 0.0, "0.00000"),  # zero is exact: no notation to gain
-    ("explained_variance", 0.0042, "4.20e-03"),
-    ("explained_variance", -0.004, "-4.00e-03"),
+    ("explained_variance", 0.00042, "4.20e-04"),
+    ("explained_variance", -0.0004, "-4.00e-04"),
+    ("mig", 0.0098, "0.010"),
     ("dead_fraction", 0.00001, "0.0"),  # a percentage keeps its fixed digits: 0.001% is no neuron here
     ("l0", 0.04, "0.0"),  # one decimal is the measure's resolution, not a tiny value
     ("bce", 2800.54, "2800.5"),
@@ -226,11 +228,11 @@ def test_a_factor_metric_of_a_run_without_factors_reads_n_a_never_a_dash_or_zero
 
 def test_a_std_follows_its_means_notation():
     mse = spec("mse")
-    assert mse.text(3e-5) == "3.00e-05" and mse.text(2e-6, like=3e-5) == "2.00e-06"
+    assert mse.text(3e-6) == "3.00e-06" and mse.text(2e-7, like=3e-6) == "2.00e-07"
     assert mse.text(2e-6, like=0.003) == "0.00000"  # beside a fixed mean, the same fixed digits
 
 
 def test_a_difference_carries_its_sign_in_either_notation():
     assert spec("l0").signed(3.24) == "+3.2" and spec("l0").signed(-3.24) == "-3.2"
-    assert spec("mse").signed(1.2e-5) == "+1.20e-05" and spec("mse").signed(-1.2e-5) == "-1.20e-05"
+    assert spec("mse").signed(1.2e-6) == "+1.20e-06" and spec("mse").signed(-1.2e-6) == "-1.20e-06"
     assert spec("explained_variance").signed(0.0) == "+0.000"

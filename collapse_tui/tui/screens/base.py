@@ -14,5 +14,7 @@ class AppScreen(Screen):
         reordered with the app's in front; which key does what is unchanged (dispatch does not read
         this order)."""
         bindings = super().active_bindings
-        app = {key: active for key, active in bindings.items() if active.node is self.app}
+        # Quit (a priority binding, collected first) after the screens it sits beside.
+        app = dict(sorted(((key, active) for key, active in bindings.items() if active.node is self.app),
+                          key=lambda item: item[1].binding.priority))
         return app | {key: active for key, active in bindings.items() if key not in app}

@@ -14,10 +14,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from collapse_tui.store import load_neurons, load_run
+from collapse_tui.tui.screens.base import AppScreen
 from collapse_tui.tui.sorting import chosen_sort
 from collapse_tui.tui.widgets.charts import BLOCKS, column_groups
 from collapse_tui.tui.widgets.pixels import render_images
@@ -89,7 +89,7 @@ def neuron_detail(profiles: dict[str, np.ndarray], rows: list[tuple], neuron: in
     return head, neighbours, [int(k) for k in p["top_examples"][neuron] if k >= 0][:IMAGES_SHOWN]
 
 
-class NeuronScreen(Screen):
+class NeuronScreen(AppScreen):
     """The neurons of the run in ``run_dir``."""
 
     BINDINGS = [

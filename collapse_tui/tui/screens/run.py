@@ -68,16 +68,17 @@ def phase_text(state: RunState) -> str:
 
 
 def ended_text(state: RunState) -> str:
-    """What a run that ended says instead of its phase: how far its SAE got, and for how long it ran."""
+    """What a run that ended says instead of its phase (its status is beside it): how far its SAE got, and
+    for how long it ran."""
     sae_epochs = max((e for e, _ in state.sae_loss), default=0)
     planned = (state.config.get("sae") or {}).get("epochs") if isinstance(state.config.get("sae"), dict) else None
-    trained = f"SAE {sae_epochs}/{planned} epochs" if planned else f"SAE {sae_epochs} epochs"
+    trained = f"SAE epoch {sae_epochs}/{planned}" if planned else f"SAE epoch {sae_epochs}"
     seconds = SECONDS.value(state.summary)
-    took = f" in {format_seconds(seconds)}" if seconds is not None else ""
+    took = f" · {format_seconds(seconds)}" if seconds is not None else ""
     if state.status == "stopped":
-        return f"stopped after {trained}, evaluated as it stood{took}"
+        return f"{trained}, evaluated as it stood{took}"
     if state.status == "ok":
-        return f"finished: {trained}{took}"
+        return f"{trained}{took}"
     if state.status == "crashed":
         return f"crashed after {trained}: {state.reason or 'its process is gone'}"
     return f"failed: {state.reason}" if state.reason else "failed"
