@@ -97,6 +97,8 @@ class VAEPhase:
 
     def _load_or_train(self, cfg: RunConfig, data: Data, s, key: str, path: Path):
         if path.exists() or path.is_symlink():
+            # Loading takes seconds (Keras builds the model): named as the phase under way, as training is.
+            s.emit(PhaseStarted(phase="vae", detail=f"loading the VAE trained earlier ({path.name})"))
             expected = ExpectedVAE.of(cfg.vae, data.train_images.shape[1:], data.input_scale, precision())
             vae, problem = load_checked(path, expected)
             if problem:  # a damaged or foreign file is kept aside and the VAE retrained, never fatal

@@ -134,6 +134,9 @@ def test_identical_vae_is_loaded_from_models_dir(finished_run, tmp_path):
     texts = [m.text for m in rec.of(ev.Message)]
     assert any(t.startswith("vae: loaded") for t in texts), texts
     assert not [e for e in rec.of(ev.EpochEnd) if e.phase == "vae"], "the VAE was not retrained"
+    # Loading is a phase of its own on screen: named while Keras builds the model, never "data" still.
+    phases = [(e.phase, e.detail) for e in rec.of(ev.PhaseStarted)]
+    assert phases[1][0] == "vae" and phases[1][1].startswith("loading the VAE trained earlier")
     assert again.summary["vae"]["mig"] == pytest.approx(result.summary["vae"]["mig"])
 
 
