@@ -17,7 +17,8 @@ effect needs), written into ``results.md`` and ``paired.csv``.
 One idea a module: :mod:`~collapse_tui.report.paper` (the published numbers),
 :mod:`~collapse_tui.report.rows` (experiments and their statistics), :mod:`~collapse_tui.report.paired`
 (a remedy row against its plain row), :mod:`~collapse_tui.report.plateau` (whether the dead fraction stopped
-changing), :mod:`~collapse_tui.report.tables` (writing them out). Everything is importable from here.
+changing), :mod:`~collapse_tui.report.tables` (writing them out), :mod:`~collapse_tui.report.sweep_points`
+(the rows as points to plot). Everything is importable from here.
 """
 
 from __future__ import annotations
@@ -63,6 +64,18 @@ from collapse_tui.report.rows import (
     setting_text,
     unused_settings,
 )
+from collapse_tui.report.sweep_points import (
+    Point,
+    PointSeries,
+    Quantity,
+    first_non_positive,
+    metric_quantities,
+    quantities,
+    series_label,
+    setting_quantities,
+    setting_value,
+    plot_points,
+)
 from collapse_tui.report.tables import (
     HEADLINE_KEYS,
     PAIRED_TITLE,
@@ -87,6 +100,8 @@ from collapse_tui.report.tables import (
 )
 
 __all__ = [
+    "Point", "PointSeries", "Quantity", "first_non_positive", "metric_quantities", "quantities", "series_label",
+    "setting_quantities", "setting_value", "plot_points",
     "BOOKKEEPING", "DATA_CACHE", "DATA_KEY", "HEADLINE_KEYS", "PAIRED_TITLE", "PAPER_DEAD_PCT", "PAPER_FINAL_K",
     "PAPER_SOURCE", "PAPER_SPECIALIZED", "PLATEAU_BAND", "PLATEAU_TITLE", "Paired", "Plateau", "Row",
     "TABLE_METRICS", "UNKNOWN_DATA", "across_methods", "against_text", "baseline_of", "build_rows", "comparisons",
