@@ -121,9 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "--manual-dir, offline, into --data-dir (default: tfds' own data dir)")
     parser.add_argument("--manual-dir", metavar="DIR", type=directory,
                         help="with --prepare-tfds: the directory holding the official file")
-    parser.add_argument("--export", nargs=3, metavar=("FORMAT", "RUN_DIR", "OUT_DIR"),
-                        help="write the trained SAE of RUN_DIR to OUT_DIR in another tool's layout: saelens "
-                             "(cfg.json + sae_weights.safetensors, input normalisation folded into the weights)")
+    parser.add_argument("--export", nargs=3, metavar=("FORMAT", "DIR", "OUT_DIR"),
+                        help="write DIR to OUT_DIR for another tool. FORMAT: saelens (a run's SAE as cfg.json + "
+                             "sae_weights.safetensors), tensorboard (a run's, sweep's or runs dir's runs as event "
+                             "files, a sweep's settings as HParams), wandb (the same as offline runs for wandb sync)")
     parser.add_argument("--import-sae", nargs=2, metavar=("SAE_DIR", "CONFIG"),
                         help="measure a SAELens or sparsify SAE (SAE_DIR) as a run on CONFIG's activations file: "
                              "dead, L0, EV and, with factors, every interpretability metric")

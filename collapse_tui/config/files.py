@@ -69,8 +69,9 @@ def _expanded_size(node: yaml.Node) -> int:
 def parse_yaml(text: str, source: str | None = None) -> Any:
     """Parse one YAML document within the bounds above; :class:`ConfigError` for a syntax error or a
     document outside them."""
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)  # reads the text first: a character YAML never allows (a NUL) fails here
         node = loader.get_single_node()
         if node is None:
             return None
@@ -81,10 +82,11 @@ def parse_yaml(text: str, source: str | None = None) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = shorten(str(getattr(exc, "problem", None) or exc))
+        problem = shorten(str(getattr(exc, "problem", None) or " ".join(str(exc).split())))
         raise ConfigError([f"YAML syntax error{where}: {problem}"], source) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -16,6 +16,9 @@ name spelled anywhere else). Pure names and path arithmetic: nothing here touche
         (vae-<key>.set-aside.keras  vae-<key>.checkpoint.set-aside.npz)
     <any directory>/                          an SAE in SAELens' layout (written and read), or sparsify's (read)
         cfg.json  sae_weights.safetensors  |  cfg.json  sae.safetensors
+    <out_dir>/                                runs exported for TensorBoard (--export tensorboard)
+        events.out.tfevents.collapse-tui     the experiment's HParams config (a sweep or runs dir)
+        <run>/events.out.tfevents.collapse-tui   a run's scalars (and its HParams session)
 """
 
 from __future__ import annotations
@@ -62,6 +65,11 @@ SAELENS_CONFIG_FILE = "cfg.json"  # SAELens' (and sparsify's) config of an SAE, 
 SAELENS_WEIGHTS_FILE = "sae_weights.safetensors"  # SAELens' weights of an SAE
 SPARSIFY_WEIGHTS_FILE = "sae.safetensors"  # sparsify's weights of an SAE (read, never written)
 
+# ---------------------------------------------------------------------- runs exported for other tools
+# TensorBoard reads every file whose name holds "tfevents". One fixed name a folder, so that exporting
+# again replaces what the last export wrote instead of adding a second copy of every point beside it.
+TENSORBOARD_EVENTS_FILE = "events.out.tfevents.collapse-tui"
+
 # ---------------------------------------------------------------------- temporaries
 _TMP = "tmp"  # save_model's ".<stem>.<pid>.tmp<suffix>" beside its target
 
@@ -70,6 +78,12 @@ def stamped_name(name: str, now: float | None = None, attempt: int = 1) -> str:
     """A run or sweep directory's name: ``<YYYYmmdd-HHMMSS>-<name>``, with ``-<attempt>`` after a clash."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now if now is not None else time.time()))
     return f"{stamp}-{name}" + (f"-{attempt}" if attempt > 1 else "")
+
+
+def tensorboard_events(out_dir: str | Path, run: str | None = None) -> Path:
+    """The event file of the exported run named ``run`` (its run directory's name) under ``out_dir``, or
+    of the experiment itself (its HParams config) at ``out_dir``'s root when ``run`` is None."""
+    return (Path(out_dir) if run is None else Path(out_dir) / run) / TENSORBOARD_EVENTS_FILE
 
 
 def run_file(run_dir: str | Path, name: str) -> Path:
