@@ -26,6 +26,7 @@ from collapse_tui.tui.screens.configure import ConfigureScreen, find_presets
 from collapse_tui.tui.screens.help import HelpScreen
 from collapse_tui.tui.screens.run import RunScreen
 from collapse_tui.tui.screens.runs import RunsScreen
+from collapse_tui.tui.user_configs import user_config_dir
 from collapse_tui.tui.feeds import FileFeed, LiveFeed, SweepFeed
 
 DEFAULT_PRESET = f"{DEFAULT_PRESET_NAME}.yaml"
@@ -74,7 +75,7 @@ class TrainingNotice(Message):
 class CollapseApp(App):
     """The TUI. ``runs_dir``: where runs are listed (and, when given, written); ``config_path``: a YAML
     config to load into the form; ``presets_dir``: where presets are found (default ``./configs``, the
-    user's own, then the presets shipped in the package); ``environment_label``: fixed header text instead of probing Keras."""
+    user's config directory, where the form saves, then the presets shipped in the package); ``environment_label``: fixed header text instead of probing Keras."""
 
     TITLE = "collapse-tui"
     # Package data, read the way an installed wheel has it (an absolute path: subclasses live elsewhere).
@@ -95,7 +96,8 @@ class CollapseApp(App):
         self.compare = compare  # run records to open the compare screen on
         self.runs_dir_arg = runs_dir
         self.config_path = config_path
-        dirs = [Path(presets_dir)] if presets_dir is not None else [Path.cwd() / "configs", preset_dir()]
+        dirs = [Path(presets_dir)] if presets_dir is not None else [Path.cwd() / "configs", user_config_dir(),
+                                                                    preset_dir()]
         self.presets = find_presets(*dirs)
         self.initial_preset = DEFAULT_PRESET if DEFAULT_PRESET in self.presets else next(iter(self.presets), None)
         if config_path is not None:

@@ -68,7 +68,9 @@ class FormField:
 
 
 def _bounds(info: FieldInfo) -> str:
+    """The schema's limits in a few characters (they share the field's line in the form)."""
     parts = []
+    min_len = max_len = None
     for meta in info.metadata:
         if isinstance(meta, annotated_types.Ge):
             parts.append(f"≥ {meta.ge:g}" if isinstance(meta.ge, float) else f"≥ {meta.ge}")
@@ -79,11 +81,17 @@ def _bounds(info: FieldInfo) -> str:
         elif isinstance(meta, annotated_types.Lt):
             parts.append(f"< {meta.lt:g}" if isinstance(meta.lt, float) else f"< {meta.lt}")
         elif isinstance(meta, annotated_types.MinLen):
-            parts.append(f"min length {meta.min_length}")
+            min_len = meta.min_length
         elif isinstance(meta, annotated_types.MaxLen):
-            parts.append(f"max length {meta.max_length}")
+            max_len = meta.max_length
         elif getattr(meta, "pattern", None):
             parts.append(f"pattern {meta.pattern}")
+    if min_len is not None and max_len is not None:
+        parts.insert(0, f"length {min_len}–{max_len}")
+    elif min_len is not None:
+        parts.insert(0, f"length ≥ {min_len}")
+    elif max_len is not None:
+        parts.insert(0, f"length ≤ {max_len}")
     return ", ".join(parts)
 
 

@@ -22,8 +22,11 @@ sparsity, and watch neurons die while reconstruction stays good.
 | F1 / ? | anywhere | this help |
 | ctrl+p | anywhere | command palette |
 | ctrl+g | configure | start (refused while the form has errors) |
-| ctrl+s | configure | save the form as YAML (the file field's path; it joins the preset list) |
-| ctrl+o | configure | open the YAML file named in the file field |
+| ctrl+s | configure | save the form as YAML: asks where (your config directory by default, `~/.config/collapse-tui/`, whose files are presets at the next start) and before overwriting; the file becomes the form's preset |
+| ctrl+o | configure | open the YAML file named in the open field at the form's end |
+| PgDn / PgUp | configure | scroll the form, whatever has the focus (a field scrolled away hands the focus to one in sight) |
+| ctrl+↓ / ctrl+↑ | configure | the next / previous part of the form (first fields, sweep, each section), unfolded, at its first field |
+| enter on a section | configure | fold or unfold it (its title counts its fields, those not at the default, edited and in error) |
 | s | run | stop: the run is evaluated as it stands and marked *stopped* |
 | t | run | next dead-neuron threshold |
 | n | run | the neuron inspector: every neuron of the run's SAE (sortable table; `o` or a header click sorts), and the selected one's top-activating images, tuning curves and nearest decoder directions |
