@@ -19,21 +19,53 @@ from collapse_tui.tui.state import RunState
 
 # The measurements the runs table shows, keyed by their column titles.
 _METRIC_COLUMNS = {s.label: s for s in map(spec, HEADLINE_KEYS)}
+METRIC_COLUMNS = _METRIC_COLUMNS
 # The measurements first, so that a narrow terminal still shows them; date and dataset last.
 COLUMNS = ("run", "status", "method", "k/λ", *_METRIC_COLUMNS, "sweep", "dataset", "date")
 _STAMP = re.compile(r"^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})")
 
 
-def run_date(record: RunRecord) -> str:
-    """When the run started: from its directory name's timestamp (what the store wrote), else the summary."""
+def run_started(record: RunRecord) -> str:
+    """When the run started, ``YYYY-MM-DD HH:MM`` (it sorts as text): from its directory name's timestamp
+    (what the store wrote), else the summary; "" when neither says."""
     m = _STAMP.match(record.run_id)
     if m:
         y, mo, d, h, mi, _ = m.groups()
-        return f"{y[2:]}-{mo}-{d} {h}:{mi}"
+        return f"{y}-{mo}-{d} {h}:{mi}"
     started = record.summary.get("started")
-    if isinstance(started, (int, float)):
-        return time.strftime("%Y-%m-%d %H:%M", time.localtime(started))
+    if isinstance(started, (int, float)) and not isinstance(started, bool):
+        try:
+            return time.strftime("%Y-%m-%d %H:%M", time.localtime(started))
+        except (OverflowError, OSError, ValueError):
+            return ""
     return ""
+
+
+# Within this many seconds a date reads as an age (``2 h ago``); beyond, or in the future, in full.
+RELATIVE_FOR = 7 * 24 * 3600
+
+
+def shown_date(started: str, now: float | None = None) -> str:
+    """A ``YYYY-MM-DD HH:MM`` start as the table shows it: ``5 min ago``, ``2 h ago``, ``3 d ago`` within a
+    week, else as it is."""
+    try:
+        stamp = time.mktime((int(started[:4]), int(started[5:7]), int(started[8:10]), int(started[11:13]),
+                             int(started[14:16]), 0, 0, 0, -1))
+    except (ValueError, OverflowError, IndexError):
+        return started
+    age = (time.time() if now is None else now) - stamp
+    if not 0 <= age < RELATIVE_FOR:
+        return started
+    if age < 3600:
+        return f"{int(age // 60)} min ago"
+    if age < 86400:
+        return f"{int(age // 3600)} h ago"
+    return f"{int(age // 86400)} d ago"
+
+
+def run_date(record: RunRecord, now: float | None = None) -> str:
+    """When the run started, as the table shows it: an age within a week, else the date with its year."""
+    return shown_date(run_started(record), now)
 
 
 def _final(record: RunRecord) -> dict[str, Any]:
@@ -41,25 +73,37 @@ def _final(record: RunRecord) -> dict[str, Any]:
     return final if isinstance(final, dict) else {}
 
 
+# Between a sweep's name and its start in the sweep column: never part of a name the sweep chose.
+SWEEP_SEP = "·"
+
+
 def sweep_label(sweep_dir: Path, name: str) -> str:
-    """How the runs table names a sweep: its name and when it started (``quick 12-01 19:42``)."""
+    """How the runs table names a sweep: its name and when it started (``quick·12-01 19:42``)."""
     m = _STAMP.match(sweep_dir.name)
-    return f"{name} {m.group(2)}-{m.group(3)} {m.group(4)}:{m.group(5)}" if m else name
+    return f"{name}{SWEEP_SEP}{m.group(2)}-{m.group(3)} {m.group(4)}:{m.group(5)}" if m else name
 
 
 def sweep_index(runs_dir: str | Path) -> dict[str, tuple[Path, str]]:
     """``run directory name -> (sweep directory, its label)`` for the sweeps in ``runs_dir/sweeps``; a run
-    recorded by several sweeps (one resumed into another) belongs to the newest."""
+    recorded by several sweeps (one resumed into another) belongs to the newest. Two sweeps whose labels
+    would read alike (one name, one minute of different years) are told apart by ``·2``, ``·3``... after
+    the later one's."""
     from collapse_tui.store import load_sweep, sweep_dirs
 
     index: dict[str, tuple[Path, str]] = {}
+    taken: set[str] = set()
     for sweep_dir in sweep_dirs(runs_dir):
         try:
             record = load_sweep(sweep_dir)
         except ValueError:
             continue
+        label = base = sweep_label(sweep_dir, record.name)
+        n = 2
+        while label in taken:
+            label, n = f"{base}{SWEEP_SEP}{n}", n + 1
+        taken.add(label)
         for run in record.runs:
-            index[Path(run).name] = (sweep_dir, sweep_label(sweep_dir, record.name))
+            index[Path(run).name] = (sweep_dir, label)
     return index
 
 
@@ -69,7 +113,7 @@ def row_values(record: RunRecord, sweep: str | None = None) -> dict[str, Any]:
     if record.error:
         name = record.run_id[_STAMP.match(record.run_id).end():].lstrip("-") if _STAMP.match(record.run_id) else ""
         return {c: None for c in COLUMNS} | {"run": name or record.run_id, "status": "unreadable",
-                                             "date": run_date(record), "sweep": sweep}
+                                             "date": run_started(record), "sweep": sweep}
     cfg, s = record.config, record.summary
     sae = cfg.get("sae") if isinstance(cfg.get("sae"), dict) else {}
     method = s.get("method") or sae.get("method")
@@ -79,7 +123,7 @@ def row_values(record: RunRecord, sweep: str | None = None) -> dict[str, Any]:
     return {
         "run": str(s.get("name") or cfg.get("name") or record.run_id),
         "status": record.status,
-        "date": run_date(record),
+        "date": run_started(record),
         "sweep": sweep,
         "dataset": s.get("dataset") or (cfg.get("data") or {}).get("dataset"),
         "method": method,
@@ -102,8 +146,31 @@ def format_cell(column: str, value: Any) -> str:
     if value is None:
         return MISSING
     if column == "k/λ":
-        return f"{value:g}"
+        return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+    if column == "date":
+        return shown_date(str(value))
     return str(value)
+
+
+# What each column of the runs table holds, in a line (the metrics' lines are their specs' descriptions).
+_LEGENDS = {
+    "run": "The run's name (✓: marked for comparison with space).",
+    "status": "ok, running, stopped, failed, crashed (its process is gone), suspect (flagged final metrics) "
+              "or unreadable.",
+    "method": "The SAE's sparsity method.",
+    "k/λ": "The run's sparsity: k of a k-sparse method, else the penalty's coefficient λ.",
+    "sweep": "The sweep that ran it: its name·the day and minute it started.",
+    "dataset": "The dataset the VAE and SAE were trained on.",
+    "date": "When the run started: its age within a week, else the date.",
+}
+
+
+def legend(column: str) -> str:
+    """One line saying what ``column`` of the runs table holds."""
+    if column in _METRIC_COLUMNS:
+        m = _METRIC_COLUMNS[column]
+        return m.description or m.label
+    return _LEGENDS.get(column, "")
 
 
 def sort_key(value: Any) -> tuple:

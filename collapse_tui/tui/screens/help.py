@@ -38,10 +38,12 @@ sparsity, and watch neurons die while reconstruction stays good.
 | + / - / 0 | run, compare | zoom the x axis in / out (around the cursor, else the newest values); 0 resets the view |
 | enter | runs | open a run (a run still being written is followed) |
 | space / c | runs | mark runs / compare the marked ones |
-| / , o , click header | runs | filter / sort |
+| / | runs | filter: words all of which must hold; `key<op>value` (`= != < <= > >=`) on a column (run, status, method, k/λ, dataset, sweep, date, remedy), a setting (`sae.k>=16`, `seed=0`, or its last part: `k=50`) or a metric as shown (`dead>30` in %, `l0`, `ev`, `mig`, `mse`, any metric's key); other words: text in any cell |
+| o , click header | runs | sort (again: reverse); the line under the table says what the sorted column holds, hovering a column too |
 | d | runs | delete a run (asks first) |
 | u | runs | resume a stopped or crashed run from its last checkpoint |
-| g | runs | group the runs by sweep (space on a sweep's row folds it) |
+| r | runs | read the runs dir again |
+| g | runs | group the runs by sweep or by a setting that differs among them (a list to choose from); a group's row shows mean ± std of each metric over its runs; space (enter on a setting's group) folds it |
 | w / enter on a sweep | runs | the sweep's results table: rows sortable by any column, enter opens a row's run (or compares its seeds) |
 | a | compare | all config keys or only the differing ones |
 | m / v / g | compare | export Markdown / CSV / SVG screenshot |
