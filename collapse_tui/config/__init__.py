@@ -42,7 +42,7 @@ from collapse_tui.config.schema import (
     stored_config_errors,
     validate,
 )
-from collapse_tui.config.sweeps import LARGE_SWEEP, MAX_RUNS, expand, grid_size
+from collapse_tui.config.sweeps import LARGE_SWEEP, MAX_RUNS, UNSWEPT, expand, grid_size
 from collapse_tui.config.vocabulary import (
     ACTIVATION_SUFFIXES,
     ACTIVATIONS,
@@ -82,7 +82,7 @@ from collapse_tui.config.vocabulary import (
 __all__ = [
     "ACTIVATION_SUFFIXES", "ACTIVATIONS", "DATASET_CHOICES", "FILE_DATASETS", "FLOAT_TYPES", "IMAGES",
     "IMAGE_SUFFIXES", "MODEL_SUFFIX", "STREAMING_AUTO_BYTES", "STREAMING_SUFFIXES", "Streaming", "Choices", "ConfigError", "DATASET_NAMES", "DATASET_SIZES", "DATA_SOURCES", "DataConfig", "DataSource",
-    "DatasetName", "EvalConfig", "K_METHODS", "LARGE_SWEEP", "MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_NODES",
+    "DatasetName", "EvalConfig", "K_METHODS", "LARGE_SWEEP", "UNSWEPT", "MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_NODES",
     "AUXK_CANDIDATES", "LR_DECAYS", "LRScheduleConfig", "MAX_RUNS", "NORMALIZATIONS", "Normalization", "PENALTY_METHODS", "REMEDY_SWITCHES",
     "REPRESENTATION_SOURCES", "RemediesConfig", "RepresentationSource", "RunConfig", "SAEConfig",
     "SCHEDULE_KINDS", "SPARSITY_METHODS", "ScheduleConfig", "ScheduleKind", "Section", "SparsityMethod",

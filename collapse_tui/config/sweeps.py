@@ -26,6 +26,10 @@ LARGE_SWEEP = 1_000  # from here the front ends ask first (--batch wants --yes, 
 NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
+# Settings every run of a sweep shares (where and under which name it writes): never swept, never what
+# tells its runs apart.
+UNSWEPT = ("runs_dir", "models_dir", "name")
+
 def _check_sweep_key(key: str) -> str | None:
     model: type[BaseModel] = RunConfig
     parts = key.split(".")
@@ -43,7 +47,7 @@ def _check_sweep_key(key: str) -> str | None:
             model = ann
         elif not last:
             return f"sweep.{key}: {part} is not a section"
-    if parts[0] in ("runs_dir", "models_dir", "name"):
+    if parts[0] in UNSWEPT:
         return f"sweep.{key}: cannot be swept (all runs of a sweep share it)"
     return None
 

@@ -18,12 +18,12 @@ from typing import Any, Sequence
 from collapse_tui.config import K_METHODS, PENALTY_METHODS
 from collapse_tui.metrics.specs import DEAD, MetricSpec, dead_keys, dead_spec
 from collapse_tui.report.rows import TABLE_METRICS, Row, setting_text
+from collapse_tui.report.tables import HEADLINE_KEYS
 
 METRIC, SETTING = "metric", "setting"
 # The sparsity settings: a row holds the one in effect as its k / λ (the summary's), not among its settings.
 SPARSITY_SETTINGS = {"sae.k": K_METHODS, "sae.l1_coefficient": PENALTY_METHODS}
 # What a chooser lists first: the dead fraction the study is about and what it costs or buys.
-HEADLINE = ("dead_fraction", "l0", "explained_variance", "mig")
 DEFAULT_X, DEFAULT_Y = "l0", DEAD.key
 
 
@@ -80,7 +80,7 @@ def metric_quantities(rows: Sequence[Row]) -> list[Quantity]:
     """The final metrics some run of ``rows`` measured: the headline ones first, then the dead fraction at
     each threshold and firing frequency, then the results table's other columns in its order."""
     specs = [DEAD, *TABLE_METRICS]
-    headline = [s for key in HEADLINE for s in specs if s.key == key]
+    headline = [s for key in HEADLINE_KEYS for s in specs if s.key == key]
     ordered = headline + [dead_spec(k) for k in dead_keys(f for row in rows for f in row.finals)]
     ordered += [s for s in TABLE_METRICS if s not in headline]
     return [_metric(s) for s in ordered if _has(rows, s.key)]

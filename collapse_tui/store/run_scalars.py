@@ -23,7 +23,7 @@ from typing import Any
 
 import collapse_tui.store.layout as layout
 from collapse_tui import events as ev
-from collapse_tui.config import flatten
+from collapse_tui.config import UNSWEPT, flatten
 from collapse_tui.metrics.specs import SPECS, dead_keys, dead_spec
 from collapse_tui.store.records import load_run, run_dirs, stored_settings
 from collapse_tui.store.runs import read_events
@@ -31,7 +31,7 @@ from collapse_tui.store.sweeps import is_sweep_dir, load_sweep
 
 FINAL = "final"  # the group of the final metrics' tags: final/dead_fraction
 # Settings that tell runs apart without being a setting of the experiment (every run has its own name).
-_NOT_HPARAMS = frozenset({"name", "runs_dir", "models_dir"})
+_NOT_HPARAMS = frozenset(UNSWEPT)
 
 
 @dataclass

@@ -157,10 +157,10 @@ def test_a_fields_own_check_names_the_field_once(tmp_path):
 # --------------------------------------------------------------------------- phases, flatten, set_dotted, labels
 
 def test_the_tui_follows_the_events_phases():
-    from collapse_tui.tui import state
+    from collapse_tui.tui import feeds, state
 
-    assert not hasattr(state, "PHASES")
-    assert "ev.PHASES" in Path(state.__file__).read_text(encoding="utf-8")  # the ETA walks events' phases
+    assert not hasattr(state, "PHASES") and not hasattr(feeds, "PHASES")
+    assert "ev.PHASES" in Path(feeds.__file__).read_text(encoding="utf-8")  # the ETA walks events' phases
     assert events.PHASES == ("data", "vae", "codes", "sae", "evaluate")
 
 
