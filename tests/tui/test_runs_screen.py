@@ -190,3 +190,25 @@ def test_the_group_list_escapes_without_a_change(tmp_path):
             assert screen.query_one("#runs", DataTable).row_count == 5
 
     asyncio.run(scenario())
+
+
+def test_marked_runs_open_in_the_plot_screen(tmp_path):
+    runs = make_runs(tmp_path)
+
+    async def scenario():
+        from collapse_tui.tui.screens.sweep_plot import SweepPlotScreen
+
+        app = make_app(tmp_path, runs_dir=str(tmp_path / "runs"))
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_runs(pilot)
+            await pilot.press("p")  # nothing marked: a hint, no screen
+            await pilot.pause()
+            assert app.screen is screen
+            screen.marked = [runs["k2"].name, runs["k8"].name, runs["broken"].name]
+            await pilot.press("p")
+            await pilot.pause()
+            plot = app.screen
+            assert isinstance(plot, SweepPlotScreen)
+            assert sorted(r.run_id for r in plot.records) == sorted([runs["k2"].name, runs["k8"].name])
+
+    asyncio.run(scenario())

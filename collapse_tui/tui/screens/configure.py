@@ -18,7 +18,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.events import DescendantFocus
-from textual.screen import Screen
 from textual.widgets import (Button, Collapsible, Footer, Header, Input, Label, OptionList, Select, Static,
                              Switch, TextArea)
 
@@ -30,6 +29,7 @@ from collapse_tui.tui.schema import errors_by_field, form_fields, get_dotted, me
 from collapse_tui.tui.screens.save_dialog import SaveDialog
 from collapse_tui.tui.user_configs import user_config_dir
 from collapse_tui.tui.widgets.field_row import FieldRow
+from collapse_tui.tui.screens.base import AppScreen
 
 SWEEP_HELP = "sweep: YAML, dotted keys → lists of values (a grid); a list of blocks is a union of grids"
 SECTION_HELP = "enter folds or unfolds · ctrl+↓ / ctrl+↑: next / previous section"
@@ -46,7 +46,7 @@ def find_presets(*dirs: Path) -> dict[str, Path]:
     return presets
 
 
-class ConfigureScreen(Screen):
+class ConfigureScreen(AppScreen):
     """Edit a run (and its sweep) from a preset; Start trains it, Save writes it as YAML."""
 
     DEFAULT_CSS = """

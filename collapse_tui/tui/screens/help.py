@@ -27,7 +27,7 @@ sparsity, and watch neurons die while reconstruction stays good.
 | PgDn / PgUp | configure | scroll the form, whatever has the focus (a field scrolled away hands the focus to one in sight) |
 | ctrl+↓ / ctrl+↑ | configure | the next / previous part of the form (first fields, sweep, each section), unfolded, at its first field |
 | enter on a section | configure | fold or unfold it (its title counts its fields, those not at the default, edited and in error) |
-| s | run | stop: the run is evaluated as it stands and marked *stopped* |
+| s | run | stop, after asking what: the runs training now (a bank's stop together; each evaluated as it stands and kept *stopped*), or in a sweep, let them finish and start no more |
 | t | run | next dead-neuron threshold |
 | n | run | the neuron inspector: every neuron of the run's SAE (sortable table; `o` or a header click sorts), and the selected one's top-activating images, tuning curves and nearest decoder directions |
 | [ / ] | run | the previous / next run of the sweep (the runs of a bank train at once) |
@@ -37,7 +37,7 @@ sparsity, and watch neurons die while reconstruction stays good.
 | , / . | run, compare | cursor left / right: the last line of each chart reads every series' value there |
 | + / - / 0 | run, compare | zoom the x axis in / out (around the cursor, else the newest values); 0 resets the view |
 | enter | runs | open a run (a run still being written is followed) |
-| space / c | runs | mark runs / compare the marked ones |
+| space / c / p | runs | mark runs / compare the marked ones / plot them |
 | / | runs | filter: words all of which must hold; `key<op>value` (`= != < <= > >=`) on a column (run, status, method, k/λ, dataset, sweep, date, remedy), a setting (`sae.k>=16`, `seed=0`, or its last part: `k=50`) or a metric as shown (`dead>30` in %, `l0`, `ev`, `mig`, `mse`, any metric's key); other words: text in any cell |
 | o , click header | runs | sort (again: reverse); the line under the table says what the sorted column holds, hovering a column too |
 | d | runs | delete a run (asks first) |
@@ -45,6 +45,10 @@ sparsity, and watch neurons die while reconstruction stays good.
 | r | runs | read the runs dir again |
 | g | runs | group the runs by sweep or by a setting that differs among them (a list to choose from); a group's row shows mean ± std of each metric over its runs; space (enter on a setting's group) folds it |
 | w / enter on a sweep | runs | the sweep's results table: rows sortable by any column, enter opens a row's run (or compares its seeds) |
+| p | sweep table | plot the sweep: any final metric against another or a setting (default dead % against L0), a series per method and remedy, mean ± std over seeds |
+| a / b | plot | choose the x / y quantity |
+| x / y | plot | log x / log y axis (refused where a value is ≤ 0) |
+| P | sweep table, plot | each remedy against the plain SAE on the same seeds: per-seed Δ, mean, 95% interval, p; `m` picks the metric |
 | a | compare | all config keys or only the differing ones |
 | m / v / g | compare | export Markdown / CSV / SVG screenshot |
 | escape | | back |

@@ -10,7 +10,6 @@ from typing import Sequence
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from collapse_tui.config import sparsity_label
@@ -20,6 +19,7 @@ from collapse_tui.report.paired import CONFIDENCE, PLAIN
 from collapse_tui.report.sweep_points import metric_quantities
 from collapse_tui.store import RunRecord
 from collapse_tui.tui.screens.choose import ChooseScreen
+from collapse_tui.tui.screens.base import AppScreen
 
 
 def signed(spec: MetricSpec, value: float) -> str:
@@ -37,7 +37,7 @@ def difference_unit(spec: MetricSpec) -> str:
     return "percentage points" if spec.unit == "%" else spec.unit or "the metric's own units"
 
 
-class PairedScreen(Screen):
+class PairedScreen(AppScreen):
     """Remedy − plain by seed for the runs ``records`` (a sweep's, or runs marked together)."""
 
     DEFAULT_CSS = """

@@ -79,6 +79,7 @@ class RunsScreen(Screen):
         Binding("enter", "open", "Open", show=False),
         Binding("space", "mark", "Mark", show=False),
         Binding("c", "compare", "Compare", show=False),
+        Binding("p", "plot", "Plot", show=False),
         Binding("d", "delete", "Delete", show=False),
         Binding("r", "reload", "Reload", show=False),
         Binding("o", "cycle_sort", "Sort", show=False),
@@ -449,6 +450,16 @@ class RunsScreen(Screen):
         from collapse_tui.tui.screens.compare import CompareScreen
 
         self.app.push_screen(CompareScreen(chosen, export_dir=self.runs_dir))
+
+    def action_plot(self) -> None:
+        """Plot the marked runs' final metrics against each other or a setting (the sweep plot's screen)."""
+        chosen = [r for m in self.marked for r in self.records if r.run_id == m and not r.error]
+        if not chosen:
+            self.notify("mark runs with space, then press p", severity="warning")
+            return
+        from collapse_tui.tui.screens.sweep_plot import SweepPlotScreen
+
+        self.app.push_screen(SweepPlotScreen.for_runs(chosen))
 
     def action_delete(self) -> None:
         record = self.selected_record()

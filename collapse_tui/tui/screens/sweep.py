@@ -14,7 +14,6 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from collapse_tui.metrics.specs import SPECS, MetricSpec, dead_keys, dead_spec
@@ -22,6 +21,7 @@ from collapse_tui.report import build_rows, table_cells, table_notes
 from collapse_tui.store import RunRecord, load_sweep, sweep_records
 from collapse_tui.tui.runs_table import sort_key
 from collapse_tui.tui.sorting import chosen_sort
+from collapse_tui.tui.screens.base import AppScreen
 
 HINT = "enter: open the row · o: sort · p: plot · P: remedies against plain, by seed"
 LABEL_COLUMNS = ("dataset", "method", "remedy", "k / λ")  # frozen while the table scrolls right
@@ -47,7 +47,7 @@ def tui_order(columns: list[str]) -> list[int]:
     return [columns.index(c) for c in head] + [i for i, c in enumerate(columns) if c not in head]
 
 
-class SweepScreen(Screen):
+class SweepScreen(AppScreen):
     """The results table of the sweep directory ``sweep_dir``, read from its runs (kept current while
     some are still running)."""
 

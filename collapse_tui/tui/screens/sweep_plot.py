@@ -16,7 +16,6 @@ from typing import Iterable
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from collapse_tui.report import build_rows
@@ -32,12 +31,13 @@ from collapse_tui.report.sweep_points import (
 from collapse_tui.store import RunRecord, load_run, load_sweep, sweep_records
 from collapse_tui.tui.screens.choose import ChooseScreen
 from collapse_tui.tui.widgets.scatter import ScatterChart, ScatterPoint, ScatterSeries, colour, marker
+from collapse_tui.tui.screens.base import AppScreen
 
 AXES = ("x", "y")
 HINT = "a / b: choose x / y · x / y: log axis · P: remedies against plain, by seed"
 
 
-class SweepPlotScreen(Screen):
+class SweepPlotScreen(AppScreen):
     """The runs ``records`` as points; ``title`` names them (a sweep's name)."""
 
     DEFAULT_CSS = """
