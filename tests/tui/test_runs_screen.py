@@ -19,7 +19,7 @@ pytest.importorskip("textual")
 
 from textual.widgets import DataTable, Input, OptionList, Static  # noqa: E402
 
-from collapse_tui.tui.screens.choose_group import ChooseGroupScreen  # noqa: E402
+from collapse_tui.tui.screens.choose import ChooseScreen  # noqa: E402
 from collapse_tui.tui.screens.runs import GROUP_ROW, RunsScreen  # noqa: E402
 
 SIZE = (100, 30)
@@ -79,10 +79,11 @@ def test_group_by_a_setting_with_mean_and_std_per_group_and_fold_it(tmp_path):
             await pilot.press("g")
             await pilot.pause()
             chooser = app.screen
-            assert isinstance(chooser, ChooseGroupScreen)
-            assert chooser.settings[:2] == ["none", "sweep"] and "sae.method" in chooser.settings
-            assert "seed" not in chooser.settings  # the same in every run
-            await pilot.press(*["down"] * chooser.settings.index("sae.method"), "enter")
+            assert isinstance(chooser, ChooseScreen)
+            settings = [key for key, _ in chooser.choices]
+            assert settings[:2] == ["none", "sweep"] and "sae.method" in settings
+            assert "seed" not in settings  # the same in every run
+            await pilot.press(*["down"] * settings.index("sae.method"), "enter")
             await pilot.pause()
             assert app.screen is screen and screen.group == "sae.method"
             table = screen.query_one("#runs", DataTable)

@@ -11,7 +11,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
 
 from collapse_tui.report import remedy_label
@@ -21,7 +21,8 @@ from collapse_tui.tui.run_groups import differing_keys, group_by, mean_std, valu
 from collapse_tui.tui.run_query import Query, QueryIndex, QueryRow
 from collapse_tui.tui.runs_table import (COLUMNS, METRIC_COLUMNS, format_cell, legend, row_values, sort_key,
                                          sweep_index)
-from collapse_tui.tui.screens.choose_group import NO_GROUPS, ChooseGroupScreen
+from collapse_tui.tui.screens.base import AppScreen
+from collapse_tui.tui.screens.choose import ChooseScreen
 from collapse_tui.tui.sorting import chosen_sort
 from collapse_tui.tui.widgets.bulk_table import BulkTable, PlainCell
 
@@ -29,6 +30,8 @@ STATUS_STYLES = {"failed": "red", "crashed": "red", "unreadable": "red", "stoppe
                  "running": "cyan", "ok": "green"}
 
 
+# The choice that puts the rows back in one list.
+NO_GROUPS = "none"
 # The row key of a sweep's header row in the grouped table: this prefix and the sweep's directory.
 SWEEP_ROW = "sweep:"
 # The row key of a group's header row when grouped by a setting: this prefix and ``<setting>=<value>``.
@@ -68,7 +71,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(answer)
 
 
-class RunsScreen(Screen):
+class RunsScreen(AppScreen):
     """The run directories of ``runs_dir`` as a table."""
 
     BINDINGS = [
@@ -274,7 +277,8 @@ class RunsScreen(Screen):
             if setting is not None:
                 self.group_by(setting)
 
-        self.app.push_screen(ChooseGroupScreen(settings, self.group), chosen)
+        choices = [(NO_GROUPS, NO_GROUPS), ("sweep", "sweep"), *((s, s) for s in settings)]
+        self.app.push_screen(ChooseScreen("group the runs by", choices, current=self.group), chosen)
 
     def group_by(self, setting: str) -> None:
         """Rows under a header row per value of ``setting`` ("sweep", a config key; "none": no groups)."""
