@@ -141,6 +141,17 @@ def make_app(tmp_path: Path, **kwargs):
     return CollapseApp(presets_dir=presets, environment_label="test · CPU", **kwargs)
 
 
+async def open_inspector(pilot, run_dir: Path) -> None:
+    """Open ``run_dir`` and its neuron inspector, and wait until its images are drawn (in a worker, from
+    the dataset the run read: the first time in a process renders it, which a busy machine makes slow)."""
+    pilot.app.open_run(run_dir)
+    await pilot.pause()
+    await pilot.press("n")
+    screen = pilot.app.screen
+    await wait_for(pilot, lambda: "▀" in str(screen.query_one("#neuron-images").content), timeout=120)
+    await pilot.pause()
+
+
 async def wait_for(pilot, condition, timeout: float = 60.0, step: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -15,7 +15,7 @@ from textual.widgets._footer import FooterKey  # noqa: E402
 
 from collapse_tui.tui.app import CollapseApp  # noqa: E402
 from tests.helpers import tiny_config  # noqa: E402
-from tests.tui.support import add_neuron_profiles, make_run, make_runs  # noqa: E402
+from tests.tui.support import add_neuron_profiles, make_run, make_runs, open_inspector  # noqa: E402
 
 SIZE = (80, 24)
 APP_KEYS = {"f1", "f2", "f3", "f4", "ctrl+q"}
@@ -63,13 +63,7 @@ def test_neuron_inspector(workdir, snap_compare):
     add_neuron_profiles(workdir["k2"])
 
     async def inspect(pilot):
-        await opener(workdir["k2"], keys=("n",))(pilot)
-        screen = pilot.app.screen
-        for _ in range(300):  # the images are rendered in a worker
-            await pilot.pause(0.05)
-            if "▀" in str(screen.query_one("#neuron-images").content):
-                break
-        await pilot.pause()
+        await open_inspector(pilot, workdir["k2"])
 
     assert snap_compare(app(), terminal_size=SIZE, run_before=inspect)
 

@@ -14,7 +14,7 @@ pytest.importorskip("pytest_textual_snapshot")
 
 from collapse_tui.tui.app import CollapseApp  # noqa: E402
 from tests.helpers import tiny_config  # noqa: E402
-from tests.tui.support import add_neuron_profiles, make_runs  # noqa: E402
+from tests.tui.support import add_neuron_profiles, make_runs, open_inspector  # noqa: E402
 
 SIZE = (100, 30)
 
@@ -87,15 +87,7 @@ def test_neuron_inspector(workdir, snap_compare, tmp_path):
     add_neuron_profiles(workdir["k2"])
 
     async def inspect(pilot):
-        pilot.app.open_run(workdir["k2"])
-        await pilot.pause()
-        await pilot.press("n")
-        screen = pilot.app.screen
-        for _ in range(300):  # the images are rendered in a worker
-            await pilot.pause(0.05)
-            if "▀" in str(screen.query_one("#neuron-images").content):
-                break
-        await pilot.pause()
+        await open_inspector(pilot, workdir["k2"])
 
     assert snap_compare(app(), terminal_size=SIZE, run_before=inspect)
 
