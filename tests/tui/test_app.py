@@ -577,6 +577,8 @@ def test_compare_two_runs_and_export(tmp_path):
             config_table = screen.query_one("#cmp-config", DataTable)
             keys = [config_table.get_row_at(r)[0] for r in range(config_table.row_count)]
             assert keys == ["name", "sae.k"]  # all else is equal
+            # Under the tables: the highlighted row of the tab in view (not the last table filled).
+            assert str(screen.query_one("#cmp-detail", Static).render()).startswith("name: Run name")
             assert config_table.get_row_at(1)[1:] == ["2", "8"]
             await pilot.press("a")
             await pilot.pause()

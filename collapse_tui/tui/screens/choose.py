@@ -20,7 +20,7 @@ class ChooseScreen(ModalScreen[str | None]):
     ChooseScreen { align: center middle; }
     #choose { width: 60; max-width: 100%; height: auto; max-height: 90%; border: round $accent;
               background: $surface; padding: 0 1; }
-    #choose-title { height: 1; text-style: bold; }
+    #choose-title { height: auto; text-style: bold; }
     #choose-list { height: auto; max-height: 18; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]

@@ -140,10 +140,17 @@ class CompareScreen(AppScreen):
             table.add_row(key, *values, key=key)
 
     @on(DataTable.RowHighlighted)
-    def _show_legend(self, event: DataTable.RowHighlighted) -> None:
-        """Under the tables, what the highlighted row's metric or setting means."""
-        key = event.row_key.value if event.row_key is not None else None
-        text = self.legends.get(key or "", "")
+    @on(TabbedContent.TabActivated)
+    def _show_legend(self) -> None:
+        """Under the tables, what the highlighted row of the table in view means (a metric, a setting)."""
+        tab = self.query_one("#cmp-tabs", TabbedContent).active
+        table = {"config": "#cmp-config", "metrics": "#cmp-metrics"}.get(tab)
+        text, key = "", None
+        if table is not None:
+            rows = self.query_one(table, DataTable)
+            if rows.row_count:
+                key = rows.coordinate_to_cell_key((rows.cursor_row, 0)).row_key.value
+                text = self.legends.get(key or "", "")
         self.query_one("#cmp-detail", Static).update(Text(f"{key}: {text}" if text else "", style="dim"))
 
     def fill_tables(self) -> None:

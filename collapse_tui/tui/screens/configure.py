@@ -220,7 +220,7 @@ class ConfigureScreen(AppScreen):
         status = self.query_one("#cfg-status", Static)
         if valid:
             runs_dir = get_dotted(data, "runs_dir", "runs")
-            swept = f" · the sweep sets {', '.join(self.swept)} (not the fields)" if self.swept else ""
+            swept = f" · the sweep sets {', '.join(self.swept)}" if self.swept else ""
             status.update(f"✓ valid: {self.n_runs} run{'s' if self.n_runs != 1 else ''} → {runs_dir}/{swept}")
         else:
             problems = self.errors + self.sweep_errors
