@@ -18,10 +18,9 @@ from collapse_tui.tui.event_checks import read_run_events
 from collapse_tui.tui.state import RunState
 
 # The measurements the runs table shows, keyed by their column titles.
-_METRIC_COLUMNS = {s.label: s for s in map(spec, HEADLINE_KEYS)}
-METRIC_COLUMNS = _METRIC_COLUMNS
+METRIC_COLUMNS = {s.label: s for s in map(spec, HEADLINE_KEYS)}
 # The measurements first, so that a narrow terminal still shows them; date and dataset last.
-COLUMNS = ("run", "status", "method", "k/λ", *_METRIC_COLUMNS, "sweep", "dataset", "date")
+COLUMNS = ("run", "status", "method", "k/λ", *METRIC_COLUMNS, "sweep", "dataset", "date")
 _STAMP = re.compile(r"^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})")
 
 
@@ -61,11 +60,6 @@ def shown_date(started: str, now: float | None = None) -> str:
     if age < 86400:
         return f"{int(age // 3600)} h ago"
     return f"{int(age // 86400)} d ago"
-
-
-def run_date(record: RunRecord, now: float | None = None) -> str:
-    """When the run started, as the table shows it: an age within a week, else the date with its year."""
-    return shown_date(run_started(record), now)
 
 
 def _final(record: RunRecord) -> dict[str, Any]:
@@ -128,7 +122,7 @@ def row_values(record: RunRecord, sweep: str | None = None) -> dict[str, Any]:
         "dataset": s.get("dataset") or (cfg.get("data") or {}).get("dataset"),
         "method": method,
         "k/λ": sparsity,
-        **{column: _metric(m, s) for column, m in _METRIC_COLUMNS.items()},
+        **{column: _metric(m, s) for column, m in METRIC_COLUMNS.items()},
     }
 
 
@@ -141,8 +135,8 @@ def _metric(m: MetricSpec, summary: dict[str, Any]) -> Any:
 
 def format_cell(column: str, value: Any) -> str:
     """A cell's text; metrics as their spec shows them (a raw fraction in, a percentage out)."""
-    if column in _METRIC_COLUMNS:
-        return _METRIC_COLUMNS[column].format(value)
+    if column in METRIC_COLUMNS:
+        return METRIC_COLUMNS[column].format(value)
     if value is None:
         return MISSING
     if column == "k/λ":
@@ -167,8 +161,8 @@ _LEGENDS = {
 
 def legend(column: str) -> str:
     """One line saying what ``column`` of the runs table holds."""
-    if column in _METRIC_COLUMNS:
-        m = _METRIC_COLUMNS[column]
+    if column in METRIC_COLUMNS:
+        m = METRIC_COLUMNS[column]
         return m.description or m.label
     return _LEGENDS.get(column, "")
 
@@ -180,12 +174,6 @@ def sort_key(value: Any) -> tuple:
     if isinstance(value, (int, float)):
         return (0, float(value), "")
     return (1, 0, str(value).lower())
-
-
-def matches(values: dict[str, Any], text: str) -> bool:
-    """Does any cell of the row contain ``text`` (case-insensitive)? Every word must match somewhere."""
-    cells = " ".join(format_cell(c, values.get(c)) for c in COLUMNS).lower()
-    return all(word in cells for word in text.lower().split())
 
 
 # ---------------------------------------------------------------------- comparison
@@ -259,6 +247,16 @@ def metric_rows(runs: list[Compared]) -> list[tuple[str, list[str]]]:
     shows them (dead % as a percentage)."""
     return [("status", [c.record.status for c in runs]),
             *((m.label, [m.format(v) for v in values]) for m, values in _measured(runs))]
+
+
+def row_legends(runs: list[Compared]) -> dict[str, str]:
+    """What each row of the comparison holds, one line each: a metric's description by its label (as
+    :func:`metric_rows` titles it), a config key's from the schema."""
+    from collapse_tui.tui.schema import form_fields
+
+    return ({f.path: f.description for f in form_fields()}
+            | {m.label: m.description for m, _ in _measured(runs) if m.description}
+            | {"status": "How the run ended: ok, stopped, failed, crashed, or running."})
 
 
 def to_markdown(runs: list[Compared], only_differing: bool = True) -> str:

@@ -11,11 +11,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static, TabbedContent, TabPane
 
-from collapse_tui.metrics.specs import SPECS, dead_keys, dead_spec
 from collapse_tui.store import RunRecord
-from collapse_tui.tui.schema import form_fields
 from collapse_tui.tui.screens.base import AppScreen
-from collapse_tui.tui.runs_table import config_rows, export_path, load_compared, metric_rows, to_csv, to_markdown
+from collapse_tui.tui.runs_table import (config_rows, export_path, load_compared, metric_rows, row_legends, to_csv,
+                                         to_markdown)
 from collapse_tui.tui.widgets.chart_view import CHART_BINDINGS, ChartView
 from collapse_tui.tui.widgets.charts import PALETTE, LineChart, Series, line_glyph
 
@@ -48,16 +47,6 @@ def cell_width(screen_width: int, key_width: int, n_runs: int) -> int:
     return max(MIN_CELL_WIDTH, room // max(1, n_runs))
 
 
-def legends(runs: list) -> dict[str, str]:
-    """What each row of the compare tables holds, one line each: a metric's description by its label (the
-    dead fraction at every threshold the runs were measured at too), a config key's from the schema."""
-    finals = [r.record.summary.get("final") for r in runs]
-    specs = [*map(dead_spec, dead_keys(f for f in finals if isinstance(f, dict))), *SPECS]
-    return ({f.path: f.description for f in form_fields()}
-            | {m.label: m.description for m in specs if m.description}
-            | {"status": "How the run ended: ok, stopped, failed, crashed, or running."})
-
-
 class CompareScreen(AppScreen):
     """Side by side view of the given runs; each run keeps one colour everywhere on the screen."""
 
@@ -83,7 +72,7 @@ class CompareScreen(AppScreen):
         self.prefix = common_prefix([c.label for c in self.runs])  # shown once, in the legend
         self.exported: list[Path] = []
         self.chart_view = ChartView()  # shared by the curves: they smooth, scale and zoom together
-        self.legends = legends(self.runs)
+        self.legends = row_legends(self.runs)
 
     def color(self, i: int) -> str:
         return PALETTE[i % len(PALETTE)]
